@@ -1,0 +1,97 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Kept lean on purpose: CI builds from a fresh clone on 2 cores (see DESIGN.md, "Dependencies").
+// Hummingbird's default traits pull in swift-configuration, which nothing here uses.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "atelier",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "atelier", targets: ["atelier"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+    ],
+    targets: [
+        // The system's libsqlite3 (Debian: libsqlite3-dev); a thin typed wrapper lives in AtelierPersistence.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(
+            name: "AtelierCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AtelierPersistence",
+            dependencies: ["AtelierCore", "CSQLite"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AtelierStorage",
+            dependencies: ["AtelierCore"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AtelierEngine",
+            dependencies: [
+                "AtelierCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AtelierHTTP",
+            dependencies: [
+                "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "AtelierTesting",
+            dependencies: ["AtelierCore", "AtelierPersistence", "AtelierEngine"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "atelier",
+            dependencies: [
+                "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine", "AtelierHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AtelierCoreTests",
+            dependencies: ["AtelierCore", "AtelierTesting"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "AtelierPersistenceTests",
+            dependencies: ["AtelierPersistence", "AtelierCore"]
+        ),
+        .testTarget(
+            name: "AtelierHTTPTests",
+            dependencies: [
+                "AtelierHTTP", "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine", "AtelierTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,74 @@
+"""`python -m atelier_worker serve …` runs a worker; `python -m atelier_worker tiny DIR` builds the demo model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+# No network exists where Atelier runs its tests and demo; never let a library try the Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="atelier_worker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="load a pipeline and serve the worker protocol on stdin/stdout")
+    s.add_argument("--base", required=True, help="local folder with model_index.json, or a Hugging Face repo id")
+    s.add_argument("--lora", help="a local .safetensors file, or a repo id with --lora-weight-name")
+    s.add_argument("--lora-weight-name")
+    s.add_argument("--adapter-name", default="style")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--allow-random-weights", action="store_true", help="the demo profile: accept the tiny model")
+    s.add_argument("--no-warmup", action="store_true")
+    s.add_argument("--no-fast-path", action="store_true")
+    t = sub.add_parser("tiny", help="build the tiny random FLUX pipeline and LoRA (offline)")
+    t.add_argument("out_dir")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=os.environ.get("ATELIER_WORKER_LOG_LEVEL", "INFO"),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    if args.command == "tiny":
+        from .tiny import main as tiny_main
+
+        return tiny_main([args.out_dir])
+    return run_serve(args)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .runner import ModelSpec, Runner, RunnerOptions, WeightsMissing
+    from .serve import EXIT_LOAD_FAILED, EXIT_WEIGHTS_MISSING, serve, stdio_channel
+
+    log = logging.getLogger("atelier.worker")
+    inp, channel = stdio_channel()
+    spec = ModelSpec(
+        base=args.base,
+        lora=args.lora,
+        lora_weight_name=args.lora_weight_name,
+        adapter_name=args.adapter_name,
+        allow_random_weights=args.allow_random_weights,
+    )
+    options = RunnerOptions(
+        device=args.device, threads=args.threads, warmup=not args.no_warmup, enable_fast_path=not args.no_fast_path
+    )
+    runner = Runner(spec, options)
+    try:
+        runner.load()
+    except WeightsMissing as exc:
+        log.error("WEIGHTS MISSING: %s", exc)
+        return EXIT_WEIGHTS_MISSING
+    except Exception:  # noqa: BLE001
+        log.exception("loading the pipeline failed")
+        return EXIT_LOAD_FAILED
+    return serve(runner, inp, channel)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Which execution path a request runs: the standard bf16/fp32 pipeline, or `go_fast` (fp8 weights + a compiled
+transformer). The choice is a pure function of what the request asks and what the device can do, so it is tested
+on CPU; the speed-ups themselves are named switches in `Optimizations`, each measurable on its own (bench/)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# go_fast multiplies lora_scale by 1.5, as the hosted service documents for its fp8 path.
+FAST_LORA_SCALE_FACTOR = 1.5
+# fp8 matmuls need Ada (8.9) or Hopper (9.0) tensor cores.
+FP8_MIN_CAPABILITY = (8, 9)
+
+
+@dataclass(frozen=True)
+class DeviceCapabilities:
+    cuda: bool
+    compute_capability: tuple[int, int] | None
+    torchao: bool
+
+    @property
+    def fast_path_reason(self) -> str | None:
+        """None when the fast path can run; otherwise why not, for people."""
+        if not self.cuda:
+            return "no CUDA device"
+        if self.compute_capability is None or self.compute_capability < FP8_MIN_CAPABILITY:
+            return f"GPU compute capability {self.compute_capability} is below {FP8_MIN_CAPABILITY} (no fp8)"
+        if not self.torchao:
+            return "torchao is not installed"
+        return None
+
+
+@dataclass(frozen=True)
+class Optimizations:
+    """Named switches for the fast path (after huggingface/flux-fast). Each can be turned off to measure it."""
+
+    fp8_weights: bool = True  # torchao float8 dynamic-activation/float8-weight quantisation of the transformer
+    compile_transformer: bool = True  # torch.compile(mode="max-autotune-no-cudagraphs", fullgraph=True)
+    fuse_qkv: bool = True  # one matmul for q, k and v
+    channels_last_vae: bool = True
+
+
+@dataclass(frozen=True)
+class PathChoice:
+    fast: bool
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return "fast" if self.fast else "standard"
+
+
+def choose_path(go_fast: bool, caps: DeviceCapabilities, fast_loaded: bool) -> PathChoice:
+    if not go_fast:
+        return PathChoice(False, "go_fast=false: the standard path ran")
+    why_not = caps.fast_path_reason
+    if why_not is not None:
+        return PathChoice(False, f"go_fast requested but {why_not}: the standard path ran")
+    if not fast_loaded:
+        return PathChoice(False, "go_fast requested but the fast path is disabled in this worker: the standard path ran")
+    return PathChoice(True, "go_fast: fp8 weights with a compiled transformer")
+
+
+def effective_lora_scale(lora_scale: float, choice: PathChoice) -> float:
+    return lora_scale * FAST_LORA_SCALE_FACTOR if choice.fast else lora_scale
+
+
+def detect_capabilities() -> DeviceCapabilities:
+    import importlib.util
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    cap = torch.cuda.get_device_capability() if cuda else None
+    return DeviceCapabilities(cuda=cuda, compute_capability=cap, torchao=importlib.util.find_spec("torchao") is not None)

@@ -1,0 +1,162 @@
+"""Typed messages of the worker protocol (contracts/worker-protocol.md). Parsing is strict about the fields it
+needs and ignores unknown ones, so either side can add fields without breaking the other."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PROTOCOL_VERSION = 1
+OUTPUT_FORMATS = ("webp", "jpg", "png")
+
+
+class ProtocolError(ValueError):
+    """A message the worker cannot act on; answered with an `error` line, never a crash."""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    path: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    job_id: str
+    prompt: str
+    width: int
+    height: int
+    num_inference_steps: int
+    guidance: float
+    lora_scale: float
+    go_fast: bool
+    output_format: str
+    output_quality: int
+    outputs: list[OutputSpec]
+
+    def validate(self) -> None:
+        problems = []
+        if not self.prompt:
+            problems.append("prompt must not be empty")
+        for name, value in (("width", self.width), ("height", self.height)):
+            if value < 16 or value % 16:
+                problems.append(f"{name} must be a positive multiple of 16; got {value}")
+        if self.num_inference_steps < 1:
+            problems.append(f"num_inference_steps must be at least 1; got {self.num_inference_steps}")
+        if self.output_format not in OUTPUT_FORMATS:
+            problems.append(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}; got {self.output_format!r}")
+        if not 0 <= self.output_quality <= 100:
+            problems.append(f"output_quality must be 0-100; got {self.output_quality}")
+        if not self.outputs:
+            problems.append("outputs must name at least one file")
+        if problems:
+            raise ProtocolError("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+Inbound = GenerateRequest | Shutdown
+
+
+def _need(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in obj:
+        raise ProtocolError(f"missing field {key!r}")
+    value = obj[key]
+    # bool is an int in Python; a number field must not accept true/false.
+    if isinstance(value, bool) and kind is not bool:
+        raise ProtocolError(f"field {key!r} must be {kind}, got a boolean")
+    if not isinstance(value, kind):
+        raise ProtocolError(f"field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def parse_inbound(line: str) -> Inbound:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ProtocolError("a message must be a JSON object")
+    kind = obj.get("type")
+    if kind == "shutdown":
+        return Shutdown()
+    if kind != "generate":
+        raise ProtocolError(f"unknown message type {kind!r}")
+    outputs_raw = _need(obj, "outputs", list)
+    outputs = []
+    for item in outputs_raw:
+        if not isinstance(item, dict):
+            raise ProtocolError("each output must be an object with path and seed")
+        outputs.append(OutputSpec(path=_need(item, "path", str), seed=int(_need(item, "seed", int))))
+    return GenerateRequest(
+        job_id=str(_need(obj, "job_id", str)),
+        prompt=_need(obj, "prompt", str),
+        width=_need(obj, "width", int),
+        height=_need(obj, "height", int),
+        num_inference_steps=_need(obj, "num_inference_steps", int),
+        guidance=float(_need(obj, "guidance", (int, float))),
+        lora_scale=float(_need(obj, "lora_scale", (int, float))),
+        go_fast=bool(_need(obj, "go_fast", bool)),
+        output_format=_need(obj, "output_format", str),
+        output_quality=_need(obj, "output_quality", int),
+        outputs=outputs,
+    )
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    path: str
+    seed: int
+    width: int
+    height: int
+    bytes: int
+    format: str
+
+
+@dataclass(frozen=True)
+class Ready:
+    device: str
+    model: dict[str, Any]
+    fast_path: dict[str, Any]
+    load_ms: float
+    worker_version: str
+    pid: int
+    type: str = "ready"
+    protocol: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Progress:
+    job_id: str
+    step: int
+    total: int
+    type: str = "progress"
+
+
+@dataclass(frozen=True)
+class Result:
+    job_id: str
+    images: list[ImageResult]
+    path: str
+    path_reason: str
+    timings: dict[str, float] = field(default_factory=dict)
+    type: str = "result"
+
+
+@dataclass(frozen=True)
+class Error:
+    job_id: str | None
+    code: str
+    message: str
+    type: str = "error"
+
+
+Outbound = Ready | Progress | Result | Error
+
+
+def encode_outbound(message: Outbound) -> str:
+    return json.dumps(asdict(message), separators=(",", ":"))

@@ -1,0 +1,250 @@
+"""Loads a FLUX pipeline once (base weights + LoRA as a named adapter) and runs generate requests on it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .encode import encode
+from .fastpath import (
+    DeviceCapabilities,
+    Optimizations,
+    PathChoice,
+    choose_path,
+    detect_capabilities,
+    effective_lora_scale,
+)
+from .protocol import GenerateRequest, ImageResult, Ready, Result
+
+log = logging.getLogger("atelier.runner")
+
+TINY_MARKER = "ATELIER_TINY_RANDOM_WEIGHTS"
+
+
+class WeightsMissing(RuntimeError):
+    """Production weights are not where the configuration says: the message says what to download and where."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    base: str  # a local folder with model_index.json, or a Hugging Face repo id (read from the local HF cache)
+    lora: str | None  # a local .safetensors file, or a repo id (then lora_weight_name names the file)
+    lora_weight_name: str | None = None
+    adapter_name: str = "style"
+    allow_random_weights: bool = False  # the demo profile; production refuses the tiny model
+
+
+@dataclass
+class RunnerOptions:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 1  # torch intra-op threads on CPU: the default count ran 10-30x slower on a busy 2-core host
+    warmup: bool = True
+    enable_fast_path: bool = True
+    optimizations: Optimizations = field(default_factory=Optimizations)
+
+
+def _looks_local(ref: str) -> bool:
+    return ref.startswith(("/", "./", "../", "~")) or os.path.exists(ref)
+
+
+def resolve_base(spec: ModelSpec) -> str:
+    if _looks_local(spec.base):
+        folder = Path(spec.base).expanduser()
+        if not (folder / "model_index.json").is_file():
+            raise WeightsMissing(
+                f"base weights not found: {folder} has no model_index.json. Download black-forest-labs/FLUX.1-dev "
+                f"(accept its licence on huggingface.co, then `huggingface-cli download black-forest-labs/FLUX.1-dev "
+                f"--local-dir {folder}`) or point the model's catalog entry at a folder that has it."
+            )
+        if (folder / TINY_MARKER).exists() and not spec.allow_random_weights:
+            raise WeightsMissing(
+                f"{folder} holds the tiny random demo model, which the production profile refuses; "
+                "point the catalog entry at real FLUX.1-dev weights."
+            )
+        return str(folder)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(spec.base, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any cache miss means the same thing to the operator
+        raise WeightsMissing(
+            f"base weights {spec.base!r} are not in the Hugging Face cache ({exc.__class__.__name__}). "
+            f"Run `huggingface-cli download {spec.base}` on a machine with access (the FLUX.1-dev licence must be "
+            "accepted first), or set the catalog entry's base to a local folder."
+        ) from exc
+
+
+def resolve_lora(spec: ModelSpec) -> tuple[str, str] | None:
+    """Returns (folder or repo, weight file name) as load_lora_weights wants them. A wrong local path otherwise
+    surfaces as diffusers' misleading 'offline mode, you must specify a weight_name' error, so check it here."""
+    if spec.lora is None:
+        return None
+    if _looks_local(spec.lora):
+        path = Path(spec.lora).expanduser()
+        if not path.is_file():
+            raise WeightsMissing(
+                f"LoRA weights not found at {path}. Download strangerzonehf/Flux-Cute-3D-Kawaii-LoRA's "
+                "Cute-3d-Kawaii.safetensors and put it there, or fix the catalog entry's lora path."
+            )
+        return str(path.parent), path.name
+    if not spec.lora_weight_name:
+        raise WeightsMissing(f"LoRA {spec.lora!r} is a repo id; the catalog entry must also name its weight file")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        local = hf_hub_download(spec.lora, spec.lora_weight_name, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsMissing(
+            f"LoRA {spec.lora}/{spec.lora_weight_name} is not in the Hugging Face cache. Run `huggingface-cli download "
+            f"{spec.lora} {spec.lora_weight_name}`, or set the catalog entry's lora to a local file."
+        ) from exc
+    return str(Path(local).parent), Path(local).name
+
+
+class Runner:
+    """Owns the loaded pipeline. One request at a time (the protocol guarantees it)."""
+
+    def __init__(self, spec: ModelSpec, options: RunnerOptions) -> None:
+        self.spec = spec
+        self.options = options
+        self.pipe: Any = None
+        self.caps: DeviceCapabilities | None = None
+        self.device = "cpu"
+        self.random_weights = False
+        self.fast_loaded = False
+        self.load_ms = 0.0
+
+    def load(self) -> None:
+        import torch
+
+        started = time.perf_counter()
+        base = resolve_base(self.spec)
+        lora = resolve_lora(self.spec)
+        self.random_weights = (Path(base) / TINY_MARKER).exists()
+        self.caps = detect_capabilities()
+        self.device = self._pick_device()
+        if self.device == "cpu":
+            torch.set_num_threads(max(1, self.options.threads))
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        from diffusers import FluxPipeline
+
+        log.info("loading %s on %s (%s)", base, self.device, dtype)
+        pipe = FluxPipeline.from_pretrained(base, torch_dtype=dtype)
+        if lora is not None:
+            folder, weight_name = lora
+            pipe.load_lora_weights(folder, weight_name=weight_name, adapter_name=self.spec.adapter_name)
+            log.info("LoRA %s/%s loaded as adapter %r", folder, weight_name, self.spec.adapter_name)
+        pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe
+        if self.options.enable_fast_path and self.caps.fast_path_reason is None:
+            self._prepare_fast_path()
+        if self.random_weights:
+            log.warning("=" * 72)
+            log.warning("DEMO MODEL: the weights at %s are RANDOM; every image is noise.", base)
+            log.warning("=" * 72)
+        if self.options.warmup:
+            self._warmup()
+        self.load_ms = (time.perf_counter() - started) * 1000
+
+    def _pick_device(self) -> str:
+        wanted = self.options.device
+        if wanted == "auto":
+            return "cuda" if self.caps and self.caps.cuda else "cpu"
+        return wanted
+
+    def _prepare_fast_path(self) -> None:
+        """fp8 + compile, switch by switch. Only reached on a CUDA device with fp8 support and torchao."""
+        import torch
+
+        opts = self.options.optimizations
+        transformer = self.pipe.transformer
+        if opts.fuse_qkv:
+            self.pipe.transformer.fuse_qkv_projections()
+        if opts.channels_last_vae:
+            self.pipe.vae.to(memory_format=torch.channels_last)
+        if opts.fp8_weights:
+            from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
+
+            quantize_(transformer, Float8DynamicActivationFloat8WeightConfig())
+        if opts.compile_transformer:
+            self.pipe.transformer = torch.compile(transformer, mode="max-autotune-no-cudagraphs", fullgraph=True)
+        self.fast_loaded = True
+
+    def _warmup(self) -> None:
+        import torch
+
+        generator = torch.Generator("cpu").manual_seed(0)
+        self.pipe("warm up", height=256, width=256, num_inference_steps=1, guidance_scale=3.0, generator=generator,
+                  output_type="pil")
+
+    def ready_message(self) -> Ready:
+        assert self.caps is not None
+        reason = self.caps.fast_path_reason
+        return Ready(
+            device=self.device,
+            model={
+                "base": self.spec.base,
+                "lora": self.spec.lora,
+                "adapter": self.spec.adapter_name,
+                "random_weights": self.random_weights,
+            },
+            fast_path={"available": self.fast_loaded, "reason": reason or "ready"},
+            load_ms=round(self.load_ms, 1),
+            worker_version=__version__,
+            pid=os.getpid(),
+        )
+
+    def generate(self, req: GenerateRequest, on_step: Callable[[int, int], None]) -> Result:
+        import torch
+
+        assert self.pipe is not None and self.caps is not None
+        choice: PathChoice = choose_path(req.go_fast, self.caps, self.fast_loaded)
+        scale = effective_lora_scale(req.lora_scale, choice)
+        # One generator per image, each seeded by the server: image i depends only on its own seed.
+        generators = [torch.Generator("cpu").manual_seed(o.seed) for o in req.outputs]
+        total = req.num_inference_steps
+
+        def step_end(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            on_step(step + 1, total)
+            return kwargs
+
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = self.pipe(
+                prompt=req.prompt,
+                height=req.height,
+                width=req.width,
+                num_inference_steps=total,
+                guidance_scale=req.guidance,
+                num_images_per_prompt=len(req.outputs),
+                generator=generators if len(generators) > 1 else generators[0],
+                joint_attention_kwargs={"scale": scale},
+                callback_on_step_end=step_end,
+                output_type="pil",
+            )
+        inference_ms = (time.perf_counter() - started) * 1000
+        encode_started = time.perf_counter()
+        images: list[ImageResult] = []
+        for spec, image in zip(req.outputs, out.images, strict=True):
+            size = encode(image, spec.path, req.output_format, req.output_quality)
+            images.append(ImageResult(path=spec.path, seed=spec.seed, width=image.width, height=image.height,
+                                      bytes=size, format=req.output_format))
+        encode_ms = (time.perf_counter() - encode_started) * 1000
+        return Result(
+            job_id=req.job_id,
+            images=images,
+            path=choice.name,
+            path_reason=choice.reason,
+            timings={
+                "inference_ms": round(inference_ms, 1),
+                "encode_ms": round(encode_ms, 1),
+                "total_ms": round(inference_ms + encode_ms, 1),
+            },
+        )
