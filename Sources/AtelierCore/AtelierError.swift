@@ -1,0 +1,39 @@
+/// One problem with one request parameter, in machine form (`code`, `param`) and for people (`message`).
+public struct ParameterProblem: Sendable, Equatable, Codable {
+    public var param: String
+    public var code: String
+    public var message: String
+
+    public init(param: String, code: String, message: String) {
+        self.param = param
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Every error a request can end in. The HTTP layer maps these to status codes and envelopes in one place
+/// (`AtelierHTTP.ErrorMapping`); nothing else decides a status.
+public enum AtelierError: Error, Sendable, Equatable {
+    /// No key, an unknown key or a revoked key. The associated text says which and what to do.
+    case unauthorized(String)
+    /// One or more parameters are invalid; all of them are reported at once.
+    case invalidParameters([ParameterProblem])
+    /// The body could not be read as JSON, form or multipart.
+    case malformedBody(String)
+    /// The body is larger than the configured limit.
+    case bodyTooLarge(limit: Int)
+    case unsupportedMediaType(String)
+    case modelNotFound(String)
+    case notFound(String)
+    /// The engine cannot take work (no worker ready, shutting down).
+    case unavailable(String)
+    /// The run ended without an image; `code` is the worker's or engine's reason.
+    case runFailed(code: String, message: String)
+    case internalError(String)
+}
+
+extension AtelierError {
+    public static func invalid(_ param: String, _ code: String, _ message: String) -> AtelierError {
+        .invalidParameters([ParameterProblem(param: param, code: code, message: message)])
+    }
+}

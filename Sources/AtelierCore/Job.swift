@@ -1,0 +1,83 @@
+import Foundation
+
+/// One image produced by a run.
+public struct JobOutput: Sendable, Equatable, Codable {
+    public var name: String
+    public var seed: UInt64
+    public var width: Int
+    public var height: Int
+    public var bytes: Int
+    public init(name: String, seed: UInt64, width: Int, height: Int, bytes: Int) {
+        self.name = name
+        self.seed = seed
+        self.width = width
+        self.height = height
+        self.bytes = bytes
+    }
+}
+
+/// What the worker reports with a successful run, stored with the job.
+public struct JobResult: Sendable, Equatable, Codable {
+    public var outputs: [JobOutput]
+    /// `standard` or `fast`, and why.
+    public var path: String
+    public var pathReason: String
+    public var inferenceMs: Double
+    public var encodeMs: Double
+    public init(outputs: [JobOutput], path: String, pathReason: String, inferenceMs: Double, encodeMs: Double) {
+        self.outputs = outputs
+        self.path = path
+        self.pathReason = pathReason
+        self.inferenceMs = inferenceMs
+        self.encodeMs = encodeMs
+    }
+}
+
+public struct JobFailure: Sendable, Equatable, Codable {
+    public var code: String
+    public var message: String
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// A run as persisted: the request, its lifecycle and its outcome.
+public struct Job: Sendable, Equatable {
+    /// The public request_id: a random 15-digit integer, like the hosted service's.
+    public var id: Int64
+    public var accountID: Int64
+    public var request: RunRequest
+    /// The output names reserved for this run, one per image, chosen when it was accepted.
+    public var outputNames: [String]
+    public var status: JobStatus
+    public var attempts: Int
+    public var result: JobResult?
+    public var failure: JobFailure?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    public init(
+        id: Int64, accountID: Int64, request: RunRequest, outputNames: [String], status: JobStatus = .queued,
+        attempts: Int = 0, result: JobResult? = nil, failure: JobFailure? = nil, createdAt: Date,
+        startedAt: Date? = nil, finishedAt: Date? = nil
+    ) {
+        self.id = id
+        self.accountID = accountID
+        self.request = request
+        self.outputNames = outputNames
+        self.status = status
+        self.attempts = attempts
+        self.result = result
+        self.failure = failure
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+
+    /// The seed the run uses (image i uses seed + i). Always set once the job is persisted.
+    public var seed: UInt64 { request.seed ?? 0 }
+
+    public static let idRange: ClosedRange<Int64> = 100_000_000_000_000...999_999_999_999_999
+}

@@ -1,0 +1,167 @@
+import AtelierCore
+import Foundation
+
+/// Messages of the worker protocol (contracts/worker-protocol.md), decoded leniently: unknown fields are ignored.
+public enum WorkerInbound: Sendable, Equatable {
+    case generate(GenerateCommand)
+    case shutdown
+}
+
+public struct GenerateCommand: Sendable, Equatable, Codable {
+    public struct Output: Sendable, Equatable, Codable {
+        public var path: String
+        public var seed: UInt64
+        public init(path: String, seed: UInt64) {
+            self.path = path
+            self.seed = seed
+        }
+    }
+    public var type = "generate"
+    public var jobID: String
+    public var prompt: String
+    public var width: Int
+    public var height: Int
+    public var numInferenceSteps: Int
+    public var guidance: Double
+    public var loraScale: Double
+    public var goFast: Bool
+    public var outputFormat: String
+    public var outputQuality: Int
+    public var outputs: [Output]
+
+    enum CodingKeys: String, CodingKey {
+        case type, prompt, width, height, guidance, outputs
+        case jobID = "job_id"
+        case numInferenceSteps = "num_inference_steps"
+        case loraScale = "lora_scale"
+        case goFast = "go_fast"
+        case outputFormat = "output_format"
+        case outputQuality = "output_quality"
+    }
+
+    public init(job: Job, paths: [String]) {
+        let r = job.request
+        jobID = String(job.id)
+        prompt = r.prompt
+        width = r.size.width
+        height = r.size.height
+        numInferenceSteps = r.numInferenceSteps
+        guidance = r.guidance
+        loraScale = r.loraScale
+        goFast = r.goFast
+        outputFormat = r.outputFormat.rawValue
+        outputQuality = r.outputQuality
+        outputs = zip(paths, r.seeds(base: job.seed)).map { Output(path: $0, seed: $1) }
+    }
+}
+
+public struct WorkerReady: Sendable, Equatable, Decodable {
+    public struct Model: Sendable, Equatable, Decodable {
+        public var base: String?
+        public var lora: String?
+        public var adapter: String?
+        public var randomWeights: Bool
+        enum CodingKeys: String, CodingKey {
+            case base, lora, adapter
+            case randomWeights = "random_weights"
+        }
+    }
+    public struct FastPath: Sendable, Equatable, Decodable {
+        public var available: Bool
+        public var reason: String
+    }
+    public var protocolVersion: Int
+    public var pid: Int32
+    public var device: String
+    public var model: Model
+    public var fastPath: FastPath
+    public var loadMs: Double
+    enum CodingKeys: String, CodingKey {
+        case pid, device, model
+        case protocolVersion = "protocol"
+        case fastPath = "fast_path"
+        case loadMs = "load_ms"
+    }
+}
+
+public struct WorkerProgress: Sendable, Equatable, Decodable {
+    public var jobID: String
+    public var step: Int
+    public var total: Int
+    enum CodingKeys: String, CodingKey {
+        case step, total
+        case jobID = "job_id"
+    }
+}
+
+public struct WorkerResult: Sendable, Equatable, Decodable {
+    public struct Image: Sendable, Equatable, Decodable {
+        public var path: String
+        public var seed: UInt64
+        public var width: Int
+        public var height: Int
+        public var bytes: Int
+        public var format: String
+    }
+    public var jobID: String
+    public var images: [Image]
+    public var path: String
+    public var pathReason: String
+    public var timings: [String: Double]
+    enum CodingKeys: String, CodingKey {
+        case images, path, timings
+        case jobID = "job_id"
+        case pathReason = "path_reason"
+    }
+}
+
+public struct WorkerErrorReport: Sendable, Equatable, Decodable {
+    public var jobID: String?
+    public var code: String
+    public var message: String
+    enum CodingKeys: String, CodingKey {
+        case code, message
+        case jobID = "job_id"
+    }
+}
+
+public enum WorkerOutbound: Sendable, Equatable, Decodable {
+    case ready(WorkerReady)
+    case progress(WorkerProgress)
+    case result(WorkerResult)
+    case error(WorkerErrorReport)
+
+    enum TypeKey: String, CodingKey { case type }
+
+    public init(from decoder: any Decoder) throws {
+        let kind = try decoder.container(keyedBy: TypeKey.self).decode(String.self, forKey: .type)
+        switch kind {
+        case "ready": self = .ready(try WorkerReady(from: decoder))
+        case "progress": self = .progress(try WorkerProgress(from: decoder))
+        case "result": self = .result(try WorkerResult(from: decoder))
+        case "error": self = .error(try WorkerErrorReport(from: decoder))
+        default:
+            throw DecodingError.dataCorrupted(.init(codingPath: [TypeKey.type], debugDescription: "unknown message type \(kind)"))
+        }
+    }
+
+    public static func decode(line: some StringProtocol) throws -> WorkerOutbound {
+        try JSONDecoder().decode(WorkerOutbound.self, from: Data(line.utf8))
+    }
+}
+
+extension WorkerInbound {
+    public func encodedLine() throws -> Data {
+        var data: Data
+        switch self {
+        case .generate(let g):
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            data = try e.encode(g)
+        case .shutdown:
+            data = Data(#"{"type":"shutdown"}"#.utf8)
+        }
+        data.append(0x0A)
+        return data
+    }
+}

@@ -1,0 +1,302 @@
+import AtelierCore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+public struct SupervisorConfiguration: Sendable {
+    public var workerCount: Int = 1
+    /// Longest a job may run on a worker before the worker is killed and the job failed.
+    public var jobTimeout: Duration = .seconds(300)
+    /// Loading FLUX.1-dev from disk and warming up takes minutes on a cold cache.
+    public var readyTimeout: Duration = .seconds(900)
+    /// Idle slots look for queued jobs this often even without a wake-up.
+    public var pollInterval: Duration = .seconds(1)
+    public var restartBackoff: ClosedRange<Duration> = .milliseconds(500)...(.seconds(30))
+    public init() {}
+}
+
+/// The state of one worker slot, for /healthz and the logs.
+public struct WorkerSlotStatus: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable {
+        case starting, idle, busy, restarting, stopped
+    }
+    public var slot: Int
+    public var state: State
+    public var pid: Int32?
+    public var device: String?
+    public var jobID: Int64?
+    public var restarts: Int
+    public var randomWeights: Bool?
+    public var fastPathAvailable: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case slot, state, pid, device, restarts
+        case jobID = "job_id"
+        case randomWeights = "random_weights"
+        case fastPathAvailable = "fast_path_available"
+    }
+}
+
+public enum SupervisorError: Error, CustomStringConvertible {
+    /// Restarting cannot help (weights missing): start-up stops with the worker's explanation.
+    case fatal(String)
+    public var description: String {
+        switch self { case .fatal(let m): m }
+    }
+}
+
+/// Starts the configured number of workers, waits for them to be ready, gives each idle worker the oldest queued
+/// job (the database is the queue), restarts a worker that dies (with backoff), fails the job it held with a clear
+/// error, and kills a worker whose job overruns the timeout, so no client waits forever.
+public final class WorkerSupervisor: Service, Sendable {
+    let launch: WorkerLaunch
+    let config: SupervisorConfiguration
+    let store: any JobStore
+    let storage: any OutputStorage
+    public let events: JobEvents
+    public let wake: WakeSignal
+    let clock: any WallClock
+    let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let slots: Mutex<[WorkerSlotStatus]>
+    private let firstReady = Mutex<[CheckedContinuation<Void, Never>]>([])
+
+    public init(
+        launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any OutputStorage,
+        events: JobEvents = JobEvents(), wake: WakeSignal = WakeSignal(), clock: any WallClock = SystemWallClock(),
+        logger: Logger
+    ) {
+        self.launch = launch
+        self.config = config
+        self.store = store
+        self.storage = storage
+        self.events = events
+        self.wake = wake
+        self.clock = clock
+        self.logger = logger
+        slots = Mutex((0..<config.workerCount).map {
+            WorkerSlotStatus(slot: $0, state: .starting, pid: nil, device: nil, jobID: nil, restarts: 0)
+        })
+    }
+
+    public var status: [WorkerSlotStatus] { slots.withLock { $0 } }
+
+    public var readyWorkerCount: Int { status.filter { $0.state == .idle || $0.state == .busy }.count }
+
+    /// Queues are woken here by the HTTP layer after it stored a job.
+    public func jobQueued() async {
+        await wake.signal()
+    }
+
+    public func run() async throws {
+        let orphaned = try await store.failOrphanedRunning(
+            failure: JobFailure(code: "server_restarted", message: "the server stopped while this run was in progress; send the request again"),
+            now: clock.now()
+        )
+        if orphaned > 0 { logger.warning("failed \(orphaned) run(s) left running by a previous server process") }
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for slot in 0..<config.workerCount {
+                    group.addTask { try await self.slotLoop(slot) }
+                }
+                try await group.waitForAll()
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+            Task { await self.wake.releaseAll() }
+        }
+    }
+
+    private func update(_ slot: Int, _ change: (inout WorkerSlotStatus) -> Void) {
+        slots.withLock { change(&$0[slot]) }
+    }
+
+    private var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    private func slotLoop(_ slot: Int) async throws {
+        var backoff = config.restartBackoff.lowerBound
+        while !isStopping {
+            update(slot) { $0.state = .starting; $0.pid = nil; $0.jobID = nil }
+            let worker: WorkerProcess
+            let ready: WorkerReady
+            do {
+                (worker, ready) = try await startWorker()
+            } catch let error as WorkerStartError {
+                if error.isWeightsMissing {
+                    throw SupervisorError.fatal(error.description)
+                }
+                logger.error("worker slot \(slot): \(error); retrying in \(backoff)")
+                update(slot) { $0.state = .restarting; $0.restarts += 1 }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, config.restartBackoff.upperBound)
+                continue
+            }
+            backoff = config.restartBackoff.lowerBound
+            update(slot) {
+                $0.state = .idle
+                $0.pid = worker.pid
+                $0.device = ready.device
+                $0.randomWeights = ready.model.randomWeights
+                $0.fastPathAvailable = ready.fastPath.available
+            }
+            logger.info("worker slot \(slot) ready: pid \(worker.pid) on \(ready.device), loaded in \(Int(ready.loadMs)) ms")
+            let alive = try await serveJobs(slot: slot, worker: worker)
+            if alive {
+                worker.requestShutdown()
+                update(slot) { $0.state = .stopped }
+                return
+            }
+            update(slot) { $0.state = .restarting; $0.restarts += 1 }
+            try? await Task.sleep(for: backoff)
+        }
+        update(slot) { $0.state = .stopped }
+    }
+
+    private func startWorker() async throws -> (WorkerProcess, WorkerReady) {
+        let worker = try WorkerProcess(launch: launch, logger: logger)
+        let readyTimeout = config.readyTimeout
+        let outcome: Result<WorkerReady, WorkerStartError> = await withTaskGroup(of: Result<WorkerReady, WorkerStartError>?.self) { group in
+            group.addTask {
+                for await event in worker.events {
+                    switch event {
+                    case .message(.ready(let r)): return .success(r)
+                    case .exited(let status, let signaled):
+                        // The stderr reader may still be draining; give it a moment so the log is complete.
+                        try? await Task.sleep(for: .milliseconds(200))
+                        return .failure(.exitedBeforeReady(status: status, signaled: signaled, log: worker.lastLogLines))
+                    default: continue
+                    }
+                }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: readyTimeout)
+                return Task.isCancelled ? nil : .failure(.readyTimeout(seconds: Int(readyTimeout.components.seconds)))
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? .failure(.readyTimeout(seconds: 0))
+        }
+        switch outcome {
+        case .success(let r): return (worker, r)
+        case .failure(let e):
+            worker.kill()
+            throw e
+        }
+    }
+
+    /// Serves jobs until shutdown (returns true: the worker is still alive) or the worker dies (returns false).
+    private func serveJobs(slot: Int, worker: WorkerProcess) async throws -> Bool {
+        while !isStopping {
+            guard let job = try await store.claimNext(now: clock.now()) else {
+                await wake.wait(upTo: config.pollInterval)
+                continue
+            }
+            update(slot) { $0.state = .busy; $0.jobID = job.id }
+            let outcome = await run(job, on: worker)
+            try await record(outcome, for: job)
+            await events.jobFinished(job.id)
+            update(slot) { $0.state = .idle; $0.jobID = nil }
+            switch outcome {
+            case .crashed, .timedOut, .protocolBroken:
+                worker.kill()
+                return false
+            case .succeeded, .failed: continue
+            }
+        }
+        return true
+    }
+
+    enum Outcome {
+        case succeeded(WorkerResult)
+        case failed(WorkerErrorReport)
+        case crashed(status: Int32, signaled: Bool, log: [String])
+        case timedOut
+        case protocolBroken(String)
+    }
+
+    private func run(_ job: Job, on worker: WorkerProcess) async -> Outcome {
+        var paths: [String] = []
+        for name in job.outputNames {
+            guard let path = storage.localPath(for: name) else {
+                return .failed(WorkerErrorReport(jobID: String(job.id), code: "storage_error", message: "invalid output name \(name)"))
+            }
+            paths.append(path)
+        }
+        do {
+            try worker.send(.generate(GenerateCommand(job: job, paths: paths)))
+        } catch {
+            return .protocolBroken("writing to the worker failed: \(error)")
+        }
+        let jobKey = String(job.id)
+        let events = self.events
+        let timeout = config.jobTimeout
+        return await withTaskGroup(of: Outcome?.self) { group in
+            group.addTask {
+                for await event in worker.events {
+                    switch event {
+                    case .message(.progress(let p)) where p.jobID == jobKey:
+                        await events.jobProgressed(job.id, step: p.step, total: p.total)
+                    case .message(.result(let r)) where r.jobID == jobKey:
+                        return .succeeded(r)
+                    case .message(.error(let e)) where e.jobID == jobKey || e.jobID == nil:
+                        return .failed(e)
+                    case .exited(let status, let signaled):
+                        try? await Task.sleep(for: .milliseconds(100))
+                        return .crashed(status: status, signaled: signaled, log: worker.lastLogLines)
+                    case .garbage(let line):
+                        self.logger.warning("worker \(worker.pid) wrote a non-protocol line: \(line.prefix(200))")
+                    default:
+                        continue
+                    }
+                }
+                return .crashed(status: -1, signaled: false, log: worker.lastLogLines)
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return Task.isCancelled ? nil : .timedOut
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? .timedOut
+        }
+    }
+
+    private func record(_ outcome: Outcome, for job: Job) async throws {
+        let now = clock.now()
+        switch outcome {
+        case .succeeded(let r):
+            let names = Dictionary(uniqueKeysWithValues: zip(job.outputNames.compactMap { storage.localPath(for: $0) }, job.outputNames))
+            let outputs = r.images.map {
+                JobOutput(name: names[$0.path] ?? URL(fileURLWithPath: $0.path).lastPathComponent, seed: $0.seed,
+                          width: $0.width, height: $0.height, bytes: $0.bytes)
+            }
+            let result = JobResult(
+                outputs: outputs, path: r.path, pathReason: r.pathReason,
+                inferenceMs: r.timings["inference_ms"] ?? 0, encodeMs: r.timings["encode_ms"] ?? 0
+            )
+            _ = try await store.complete(id: job.id, result: result, now: now)
+            logger.info("run \(job.id) succeeded: \(outputs.count) image(s), \(Int(r.timings["total_ms"] ?? 0)) ms, \(r.path) path")
+        case .failed(let e):
+            _ = try await store.fail(id: job.id, failure: JobFailure(code: e.code, message: e.message), now: now)
+            logger.warning("run \(job.id) failed: \(e.code): \(e.message)")
+        case .crashed(let status, let signaled, let log):
+            let how = signaled ? "was killed by signal \(status)" : "exited with status \(status)"
+            _ = try await store.fail(id: job.id, failure: JobFailure(
+                code: "worker_crashed",
+                message: "the worker running this request \(how); no image was made and nothing was charged. Send the request again."
+            ), now: now)
+            logger.error("worker \(how) during run \(job.id); last log lines:\n\(log.suffix(10).joined(separator: "\n"))")
+        case .timedOut:
+            _ = try await store.fail(id: job.id, failure: JobFailure(
+                code: "timeout",
+                message: "the run took longer than \(config.jobTimeout.components.seconds) s and was stopped; try fewer steps or a smaller size"
+            ), now: now)
+            logger.error("run \(job.id) overran \(config.jobTimeout); killing its worker")
+        case .protocolBroken(let why):
+            _ = try await store.fail(id: job.id, failure: JobFailure(code: "worker_crashed", message: "the worker stopped answering: \(why)"), now: now)
+            logger.error("run \(job.id): \(why)")
+        }
+    }
+}

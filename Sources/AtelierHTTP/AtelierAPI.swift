@@ -1,0 +1,188 @@
+import AtelierCore
+import AtelierEngine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import Logging
+
+/// Where queued jobs go and how their ends are heard: the supervisor in production, a test double in unit tests.
+public protocol RunQueue: Sendable {
+    var events: JobEvents { get }
+    func jobQueued() async
+    /// Worker slots, for /healthz.
+    var workerStatus: [WorkerSlotStatus] { get }
+}
+
+extension WorkerSupervisor: RunQueue {
+    public var workerStatus: [WorkerSlotStatus] { status }
+}
+
+public struct APIConfiguration: Sendable {
+    /// Public base URL for output links (e.g. https://images.example.com); nil: built from the request's Host.
+    public var publicBaseURL: String?
+    /// How long /api/v4/run holds the connection before answering with the request_id and status only.
+    public var waitWindow: Duration = .seconds(60)
+    /// Largest body accepted; a larger Content-Length is refused before the body is read.
+    public var maxBodyBytes: Int = 25 * 1024 * 1024
+    public init() {}
+}
+
+/// The dependencies of the public API, injected.
+public struct AtelierAPI: Sendable {
+    public let catalog: ModelCatalog
+    public let keys: any KeyStore
+    public let jobs: any JobStore
+    public let storage: any OutputStorage
+    public let queue: any RunQueue
+    public let clock: any WallClock
+    public let config: APIConfiguration
+
+    public init(
+        catalog: ModelCatalog, keys: any KeyStore, jobs: any JobStore, storage: any OutputStorage, queue: any RunQueue,
+        clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init()
+    ) {
+        self.catalog = catalog
+        self.keys = keys
+        self.jobs = jobs
+        self.storage = storage
+        self.queue = queue
+        self.clock = clock
+        self.config = config
+    }
+
+    public func buildRouter() -> Router<AtelierRequestContext> {
+        let router = Router(context: AtelierRequestContext.self)
+        router.add(middleware: ErrorEnvelopeMiddleware())
+        router.post("/api/v4/run") { request, context in try await self.run(request, context: context) }
+        router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
+        router.get("/healthz") { _, _ in self.health() }
+        return router
+    }
+
+    // MARK: /api/v4/run
+
+    func run(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        let raw = try await readParameters(request)
+        let account = try await authenticate(request, body: raw)
+        var run = try RunRequestDecoder(catalog: catalog).decode(raw)
+        var rng = SystemRandomNumberGenerator()
+        if run.seed == nil { run.seed = UInt64.random(in: 0...RunRequest.maxSeed, using: &rng) }
+        let names = (0..<run.numOutputs).map { _ in storage.newName(format: run.outputFormat) }
+
+        var job = Job(id: 0, accountID: account.accountID, request: run, outputNames: names, createdAt: clock.now())
+        // Random 15-digit ids, like the hosted service's; a collision (1 in 10^14 per pair) just draws again.
+        for attempt in 0..<5 {
+            job.id = Int64.random(in: Job.idRange, using: &rng)
+            await queue.events.subscribe(job.id)
+            do {
+                try await jobs.insert(job)
+                break
+            } catch JobStoreError.duplicateID where attempt < 4 {
+                continue
+            }
+        }
+        context.logger.info("run \(job.id) queued for account \(account.accountName): \(run.modelID) \(run.size) \(run.numInferenceSteps) steps")
+        await queue.jobQueued()
+        _ = await queue.events.wait(job.id, timeout: config.waitWindow)
+
+        guard let current = try await jobs.job(id: job.id) else {
+            throw AtelierError.internalError("run \(job.id) vanished after it was queued")
+        }
+        let view = RunView(job: current, baseURL: baseURL(for: request))
+        switch current.status {
+        case .failed, .canceled:
+            let failure = current.failure ?? JobFailure(code: "failed", message: "the run failed")
+            return ErrorMapping.response(for: .runFailed(code: failure.code, message: failure.message), run: view)
+        case .succeeded, .queued, .running:
+            return JSONResponse.make(status: .ok, SuccessEnvelope(data: view))
+        }
+    }
+
+    func readParameters(_ request: Request) async throws -> [String: ParameterValue] {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > config.maxBodyBytes {
+            throw AtelierError.bodyTooLarge(limit: config.maxBodyBytes)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: config.maxBodyBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw AtelierError.bodyTooLarge(limit: config.maxBodyBytes)
+        }
+        return try BodyParser.parse(body, contentType: request.headers[.contentType])
+    }
+
+    /// `Authorization: Bearer <key>`, or an `api_key` body field (the hosted API accepts both).
+    func authenticate(_ request: Request, body: [String: ParameterValue]) async throws -> KeyRecord {
+        var presented: String?
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                throw AtelierError.unauthorized("the Authorization header must be \"Bearer <your API key>\"")
+            }
+            presented = parts[1].trimmingCharacters(in: .whitespaces)
+        } else if case .string(let k)? = body["api_key"] {
+            presented = k
+        }
+        guard let text = presented, !text.isEmpty else {
+            throw AtelierError.unauthorized("no API key: send \"Authorization: Bearer <your API key>\" (create one with `atelier keys create --account NAME`)")
+        }
+        let key = APIKey(plaintext: text)
+        guard key.isWellFormed, let record = try await keys.lookupKey(hash: key.hash) else {
+            throw AtelierError.unauthorized("this API key is not known; check it was copied whole, or create one with `atelier keys create --account NAME`")
+        }
+        if record.revokedAt != nil {
+            throw AtelierError.unauthorized("this API key (\(record.prefix)…) was revoked; create a new one with `atelier keys create --account \(record.accountName)`")
+        }
+        return record
+    }
+
+    func baseURL(for request: Request) -> String {
+        if let configured = config.publicBaseURL { return configured }
+        let host = request.head.authority ?? "127.0.0.1"
+        return "http://\(host)"
+    }
+
+    // MARK: /storage/outputs
+
+    func output(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        guard let name = context.parameters.get("name"), let path = storage.localPath(for: name),
+              let format = OutputFormat(rawValue: String(name.split(separator: ".").last ?? ""))
+        else {
+            throw AtelierError.notFound("no such output")
+        }
+        let body: ResponseBody
+        do {
+            body = try await FileIO().loadFile(path: path, context: context)
+        } catch {
+            throw AtelierError.notFound("no such output")
+        }
+        var headers: HTTPFields = [:]
+        headers[.contentType] = format.contentType
+        // Names are random and never reused, so a file never changes: cache it for good.
+        headers[.cacheControl] = "public, max-age=31536000, immutable"
+        headers[.init("X-Content-Type-Options")!] = "nosniff"
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    // MARK: /healthz
+
+    struct Health: Encodable, Sendable {
+        var status: String
+        var workers: [WorkerSlotStatus]
+    }
+
+    func health() -> Response {
+        let workers = queue.workerStatus
+        let ready = workers.contains { $0.state == .idle || $0.state == .busy }
+        return JSONResponse.make(status: .ok, Health(status: ready ? "ok" : "starting", workers: workers))
+    }
+}
+
+extension AtelierAPI {
+    /// The HTTP/1.1 server with the 100-continue handler in its pipeline.
+    public static func server() -> HTTPServerBuilder {
+        .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()]))
+    }
+}

@@ -1,0 +1,116 @@
+import AtelierCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+
+/// The one place that turns errors into HTTP statuses and the public error envelope:
+/// `{"success": false, "message": "…", "error": {"code": "…", "param": "…", "details": [...]}}`.
+public enum ErrorMapping {
+    public struct Envelope: Encodable, Sendable {
+        public struct Detail: Encodable, Sendable {
+            public var code: String
+            public var param: String?
+            public var message: String?
+            public var details: [ParameterProblem]?
+        }
+        public var success = false
+        public var message: String
+        public var error: Detail
+        public var data: RunView?
+    }
+
+    public static func status(for error: AtelierError) -> HTTPResponse.Status {
+        switch error {
+        case .unauthorized: .unauthorized
+        case .invalidParameters, .malformedBody: .badRequest
+        case .bodyTooLarge: .contentTooLarge
+        case .unsupportedMediaType: .unsupportedMediaType
+        case .modelNotFound, .notFound: .notFound
+        case .unavailable: .serviceUnavailable
+        case .runFailed(let code, _):
+            // Infrastructure failures are worth retrying: 503. A failure of the generation itself is a 500.
+            ["worker_crashed", "timeout", "server_restarted"].contains(code) ? .serviceUnavailable : .internalServerError
+        case .internalError: .internalServerError
+        }
+    }
+
+    public static func envelope(for error: AtelierError, run: RunView? = nil) -> Envelope {
+        switch error {
+        case .unauthorized(let m): Envelope(message: m, error: .init(code: "unauthorized"))
+        case .invalidParameters(let problems):
+            Envelope(
+                message: problems.map(\.message).joined(separator: "; "),
+                error: .init(code: problems.first?.code ?? "invalid_parameter", param: problems.first?.param,
+                             details: problems)
+            )
+        case .malformedBody(let m): Envelope(message: m, error: .init(code: "malformed_body"))
+        case .bodyTooLarge(let limit):
+            Envelope(message: "the request body is larger than the limit of \(limit) bytes; send a smaller body (or a URL for large images)",
+                     error: .init(code: "body_too_large"))
+        case .unsupportedMediaType(let m): Envelope(message: m, error: .init(code: "unsupported_media_type"))
+        case .modelNotFound(let id): Envelope(message: "no model \"\(id)\"; GET /api/v4/models lists them", error: .init(code: "model_not_found", param: "model_id"))
+        case .notFound(let m): Envelope(message: m, error: .init(code: "not_found"))
+        case .unavailable(let m): Envelope(message: m, error: .init(code: "unavailable"))
+        case .runFailed(let code, let m): Envelope(message: m, error: .init(code: code), data: run)
+        case .internalError: Envelope(message: "internal error; the server's log has the details", error: .init(code: "internal_error"))
+        }
+    }
+
+    public static func response(for error: AtelierError, run: RunView? = nil, extraHeaders: HTTPFields = [:]) -> Response {
+        var headers = extraHeaders
+        if case .unauthorized = error { headers[.wwwAuthenticate] = "Bearer" }
+        if status(for: error) == .serviceUnavailable { headers[.retryAfter] = "5" }
+        return JSONResponse.make(status: status(for: error), envelope(for: error, run: run), headers: headers)
+    }
+
+    /// Errors that are not ours (the router's 404, Hummingbird's body limit) get the same envelope.
+    public static func response(for error: any Error, logger: Logger) -> Response {
+        if let e = error as? AtelierError {
+            if case .internalError(let detail) = e { logger.error("internal error: \(detail)") }
+            return response(for: e)
+        }
+        if let e = error as? HTTPError {
+            let code: String
+            let message: String
+            switch e.status {
+            case .notFound: (code, message) = ("not_found", "no such route; docs/api.md lists the API's routes")
+            case .contentTooLarge: (code, message) = ("body_too_large", e.body ?? "the request body is too large")
+            case .methodNotAllowed: (code, message) = ("method_not_allowed", "this route does not take that method")
+            default: (code, message) = (e.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"), e.body ?? e.status.reasonPhrase)
+            }
+            return JSONResponse.make(status: e.status, Envelope(message: message, error: .init(code: code)), headers: e.headers)
+        }
+        logger.error("unexpected error: \(String(reflecting: error))")
+        return response(for: AtelierError.internalError(String(describing: error)))
+    }
+}
+
+/// Wraps every route so that any thrown error leaves as the public envelope.
+public struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            return ErrorMapping.response(for: error, logger: context.logger)
+        }
+    }
+}
+
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    static func make(status: HTTPResponse.Status, _ value: some Encodable, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json; charset=utf-8"
+        fields[.cacheControl] = "no-store"
+        let data = (try? encoder.encode(value)) ?? Data(#"{"success":false,"message":"encoding failed"}"#.utf8)
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,74 @@
+import AtelierCore
+import Foundation
+
+/// The `data` of a run's response: what the hosted service returns (`request_id`, `output`, `output_type`), plus
+/// the seed, size, which execution path ran and timings.
+public struct RunView: Encodable, Sendable {
+    public enum Output: Encodable, Sendable {
+        case one(String)
+        case many([String])
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .one(let s): try c.encode(s)
+            case .many(let l): try c.encode(l)
+            }
+        }
+    }
+    public struct Timings: Encodable, Sendable {
+        public var inferenceMs: Double
+        public var encodeMs: Double
+        public var totalMs: Double?
+        enum CodingKeys: String, CodingKey {
+            case inferenceMs = "inference_ms"
+            case encodeMs = "encode_ms"
+            case totalMs = "total_ms"
+        }
+    }
+
+    public var requestID: Int64
+    public var status: String
+    public var modelID: String
+    public var output: Output?
+    public var outputType: String?
+    public var seed: UInt64
+    public var seeds: [UInt64]?
+    public var width: Int
+    public var height: Int
+    public var path: String?
+    public var pathReason: String?
+    public var timings: Timings?
+
+    enum CodingKeys: String, CodingKey {
+        case status, output, seed, seeds, width, height, path, timings
+        case requestID = "request_id"
+        case modelID = "model_id"
+        case outputType = "output_type"
+        case pathReason = "path_reason"
+    }
+
+    public init(job: Job, baseURL: String) {
+        requestID = job.id
+        status = job.status.rawValue
+        modelID = job.request.modelID
+        seed = job.seed
+        width = job.request.size.width
+        height = job.request.size.height
+        if let result = job.result, job.status == .succeeded {
+            let urls = result.outputs.map { "\(baseURL)/storage/outputs/\($0.name)" }
+            output = job.request.numOutputs > 1 ? .many(urls) : urls.first.map(Output.one)
+            outputType = "image"
+            if job.request.numOutputs > 1 { seeds = result.outputs.map(\.seed) }
+            path = result.path
+            pathReason = result.pathReason
+            var timings = Timings(inferenceMs: result.inferenceMs, encodeMs: result.encodeMs)
+            if let s = job.startedAt, let f = job.finishedAt { timings.totalMs = (f.timeIntervalSince(s) * 10_000).rounded() / 10 }
+            self.timings = timings
+        }
+    }
+}
+
+public struct SuccessEnvelope<T: Encodable & Sendable>: Encodable, Sendable {
+    public var success = true
+    public var data: T
+}

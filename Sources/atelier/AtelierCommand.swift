@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct AtelierCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "atelier",
+        abstract: "Atelier: a self-hosted image-generation API server.",
+        subcommands: [ServeCommand.self, KeysCommand.self]
+    )
+}

@@ -1,0 +1,167 @@
+import AtelierCore
+import AtelierEngine
+import AtelierHTTP
+import AtelierPersistence
+import AtelierStorage
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the API server and its local workers (SQLite and a local output folder by default)."
+    )
+
+    @Option(help: "Address to listen on (ATELIER_HOST; default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on; 0 picks a free one (ATELIER_PORT; default 8080).") var port: String?
+    @Option(name: .customLong("data-dir"), help: "Folder for the SQLite file, outputs and the demo model (ATELIER_DATA_DIR; default ./data).") var dataDir: String?
+    @Option(help: "demo (tiny random model) or production (the catalog's real weights) (ATELIER_PROFILE; default demo).") var profile: String?
+    @Option(help: "Number of worker processes (ATELIER_WORKERS; default 1).") var workers: String?
+    @Option(help: "Python interpreter with the worker's packages (ATELIER_PYTHON; default .venv/bin/python).") var python: String?
+    @Option(name: .customLong("worker-dir"), help: "Folder holding the atelier_worker package (ATELIER_WORKER_DIR; default ./worker).") var workerDir: String?
+    @Option(name: .customLong("models-dir"), help: "Folder of model catalog files (ATELIER_MODELS_DIR; default ./models).") var modelsDir: String?
+    @Option(name: .customLong("worker-threads"), help: "Torch threads per CPU worker (ATELIER_WORKER_THREADS; default 1).") var workerThreads: String?
+    @Option(help: "auto, cpu, cuda or cuda:N (ATELIER_DEVICE; default auto).") var device: String?
+    @Option(name: .customLong("job-timeout"), help: "Seconds a run may take on a worker (ATELIER_JOB_TIMEOUT; default 300).") var jobTimeout: String?
+    @Option(help: "Seconds /api/v4/run waits before answering with the request_id only (ATELIER_WAIT; default 60).") var wait: String?
+    @Option(name: .customLong("public-url"), help: "Base URL for output links (ATELIER_PUBLIC_URL; default: from the request's Host).") var publicURL: String?
+    @Option(name: .customLong("log-level"), help: "trace … critical (ATELIER_LOG_LEVEL; default info).") var logLevel: String?
+
+    func run() async throws {
+        let settings: ServeSettings
+        do {
+            settings = try ServeSettings.resolve(
+                flags: .init(host: host, port: port, dataDir: dataDir, profile: profile, workers: workers, python: python,
+                             workerDir: workerDir, modelsDir: modelsDir, workerThreads: workerThreads, device: device,
+                             jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel),
+                environment: ProcessInfo.processInfo.environment
+            )
+        } catch {
+            throw ValidationError(error.description)
+        }
+        // Writing to a worker that just died must fail with EPIPE, not kill the server.
+        signal(SIGPIPE, SIG_IGN)
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "atelier")
+        try await Server(settings: settings, logger: logger).run()
+    }
+}
+
+/// Wires the parts together for `atelier serve`.
+struct Server {
+    let settings: ServeSettings
+    let logger: Logger
+
+    func run() async throws {
+        let catalog: ModelCatalog
+        do {
+            catalog = try CatalogLoader.load(directory: settings.modelsDirectory)
+        } catch let error as SettingError {
+            throw ValidationError(error.description)
+        }
+        // One pipeline per worker: this foundation serves the catalog's first model (flux-cute-3d-kawaii).
+        guard let modelID = catalog.ids.first, let entry = catalog[modelID] else { throw ValidationError("empty catalog") }
+        try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: settings.databasePath)
+        let storage = try LocalFolderStorage(root: settings.outputsDirectory)
+        let launch = try workerLaunch(for: entry)
+
+        var supervisorConfig = SupervisorConfiguration()
+        supervisorConfig.workerCount = settings.workers
+        supervisorConfig.jobTimeout = .seconds(settings.jobTimeoutSeconds)
+        let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, logger: logger)
+
+        var apiConfig = APIConfiguration()
+        apiConfig.publicBaseURL = settings.publicURL
+        apiConfig.waitWindow = .seconds(settings.waitSeconds)
+        let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig)
+
+        let demoKey = try await firstStartKey(store: store)
+        let settings = self.settings
+        let app = Application(
+            router: api.buildRouter(),
+            server: AtelierAPI.server(),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Atelier"),
+            services: [supervisor],
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? settings.port
+                Banner.print(host: settings.host, port: port, profile: settings.profile, modelID: modelID, newKey: demoKey)
+            },
+            logger: logger
+        )
+        do {
+            try await app.runService()
+        } catch let error as SupervisorError {
+            logger.critical("\(error.description)")
+            throw ExitCode(3)
+        }
+    }
+
+    /// Demo profile: on first start (no keys at all) create a `demo` account and a key, printed once.
+    func firstStartKey(store: SQLiteStore) async throws -> APIKey? {
+        guard settings.profile == .demo, try await store.keyCount() == 0 else { return nil }
+        let account = try await store.ensureAccount(named: "demo")
+        let key = APIKey.generate()
+        try await store.addKey(key, accountID: account)
+        return key
+    }
+
+    func workerLaunch(for entry: ModelEntry) throws -> WorkerLaunch {
+        var args = ["serve", "--device", settings.device, "--threads", String(settings.workerThreads)]
+        switch settings.profile {
+        case .demo:
+            let tiny = try TinyModel.ensure(at: settings.tinyModelDirectory, python: settings.python,
+                                            workerDirectory: settings.workerDirectory, logger: logger)
+            logger.warning("DEMO PROFILE: \(entry.id) runs on a tiny model with RANDOM weights at \(tiny.path); every image is noise. Use --profile production with real weights for real images.")
+            args += ["--base", tiny.appendingPathComponent("pipeline").path,
+                     "--lora", tiny.appendingPathComponent("tiny-lora.safetensors").path,
+                     "--allow-random-weights"]
+        case .production:
+            guard let base = entry.base.reference else {
+                throw ValidationError("model \(entry.id) names no base weights (base.folder or base.repo)")
+            }
+            args += ["--base", base]
+            if let lora = entry.lora {
+                if let file = lora.file {
+                    args += ["--lora", file]
+                } else if let repo = lora.repo {
+                    args += ["--lora", repo] + (lora.weightName.map { ["--lora-weight-name", $0] } ?? [])
+                }
+            }
+        }
+        return WorkerLaunch(python: settings.python, workerDirectory: settings.workerDirectory, arguments: args,
+                            environment: ["OMP_NUM_THREADS": String(settings.workerThreads)])
+    }
+}
+
+enum Banner {
+    static func print(host: String, port: Int, profile: Profile, modelID: String, newKey: APIKey?) {
+        var lines = ["", "Atelier is listening on http://\(host):\(port) (profile: \(profile.rawValue))"]
+        if profile == .demo {
+            lines.append("DEMO PROFILE: the model's weights are RANDOM; images are noise. See README.md for real weights.")
+        }
+        let key = newKey?.plaintext ?? "<your API key>"
+        if newKey != nil {
+            lines += ["", "Created account \"demo\" with API key (shown once, keep it):", "    \(key)"]
+        } else {
+            lines += ["", "Create an API key with: atelier keys create --account NAME"]
+        }
+        lines += [
+            "", "Try it:",
+            "    curl -s http://\(host):\(port)/api/v4/run \\",
+            "      -H 'Authorization: Bearer \(key)' \\",
+            "      -H 'Content-Type: application/json' \\",
+            "      -d '{\"model_id\": \"\(modelID)\", \"prompt\": \"Cute 3d Kawaii, a small cat in a teacup\", \"aspect_ratio\": \"1:1\"}'",
+            "",
+        ]
+        // stdout, not the log: the key is shown to the person who started the server and never logged.
+        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+    }
+}

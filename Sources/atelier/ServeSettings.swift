@@ -1,0 +1,109 @@
+import AtelierCore
+import Foundation
+
+/// Which weights the server runs. `demo` uses the tiny random model built on first start; `production` uses the
+/// catalog's real weights and refuses to start without them.
+enum Profile: String, CaseIterable {
+    case demo
+    case production
+}
+
+struct SettingError: Error, CustomStringConvertible {
+    let setting: String
+    let why: String
+    var description: String { "invalid setting \(setting): \(why)" }
+}
+
+/// The one place that reads configuration: command-line flags first, then `ATELIER_…` environment variables, then
+/// the embedded defaults. Every value is checked here, so a bad one stops start-up naming the setting.
+struct ServeSettings {
+    var host = "127.0.0.1"
+    var port = 8080
+    var dataDirectory = "data"
+    var profile = Profile.demo
+    var workers = 1
+    var python = ".venv/bin/python"
+    var workerDirectory = "worker"
+    var modelsDirectory = "models"
+    var workerThreads = 1
+    var device = "auto"
+    var jobTimeoutSeconds = 300
+    var waitSeconds = 60
+    var publicURL: String?
+    var logLevel = "info"
+
+    struct Flags {
+        var host: String?
+        var port: String?
+        var dataDir: String?
+        var profile: String?
+        var workers: String?
+        var python: String?
+        var workerDir: String?
+        var modelsDir: String?
+        var workerThreads: String?
+        var device: String?
+        var jobTimeout: String?
+        var wait: String?
+        var publicURL: String?
+        var logLevel: String?
+    }
+
+    static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
+        var s = ServeSettings()
+        func pick(_ flag: String?, _ env: String) -> (value: String, name: String)? {
+            if let flag { return (flag, "--\(env.lowercased().replacingOccurrences(of: "_", with: "-"))") }
+            if let v = environment["ATELIER_\(env)"], !v.isEmpty { return (v, "ATELIER_\(env)") }
+            return nil
+        }
+        func int(_ flag: String?, _ env: String, _ range: ClosedRange<Int>, _ current: Int) throws(SettingError) -> Int {
+            guard let (text, name) = pick(flag, env) else { return current }
+            guard let n = Int(text), range.contains(n) else {
+                throw SettingError(setting: name, why: "must be an integer from \(range.lowerBound) to \(range.upperBound); got \"\(text)\"")
+            }
+            return n
+        }
+        if let (v, name) = pick(flags.host, "HOST") {
+            guard !v.isEmpty, !v.contains(" ") else { throw SettingError(setting: name, why: "must be a host name or address; got \"\(v)\"") }
+            s.host = v
+        }
+        s.port = try int(flags.port, "PORT", 0...65535, s.port)
+        if let (v, _) = pick(flags.dataDir, "DATA_DIR") { s.dataDirectory = v }
+        if let (v, name) = pick(flags.profile, "PROFILE") {
+            guard let p = Profile(rawValue: v) else {
+                throw SettingError(setting: name, why: "must be demo or production; got \"\(v)\"")
+            }
+            s.profile = p
+        }
+        s.workers = try int(flags.workers, "WORKERS", 1...64, s.workers)
+        if let (v, _) = pick(flags.python, "PYTHON") { s.python = v }
+        if let (v, _) = pick(flags.workerDir, "WORKER_DIR") { s.workerDirectory = v }
+        if let (v, _) = pick(flags.modelsDir, "MODELS_DIR") { s.modelsDirectory = v }
+        s.workerThreads = try int(flags.workerThreads, "WORKER_THREADS", 1...256, s.workerThreads)
+        if let (v, name) = pick(flags.device, "DEVICE") {
+            guard v == "auto" || v == "cpu" || v == "cuda" || v.hasPrefix("cuda:") else {
+                throw SettingError(setting: name, why: "must be auto, cpu, cuda or cuda:N; got \"\(v)\"")
+            }
+            s.device = v
+        }
+        s.jobTimeoutSeconds = try int(flags.jobTimeout, "JOB_TIMEOUT", 1...86_400, s.jobTimeoutSeconds)
+        s.waitSeconds = try int(flags.wait, "WAIT", 0...3_600, s.waitSeconds)
+        if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
+            guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
+                throw SettingError(setting: name, why: "must be an http(s) URL such as https://images.example.com; got \"\(v)\"")
+            }
+            s.publicURL = v.hasSuffix("/") ? String(v.dropLast()) : v
+        }
+        if let (v, name) = pick(flags.logLevel, "LOG_LEVEL") {
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
+                throw SettingError(setting: name, why: "must be one of trace, debug, info, notice, warning, error, critical; got \"\(v)\"")
+            }
+            s.logLevel = v
+        }
+        return s
+    }
+
+    var databasePath: String { URL(fileURLWithPath: dataDirectory).appendingPathComponent("atelier.sqlite").path }
+    var outputsDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("outputs") }
+    var tinyModelDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("tiny") }
+}
