@@ -135,7 +135,7 @@ class Runner:
         from diffusers import FluxPipeline
 
         log.info("loading %s on %s (%s)", base, self.device, dtype)
-        pipe = FluxPipeline.from_pretrained(base, torch_dtype=dtype)
+        pipe = FluxPipeline.from_pretrained(base, dtype=dtype)
         if lora is not None:
             folder, weight_name = lora
             pipe.load_lora_weights(folder, weight_name=weight_name, adapter_name=self.spec.adapter_name)

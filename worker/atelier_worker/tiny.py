@@ -26,6 +26,7 @@ _WORDS = (
 ).split()
 
 LORA_RANK = 4
+TINY_LORA_KEYS_PREFIX = "transformer."
 LORA_FILE = "tiny-lora.safetensors"
 TRIGGER = "Cute 3d Kawaii"
 

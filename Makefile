@@ -1,0 +1,44 @@
+# Atelier — the two commands a newcomer needs:
+#   make run    set up everything missing, build the release server and start it on 127.0.0.1:8080 (demo profile)
+#   make test   set up everything missing and run every Swift and Python test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.atelier-installed
+SWIFT_FLAGS ?=
+
+.PHONY: run test setup build build-debug test-swift test-python test-e2e clean
+
+run: setup build
+	.build/release/atelier serve
+
+setup: $(VENV_STAMP)
+
+# Reinstalls only when worker/requirements.txt changes.
+$(VENV_STAMP): worker/requirements.txt
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --upgrade pip
+	$(VENV_PY) -m pip install --quiet -r worker/requirements.txt
+	@touch $@
+
+build:
+	swift build -c release --product atelier $(SWIFT_FLAGS)
+
+build-debug:
+	swift build --build-tests $(SWIFT_FLAGS)
+
+# One configuration (debug) serves the Swift tests and the end-to-end tests, so CI compiles the stack once.
+test: setup build-debug test-swift test-python test-e2e
+
+test-swift:
+	swift test --skip-build $(SWIFT_FLAGS)
+
+test-python: setup
+	cd worker && ../$(VENV_PY) -m pytest -q tests
+
+test-e2e: setup
+	ATELIER_BIN=$(CURDIR)/.build/debug/atelier $(VENV_PY) -m pytest -q tests/e2e
+
+clean:
+	rm -rf .build $(VENV) data

@@ -1,0 +1,94 @@
+"""End-to-end fixtures: the real `atelier` binary, a real worker process on the tiny model, real HTTP on loopback,
+a real SQLite file. Nothing is faked."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("ATELIER_BIN", str(REPO / ".build" / "debug" / "atelier"))
+PYTHON = os.environ.get("ATELIER_TEST_PYTHON", sys.executable)
+sys.path.insert(0, str(REPO / "worker"))  # the worker's own encoder, for the base-model comparison
+SEED_PROMPT = "Cute 3d Kawaii, a happy small robot holding a pink flower, soft light"
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen
+    base_url: str
+    key: str
+    data_dir: Path
+    stdout_lines: list[str] = field(default_factory=list)
+    stderr_lines: list[str] = field(default_factory=list)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([BIN, *args, "--data-dir", str(self.data_dir)], capture_output=True, text=True,
+                              check=check, cwd=REPO, timeout=60)
+
+    def workers(self) -> list[dict]:
+        return requests.get(f"{self.base_url}/healthz", timeout=5).json()["workers"]
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if all(w["state"] in ("idle", "busy") for w in self.workers()):
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("workers not ready; server log:\n" + "\n".join(self.stderr_lines[-40:]))
+
+
+def _pump(stream, sink: list[str]) -> None:
+    for line in stream:
+        sink.append(line.rstrip("\n"))
+
+
+def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [BIN, "serve", "--port", "0", "--data-dir", str(data_dir), "--python", PYTHON,
+         "--worker-dir", str(REPO / "worker"), "--models-dir", str(REPO / "models"), *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    data_dir = tmp_path_factory.mktemp("atelier-data")
+    proc = start_server(data_dir, "--wait", "120")
+    out: list[str] = []
+    err: list[str] = []
+    threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True).start()
+    threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True).start()
+    deadline = time.monotonic() + 180
+    url = key = None
+    while time.monotonic() < deadline and (url is None or key is None):
+        text = "\n".join(out)
+        m = re.search(r"listening on (http://[0-9.]+:\d+)", text)
+        k = re.search(r"^\s+(atl_[A-Za-z0-9]{44})$", text, re.M)
+        url, key = (m.group(1) if m else None), (k.group(1) if k else None)
+        if proc.poll() is not None:
+            raise AssertionError("server exited:\n" + "\n".join(err[-40:]))
+        time.sleep(0.1)
+    assert url and key, "no banner; stderr:\n" + "\n".join(err[-40:])
+    srv = RunningServer(proc, url, key, data_dir, out, err)
+    srv.wait_ready()
+    yield srv
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -1,0 +1,89 @@
+"""The protocol fixtures in contracts/ are what the Swift side sends and expects; decode every one here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from atelier_worker.protocol import (
+    Error,
+    GenerateRequest,
+    ImageResult,
+    Progress,
+    ProtocolError,
+    Ready,
+    Result,
+    Shutdown,
+    encode_outbound,
+    parse_inbound,
+)
+
+from .conftest import FIXTURES
+
+
+def test_generate_fixture_parses_to_typed_request() -> None:
+    req = parse_inbound((FIXTURES / "generate.json").read_text())
+    assert isinstance(req, GenerateRequest)
+    assert req.job_id == "212121212121212"
+    assert (req.width, req.height, req.num_inference_steps) == (1024, 1024, 28)
+    assert req.outputs[0].seed == 1234567 and req.outputs[0].path.endswith(".webp")
+    req.validate()
+
+
+def test_shutdown_fixture() -> None:
+    assert isinstance(parse_inbound((FIXTURES / "shutdown.json").read_text()), Shutdown)
+
+
+@pytest.mark.parametrize("name", ["ready", "progress", "result", "error"])
+def test_outbound_fixtures_match_what_the_worker_encodes(name: str) -> None:
+    fixture = json.loads((FIXTURES / f"{name}.json").read_text())
+    if name == "ready":
+        msg = Ready(device=fixture["device"], model=fixture["model"], fast_path=fixture["fast_path"],
+                    load_ms=fixture["load_ms"], worker_version=fixture["worker_version"], pid=fixture["pid"])
+    elif name == "progress":
+        msg = Progress(job_id=fixture["job_id"], step=fixture["step"], total=fixture["total"])
+    elif name == "result":
+        msg = Result(job_id=fixture["job_id"], images=[ImageResult(**i) for i in fixture["images"]],
+                     path=fixture["path"], path_reason=fixture["path_reason"], timings=fixture["timings"])
+    else:
+        msg = Error(job_id=fixture["job_id"], code=fixture["code"], message=fixture["message"])
+    assert json.loads(encode_outbound(msg)) == fixture
+
+
+def test_unknown_fields_are_ignored() -> None:
+    obj = json.loads((FIXTURES / "generate.json").read_text())
+    obj["future_field"] = {"x": 1}
+    assert isinstance(parse_inbound(json.dumps(obj)), GenerateRequest)
+
+
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda o: o.pop("prompt"), "prompt"),
+        (lambda o: o.update(width="1024"), "width"),
+        (lambda o: o.update(guidance=True), "guidance"),
+        (lambda o: o.update(type="dance"), "unknown message type"),
+    ],
+)
+def test_malformed_messages_are_protocol_errors(mutate, needle: str) -> None:
+    obj = json.loads((FIXTURES / "generate.json").read_text())
+    mutate(obj)
+    with pytest.raises(ProtocolError, match=needle):
+        parse_inbound(json.dumps(obj))
+
+
+def test_validate_names_each_problem() -> None:
+    obj = json.loads((FIXTURES / "generate.json").read_text())
+    obj.update(width=1000, output_format="gif", outputs=[])
+    req = parse_inbound(json.dumps(obj))
+    with pytest.raises(ProtocolError) as info:
+        req.validate()
+    text = str(info.value)
+    assert "width must be a positive multiple of 16; got 1000" in text
+    assert "output_format" in text and "outputs" in text
+
+
+def test_not_json_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError):
+        parse_inbound("{nope")

@@ -1,0 +1,45 @@
+"""The worker's main loop over real in-memory streams with the real runner."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from atelier_worker.serve import Channel, serve
+
+from .conftest import FIXTURES
+
+
+def run_lines(runner, lines: list[str]) -> list[dict]:
+    out = io.StringIO()
+    code = serve(runner, io.StringIO("\n".join(lines) + "\n"), Channel(out))
+    assert code == 0
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_ready_progress_result_then_shutdown(runner, tmp_path: Path) -> None:
+    gen = json.loads((FIXTURES / "generate.json").read_text())
+    gen.update(width=256, height=256, num_inference_steps=2, outputs=[{"path": str(tmp_path / "x.webp"), "seed": 7}])
+    messages = run_lines(runner, [json.dumps(gen), '{"type":"shutdown"}', json.dumps(gen)])
+    kinds = [m["type"] for m in messages]
+    # Nothing after shutdown is processed.
+    assert kinds == ["ready", "progress", "progress", "result"]
+    assert messages[-1]["images"][0]["seed"] == 7 and (tmp_path / "x.webp").exists()
+
+
+def test_bad_requests_get_error_lines_and_the_worker_stays_up(runner, tmp_path: Path) -> None:
+    gen = json.loads((FIXTURES / "generate.json").read_text())
+    gen.update(width=1000, outputs=[{"path": str(tmp_path / "y.webp"), "seed": 1}])
+    messages = run_lines(runner, ["not json", json.dumps(gen), '{"type":"shutdown"}'])
+    assert [m["type"] for m in messages] == ["ready", "error", "error"]
+    assert messages[1]["job_id"] is None and messages[1]["code"] == "invalid_request"
+    assert messages[2]["job_id"] == gen["job_id"] and "width" in messages[2]["message"]
+
+
+def test_unwritable_output_is_an_encode_error(runner, tmp_path: Path) -> None:
+    gen = json.loads((FIXTURES / "generate.json").read_text())
+    gen.update(width=256, height=256, num_inference_steps=1,
+               outputs=[{"path": str(tmp_path / "no-such-dir" / "z.webp"), "seed": 1}])
+    messages = run_lines(runner, [json.dumps(gen)])
+    assert messages[-1]["type"] == "error" and messages[-1]["code"] == "encode_failed"
