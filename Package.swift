@@ -81,8 +81,11 @@ let package = Package(
         ),
         .testTarget(
             name: "AtelierCoreTests",
-            dependencies: ["AtelierCore", "AtelierTesting"],
-            resources: [.copy("Fixtures")]
+            dependencies: ["AtelierCore"]
+        ),
+        .testTarget(
+            name: "AtelierEngineTests",
+            dependencies: ["AtelierEngine", "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierTesting"]
         ),
         .testTarget(
             name: "AtelierPersistenceTests",

@@ -17,6 +17,28 @@ public struct RunRequest: Sendable, Equatable, Codable {
     public var promptStrength: Double
     public var disableSafetyChecker: Bool
 
+    public init(
+        modelID: String, prompt: String, aspectRatio: String, megapixels: String, size: ImageSize, numOutputs: Int,
+        numInferenceSteps: Int, guidance: Double, seed: UInt64?, outputFormat: OutputFormat, outputQuality: Int,
+        loraScale: Double, goFast: Bool, promptStrength: Double, disableSafetyChecker: Bool
+    ) {
+        self.modelID = modelID
+        self.prompt = prompt
+        self.aspectRatio = aspectRatio
+        self.megapixels = megapixels
+        self.size = size
+        self.numOutputs = numOutputs
+        self.numInferenceSteps = numInferenceSteps
+        self.guidance = guidance
+        self.seed = seed
+        self.outputFormat = outputFormat
+        self.outputQuality = outputQuality
+        self.loraScale = loraScale
+        self.goFast = goFast
+        self.promptStrength = promptStrength
+        self.disableSafetyChecker = disableSafetyChecker
+    }
+
     enum CodingKeys: String, CodingKey {
         case modelID = "model_id"
         case prompt

@@ -1,0 +1,49 @@
+import Foundation
+
+/// Writes a canned `atelier_worker` package to a temporary folder: a stand-in Python worker that speaks the real
+/// protocol without loading any model, for the supervisor's unit tests (crash, hang, weights missing). The real
+/// worker is exercised by the end-to-end tests; this one only makes failure modes cheap and exact.
+///
+/// Behaviour comes from `FAKE_WORKER_MODE`: `ok` (writes a small file and answers), `hang` (never answers a
+/// generate), `die` (exits 1 on the first generate), `weights-missing` (exits 3 before ready).
+public enum FakeWorkerPackage {
+    public static func write() throws -> URL {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("fake-worker-\(UUID().uuidString)")
+        let package = root.appendingPathComponent("atelier_worker")
+        try FileManager.default.createDirectory(at: package, withIntermediateDirectories: true)
+        try Data().write(to: package.appendingPathComponent("__init__.py"))
+        try Data(source.utf8).write(to: package.appendingPathComponent("__main__.py"))
+        return root
+    }
+
+    static let source = #"""
+import json, os, sys, time
+mode = os.environ.get("FAKE_WORKER_MODE", "ok")
+def send(obj):
+    sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+if mode == "weights-missing":
+    sys.stderr.write("WEIGHTS MISSING: base weights not found: download black-forest-labs/FLUX.1-dev\n")
+    sys.exit(3)
+send({"type": "ready", "protocol": 1, "pid": os.getpid(), "device": "cpu", "load_ms": 1.0,
+      "model": {"base": "fake", "lora": None, "adapter": "style", "random_weights": True},
+      "fast_path": {"available": False, "reason": "no CUDA device"}})
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg["type"] == "shutdown":
+        break
+    if mode == "hang":
+        time.sleep(3600)
+    if mode == "die":
+        sys.exit(1)
+    images = []
+    for o in msg["outputs"]:
+        with open(o["path"], "wb") as f:
+            f.write(b"RIFF fake")
+        images.append({"path": o["path"], "seed": o["seed"], "width": msg["width"], "height": msg["height"],
+                       "bytes": 9, "format": msg["output_format"]})
+    for step in range(1, msg["num_inference_steps"] + 1):
+        send({"type": "progress", "job_id": msg["job_id"], "step": step, "total": msg["num_inference_steps"]})
+    send({"type": "result", "job_id": msg["job_id"], "images": images, "path": "standard",
+          "path_reason": "fake", "timings": {"inference_ms": 1.0, "encode_ms": 1.0, "total_ms": 2.0}})
+"""#
+}

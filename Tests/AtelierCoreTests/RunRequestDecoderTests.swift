@@ -1,0 +1,183 @@
+@testable import AtelierCore
+import Testing
+
+@Suite struct RunRequestDecoderTests {
+    static let entry = ModelEntry(
+        id: "flux-cute-3d-kawaii", title: "t", description: "d", base: .init(repo: "black-forest-labs/FLUX.1-dev"),
+        lora: nil, triggerWords: [], pricePerImage: .init(currency: "USD", minorUnits: 3)
+    )
+    let decoder = RunRequestDecoder(catalog: ModelCatalog([entry]))
+
+    /// The seed request exactly as PHP's cURL sends it: every value a string, seed "".
+    static let seed: [String: ParameterValue] = [
+        "model_id": .string("flux-cute-3d-kawaii"), "prompt": .string("Cute 3d Kawaii cat"),
+        "aspect_ratio": .string("1:1"), "num_inference_steps": .string("28"), "guidance": .string("3"),
+        "output_format": .string("webp"), "output_quality": .string("80"), "lora_scale": .string("1"),
+        "megapixels": .string("1"), "seed": .string(""),
+    ]
+
+    func problems(_ raw: [String: ParameterValue]) -> [ParameterProblem] {
+        do {
+            _ = try decoder.decode(raw)
+            return []
+        } catch {
+            if case .invalidParameters(let p) = error { return p }
+            Issue.record("unexpected error \(error)")
+            return []
+        }
+    }
+
+    @Test func seedRequestDecodesWithDefaults() throws {
+        let r = try decoder.decode(Self.seed)
+        #expect(r.size == ImageSize(width: 1024, height: 1024))
+        #expect(r.numInferenceSteps == 28 && r.guidance == 3 && r.loraScale == 1)
+        #expect(r.outputFormat == .webp && r.outputQuality == 80)
+        #expect(r.seed == nil)  // "" means random: the server picks it
+        #expect(r.numOutputs == 1 && r.goFast && !r.disableSafetyChecker && r.promptStrength == 0.8)
+    }
+
+    @Test func jsonTypesAreAcceptedToo() throws {
+        var raw = Self.seed
+        raw["num_inference_steps"] = .number(20)
+        raw["guidance"] = .number(2.5)
+        raw["go_fast"] = .bool(false)
+        raw["seed"] = .number(42)
+        raw["megapixels"] = .number(0.25)
+        let r = try decoder.decode(raw)
+        #expect(r.numInferenceSteps == 20 && r.guidance == 2.5 && !r.goFast && r.seed == 42)
+        #expect(r.size == ImageSize(width: 512, height: 512))
+    }
+
+    @Test(arguments: [("true", true), ("false", false), ("1", true), ("0", false), ("TRUE", true)])
+    func booleanStrings(text: String, value: Bool) throws {
+        var raw = Self.seed
+        raw["go_fast"] = .string(text)
+        #expect(try decoder.decode(raw).goFast == value)
+    }
+
+    @Test func jpegIsAnAliasOfJpg() throws {
+        var raw = Self.seed
+        raw["output_format"] = .string("jpeg")
+        #expect(try decoder.decode(raw).outputFormat == .jpg)
+    }
+
+    @Test func guidanceScaleIsAnAlias() throws {
+        var raw = Self.seed
+        raw["guidance"] = nil
+        raw["guidance_scale"] = .string("4.5")
+        #expect(try decoder.decode(raw).guidance == 4.5)
+        raw["guidance"] = .string("1")
+        #expect(problems(raw).map(\.code) == ["duplicate_parameter"])
+    }
+
+    @Test func apiKeyInTheBodyIsNotAParameterProblem() throws {
+        var raw = Self.seed
+        raw["api_key"] = .string("atl_x")
+        _ = try decoder.decode(raw)
+    }
+
+    @Test func badAspectRatioMessageNamesEveryChoice() {
+        var raw = Self.seed
+        raw["aspect_ratio"] = .string("2:1")
+        let p = problems(raw)
+        #expect(p.count == 1)
+        #expect(p.first?.param == "aspect_ratio" && p.first?.code == "invalid_choice")
+        #expect(p.first?.message == #"aspect_ratio must be one of 1:1, 16:9, 21:9, 3:2, 2:3, 4:5, 5:4, 3:4, 4:3, 9:16, 9:21, custom; got "2:1""#)
+    }
+
+    @Test func everyProblemIsReported() {
+        var raw = Self.seed
+        raw["num_inference_steps"] = .string("51")
+        raw["guidance"] = .string("abc")
+        raw["output_quality"] = .string("-1")
+        raw["num_outputs"] = .string("5")
+        raw["lora_scale"] = .string("3.5")
+        raw["output_format"] = .string("gif")
+        raw["seed"] = .string("-3")
+        raw["prompt"] = .string("  ")
+        let params = Set(problems(raw).map(\.param))
+        #expect(params == ["num_inference_steps", "guidance", "output_quality", "num_outputs", "lora_scale", "output_format", "seed", "prompt"])
+    }
+
+    @Test func missingRequiredParameters() {
+        let p = problems([:])
+        #expect(Set(p.map(\.param)) == ["model_id", "prompt", "aspect_ratio"])
+        #expect(p.allSatisfy { $0.code == "required" })
+    }
+
+    @Test func unknownParameterSuggestsTheNearestName() {
+        var raw = Self.seed
+        raw["num_inference_step"] = .string("4")
+        let p = problems(raw)
+        #expect(p.first?.code == "unknown_parameter")
+        #expect(p.first?.message.contains(#"did you mean "num_inference_steps"?"#) == true)
+        raw = Self.seed
+        raw["zzzzzzzzzzzzzzzzzzzz"] = .string("1")
+        #expect(problems(raw).first?.message.contains("did you mean") == false)
+    }
+
+    @Test func unknownModel() {
+        var raw = Self.seed
+        raw["model_id"] = .string("sdxl")
+        let p = problems(raw)
+        #expect(p.map(\.code) == ["unknown_model"])
+        #expect(p.first?.message.contains("flux-cute-3d-kawaii") == true)
+    }
+
+    @Test func customNeedsWidthAndHeightAndRoundsUp() throws {
+        var raw = Self.seed
+        raw["aspect_ratio"] = .string("custom")
+        #expect(Set(problems(raw).map(\.param)) == ["width", "height"])
+        raw["width"] = .string("1000")
+        raw["height"] = .string("257")
+        #expect(try decoder.decode(raw).size == ImageSize(width: 1008, height: 272))
+        raw["width"] = .string("1441")
+        #expect(problems(raw).map(\.code) == ["out_of_range"])
+        raw["width"] = .string("255")
+        #expect(problems(raw).map(\.code) == ["out_of_range"])
+    }
+
+    @Test func widthWithoutCustomIsRefused() {
+        var raw = Self.seed
+        raw["width"] = .string("512")
+        #expect(problems(raw).map(\.code) == ["requires_custom"])
+    }
+
+    @Test func promptLengthIsBounded() {
+        var raw = Self.seed
+        raw["prompt"] = .string(String(repeating: "a", count: 3001))
+        let p = problems(raw)
+        #expect(p.map(\.code) == ["too_long"])
+        #expect(p.first?.message.contains("512 tokens") == true)
+    }
+
+    @Test func parameterCountIsBounded() {
+        var raw = Self.seed
+        for i in 0..<70 { raw["x\(i)"] = .string("1") }
+        #expect(problems(raw).contains { $0.code == "too_many_parameters" })
+    }
+
+    @Test func notYetSupportedParametersAreRefusedNotIgnored() {
+        var raw = Self.seed
+        raw["webhook"] = .string("https://example.com/hook")
+        #expect(problems(raw).map(\.code) == ["unsupported_parameter"])
+        raw["webhook"] = .string("")
+        #expect(problems(raw).isEmpty)
+    }
+
+    @Test func seedsArePerImageAndReproducible() throws {
+        var raw = Self.seed
+        raw["num_outputs"] = .string("3")
+        let r = try decoder.decode(raw)
+        #expect(r.seeds(base: 10) == [10, 11, 12])
+        #expect(r.seeds(base: RunRequest.maxSeed) == [RunRequest.maxSeed, 0, 1])
+    }
+
+    @Test func integersMayArriveAsIntegralDecimals() throws {
+        var raw = Self.seed
+        raw["num_inference_steps"] = .string("28.0")
+        #expect(try decoder.decode(raw).numInferenceSteps == 28)
+        raw["num_inference_steps"] = .string("28.5")
+        #expect(problems(raw).map(\.code) == ["invalid_type"])
+    }
+}

@@ -1,0 +1,58 @@
+import AtelierCore
+@testable import AtelierEngine
+import Foundation
+import Testing
+
+/// contracts/fixtures are the worker protocol's canonical examples; the Python tests decode the same files.
+@Suite struct ContractFixtureTests {
+    static let fixtures = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("contracts/fixtures")
+
+    func line(_ name: String) throws -> String {
+        try String(contentsOf: Self.fixtures.appendingPathComponent("\(name).json"), encoding: .utf8)
+    }
+
+    @Test func ready() throws {
+        guard case .ready(let r) = try WorkerOutbound.decode(line: line("ready")) else { Issue.record("not ready"); return }
+        #expect(r.protocolVersion == 1 && r.device == "cpu" && r.model.randomWeights && !r.fastPath.available)
+    }
+
+    @Test func progress() throws {
+        #expect(try WorkerOutbound.decode(line: line("progress")) == .progress(.init(jobID: "212121212121212", step: 7, total: 28)))
+    }
+
+    @Test func result() throws {
+        guard case .result(let r) = try WorkerOutbound.decode(line: line("result")) else { Issue.record("not result"); return }
+        #expect(r.images.count == 1 && r.images[0].seed == 1234567 && r.images[0].width == 1024 && r.path == "standard")
+        #expect(r.timings["inference_ms"] == 2712.4)
+    }
+
+    @Test func error() throws {
+        guard case .error(let e) = try WorkerOutbound.decode(line: line("error")) else { Issue.record("not error"); return }
+        #expect(e.code == "invalid_request" && e.jobID == "212121212121212")
+    }
+
+    @Test func unknownTypeIsRejected() {
+        #expect(throws: (any Error).self) { try WorkerOutbound.decode(line: #"{"type":"dance"}"#) }
+    }
+
+    /// What the server sends must carry every field of the generate fixture, with the same types.
+    @Test func generateCommandMatchesTheFixtureShape() throws {
+        let fixture = try JSONSerialization.jsonObject(with: Data(line("generate").utf8)) as! [String: Any]
+        let request = RunRequest(
+            modelID: "flux-cute-3d-kawaii", prompt: "Cute 3d Kawaii, a small cat in a teacup", aspectRatio: "1:1",
+            megapixels: "1", size: .init(width: 1024, height: 1024), numOutputs: 1, numInferenceSteps: 28, guidance: 3,
+            seed: 1234567, outputFormat: .webp, outputQuality: 80, loraScale: 1, goFast: true, promptStrength: 0.8,
+            disableSafetyChecker: false
+        )
+        let job = Job(id: 212121212121212, accountID: 1, request: request, outputNames: ["0b1c2d3e4f.webp"], createdAt: Date())
+        let data = try WorkerInbound.generate(GenerateCommand(job: job, paths: ["/var/lib/atelier/outputs/0b1c2d3e4f.webp"])).encodedLine()
+        #expect(data.last == 0x0A)
+        let sent = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        #expect(Set(sent.keys) == Set(fixture.keys))
+        let decodedFixture = try JSONDecoder().decode(GenerateCommand.self, from: Data(line("generate").utf8))
+        let decodedSent = try JSONDecoder().decode(GenerateCommand.self, from: data)
+        #expect(decodedSent == decodedFixture)
+    }
+}

@@ -1,0 +1,122 @@
+import AtelierCore
+import AtelierEngine
+@testable import AtelierHTTP
+import AtelierPersistence
+import AtelierStorage
+import AtelierTesting
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+extension InMemoryRunQueue: RunQueue {}
+
+/// The router with a real SQLite file and output folder; the queue only counts, because none of these requests
+/// may ever reach a worker (the end-to-end tests run the real worker).
+@Suite struct RouterTests {
+    let store: SQLiteStore
+    let storage: LocalFolderStorage
+    let queue = InMemoryRunQueue()
+    let key = APIKey.generate()
+
+    init() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-router-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        store = try SQLiteStore(path: dir.appendingPathComponent("db.sqlite").path)
+        storage = try LocalFolderStorage(root: dir.appendingPathComponent("outputs"))
+        try await store.addKey(key, accountID: try await store.ensureAccount(named: "t"))
+    }
+
+    func app(maxBody: Int = 1024 * 1024) -> some ApplicationProtocol {
+        let entry = ModelEntry(id: "flux-cute-3d-kawaii", title: "t", description: "d", base: .init(repo: "r"), lora: nil,
+                               triggerWords: [], pricePerImage: .init(currency: "USD", minorUnits: 3))
+        var config = APIConfiguration()
+        config.maxBodyBytes = maxBody
+        let api = AtelierAPI(catalog: ModelCatalog([entry]), keys: store, jobs: store, storage: storage, queue: queue, config: config)
+        return Application(router: api.buildRouter())
+    }
+
+    func json(_ buffer: ByteBuffer) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(buffer: buffer)) as! [String: Any]
+    }
+
+    @Test func missingKeyIs401WithEnvelope() async throws {
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/api/v4/run", method: .post, body: ByteBuffer(string: "{}")) { response in
+                #expect(response.status == .unauthorized)
+                let body = try json(response.body)
+                #expect(body["success"] as? Bool == false)
+                #expect((body["error"] as? [String: Any])?["code"] as? String == "unauthorized")
+            }
+        }
+        #expect(queue.queuedCount == 0)
+    }
+
+    @Test func wrongSchemeIs401() async throws {
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/api/v4/run", method: .post, headers: [.authorization: "Basic abc"]) { response in
+                #expect(response.status == .unauthorized)
+            }
+        }
+    }
+
+    @Test func badParametersAre400AndNothingIsQueued() async throws {
+        try await app().test(.router) { client in
+            try await client.execute(
+                uri: "/api/v4/run", method: .post,
+                headers: [.authorization: "Bearer \(key.plaintext)", .contentType: "application/json"],
+                body: ByteBuffer(string: #"{"model_id":"flux-cute-3d-kawaii","prompt":"p","aspect_ratio":"2:1"}"#)
+            ) { response in
+                #expect(response.status == .badRequest)
+                let error = try json(response.body)["error"] as? [String: Any]
+                #expect(error?["param"] as? String == "aspect_ratio")
+            }
+        }
+        #expect(queue.queuedCount == 0)
+    }
+
+    @Test func oversizedBodyIs413BeforeReadingIt() async throws {
+        try await app(maxBody: 1000).test(.router) { client in
+            try await client.execute(
+                uri: "/api/v4/run", method: .post,
+                headers: [.authorization: "Bearer \(key.plaintext)", .contentType: "application/json"],
+                body: ByteBuffer(string: String(repeating: " ", count: 5000))
+            ) { response in
+                #expect(response.status == .contentTooLarge)
+                let body = try json(response.body)
+                #expect((body["error"] as? [String: Any])?["code"] as? String == "body_too_large")
+            }
+        }
+    }
+
+    @Test func unknownRouteIs404WithEnvelope() async throws {
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/api/v5/run", method: .get) { response in
+                #expect(response.status == .notFound)
+                let body = try json(response.body)
+                #expect(body["success"] as? Bool == false)
+            }
+        }
+    }
+
+    @Test(arguments: ["..%2Fdb.sqlite", "db.sqlite", "%2Fetc%2Fpasswd", "ABCDEF00000000000000000000000000.webp", "0123.webp"])
+    func storageRefusesAnythingButOutputNames(name: String) async throws {
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/storage/outputs/\(name)", method: .get) { response in
+                #expect(response.status == .notFound)
+            }
+        }
+    }
+
+    @Test func storageServesAnExistingOutput() async throws {
+        let name = storage.newName(format: .png)
+        try Data([0x89, 0x50, 0x4E, 0x47]).write(to: URL(fileURLWithPath: storage.localPath(for: name)!))
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/storage/outputs/\(name)", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "image/png")
+                #expect(Array(buffer: response.body) == [0x89, 0x50, 0x4E, 0x47])
+            }
+        }
+    }
+}

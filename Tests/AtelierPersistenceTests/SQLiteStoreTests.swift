@@ -1,0 +1,106 @@
+import AtelierCore
+import AtelierPersistence
+import Foundation
+import Testing
+
+/// Against a real SQLite file in a temporary folder.
+@Suite struct SQLiteStoreTests {
+    let dir: URL
+    let path: String
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-sqlite-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        path = dir.appendingPathComponent("atelier.sqlite").path
+    }
+
+    static let request = RunRequest(
+        modelID: "flux-cute-3d-kawaii", prompt: "p", aspectRatio: "1:1", megapixels: "1",
+        size: .init(width: 1024, height: 1024), numOutputs: 1, numInferenceSteps: 28, guidance: 3, seed: 42,
+        outputFormat: .webp, outputQuality: 80, loraScale: 1, goFast: true, promptStrength: 0.8, disableSafetyChecker: false
+    )
+
+    func job(_ id: Int64, account: Int64, at t: Double) -> Job {
+        Job(id: id, accountID: account, request: Self.request, outputNames: ["\(id).webp"], createdAt: Date(timeIntervalSince1970: t))
+    }
+
+    @Test func keysAreStoredByHashAndRevocable() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await store.ensureAccount(named: "alice")
+        #expect(try await store.ensureAccount(named: "alice") == account)
+        let key = APIKey.generate()
+        try await store.addKey(key, accountID: account)
+        let found = try #require(try await store.lookupKey(hash: key.hash))
+        #expect(found.prefix == key.prefix && found.accountName == "alice" && found.revokedAt == nil)
+        #expect(try await store.lookupKey(hash: APIKey.generate().hash) == nil)
+        #expect(try await store.revokeKey(prefix: key.prefix))
+        #expect(try await store.lookupKey(hash: key.hash)?.revokedAt != nil)
+        #expect(try await !store.revokeKey(prefix: "atl_nosuchprefix"))
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path)) + ((try? Data(contentsOf: URL(fileURLWithPath: path + "-wal"))) ?? Data())
+        #expect(bytes.range(of: Data(key.plaintext.utf8)) == nil)
+    }
+
+    @Test func jobsRoundTripAndClaimInOrder() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await store.ensureAccount(named: "a")
+        try await store.insert(job(200_000_000_000_002, account: account, at: 2))
+        try await store.insert(job(200_000_000_000_001, account: account, at: 1))
+        await #expect(throws: JobStoreError.duplicateID(200_000_000_000_001)) {
+            try await store.insert(job(200_000_000_000_001, account: account, at: 3))
+        }
+        let first = try #require(try await store.claimNext(now: Date()))
+        #expect(first.id == 200_000_000_000_001 && first.status == .running && first.attempts == 1)
+        #expect(first.request == Self.request)
+        let second = try #require(try await store.claimNext(now: Date()))
+        #expect(second.id == 200_000_000_000_002)
+        #expect(try await store.claimNext(now: Date()) == nil)
+    }
+
+    @Test func terminalStatesAreWrittenOnce() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await store.ensureAccount(named: "a")
+        try await store.insert(job(300_000_000_000_001, account: account, at: 1))
+        let result = JobResult(outputs: [.init(name: "x.webp", seed: 42, width: 8, height: 8, bytes: 1)], path: "standard",
+                               pathReason: "r", inferenceMs: 1, encodeMs: 1)
+        // Not running yet: a completion is refused.
+        #expect(try await !store.complete(id: 300_000_000_000_001, result: result, now: Date()))
+        _ = try await store.claimNext(now: Date())
+        #expect(try await store.complete(id: 300_000_000_000_001, result: result, now: Date()))
+        #expect(try await !store.complete(id: 300_000_000_000_001, result: result, now: Date()))
+        #expect(try await !store.fail(id: 300_000_000_000_001, failure: .init(code: "x", message: "y"), now: Date()))
+        let done = try #require(try await store.job(id: 300_000_000_000_001))
+        #expect(done.status == .succeeded && done.result == result && done.failure == nil)
+    }
+
+    @Test func orphanedRunningJobsFailOnRestart() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await store.ensureAccount(named: "a")
+        try await store.insert(job(400_000_000_000_001, account: account, at: 1))
+        try await store.insert(job(400_000_000_000_002, account: account, at: 2))
+        _ = try await store.claimNext(now: Date())
+        let reopened = try SQLiteStore(path: path)
+        #expect(try await reopened.failOrphanedRunning(failure: .init(code: "server_restarted", message: "m"), now: Date()) == 1)
+        #expect(try await reopened.job(id: 400_000_000_000_001)?.status == .failed)
+        #expect(try await reopened.job(id: 400_000_000_000_002)?.status == .queued)
+    }
+
+    /// Two connections (as two server processes would have) claiming at once: every job is claimed exactly once.
+    @Test func concurrentClaimsNeverShareAJob() async throws {
+        let a = try SQLiteStore(path: path)
+        let b = try SQLiteStore(path: path)
+        let account = try await a.ensureAccount(named: "a")
+        let ids: [Int64] = (1...40).map { 500_000_000_000_000 + Int64($0) }
+        for (i, id) in ids.enumerated() { try await a.insert(job(id, account: account, at: Double(i))) }
+        let claimed = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for store in [a, b, a, b] {
+                group.addTask {
+                    var mine: [Int64] = []
+                    while let j = try await store.claimNext(now: Date()) { mine.append(j.id) }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [Int64]()) { $0 += $1 }
+        }
+        #expect(claimed.sorted() == ids)
+    }
+}
