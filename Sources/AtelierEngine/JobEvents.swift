@@ -11,8 +11,11 @@ public actor JobEvents {
     private var finished: Set<Int64> = []
     private var progress: [Int64: Progress] = [:]
     private var nextToken = 0
+    private let clock: any Clock<Duration>
 
-    public init() {}
+    public init(clock: any Clock<Duration> = ContinuousClock()) {
+        self.clock = clock
+    }
 
     /// Marks interest in a job before it exists, so `wait` cannot miss its end.
     public func subscribe(_ id: Int64) {
@@ -26,8 +29,8 @@ public actor JobEvents {
         nextToken += 1
         return await withCheckedContinuation { continuation in
             waiters[id, default: [:]][token] = continuation
-            Task { [weak self] in
-                try? await Task.sleep(for: timeout)
+            Task { [weak self, clock] in
+                try? await clock.sleep(for: timeout)
                 await self?.expire(id, token: token)
             }
         }
@@ -63,8 +66,11 @@ public actor WakeSignal {
     private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var pending = 0
     private var nextToken = 0
+    private let clock: any Clock<Duration>
 
-    public init() {}
+    public init(clock: any Clock<Duration> = ContinuousClock()) {
+        self.clock = clock
+    }
 
     public func signal() {
         if let (token, c) = waiters.first {
@@ -84,8 +90,8 @@ public actor WakeSignal {
         nextToken += 1
         await withCheckedContinuation { continuation in
             waiters[token] = continuation
-            Task { [weak self] in
-                try? await Task.sleep(for: timeout)
+            Task { [weak self, clock] in
+                try? await clock.sleep(for: timeout)
                 await self?.expire(token)
             }
         }

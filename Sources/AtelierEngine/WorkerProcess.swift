@@ -74,11 +74,13 @@ public final class WorkerProcess: Sendable {
         let pid = process.processIdentifier
         let errLogger = logger
 
+        let errDone = DispatchSemaphore(value: 0)
         let errThread = Thread {
             Self.readLines(errPipe.fileHandleForReading) { line in
                 recent.append(line)
                 errLogger.info("\(line)", metadata: ["worker.pid": "\(pid)"])
             }
+            errDone.signal()
         }
         errThread.name = "atelier-worker-\(pid)-stderr"
         errThread.start()
@@ -92,6 +94,9 @@ public final class WorkerProcess: Sendable {
                 }
             }
             process.waitUntilExit()
+            // Report the exit only once the log is complete, so a crash report carries the worker's last words.
+            // A grandchild holding stderr open must not block it: wait at most 2 s.
+            _ = errDone.wait(timeout: .now() + 2)
             let signaled = process.terminationReason == .uncaughtSignal
             continuation.yield(.exited(status: process.terminationStatus, signaled: signaled))
             continuation.finish()

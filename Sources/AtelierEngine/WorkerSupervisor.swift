@@ -13,6 +13,8 @@ public struct SupervisorConfiguration: Sendable {
     /// Idle slots look for queued jobs this often even without a wake-up.
     public var pollInterval: Duration = .seconds(1)
     public var restartBackoff: ClosedRange<Duration> = .milliseconds(500)...(.seconds(30))
+    /// Times every timeout, backoff and poll; tests pass a manual clock so they never sleep.
+    public var clock: any Clock<Duration> = ContinuousClock()
     public init() {}
 }
 
@@ -64,15 +66,15 @@ public final class WorkerSupervisor: Service, Sendable {
 
     public init(
         launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any OutputStorage,
-        events: JobEvents = JobEvents(), wake: WakeSignal = WakeSignal(), clock: any WallClock = SystemWallClock(),
+        events: JobEvents? = nil, wake: WakeSignal? = nil, clock: any WallClock = SystemWallClock(),
         logger: Logger
     ) {
         self.launch = launch
         self.config = config
         self.store = store
         self.storage = storage
-        self.events = events
-        self.wake = wake
+        self.events = events ?? JobEvents(clock: config.clock)
+        self.wake = wake ?? WakeSignal(clock: config.clock)
         self.clock = clock
         self.logger = logger
         slots = Mutex((0..<config.workerCount).map {
@@ -128,7 +130,7 @@ public final class WorkerSupervisor: Service, Sendable {
                 }
                 logger.error("worker slot \(slot): \(error); retrying in \(backoff)")
                 update(slot) { $0.state = .restarting; $0.restarts += 1 }
-                try? await Task.sleep(for: backoff)
+                await pause(for: backoff)
                 backoff = min(backoff * 2, config.restartBackoff.upperBound)
                 continue
             }
@@ -148,22 +150,27 @@ public final class WorkerSupervisor: Service, Sendable {
                 return
             }
             update(slot) { $0.state = .restarting; $0.restarts += 1 }
-            try? await Task.sleep(for: backoff)
+            await pause(for: backoff)
         }
         update(slot) { $0.state = .stopped }
+    }
+
+    /// Backoff between restarts; ends early on graceful shutdown so stopping never waits out a 30 s backoff.
+    private func pause(for duration: Duration) async {
+        let clock = config.clock
+        try? await cancelWhenGracefulShutdown { try await clock.sleep(for: duration) }
     }
 
     private func startWorker() async throws -> (WorkerProcess, WorkerReady) {
         let worker = try WorkerProcess(launch: launch, logger: logger)
         let readyTimeout = config.readyTimeout
+        let sleeper = config.clock
         let outcome: Result<WorkerReady, WorkerStartError> = await withTaskGroup(of: Result<WorkerReady, WorkerStartError>?.self) { group in
             group.addTask {
                 for await event in worker.events {
                     switch event {
                     case .message(.ready(let r)): return .success(r)
                     case .exited(let status, let signaled):
-                        // The stderr reader may still be draining; give it a moment so the log is complete.
-                        try? await Task.sleep(for: .milliseconds(200))
                         return .failure(.exitedBeforeReady(status: status, signaled: signaled, log: worker.lastLogLines))
                     default: continue
                     }
@@ -171,7 +178,7 @@ public final class WorkerSupervisor: Service, Sendable {
                 return nil
             }
             group.addTask {
-                try? await Task.sleep(for: readyTimeout)
+                try? await sleeper.sleep(for: readyTimeout)
                 return Task.isCancelled ? nil : .failure(.readyTimeout(seconds: Int(readyTimeout.components.seconds)))
             }
             let first = await group.next() ?? nil
@@ -232,6 +239,7 @@ public final class WorkerSupervisor: Service, Sendable {
         let jobKey = String(job.id)
         let events = self.events
         let timeout = config.jobTimeout
+        let sleeper = config.clock
         return await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
                 for await event in worker.events {
@@ -243,7 +251,6 @@ public final class WorkerSupervisor: Service, Sendable {
                     case .message(.error(let e)) where e.jobID == jobKey || e.jobID == nil:
                         return .failed(e)
                     case .exited(let status, let signaled):
-                        try? await Task.sleep(for: .milliseconds(100))
                         return .crashed(status: status, signaled: signaled, log: worker.lastLogLines)
                     case .garbage(let line):
                         self.logger.warning("worker \(worker.pid) wrote a non-protocol line: \(line.prefix(200))")
@@ -254,7 +261,7 @@ public final class WorkerSupervisor: Service, Sendable {
                 return .crashed(status: -1, signaled: false, log: worker.lastLogLines)
             }
             group.addTask {
-                try? await Task.sleep(for: timeout)
+                try? await sleeper.sleep(for: timeout)
                 return Task.isCancelled ? nil : .timedOut
             }
             let first = await group.next() ?? nil

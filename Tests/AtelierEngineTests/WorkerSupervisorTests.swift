@@ -13,7 +13,7 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(1))) struct WorkerSupervisorTests {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-sup-\(UUID().uuidString)")
 
-    func makeSupervisor(mode: String, jobTimeout: Duration = .seconds(30)) throws -> (WorkerSupervisor, SQLiteStore, LocalFolderStorage) {
+    func makeSupervisor(mode: String, jobTimeout: Duration = .seconds(300), clock: any Clock<Duration> = ContinuousClock()) throws -> (WorkerSupervisor, SQLiteStore, LocalFolderStorage) {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: dir.appendingPathComponent("db.sqlite").path)
         let storage = try LocalFolderStorage(root: dir.appendingPathComponent("outputs"))
@@ -21,6 +21,7 @@ import Testing
                                   arguments: [], environment: ["FAKE_WORKER_MODE": mode])
         var config = SupervisorConfiguration()
         config.jobTimeout = jobTimeout
+        config.clock = clock
         config.readyTimeout = .seconds(30)
         config.restartBackoff = .milliseconds(10)...(.milliseconds(100))
         config.pollInterval = .milliseconds(50)
@@ -89,23 +90,37 @@ import Testing
             let failed = try #require(try await store.job(id: job.id))
             #expect(failed.status == .failed && failed.failure?.code == "worker_crashed")
             #expect(failed.failure?.message.contains("exited with status 1") == true)
+            #expect(failed.failure?.message.contains("nothing was charged") == true)
             try await waitUntil { supervisor.status[0].restarts >= 1 && supervisor.readyWorkerCount == 1 }
             #expect(supervisor.status[0].pid != firstPid)
         }
     }
 
+    /// The clock is manual: the 300 s timeout passes when the test says so, not after 300 s.
     @Test func aJobThatOverrunsItsTimeoutFailsAndTheWorkerIsReplaced() async throws {
-        let (supervisor, store, storage) = try makeSupervisor(mode: "hang", jobTimeout: .milliseconds(500))
+        let clock = ManualClock()
+        let (supervisor, store, storage) = try makeSupervisor(mode: "hang", clock: clock)
         try await withRunning(supervisor) {
             try await waitUntil { supervisor.readyWorkerCount == 1 }
             let firstPid = try #require(supervisor.status[0].pid)
-            await supervisor.events.subscribe(600_000_000_000_003)
             let job = try await enqueue(store, storage, id: 600_000_000_000_003)
             await supervisor.jobQueued()
-            #expect(await supervisor.events.wait(job.id, timeout: .seconds(30)))
-            let failed = try #require(try await store.job(id: job.id))
-            #expect(failed.status == .failed && failed.failure?.code == "timeout")
-            try await waitUntil { supervisor.status[0].restarts >= 1 && supervisor.readyWorkerCount == 1 }
+            try await waitUntil { supervisor.status[0].state == .busy }
+            // Short of the timeout nothing happens: the worker is still busy with the job.
+            clock.advance(by: .seconds(299))
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(supervisor.status[0].state == .busy)
+            #expect(try await store.job(id: job.id)?.status == .running)
+            // Past it, the job fails and the worker is killed and replaced (its backoff also runs on the clock).
+            try await waitUntil {
+                clock.advance(by: .seconds(2))
+                return try await store.job(id: job.id)?.status == .failed
+            }
+            #expect(try await store.job(id: job.id)?.failure?.code == "timeout")
+            try await waitUntil {
+                clock.advance(by: .seconds(1))
+                return supervisor.status[0].restarts >= 1 && supervisor.readyWorkerCount == 1
+            }
             #expect(kill(firstPid, 0) != 0)  // the hung worker was killed, not left behind
         }
     }

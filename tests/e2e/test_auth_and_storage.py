@@ -100,3 +100,23 @@ def test_output_is_served_with_type_and_cache_headers(server) -> None:
     assert "immutable" in img.headers["Cache-Control"]
     assert img.content[:3] == b"\xff\xd8\xff"
     assert re.fullmatch(r".*/storage/outputs/[0-9a-f]{32}\.jpg", data["output"])
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(server) -> None:
+    """PHP's cURL sends `Expect: 100-continue` with bodies over 1 KiB and waits for the interim response."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    body = ("model_id=flux-cute-3d-kawaii&aspect_ratio=9:9&prompt=" + "a" * 2000).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(
+            f"POST /api/v4/run HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {server.key}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+            "Expect: 100-continue\r\nConnection: close\r\n\r\n".encode()
+        )
+        interim = s.recv(4096)  # no body sent yet: only the interim response can arrive
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim
+        s.sendall(body)
+        rest = b""
+        while chunk := s.recv(65536):
+            rest += chunk
+    final = (interim + rest).split(b"\r\n\r\n", 1)[1]
+    assert b"HTTP/1.1 400" in final  # the body arrived whole and was validated (aspect_ratio 9:9)
