@@ -65,6 +65,7 @@ public actor JobEvents {
 public actor WakeSignal {
     private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var pending = 0
+    private var closed = false
     private var nextToken = 0
     private let clock: any Clock<Duration>
 
@@ -82,6 +83,7 @@ public actor WakeSignal {
     }
 
     public func wait(upTo timeout: Duration) async {
+        if closed { return }
         if pending > 0 {
             pending -= 1
             return
@@ -101,8 +103,10 @@ public actor WakeSignal {
         waiters.removeValue(forKey: token)?.resume()
     }
 
-    /// Releases every waiter (shutdown).
+    /// Releases every waiter and makes later waits return at once (shutdown): a slot that was about to wait
+    /// when shutdown began must not sleep out its poll interval.
     public func releaseAll() {
+        closed = true
         for (_, c) in waiters { c.resume() }
         waiters.removeAll()
     }
