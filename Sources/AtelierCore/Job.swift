@@ -16,6 +16,21 @@ public struct JobOutput: Sendable, Equatable, Codable {
     }
 }
 
+/// What the safety checker did with a run's images.
+public struct SafetyOutcome: Sendable, Equatable, Codable {
+    /// The checker's name; nil when the model configures none.
+    public var checker: String?
+    /// False when none is configured or the request set disable_safety_checker.
+    public var ran: Bool
+    /// Images flagged and not delivered (nor charged).
+    public var dropped: Int
+    public init(checker: String?, ran: Bool, dropped: Int) {
+        self.checker = checker
+        self.ran = ran
+        self.dropped = dropped
+    }
+}
+
 /// What the worker reports with a successful run, stored with the job.
 public struct JobResult: Sendable, Equatable, Codable {
     public var outputs: [JobOutput]
@@ -24,7 +39,11 @@ public struct JobResult: Sendable, Equatable, Codable {
     public var pathReason: String
     public var inferenceMs: Double
     public var encodeMs: Double
-    public init(outputs: [JobOutput], path: String, pathReason: String, inferenceMs: Double, encodeMs: Double) {
+    /// Nil in rows written before the safety hook existed.
+    public var safety: SafetyOutcome?
+    public init(outputs: [JobOutput], path: String, pathReason: String, inferenceMs: Double, encodeMs: Double,
+                safety: SafetyOutcome? = nil) {
+        self.safety = safety
         self.outputs = outputs
         self.path = path
         self.pathReason = pathReason

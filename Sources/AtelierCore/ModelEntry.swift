@@ -51,6 +51,8 @@ public struct ModelEntry: Sendable, Codable, Equatable {
     public var pricePerImage: Price
     public var license: String?
     public var limits: ParameterLimits
+    /// The worker's safety checker: "none", or "fixture:seed-mod:M:R" (a test fixture). Nil: none.
+    public var safetyChecker: String?
 
     public init(
         id: String, title: String, description: String, base: Weights, lora: LoRA?, triggerWords: [String],
@@ -71,6 +73,7 @@ public struct ModelEntry: Sendable, Codable, Equatable {
         case id, title, description, base, lora, license, limits
         case triggerWords = "trigger_words"
         case pricePerImage = "price_per_image"
+        case safetyChecker = "safety_checker"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -84,6 +87,7 @@ public struct ModelEntry: Sendable, Codable, Equatable {
         pricePerImage = try c.decode(Price.self, forKey: .pricePerImage)
         license = try c.decodeIfPresent(String.self, forKey: .license)
         limits = try c.decodeIfPresent(ParameterLimits.self, forKey: .limits) ?? .init()
+        safetyChecker = try c.decodeIfPresent(String.self, forKey: .safetyChecker)
     }
 }
 

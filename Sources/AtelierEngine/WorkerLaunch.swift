@@ -19,4 +19,6 @@ public struct WorkerLaunch: Sendable, Equatable {
 public enum WorkerExitCode {
     public static let loadFailed: Int32 = 2
     public static let weightsMissing: Int32 = 3
+    /// The worker's configuration is wrong (e.g. an unknown safety checker): restarting cannot help either.
+    public static let configInvalid: Int32 = 4
 }

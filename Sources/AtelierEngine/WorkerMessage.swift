@@ -28,9 +28,12 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     public var outputFormat: String
     public var outputQuality: Int
     public var outputs: [Output]
+    /// False when the request set disable_safety_checker.
+    public var safetyCheck: Bool
 
     enum CodingKeys: String, CodingKey {
         case type, prompt, width, height, guidance, outputs
+        case safetyCheck = "safety_check"
         case jobID = "job_id"
         case numInferenceSteps = "num_inference_steps"
         case loraScale = "lora_scale"
@@ -52,6 +55,7 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
         outputFormat = r.outputFormat.rawValue
         outputQuality = r.outputQuality
         outputs = zip(paths, r.seeds(base: job.seed)).map { Output(path: $0, seed: $1) }
+        safetyCheck = !r.disableSafetyChecker
     }
 }
 
@@ -108,8 +112,9 @@ public struct WorkerResult: Sendable, Equatable, Decodable {
     public var path: String
     public var pathReason: String
     public var timings: [String: Double]
+    public var safety: SafetyOutcome?
     enum CodingKeys: String, CodingKey {
-        case images, path, timings
+        case images, path, timings, safety
         case jobID = "job_id"
         case pathReason = "path_reason"
     }

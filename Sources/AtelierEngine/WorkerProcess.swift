@@ -26,9 +26,11 @@ public enum WorkerStartError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// True when the worker said the production weights are missing: restarting cannot help.
-    public var isWeightsMissing: Bool {
-        if case .exitedBeforeReady(let status, false, _) = self { return status == WorkerExitCode.weightsMissing }
+    /// True when the worker said its weights are missing or its configuration is wrong: restarting cannot help.
+    public var isFatal: Bool {
+        if case .exitedBeforeReady(let status, false, _) = self {
+            return status == WorkerExitCode.weightsMissing || status == WorkerExitCode.configInvalid
+        }
         return false
     }
 }

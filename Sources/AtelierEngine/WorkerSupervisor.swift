@@ -41,7 +41,7 @@ public struct WorkerSlotStatus: Sendable, Equatable, Codable {
 }
 
 public enum SupervisorError: Error, CustomStringConvertible {
-    /// Restarting cannot help (weights missing): start-up stops with the worker's explanation.
+    /// Restarting cannot help (weights missing, bad configuration): start-up stops with the worker's explanation.
     case fatal(String)
     public var description: String {
         switch self { case .fatal(let m): m }
@@ -125,7 +125,7 @@ public final class WorkerSupervisor: Service, Sendable {
             do {
                 (worker, ready) = try await startWorker()
             } catch let error as WorkerStartError {
-                if error.isWeightsMissing {
+                if error.isFatal {
                     throw SupervisorError.fatal(error.description)
                 }
                 logger.error("worker slot \(slot): \(error); retrying in \(backoff)")
@@ -281,7 +281,7 @@ public final class WorkerSupervisor: Service, Sendable {
             }
             let result = JobResult(
                 outputs: outputs, path: r.path, pathReason: r.pathReason,
-                inferenceMs: r.timings["inference_ms"] ?? 0, encodeMs: r.timings["encode_ms"] ?? 0
+                inferenceMs: r.timings["inference_ms"] ?? 0, encodeMs: r.timings["encode_ms"] ?? 0, safety: r.safety
             )
             _ = try await store.complete(id: job.id, result: result, now: now)
             logger.info("run \(job.id) succeeded: \(outputs.count) image(s), \(Int(r.timings["total_ms"] ?? 0)) ms, \(r.path) path")

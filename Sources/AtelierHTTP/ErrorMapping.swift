@@ -30,8 +30,11 @@ public enum ErrorMapping {
         case .modelNotFound, .notFound: .notFound
         case .unavailable: .serviceUnavailable
         case .runFailed(let code, _):
-            // Infrastructure failures are worth retrying: 503. A failure of the generation itself is a 500.
-            ["worker_crashed", "timeout", "server_restarted"].contains(code) ? .serviceUnavailable : .internalServerError
+            // Infrastructure failures are worth retrying: 503. Every image flagged: the request's content, 422.
+            // A failure of the generation itself is a 500.
+            if ["worker_crashed", "timeout", "server_restarted"].contains(code) { .serviceUnavailable }
+            else if code == "safety_flagged" { .unprocessableContent }
+            else { .internalServerError }
         case .internalError: .internalServerError
         }
     }

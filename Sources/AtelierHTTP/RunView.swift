@@ -38,9 +38,30 @@ public struct RunView: Encodable, Sendable {
     public var path: String?
     public var pathReason: String?
     public var timings: Timings?
+    public var safetyChecker: Safety?
+
+    /// What the safety checker did, in words too, so "no check ran" is never silent.
+    public struct Safety: Encodable, Sendable {
+        public var checker: String?
+        public var ran: Bool
+        public var dropped: Int
+        public var note: String
+
+        enum CodingKeys: String, CodingKey { case checker, ran, dropped, note }
+
+        /// `checker` is written as null rather than left out, so clients can rely on the key.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(checker, forKey: .checker)
+            try c.encode(ran, forKey: .ran)
+            try c.encode(dropped, forKey: .dropped)
+            try c.encode(note, forKey: .note)
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case status, output, seed, seeds, width, height, path, timings
+        case safetyChecker = "safety_checker"
         case requestID = "request_id"
         case modelID = "model_id"
         case outputType = "output_type"
@@ -64,6 +85,13 @@ public struct RunView: Encodable, Sendable {
             var timings = Timings(inferenceMs: result.inferenceMs, encodeMs: result.encodeMs)
             if let s = job.startedAt, let f = job.finishedAt { timings.totalMs = (f.timeIntervalSince(s) * 10_000).rounded() / 10 }
             self.timings = timings
+            let s = result.safety ?? SafetyOutcome(checker: nil, ran: false, dropped: 0)
+            let note: String =
+                if s.checker == nil { "no safety checker is configured for this model: no check ran" }
+                else if !s.ran { "disable_safety_checker was set: no check ran" }
+                else if s.dropped == 0 { "checked: no image was flagged" }
+                else { "checked: \(s.dropped) image(s) flagged and not delivered (not charged)" }
+            safetyChecker = Safety(checker: s.checker, ran: s.ran, dropped: s.dropped, note: note)
         }
     }
 }

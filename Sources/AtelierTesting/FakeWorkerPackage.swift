@@ -5,7 +5,8 @@ import Foundation
 /// worker is exercised by the end-to-end tests; this one only makes failure modes cheap and exact.
 ///
 /// Behaviour comes from `FAKE_WORKER_MODE`: `ok` (writes a small file and answers), `hang` (never answers a
-/// generate), `die` (exits 1 on the first generate), `weights-missing` (exits 3 before ready).
+/// generate), `die` (exits 1 on the first generate), `weights-missing` (exits 3 before ready), `config-invalid`
+/// (exits 4 before ready).
 public enum FakeWorkerPackage {
     public static func write() throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("fake-worker-\(UUID().uuidString)")
@@ -21,6 +22,9 @@ import json, os, sys, time
 mode = os.environ.get("FAKE_WORKER_MODE", "ok")
 def send(obj):
     sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
+if mode == "config-invalid":
+    sys.stderr.write("INVALID CONFIGURATION: unknown safety checker 'nsfw'\n")
+    sys.exit(4)
 if mode == "weights-missing":
     sys.stderr.write("WEIGHTS MISSING: base weights not found: download black-forest-labs/FLUX.1-dev\n")
     sys.exit(3)

@@ -136,6 +136,7 @@ struct Server {
                 }
             }
         }
+        if let checker = entry.safetyChecker { args += ["--safety-checker", checker] }
         return WorkerLaunch(python: settings.python, workerDirectory: settings.workerDirectory, arguments: args,
                             environment: ["OMP_NUM_THREADS": String(settings.workerThreads)])
     }

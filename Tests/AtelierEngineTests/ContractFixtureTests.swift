@@ -26,6 +26,7 @@ import Testing
         guard case .result(let r) = try WorkerOutbound.decode(line: line("result")) else { Issue.record("not result"); return }
         #expect(r.images.count == 1 && r.images[0].seed == 1234567 && r.images[0].width == 1024 && r.path == "standard")
         #expect(r.timings["inference_ms"] == 2712.4)
+        #expect(r.safety == SafetyOutcome(checker: "fixture:seed-mod:4:1", ran: true, dropped: 1))
     }
 
     @Test func error() throws {

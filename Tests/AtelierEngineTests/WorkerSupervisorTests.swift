@@ -125,13 +125,14 @@ import Testing
         }
     }
 
-    @Test func missingWeightsStopStartUpWithTheWorkersExplanation() async throws {
-        let (supervisor, _, _) = try makeSupervisor(mode: "weights-missing")
+    @Test(arguments: [("weights-missing", "download black-forest-labs/FLUX.1-dev"), ("config-invalid", "unknown safety checker")])
+    func unfixableStartFailuresStopStartUpWithTheWorkersExplanation(mode: String, expected: String) async throws {
+        let (supervisor, _, _) = try makeSupervisor(mode: mode)
         do {
             try await supervisor.run()
             Issue.record("the supervisor should have stopped")
         } catch let error as SupervisorError {
-            #expect(error.description.contains("download black-forest-labs/FLUX.1-dev"))
+            #expect(error.description.contains(expected))
         }
     }
 }

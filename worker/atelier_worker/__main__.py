@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--allow-random-weights", action="store_true", help="the demo profile: accept the tiny model")
+    s.add_argument("--safety-checker", default="none", help="none, or fixture:seed-mod:M:R (tests only)")
     s.add_argument("--no-warmup", action="store_true")
     s.add_argument("--no-fast-path", action="store_true")
     t = sub.add_parser("tiny", help="build the tiny random FLUX pipeline and LoRA (offline)")
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     from .runner import ModelSpec, Runner, RunnerOptions, WeightsMissing
-    from .serve import EXIT_LOAD_FAILED, EXIT_WEIGHTS_MISSING, serve, stdio_channel
+    from .safety import SafetySpecError
+    from .serve import EXIT_CONFIG_INVALID, EXIT_LOAD_FAILED, EXIT_WEIGHTS_MISSING, serve, stdio_channel
 
     log = logging.getLogger("atelier.worker")
     inp, channel = stdio_channel()
@@ -54,16 +56,20 @@ def run_serve(args: argparse.Namespace) -> int:
         lora_weight_name=args.lora_weight_name,
         adapter_name=args.adapter_name,
         allow_random_weights=args.allow_random_weights,
+        safety_checker=args.safety_checker,
     )
     options = RunnerOptions(
         device=args.device, threads=args.threads, warmup=not args.no_warmup, enable_fast_path=not args.no_fast_path
     )
-    runner = Runner(spec, options)
     try:
+        runner = Runner(spec, options)
         runner.load()
     except WeightsMissing as exc:
         log.error("WEIGHTS MISSING: %s", exc)
         return EXIT_WEIGHTS_MISSING
+    except SafetySpecError as exc:
+        log.error("INVALID CONFIGURATION: %s", exc)
+        return EXIT_CONFIG_INVALID
     except Exception:  # noqa: BLE001
         log.exception("loading the pipeline failed")
         return EXIT_LOAD_FAILED

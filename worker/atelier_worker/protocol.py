@@ -34,6 +34,8 @@ class GenerateRequest:
     output_format: str
     output_quality: int
     outputs: list[OutputSpec]
+    # False when the request set disable_safety_checker; absent in older servers' messages: check.
+    safety_check: bool = True
 
     def validate(self) -> None:
         problems = []
@@ -104,6 +106,7 @@ def parse_inbound(line: str) -> Inbound:
         output_format=_need(obj, "output_format", str),
         output_quality=_need(obj, "output_quality", int),
         outputs=outputs,
+        safety_check=bool(_need(obj, "safety_check", bool)) if "safety_check" in obj else True,
     )
 
 
@@ -115,6 +118,13 @@ class ImageResult:
     height: int
     bytes: int
     format: str
+
+
+@dataclass(frozen=True)
+class SafetyReport:
+    checker: str | None  # the checker's name; None when the model configures none
+    ran: bool  # False when none is configured or the request disabled it
+    dropped: int  # images flagged and not delivered
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,7 @@ class Result:
     path: str
     path_reason: str
     timings: dict[str, float] = field(default_factory=dict)
+    safety: SafetyReport = field(default_factory=lambda: SafetyReport(checker=None, ran=False, dropped=0))
     type: str = "result"
 
 

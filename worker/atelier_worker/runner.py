@@ -20,11 +20,16 @@ from .fastpath import (
     detect_capabilities,
     effective_lora_scale,
 )
-from .protocol import GenerateRequest, ImageResult, Ready, Result
+from .protocol import GenerateRequest, ImageResult, Ready, Result, SafetyReport
+from .safety import SafetyChecker, load_checker
 
 log = logging.getLogger("atelier.runner")
 
 TINY_MARKER = "ATELIER_TINY_RANDOM_WEIGHTS"
+
+
+class AllImagesFlagged(RuntimeError):
+    """Every image of a run was flagged by the safety checker: nothing is delivered."""
 
 
 class WeightsMissing(RuntimeError):
@@ -38,6 +43,7 @@ class ModelSpec:
     lora_weight_name: str | None = None
     adapter_name: str = "style"
     allow_random_weights: bool = False  # the demo profile; production refuses the tiny model
+    safety_checker: str | None = None  # see safety.load_checker
 
 
 @dataclass
@@ -119,6 +125,7 @@ class Runner:
         self.random_weights = False
         self.fast_loaded = False
         self.load_ms = 0.0
+        self.checker: SafetyChecker | None = load_checker(spec.safety_checker)
 
     def load(self) -> None:
         import torch
@@ -230,9 +237,21 @@ class Runner:
                 output_type="pil",
             )
         inference_ms = (time.perf_counter() - started) * 1000
+        verdicts = [False] * len(out.images)
+        ran = self.checker is not None and req.safety_check
+        if ran:
+            verdicts = self.checker.flags(out.images, [o.seed for o in req.outputs])
+        dropped = sum(verdicts)
+        if dropped == len(out.images):
+            raise AllImagesFlagged(
+                f"all {dropped} image(s) were flagged by the safety checker and none was delivered; "
+                "try another prompt or seed"
+            )
         encode_started = time.perf_counter()
         images: list[ImageResult] = []
-        for spec, image in zip(req.outputs, out.images, strict=True):
+        for spec, image, flagged in zip(req.outputs, out.images, verdicts, strict=True):
+            if flagged:
+                continue  # never written: a flagged image does not exist for the client
             size = encode(image, spec.path, req.output_format, req.output_quality)
             images.append(ImageResult(path=spec.path, seed=spec.seed, width=image.width, height=image.height,
                                       bytes=size, format=req.output_format))
@@ -242,6 +261,7 @@ class Runner:
             images=images,
             path=choice.name,
             path_reason=choice.reason,
+            safety=SafetyReport(checker=self.checker.name if self.checker else None, ran=ran, dropped=dropped),
             timings={
                 "inference_ms": round(inference_ms, 1),
                 "encode_ms": round(encode_ms, 1),

@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from .protocol import Error, GenerateRequest, Outbound, Progress, ProtocolError, Shutdown, encode_outbound, parse_inbound
-from .runner import Runner
+from .runner import AllImagesFlagged, Runner
 
 log = logging.getLogger("atelier.serve")
 
@@ -15,6 +15,7 @@ log = logging.getLogger("atelier.serve")
 EXIT_OK = 0
 EXIT_LOAD_FAILED = 2
 EXIT_WEIGHTS_MISSING = 3
+EXIT_CONFIG_INVALID = 4
 
 
 class Channel:
@@ -57,6 +58,9 @@ def handle(runner: Runner, req: GenerateRequest, channel: Channel) -> None:
         return
     try:
         result = runner.generate(req, lambda step, total: channel.send(Progress(req.job_id, step, total)))
+    except AllImagesFlagged as exc:
+        channel.send(Error(job_id=req.job_id, code="safety_flagged", message=str(exc)))
+        return
     except MemoryError as exc:
         channel.send(Error(job_id=req.job_id, code="out_of_memory", message=str(exc) or "out of memory"))
         return

@@ -14,6 +14,7 @@ from atelier_worker.protocol import (
     ProtocolError,
     Ready,
     Result,
+    SafetyReport,
     Shutdown,
     encode_outbound,
     parse_inbound,
@@ -28,6 +29,7 @@ def test_generate_fixture_parses_to_typed_request() -> None:
     assert req.job_id == "212121212121212"
     assert (req.width, req.height, req.num_inference_steps) == (1024, 1024, 28)
     assert req.outputs[0].seed == 1234567 and req.outputs[0].path.endswith(".webp")
+    assert req.safety_check is True
     req.validate()
 
 
@@ -45,7 +47,8 @@ def test_outbound_fixtures_match_what_the_worker_encodes(name: str) -> None:
         msg = Progress(job_id=fixture["job_id"], step=fixture["step"], total=fixture["total"])
     elif name == "result":
         msg = Result(job_id=fixture["job_id"], images=[ImageResult(**i) for i in fixture["images"]],
-                     path=fixture["path"], path_reason=fixture["path_reason"], timings=fixture["timings"])
+                     path=fixture["path"], path_reason=fixture["path_reason"], timings=fixture["timings"],
+                     safety=SafetyReport(**fixture["safety"]))
     else:
         msg = Error(job_id=fixture["job_id"], code=fixture["code"], message=fixture["message"])
     assert json.loads(encode_outbound(msg)) == fixture
@@ -87,3 +90,9 @@ def test_validate_names_each_problem() -> None:
 def test_not_json_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         parse_inbound("{nope")
+
+
+def test_safety_check_defaults_to_on_when_absent() -> None:
+    obj = json.loads((FIXTURES / "generate.json").read_text())
+    del obj["safety_check"]
+    assert parse_inbound(json.dumps(obj)).safety_check is True
