@@ -56,6 +56,8 @@ public struct AtelierAPI: Sendable {
         let router = Router(context: AtelierRequestContext.self)
         router.add(middleware: ErrorEnvelopeMiddleware())
         router.post("/api/v4/run") { request, context in try await self.run(request, context: context) }
+        router.get("/api/v4/check") { request, context in try await self.check(request, context: context) }
+        router.post("/api/v4/check") { request, context in try await self.check(request, context: context) }
         router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
         router.get("/healthz") { _, _ in self.health() }
         return router
@@ -98,6 +100,33 @@ public struct AtelierAPI: Sendable {
         case .succeeded, .queued, .running:
             return JSONResponse.make(status: .ok, SuccessEnvelope(data: view))
         }
+    }
+
+    // MARK: /api/v4/check
+
+    /// A run's status, progress and outcome, by `request_id` (query, JSON, form or multipart). Another account's
+    /// run is 404, exactly like a run that does not exist, so ids cannot be probed.
+    func check(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        var raw = request.method == .post ? try await readParameters(request) : [:]
+        // A key never travels in a URL (proxies and access logs keep URLs), so api_key is not read from the query.
+        for (name, value) in request.uri.queryParameters where raw[String(name)] == nil && name != "api_key" {
+            raw[String(name)] = .string(String(value))
+        }
+        let account = try await authenticate(request, body: raw)
+        let id: Int64?
+        switch raw["request_id"] {
+        case .string(let s)?: id = Int64(s.trimmingCharacters(in: .whitespaces))
+        case .number(let d)? where d == d.rounded() && abs(d) < 1e18: id = Int64(d)
+        default: id = nil
+        }
+        guard let id else {
+            throw AtelierError.invalid("request_id", "required", "request_id is required: the integer /api/v4/run returned")
+        }
+        guard let job = try await jobs.job(id: id), job.accountID == account.accountID else {
+            throw AtelierError.notFound("no run with request_id \(id) for this API key's account")
+        }
+        let progress = await queue.events.currentProgress(id)
+        return JSONResponse.make(status: .ok, SuccessEnvelope(data: RunView(job: job, baseURL: baseURL(for: request), progress: progress)))
     }
 
     func readParameters(_ request: Request) async throws -> [String: ParameterValue] {

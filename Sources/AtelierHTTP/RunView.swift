@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierEngine
 import Foundation
 
 /// The `data` of a run's response: what the hosted service returns (`request_id`, `output`, `output_type`), plus
@@ -39,6 +40,20 @@ public struct RunView: Encodable, Sendable {
     public var pathReason: String?
     public var timings: Timings?
     public var safetyChecker: Safety?
+    /// Set when the run failed: the same code and message the failing /run response carried.
+    public var error: RunError?
+    /// Steps done so far, while the run is running (from the worker's progress reports).
+    public var progress: Progress?
+
+    public struct RunError: Encodable, Sendable {
+        public var code: String
+        public var message: String
+    }
+
+    public struct Progress: Encodable, Sendable {
+        public var step: Int
+        public var total: Int
+    }
 
     /// What the safety checker did, in words too, so "no check ran" is never silent.
     public struct Safety: Encodable, Sendable {
@@ -62,13 +77,16 @@ public struct RunView: Encodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case status, output, seed, seeds, width, height, path, timings
         case safetyChecker = "safety_checker"
+        case error, progress
         case requestID = "request_id"
         case modelID = "model_id"
         case outputType = "output_type"
         case pathReason = "path_reason"
     }
 
-    public init(job: Job, baseURL: String) {
+    public init(job: Job, baseURL: String, progress: JobEvents.Progress? = nil) {
+        if let p = progress, job.status == .running { self.progress = Progress(step: p.step, total: p.total) }
+        if let f = job.failure { error = RunError(code: f.code, message: f.message) }
         requestID = job.id
         status = job.status.rawValue
         modelID = job.request.modelID

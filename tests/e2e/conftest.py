@@ -65,10 +65,9 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
     )
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    data_dir = tmp_path_factory.mktemp("atelier-data")
-    proc = start_server(data_dir, "--wait", "120")
+def launch(data_dir: Path, *extra: str) -> RunningServer:
+    """Starts `atelier serve` on a free port and waits for its banner (URL and demo key) and a ready worker."""
+    proc = start_server(data_dir, *extra)
     out: list[str] = []
     err: list[str] = []
     threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True).start()
@@ -86,9 +85,26 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     assert url and key, "no banner; stderr:\n" + "\n".join(err[-40:])
     srv = RunningServer(proc, url, key, data_dir, out, err)
     srv.wait_ready()
-    yield srv
-    proc.send_signal(signal.SIGTERM)
+    return srv
+
+
+def stop(srv: RunningServer) -> None:
+    srv.process.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
+        srv.process.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        srv.process.kill()
+
+
+def data_dir_sharing_tiny(tmp_path_factory: pytest.TempPathFactory, server: RunningServer, name: str) -> Path:
+    """A fresh data folder that reuses the session server's tiny model instead of building it again."""
+    data = tmp_path_factory.mktemp(name)
+    (data / "tiny").symlink_to(server.data_dir / "tiny")
+    return data
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    srv = launch(tmp_path_factory.mktemp("atelier-data"), "--wait", "120")
+    yield srv
+    stop(srv)

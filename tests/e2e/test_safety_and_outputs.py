@@ -5,45 +5,24 @@ from __future__ import annotations
 
 import io
 import json
-import re
-import signal
-import threading
-import time
 
 import pytest
 import requests
 from PIL import Image
 
-from .conftest import REPO, RunningServer, _pump, start_server
+from .conftest import REPO, data_dir_sharing_tiny, launch, stop
 
 
 @pytest.fixture(scope="module")
 def checked_server(tmp_path_factory: pytest.TempPathFactory, server):
-    # Reuse the session server's tiny model so this start does not build it again.
-    data = tmp_path_factory.mktemp("checked-data")
-    (data / "tiny").symlink_to(server.data_dir / "tiny")
+    data = data_dir_sharing_tiny(tmp_path_factory, server, "checked-data")
     models = tmp_path_factory.mktemp("checked-models")
     entry = json.loads((REPO / "models" / "flux-cute-3d-kawaii.json").read_text())
     entry["safety_checker"] = "fixture:seed-mod:4:1"
     (models / "flux-cute-3d-kawaii.json").write_text(json.dumps(entry))
-    proc = start_server(data, "--models-dir", str(models))
-    out: list[str] = []
-    err: list[str] = []
-    threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True).start()
-    threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True).start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        text = "\n".join(out)
-        m, k = re.search(r"listening on (http://[0-9.]+:\d+)", text), re.search(r"^\s+(atl_[A-Za-z0-9]{44})$", text, re.M)
-        if m and k:
-            break
-        assert proc.poll() is None, "\n".join(err[-30:])
-        time.sleep(0.1)
-    srv = RunningServer(proc, m.group(1), k.group(1), data, out, err)
-    srv.wait_ready()
+    srv = launch(data, "--models-dir", str(models))
     yield srv
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    stop(srv)
 
 
 def run(srv, **fields) -> requests.Response:

@@ -1,0 +1,70 @@
+"""/api/v4/check: a run that outlives the wait window is never lost to its client."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from .conftest import data_dir_sharing_tiny, launch, stop
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory, server):
+    """A server whose /run answers at once (--wait 0) with the request_id and status only."""
+    srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "impatient-data"), "--wait", "0")
+    yield srv
+    stop(srv)
+
+
+def auth(srv) -> dict:
+    return {"Authorization": f"Bearer {srv.key}"}
+
+
+def test_run_beyond_the_window_is_fetched_with_check(impatient) -> None:
+    r = requests.post(f"{impatient.base_url}/api/v4/run", headers=auth(impatient), timeout=30,
+                      json={"model_id": "flux-cute-3d-kawaii", "prompt": "Cute 3d Kawaii tree", "aspect_ratio": "1:1",
+                            "num_inference_steps": 28, "seed": 3})
+    assert r.status_code == 200, r.text
+    first = r.json()["data"]
+    assert first["status"] in ("queued", "running") and "output" not in first
+    request_id = first["request_id"]
+
+    seen = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        data = requests.get(f"{impatient.base_url}/api/v4/check", params={"request_id": request_id},
+                            headers=auth(impatient), timeout=30).json()["data"]
+        seen.add(data["status"])
+        if data["status"] == "running" and "progress" in data:
+            assert 1 <= data["progress"]["step"] <= data["progress"]["total"] == 28
+        if data["status"] == "succeeded":
+            break
+        time.sleep(0.1)
+    assert data["status"] == "succeeded" and data["seed"] == 3
+    assert requests.get(data["output"], timeout=30).status_code == 200
+    # POST with a form body gives the same answer.
+    posted = requests.post(f"{impatient.base_url}/api/v4/check", data={"request_id": str(request_id)},
+                           headers=auth(impatient), timeout=30).json()["data"]
+    assert posted["output"] == data["output"]
+
+
+def test_another_accounts_run_is_404(impatient) -> None:
+    r = requests.post(f"{impatient.base_url}/api/v4/run", headers=auth(impatient), timeout=30,
+                      data={"model_id": "flux-cute-3d-kawaii", "prompt": "x", "aspect_ratio": "1:1",
+                            "num_inference_steps": "1", "megapixels": "0.25"})
+    request_id = r.json()["data"]["request_id"]
+    other = impatient.cli("keys", "create", "--account", "mallory").stdout.strip()
+    r = requests.get(f"{impatient.base_url}/api/v4/check", params={"request_id": request_id},
+                     headers={"Authorization": f"Bearer {other}"}, timeout=30)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_check_errors(impatient) -> None:
+    base = f"{impatient.base_url}/api/v4/check"
+    assert requests.get(base, headers=auth(impatient), timeout=10).status_code == 400
+    assert requests.get(base, params={"request_id": "123"}, headers=auth(impatient), timeout=10).status_code == 404
+    assert requests.get(base, params={"request_id": "1"}, timeout=10).status_code == 401
+    # A key in the URL is never accepted.
+    assert requests.get(base, params={"request_id": "1", "api_key": impatient.key}, timeout=10).status_code == 401
