@@ -81,7 +81,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AtelierCoreTests",
-            dependencies: ["AtelierCore"]
+            dependencies: ["AtelierCore", "AtelierTesting"]
         ),
         .testTarget(
             name: "AtelierEngineTests",

@@ -1,12 +1,14 @@
 @testable import AtelierCore
+import AtelierTesting
 import Testing
 
+/// Against the repository's own catalog file for flux-cute-3d-kawaii.
 @Suite struct RunRequestDecoderTests {
-    static let entry = ModelEntry(
-        id: "flux-cute-3d-kawaii", title: "t", description: "d", base: .init(repo: "black-forest-labs/FLUX.1-dev"),
-        lora: nil, triggerWords: [], pricePerImage: .init(currency: "USD", minorUnits: 3)
-    )
-    let decoder = RunRequestDecoder(catalog: ModelCatalog([entry]))
+    let decoder: RunRequestDecoder
+
+    init() throws {
+        decoder = RunRequestDecoder(catalog: ModelCatalog([try RepositoryCatalog.entry()]))
+    }
 
     /// The seed request exactly as PHP's cURL sends it: every value a string, seed "".
     static let seed: [String: ParameterValue] = [
@@ -100,9 +102,33 @@ import Testing
     }
 
     @Test func missingRequiredParameters() {
-        let p = problems([:])
-        #expect(Set(p.map(\.param)) == ["model_id", "prompt", "aspect_ratio"])
+        // Without a model there is no parameter list to check against: model_id alone is reported.
+        #expect(problems([:]).map(\.param) == ["model_id"])
+        let p = problems(["model_id": .string("flux-cute-3d-kawaii")])
+        #expect(Set(p.map(\.param)) == ["prompt", "aspect_ratio"])
         #expect(p.allSatisfy { $0.code == "required" })
+    }
+
+    @Test func aSecondModelWithAnotherParameterSetNeedsOnlyACatalogEntry() throws {
+        var small = try RepositoryCatalog.entry()
+        small.id = "flux-small"
+        small.parameters = small.parameters.filter { ["prompt", "aspect_ratio", "output_format"].contains($0.name) }
+        if let i = small.parameters.firstIndex(where: { $0.name == "aspect_ratio" }) {
+            small.parameters[i].choices = ["1:1"]
+        }
+        let decoder = RunRequestDecoder(catalog: ModelCatalog([small]))
+        var raw: [String: ParameterValue] = ["model_id": .string("flux-small"), "prompt": .string("p"), "aspect_ratio": .string("1:1")]
+        let r = try decoder.decode(raw)
+        #expect(r.size == ImageSize(width: 1024, height: 1024) && r.numInferenceSteps == 28 && !r.goFast)
+        raw["num_inference_steps"] = .string("4")
+        raw["aspect_ratio"] = .string("16:9")
+        do {
+            _ = try decoder.decode(raw)
+            Issue.record("accepted a parameter the model does not define")
+        } catch {
+            guard case .invalidParameters(let p) = error else { Issue.record("\(error)"); return }
+            #expect(Set(p.map(\.code)) == ["unknown_parameter", "invalid_choice"])
+        }
     }
 
     @Test func unknownParameterSuggestsTheNearestName() {
@@ -114,6 +140,9 @@ import Testing
         raw = Self.seed
         raw["zzzzzzzzzzzzzzzzzzzz"] = .string("1")
         #expect(problems(raw).first?.message.contains("did you mean") == false)
+        raw = Self.seed
+        raw["guidance_scal"] = .string("1")
+        #expect(problems(raw).first?.message.contains(#"did you mean "guidance"?"#) == true)
     }
 
     @Test func unknownModel() {

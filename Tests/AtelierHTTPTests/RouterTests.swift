@@ -28,8 +28,7 @@ extension InMemoryRunQueue: RunQueue {}
     }
 
     func app(maxBody: Int = 1024 * 1024) -> some ApplicationProtocol {
-        let entry = ModelEntry(id: "flux-cute-3d-kawaii", title: "t", description: "d", base: .init(repo: "r"), lora: nil,
-                               triggerWords: [], pricePerImage: .init(currency: "USD", minorUnits: 3))
+        let entry = try! RepositoryCatalog.entry()
         var config = APIConfiguration()
         config.maxBodyBytes = maxBody
         let api = AtelierAPI(catalog: ModelCatalog([entry]), keys: store, jobs: store, storage: storage, queue: queue, config: config)

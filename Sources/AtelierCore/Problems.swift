@@ -1,0 +1,128 @@
+import Foundation
+
+/// Collects problems while typing values; each accessor returns nil after recording a problem.
+public struct Problems: Sendable {
+    public internal(set) var items: [ParameterProblem] = []
+    public init() {}
+
+    mutating func add(_ param: String, _ code: String, _ message: String) {
+        items.append(ParameterProblem(param: param, code: code, message: message))
+    }
+
+    /// Absent, JSON null and (for optional parameters) the empty string all mean "use the default".
+    private func present(_ values: [String: ParameterValue], _ name: String) -> ParameterValue? {
+        guard let v = values[name], v != .null else { return nil }
+        return v
+    }
+
+    mutating func string(_ values: [String: ParameterValue], _ name: String, required: Bool = false) -> String? {
+        guard let v = present(values, name) else {
+            if required { add(name, "required", "\(name) is required") }
+            return nil
+        }
+        if case .string(let s) = v {
+            if required && s.isEmpty { add(name, "required", "\(name) is required and must not be empty"); return nil }
+            return s
+        }
+        add(name, "invalid_type", "\(name) must be a string; got \(v.display)")
+        return nil
+    }
+
+    mutating func choice(_ values: [String: ParameterValue], _ name: String, _ allowed: [String], aliases: [String: String] = [:], default def: String?, required: Bool = false) -> String? {
+        guard let v = present(values, name), v != .string("") || required else {
+            if required { add(name, "required", "\(name) is required; one of \(allowed.joined(separator: ", "))") }
+            return def
+        }
+        var text: String?
+        switch v {
+        case .string(let s): text = s
+        case .number: text = v.display  // megapixels: 1 or 0.25 sent as a JSON number
+        default: text = nil
+        }
+        if let t = text {
+            if allowed.contains(t) { return t }
+            // Case-insensitive and alias spellings (JPEG, jpeg → jpg).
+            if let hit = allowed.first(where: { $0.lowercased() == t.lowercased() }) { return hit }
+            if let target = aliases[t.lowercased()], allowed.contains(target) { return target }
+        }
+        if case .number(let d) = v, allowed.contains(String(d)) { return String(d) }
+        let accepted = aliases.isEmpty ? "" : " (\(aliases.keys.sorted().joined(separator: ", ")) \(aliases.count == 1 ? "is" : "are") accepted)"
+        add(name, "invalid_choice", "\(name) must be one of \(allowed.joined(separator: ", "))\(accepted); got \(v.display)")
+        return nil
+    }
+
+    mutating func integer(_ values: [String: ParameterValue], _ name: String, range: ClosedRange<Int>, default def: Int?) -> Int? {
+        guard let v = present(values, name), v != .string("") else { return def }
+        var parsed: Int?
+        switch v {
+        case .number(let d) where d == d.rounded() && abs(d) < 1e15: parsed = Int(d)
+        case .string(let s): parsed = Int(s.trimmingCharacters(in: .whitespaces)) ?? Double(s).flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil }
+        default: parsed = nil
+        }
+        guard let n = parsed else {
+            add(name, "invalid_type", "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound); got \(v.display)")
+            return nil
+        }
+        guard range.contains(n) else {
+            add(name, "out_of_range", "\(name) must be from \(range.lowerBound) to \(range.upperBound); got \(n)")
+            return nil
+        }
+        return n
+    }
+
+    mutating func number(_ values: [String: ParameterValue], _ name: String, range: ClosedRange<Double>, default def: Double?) -> Double? {
+        guard let v = present(values, name), v != .string("") else { return def }
+        var parsed: Double?
+        switch v {
+        case .number(let d): parsed = d
+        case .string(let s): parsed = Double(s.trimmingCharacters(in: .whitespaces))
+        default: parsed = nil
+        }
+        guard let x = parsed, x.isFinite else {
+            add(name, "invalid_type", "\(name) must be a number from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound)); got \(v.display)")
+            return nil
+        }
+        guard range.contains(x) else {
+            add(name, "out_of_range", "\(name) must be from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound)); got \(Self.format(x))")
+            return nil
+        }
+        return x
+    }
+
+    mutating func boolean(_ values: [String: ParameterValue], _ name: String, default def: Bool?) -> Bool? {
+        guard let v = present(values, name), v != .string("") else { return def }
+        switch v {
+        case .bool(let b): return b
+        case .number(let d) where d == 0 || d == 1: return d == 1
+        case .string(let s):
+            switch s.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: break
+            }
+        default: break
+        }
+        add(name, "invalid_type", "\(name) must be true or false; got \(v.display)")
+        return nil
+    }
+
+    /// nil: invalid (recorded); .some(nil): random; .some(n): that seed.
+    mutating func seed(_ values: [String: ParameterValue]) -> UInt64?? {
+        guard let v = present(values, "seed"), v != .string("") else { return .some(nil) }
+        var parsed: UInt64?
+        switch v {
+        case .number(let d) where d >= 0 && d == d.rounded() && d <= Double(RunRequest.maxSeed): parsed = UInt64(d)
+        case .string(let s): parsed = UInt64(s.trimmingCharacters(in: .whitespaces))
+        default: parsed = nil
+        }
+        guard let n = parsed, n <= RunRequest.maxSeed else {
+            add("seed", "invalid_seed", "seed must be an integer from 0 to \(RunRequest.maxSeed), or \"\" for a random seed; got \(v.display)")
+            return nil
+        }
+        return .some(n)
+    }
+
+    static func format(_ x: Double) -> String {
+        x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : String(x)
+    }
+}
