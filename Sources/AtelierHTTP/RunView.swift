@@ -40,6 +40,8 @@ public struct RunView: Encodable, Sendable {
     public var pathReason: String?
     public var timings: Timings?
     public var safetyChecker: Safety?
+    /// Every parameter as the run uses it: defaults filled in, aliases resolved, the seed picked.
+    public var input: RunRequest
     /// Set when the run failed: the same code and message the failing /run response carried.
     public var error: RunError?
     /// Steps done so far, while the run is running (from the worker's progress reports).
@@ -77,7 +79,7 @@ public struct RunView: Encodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case status, output, seed, seeds, width, height, path, timings
         case safetyChecker = "safety_checker"
-        case error, progress
+        case error, progress, input
         case requestID = "request_id"
         case modelID = "model_id"
         case outputType = "output_type"
@@ -88,6 +90,7 @@ public struct RunView: Encodable, Sendable {
         if let p = progress, job.status == .running { self.progress = Progress(step: p.step, total: p.total) }
         if let f = job.failure { error = RunError(code: f.code, message: f.message) }
         requestID = job.id
+        input = job.request
         status = job.status.rawValue
         modelID = job.request.modelID
         seed = job.seed
