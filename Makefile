@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.atelier-installed
+TEST_STAMP := $(VENV)/.atelier-test-installed
 SWIFT_FLAGS ?=
 
 .PHONY: run test setup build build-debug test-swift test-python test-e2e clean
@@ -20,6 +21,11 @@ $(VENV_STAMP): worker/requirements.txt
 	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install --quiet --upgrade pip
 	$(VENV_PY) -m pip install --quiet -r worker/requirements.txt
+	@touch $@
+
+# Test-only tools (schemathesis, the OpenAPI validator) on top of the worker's environment.
+$(TEST_STAMP): $(VENV_STAMP) tests/requirements.txt
+	$(VENV_PY) -m pip install --quiet -r tests/requirements.txt
 	@touch $@
 
 build:
@@ -37,7 +43,7 @@ test-swift:
 test-python: setup
 	cd worker && ../$(VENV_PY) -m pytest -q tests
 
-test-e2e: setup
+test-e2e: setup $(TEST_STAMP)
 	ATELIER_BIN=$(CURDIR)/.build/debug/atelier $(VENV_PY) -m pytest -q tests/e2e
 
 clean:

@@ -95,9 +95,10 @@ public struct Problems: Sendable {
         case .bool(let b): return b
         case .number(let d) where d == 0 || d == 1: return d == 1
         case .string(let s):
-            switch s.lowercased() {
-            case "true", "1", "yes", "on": return true
-            case "false", "0", "no", "off": return false
+            // The documented spellings, and Python's str(True)/str(False) that form clients send.
+            switch s {
+            case "true", "True", "1": return true
+            case "false", "False", "0": return false
             default: break
             }
         default: break

@@ -60,6 +60,10 @@ public struct AtelierAPI: Sendable {
         router.post("/api/v4/check") { request, context in try await self.check(request, context: context) }
         router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
         router.get("/healthz") { _, _ in self.health() }
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
+                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
         return router
     }
 

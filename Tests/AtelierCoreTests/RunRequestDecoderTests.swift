@@ -50,7 +50,7 @@ import Testing
         #expect(r.size == ImageSize(width: 512, height: 512))
     }
 
-    @Test(arguments: [("true", true), ("false", false), ("1", true), ("0", false), ("TRUE", true)])
+    @Test(arguments: [("true", true), ("false", false), ("1", true), ("0", false), ("True", true), ("False", false)])
     func booleanStrings(text: String, value: Bool) throws {
         var raw = Self.seed
         raw["go_fast"] = .string(text)

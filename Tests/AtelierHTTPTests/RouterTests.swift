@@ -119,3 +119,39 @@ extension InMemoryRunQueue: RunQueue {}
         }
     }
 }
+
+/// The hand-written OpenAPI document against the router and the catalog.
+@Suite struct OpenAPIDocumentTests {
+    let document: [String: Any]
+
+    init() throws {
+        document = try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as! [String: Any]
+    }
+
+    @Test func everyRouteIsDocumentedAndEveryDocumentedRouteExists() throws {
+        let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("oa-\(UUID().uuidString).sqlite").path)
+        let storage = try LocalFolderStorage(root: FileManager.default.temporaryDirectory.appendingPathComponent("oa-\(UUID().uuidString)"))
+        let api = AtelierAPI(catalog: ModelCatalog([try RepositoryCatalog.entry()]), keys: store, jobs: store,
+                             storage: storage, queue: InMemoryRunQueue())
+        let served = Set(api.buildRouter().routes.map { "\($0.method.rawValue.lowercased()) \($0.path)" })
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        let documented = Set(paths.flatMap { path, ops in ops.keys.map { "\($0) \(path)" } })
+        #expect(served == documented)
+    }
+
+    @Test func runParametersAreExactlyTheCatalogs() throws {
+        let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        let run = try #require(schemas["RunInput"] as? [String: Any])
+        let properties = Set(try #require(run["properties"] as? [String: Any]).keys)
+        let entry = try RepositoryCatalog.entry()
+        let supported = entry.parameters.filter(\.supported)
+        let expected = Set(supported.map(\.name) + supported.flatMap { $0.aliases ?? [] } + ["model_id", "api_key"])
+        #expect(properties == expected)
+        let required = Set(run["required"] as? [String] ?? [])
+        #expect(required == Set(entry.parameters.filter(\.required).map(\.name) + ["model_id"]))
+    }
+
+    @Test func isOpenAPI31() {
+        #expect(document["openapi"] as? String == "3.1.0")
+    }
+}
