@@ -9,9 +9,9 @@ VENV_STAMP := $(VENV)/.atelier-installed
 TEST_STAMP := $(VENV)/.atelier-test-installed
 SWIFT_FLAGS ?=
 
-.PHONY: run test setup build build-debug test-swift test-python test-e2e clean
+.PHONY: run test setup system-deps build build-debug test-swift test-python test-e2e clean
 
-run: setup build
+run: system-deps setup build
 	.build/release/atelier serve
 
 setup: $(VENV_STAMP)
@@ -35,7 +35,10 @@ build-debug:
 	swift build --build-tests $(SWIFT_FLAGS)
 
 # One configuration (debug) serves the Swift tests and the end-to-end tests, so CI compiles the stack once.
-test: setup build-debug test-swift test-python test-e2e
+test: system-deps setup build-debug test-swift test-python test-e2e
+
+system-deps:
+	bash scripts/system-deps.sh
 
 test-swift:
 	swift test --skip-build $(SWIFT_FLAGS)
