@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.atelier-installed
 TEST_STAMP := $(VENV)/.atelier-test-installed
 SWIFT_FLAGS ?=
 
-.PHONY: run test setup system-deps build build-debug test-swift test-python test-e2e clean
+.PHONY: run test setup system-deps test-system-deps build build-debug test-swift test-python test-e2e clean
 
 run: system-deps setup build
 	.build/release/atelier serve
@@ -35,10 +35,13 @@ build-debug:
 	swift build --build-tests $(SWIFT_FLAGS)
 
 # One configuration (debug) serves the Swift tests and the end-to-end tests, so CI compiles the stack once.
-test: system-deps setup build-debug test-swift test-python test-e2e
+test: test-system-deps setup build-debug test-swift test-python test-e2e
 
 system-deps:
-	bash scripts/system-deps.sh
+	bash scripts/system-deps.sh run
+
+test-system-deps:
+	bash scripts/system-deps.sh test
 
 test-swift:
 	swift test --skip-build $(SWIFT_FLAGS)

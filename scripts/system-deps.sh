@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build and the tests need, if missing: the SQLite headers (the server links the
-# system libsqlite3) and PHP with cURL (docs/api.md's PHP example runs in the tests, as PHP clients send it).
-# Needs root for apt-get; says what to install otherwise.
+# Installs the Debian packages that are missing. `run`: the SQLite headers (the server links the system
+# libsqlite3) and Python. `test`: those, and PHP with cURL (docs/api.md's PHP example runs in the tests, as PHP
+# clients send it). Needs root for apt-get; says what to install otherwise.
 set -euo pipefail
+mode=${1:-run}
 need=()
 [ -f /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
-command -v php >/dev/null || need+=(php-cli)
-php -m 2>/dev/null | grep -qi '^curl$' || need+=(php-curl)
+if [ "$mode" = test ]; then
+  command -v php >/dev/null || need+=(php-cli)
+  php -m 2>/dev/null | grep -qi '^curl$' || need+=(php-curl)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]}; install them with: sudo apt-get install ${need[*]}" >&2
