@@ -25,6 +25,8 @@ public enum AtelierError: Error, Sendable, Equatable {
     case unsupportedMediaType(String)
     case modelNotFound(String)
     case notFound(String)
+    /// The account's available credit does not cover the run's hold (price × num_outputs).
+    case insufficientCredit(needed: Int64, available: Int64, pricePerImage: Int64, currency: String, account: String)
     /// The engine cannot take work (no worker ready, shutting down).
     case unavailable(String)
     /// The run ended without an image; `code` is the worker's or engine's reason.

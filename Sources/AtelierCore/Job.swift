@@ -69,6 +69,9 @@ public struct Job: Sendable, Equatable {
     public var request: RunRequest
     /// The output names reserved for this run, one per image, chosen when it was accepted.
     public var outputNames: [String]
+    /// The model's price per image when the run was accepted, in minor units: what a delivered image costs this
+    /// run even if the catalog's price changes meanwhile.
+    public var pricePerImage: Int64
     public var status: JobStatus
     public var attempts: Int
     public var result: JobResult?
@@ -78,7 +81,8 @@ public struct Job: Sendable, Equatable {
     public var finishedAt: Date?
 
     public init(
-        id: Int64, accountID: Int64, request: RunRequest, outputNames: [String], status: JobStatus = .queued,
+        id: Int64, accountID: Int64, request: RunRequest, outputNames: [String], pricePerImage: Int64 = 0,
+        status: JobStatus = .queued,
         attempts: Int = 0, result: JobResult? = nil, failure: JobFailure? = nil, createdAt: Date,
         startedAt: Date? = nil, finishedAt: Date? = nil
     ) {
@@ -86,6 +90,7 @@ public struct Job: Sendable, Equatable {
         self.accountID = accountID
         self.request = request
         self.outputNames = outputNames
+        self.pricePerImage = pricePerImage
         self.status = status
         self.attempts = attempts
         self.result = result
@@ -97,6 +102,9 @@ public struct Job: Sendable, Equatable {
 
     /// The seed the run uses (image i uses seed + i). Always set once the job is persisted.
     public var seed: UInt64 { request.seed ?? 0 }
+
+    /// What accepting this run holds: price × images asked for.
+    public var holdAmount: Int64 { LedgerRules.hold(pricePerImage: pricePerImage, images: request.numOutputs) }
 
     public static let idRange: ClosedRange<Int64> = 100_000_000_000_000...999_999_999_999_999
 }

@@ -1,9 +1,27 @@
 import Foundation
 
-/// Accounts and their API keys. Implementations: `SQLiteStore` (AtelierPersistence).
+public struct Account: Sendable, Equatable, Codable {
+    public var id: Int64
+    public var name: String
+    public var createdAt: Date
+    public init(id: Int64, name: String, createdAt: Date) {
+        self.id = id
+        self.name = name
+        self.createdAt = createdAt
+    }
+}
+
+/// Accounts, their API keys and their money. Implementations: `SQLiteStore` (AtelierPersistence).
 public protocol KeyStore: Sendable {
     /// Returns the account's id, creating the account if it does not exist.
     func ensureAccount(named name: String) async throws -> Int64
+    func account(named name: String) async throws -> Account?
+    func accounts() async throws -> [Account]
+    /// Appends a credit (amount > 0) or an adjustment (any sign, not below a zero available balance) with its
+    /// reason; returns the new balance.
+    func addCredit(accountID: Int64, amount: Int64, kind: LedgerKind, reason: String, now: Date) async throws -> Balance
+    func balance(accountID: Int64) async throws -> Balance
+    func ledger(accountID: Int64) async throws -> [LedgerEntry]
     /// Stores a key (its hash and prefix only) for the account.
     func addKey(_ key: APIKey, accountID: Int64) async throws
     /// The key whose hash matches, revoked or not; nil if none.
@@ -17,21 +35,31 @@ public protocol KeyStore: Sendable {
 /// Runs: the durable queue. Every state change is a checked transition, so a late or repeated report cannot
 /// change a finished job. Implementations: `SQLiteStore`.
 public protocol JobStore: Sendable {
-    /// Persists a new queued job. Throws `JobStoreError.duplicateID` if the id is taken (the caller picks another).
+    /// Persists a new queued job and its hold (price × num_outputs) in one transaction. Throws
+    /// `JobStoreError.duplicateID` if the id is taken (the caller picks another) and
+    /// `JobStoreError.insufficientCredit` if the account's available balance is short (nothing is written).
     func insert(_ job: Job) async throws
     func job(id: Int64) async throws -> Job?
     /// Atomically moves the oldest queued job to running and returns it; nil when none is queued.
     func claimNext(now: Date) async throws -> Job?
-    /// Records success; returns false (and changes nothing) if the job is not running any more.
+    /// Records success and settles its hold (capture price × images delivered, release the rest) in one
+    /// transaction; returns false (and changes nothing) if the job is not running any more.
     func complete(id: Int64, result: JobResult, now: Date) async throws -> Bool
-    /// Records failure; returns false if the job is already terminal.
+    /// Records failure and releases its whole hold; returns false if the job is already terminal.
     func fail(id: Int64, failure: JobFailure, now: Date) async throws -> Bool
-    /// Jobs left running by a process that died: failed (they may have been half-done) so none stays running.
+    /// All jobs of an account (for audits and usage).
+    func jobs(accountID: Int64) async throws -> [Job]
+    /// Jobs left running by a process that died: failed (they may have been half-done) and their holds released,
+    /// so none stays running.
     func failOrphanedRunning(failure: JobFailure, now: Date) async throws -> Int
 }
 
 public enum JobStoreError: Error, Sendable, Equatable {
     case duplicateID(Int64)
+    case insufficientCredit(needed: Int64, available: Int64)
+    case noSuchAccount(Int64)
+    /// An adjustment would leave less than zero available.
+    case wouldGoNegative(available: Int64)
 }
 
 /// Wall-clock time, injected so tests control it.

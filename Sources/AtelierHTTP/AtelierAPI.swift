@@ -58,6 +58,9 @@ public struct AtelierAPI: Sendable {
         router.post("/api/v4/run") { request, context in try await self.run(request, context: context) }
         router.get("/api/v4/check") { request, context in try await self.check(request, context: context) }
         router.post("/api/v4/check") { request, context in try await self.check(request, context: context) }
+        router.get("/api/v4/models") { request, _ in try await self.models(request) }
+        router.get("/api/v4/models/{id}") { request, context in try await self.model(request, context: context) }
+        router.get("/api/v4/account") { request, _ in try await self.accountView(request) }
         router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/openapi.json") { _, _ in
@@ -77,7 +80,9 @@ public struct AtelierAPI: Sendable {
         if run.seed == nil { run.seed = UInt64.random(in: 0...RunRequest.maxSeed, using: &rng) }
         let names = (0..<run.numOutputs).map { _ in storage.newName(format: run.outputFormat) }
 
-        var job = Job(id: 0, accountID: account.accountID, request: run, outputNames: names, createdAt: clock.now())
+        guard let entry = catalog[run.modelID] else { throw AtelierError.modelNotFound(run.modelID) }
+        var job = Job(id: 0, accountID: account.accountID, request: run, outputNames: names,
+                      pricePerImage: Int64(entry.pricePerImage.minorUnits), createdAt: clock.now())
         // Random 15-digit ids, like the hosted service's; a collision (1 in 10^14 per pair) just draws again.
         for attempt in 0..<5 {
             job.id = Int64.random(in: Job.idRange, using: &rng)
@@ -87,6 +92,11 @@ public struct AtelierAPI: Sendable {
                 break
             } catch JobStoreError.duplicateID where attempt < 4 {
                 continue
+            } catch JobStoreError.insufficientCredit(let needed, let available) {
+                throw AtelierError.insufficientCredit(
+                    needed: needed, available: available, pricePerImage: job.pricePerImage,
+                    currency: entry.pricePerImage.currency, account: account.accountName
+                )
             }
         }
         context.logger.info("run \(job.id) queued for account \(account.accountName): \(run.modelID) \(run.size) \(run.numInferenceSteps) steps")
@@ -104,6 +114,76 @@ public struct AtelierAPI: Sendable {
         case .succeeded, .queued, .running:
             return JSONResponse.make(status: .ok, SuccessEnvelope(data: view))
         }
+    }
+
+    // MARK: /api/v4/models, /api/v4/account
+
+    struct ModelView: Encodable, Sendable {
+        struct Price: Encodable, Sendable {
+            var currency: String
+            var minorUnits: Int
+            var display: String
+            enum CodingKeys: String, CodingKey {
+                case currency, display
+                case minorUnits = "minor_units"
+            }
+        }
+        var id: String
+        var title: String
+        var description: String
+        var triggerWords: [String]
+        var pricePerImage: Price
+        var license: String?
+        var parameters: [ParameterDefinition]
+        enum CodingKeys: String, CodingKey {
+            case id, title, description, license, parameters
+            case triggerWords = "trigger_words"
+            case pricePerImage = "price_per_image"
+        }
+        init(_ e: ModelEntry) {
+            id = e.id
+            title = e.title
+            description = e.description
+            triggerWords = e.triggerWords
+            pricePerImage = Price(currency: e.pricePerImage.currency, minorUnits: e.pricePerImage.minorUnits,
+                                  display: MoneyText.format(Int64(e.pricePerImage.minorUnits), e.pricePerImage.currency))
+            license = e.license
+            parameters = e.parameters.filter(\.supported)
+        }
+    }
+
+    func models(_ request: Request) async throws -> Response {
+        _ = try await authenticate(request, body: [:])
+        return JSONResponse.make(status: .ok, SuccessEnvelope(data: catalog.ids.compactMap { catalog[$0] }.map(ModelView.init)))
+    }
+
+    func model(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        _ = try await authenticate(request, body: [:])
+        guard let id = context.parameters.get("id"), let entry = catalog[id] else {
+            throw AtelierError.modelNotFound(context.parameters.get("id") ?? "")
+        }
+        return JSONResponse.make(status: .ok, SuccessEnvelope(data: ModelView(entry)))
+    }
+
+    struct AccountView: Encodable, Sendable {
+        var account: String
+        var currency: String
+        var balance: Int64
+        var held: Int64
+        var available: Int64
+        var display: [String: String]
+    }
+
+    /// The key's own account: balance, open holds and what is available (minor units, and for people).
+    func accountView(_ request: Request) async throws -> Response {
+        let key = try await authenticate(request, body: [:])
+        let b = try await keys.balance(accountID: key.accountID)
+        let currency = catalog.ids.first.flatMap { catalog[$0]?.pricePerImage.currency } ?? "USD"
+        return JSONResponse.make(status: .ok, SuccessEnvelope(data: AccountView(
+            account: key.accountName, currency: currency, balance: b.balance, held: b.held, available: b.available,
+            display: ["balance": MoneyText.format(b.balance, currency), "held": MoneyText.format(b.held, currency),
+                      "available": MoneyText.format(b.available, currency)]
+        )))
     }
 
     // MARK: /api/v4/check

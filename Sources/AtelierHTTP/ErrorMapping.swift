@@ -24,6 +24,7 @@ public enum ErrorMapping {
     public static func status(for error: AtelierError) -> HTTPResponse.Status {
         switch error {
         case .unauthorized: .unauthorized
+        case .insufficientCredit: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
         case .invalidParameters, .malformedBody: .badRequest
         case .bodyTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
@@ -42,6 +43,11 @@ public enum ErrorMapping {
     public static func envelope(for error: AtelierError, run: RunView? = nil) -> Envelope {
         switch error {
         case .unauthorized(let m): Envelope(message: m, error: .init(code: "unauthorized"))
+        case .insufficientCredit(let needed, let available, let price, let currency, let account):
+            Envelope(
+                message: "this run needs \(MoneyText.format(needed, currency)) (\(MoneyText.format(price, currency)) per image) but the account's available credit is \(MoneyText.format(available, currency)); add credit with `atelier credits add --account \(account) AMOUNT --reason TEXT`, or ask for fewer images",
+                error: .init(code: "insufficient_credit")
+            )
         case .invalidParameters(let problems):
             Envelope(
                 message: problems.map(\.message).joined(separator: "; "),

@@ -106,6 +106,16 @@ public final class SQLiteDatabase: Sendable {
             try SQLiteDatabase.run(db, sql, params)
         }
         public var changes: Int { Int(sqlite3_changes(db)) }
+        /// Runs several statements at once (migrations with triggers, whose bodies hold semicolons).
+        public func execute(_ sql: String) throws {
+            var err: UnsafeMutablePointer<CChar>?
+            let rc = sqlite3_exec(db, sql, nil, nil, &err)
+            if rc != SQLITE_OK {
+                let msg = err.map { String(cString: $0) } ?? "unknown"
+                sqlite3_free(err)
+                throw SQLiteError(code: rc, message: msg)
+            }
+        }
     }
 
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

@@ -38,6 +38,26 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         );
         CREATE INDEX jobs_queue ON jobs(status, created_at);
         """,
+        // Money: an append-only ledger; balances are derived from it. One hold, capture and release per run at
+        // most (the unique index), so no retry, crash or second worker can charge twice.
+        """
+        CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            account_id INTEGER NOT NULL REFERENCES accounts(id),
+            job_id INTEGER REFERENCES jobs(id),
+            kind TEXT NOT NULL CHECK (kind IN ('credit','adjustment','hold','capture','release')),
+            amount INTEGER NOT NULL,
+            reason TEXT,
+            created_at REAL NOT NULL,
+            CHECK (kind = 'adjustment' OR amount >= 0),
+            CHECK ((job_id IS NULL) = (kind IN ('credit','adjustment')))
+        );
+        CREATE UNIQUE INDEX ledger_once_per_run ON ledger(job_id, kind) WHERE job_id IS NOT NULL;
+        CREATE INDEX ledger_account ON ledger(account_id);
+        CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+        CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+        ALTER TABLE jobs ADD COLUMN price_per_image INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     public init(path: String) throws {
@@ -50,9 +70,7 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         try db.transaction { c in
             let current = try c.query("SELECT MAX(version) AS v FROM schema_version").first?.int("v") ?? 0
             for (i, sql) in Self.migrations.enumerated() where i + 1 > current {
-                for statement in sql.split(separator: ";") where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                    try c.query(String(statement))
-                }
+                try c.execute(sql)
                 try c.query("INSERT INTO schema_version(version) VALUES (?)", [.int(Int64(i + 1))])
             }
         }
@@ -111,6 +129,62 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         }
     }
 
+    public func account(named name: String) async throws -> Account? {
+        try db.query("SELECT id, name, created_at FROM accounts WHERE name = ?", [.text(name)]).first.map(Self.accountRow)
+    }
+
+    public func accounts() async throws -> [Account] {
+        try db.query("SELECT id, name, created_at FROM accounts ORDER BY id").map(Self.accountRow)
+    }
+
+    private static func accountRow(_ r: SQLiteRow) -> Account {
+        Account(id: r.int("id") ?? 0, name: r.text("name") ?? "", createdAt: Date(timeIntervalSince1970: r.double("created_at") ?? 0))
+    }
+
+    /// balance = credits + adjustments − captures; held = holds − captures − releases (a run's capture and release
+    /// are written together and add up to its hold, so a resolved hold drops out).
+    static let balanceSQL = """
+        SELECT
+          COALESCE(SUM(CASE WHEN kind IN ('credit','adjustment') THEN amount WHEN kind = 'capture' THEN -amount ELSE 0 END), 0) AS balance,
+          COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount WHEN kind IN ('capture','release') THEN -amount ELSE 0 END), 0) AS held
+        FROM ledger WHERE account_id = ?
+        """
+
+    static func balance(_ c: SQLiteDatabase.Connection, _ accountID: Int64) throws -> Balance {
+        let row = try c.query(balanceSQL, [.int(accountID)]).first
+        return Balance(balance: row?.int("balance") ?? 0, held: row?.int("held") ?? 0)
+    }
+
+    public func balance(accountID: Int64) async throws -> Balance {
+        try db.transaction { c in try Self.balance(c, accountID) }
+    }
+
+    public func addCredit(accountID: Int64, amount: Int64, kind: LedgerKind, reason: String, now: Date) async throws -> Balance {
+        precondition(kind == .credit || kind == .adjustment, "only credits and adjustments are added by hand")
+        return try db.transaction { c in
+            guard try !c.query("SELECT 1 AS x FROM accounts WHERE id = ?", [.int(accountID)]).isEmpty else {
+                throw JobStoreError.noSuchAccount(accountID)
+            }
+            let before = try Self.balance(c, accountID)
+            if before.available + amount < 0 { throw JobStoreError.wouldGoNegative(available: before.available) }
+            try c.query(
+                "INSERT INTO ledger(account_id, job_id, kind, amount, reason, created_at) VALUES (?, NULL, ?, ?, ?, ?)",
+                [.int(accountID), .text(kind.rawValue), .int(amount), .text(reason), .double(now.timeIntervalSince1970)]
+            )
+            return try Self.balance(c, accountID)
+        }
+    }
+
+    public func ledger(accountID: Int64) async throws -> [LedgerEntry] {
+        try db.query("SELECT * FROM ledger WHERE account_id = ? ORDER BY id", [.int(accountID)]).map { r in
+            LedgerEntry(
+                id: r.int("id") ?? 0, accountID: r.int("account_id") ?? 0, jobID: r.int("job_id"),
+                kind: LedgerKind(rawValue: r.text("kind") ?? "") ?? .adjustment, amount: r.int("amount") ?? 0,
+                reason: r.text("reason"), createdAt: Date(timeIntervalSince1970: r.double("created_at") ?? 0)
+            )
+        }
+    }
+
     public func keyCount() async throws -> Int {
         Int(try db.query("SELECT COUNT(*) AS n FROM api_keys").first?.int("n") ?? 0)
     }
@@ -128,21 +202,59 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
     }
 
     public func insert(_ job: Job) async throws {
-        do {
-            try db.query(
-                """
-                INSERT INTO jobs(id, account_id, model_id, parameters, seed, output_names, status, attempts, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [
-                    .int(job.id), .int(job.accountID), .text(job.request.modelID), .text(try Self.json(job.request)),
-                    .int(Int64(job.seed)), .text(try Self.json(job.outputNames)), .text(job.status.rawValue),
-                    .int(Int64(job.attempts)), .double(job.createdAt.timeIntervalSince1970),
-                ]
+        let parameters = try Self.json(job.request)
+        let names = try Self.json(job.outputNames)
+        let hold = job.holdAmount
+        try db.transaction { c in
+            // IMMEDIATE: the balance read and the hold written are one step, so concurrent runs cannot both
+            // spend the same credit.
+            let available = try Self.balance(c, job.accountID).available
+            guard available >= hold else { throw JobStoreError.insufficientCredit(needed: hold, available: available) }
+            do {
+                try c.query(
+                    """
+                    INSERT INTO jobs(id, account_id, model_id, parameters, seed, output_names, status, attempts, created_at, price_per_image)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    [
+                        .int(job.id), .int(job.accountID), .text(job.request.modelID), .text(parameters),
+                        .int(Int64(job.seed)), .text(names), .text(job.status.rawValue),
+                        .int(Int64(job.attempts)), .double(job.createdAt.timeIntervalSince1970), .int(job.pricePerImage),
+                    ]
+                )
+            } catch let error as SQLiteError where error.isConstraintViolation {
+                throw JobStoreError.duplicateID(job.id)
+            }
+            try c.query(
+                "INSERT INTO ledger(account_id, job_id, kind, amount, created_at) VALUES (?, ?, 'hold', ?, ?)",
+                [.int(job.accountID), .int(job.id), .int(hold), .double(job.createdAt.timeIntervalSince1970)]
             )
-        } catch let error as SQLiteError where error.isConstraintViolation {
-            throw JobStoreError.duplicateID(job.id)
         }
+    }
+
+    /// Resolves a run's hold: capture for `delivered` images, release the rest. Called in the transaction that
+    /// makes the run terminal, after its status guard passed, so it runs once per run; the unique index would
+    /// refuse a second capture or release anyway.
+    static func settle(_ c: SQLiteDatabase.Connection, jobID: Int64, delivered: Int, now: Date) throws {
+        guard let hold = try c.query(
+            "SELECT l.amount, l.account_id, j.price_per_image FROM ledger l JOIN jobs j ON j.id = l.job_id WHERE l.job_id = ? AND l.kind = 'hold'",
+            [.int(jobID)]
+        ).first, let amount = hold.int("amount"), let account = hold.int("account_id") else { return }
+        let (capture, release) = LedgerRules.settle(hold: amount, pricePerImage: hold.int("price_per_image") ?? 0, delivered: delivered)
+        if capture > 0 {
+            try c.query(
+                "INSERT INTO ledger(account_id, job_id, kind, amount, created_at) VALUES (?, ?, 'capture', ?, ?)",
+                [.int(account), .int(jobID), .int(capture), .double(now.timeIntervalSince1970)]
+            )
+        }
+        try c.query(
+            "INSERT INTO ledger(account_id, job_id, kind, amount, created_at) VALUES (?, ?, 'release', ?, ?)",
+            [.int(account), .int(jobID), .int(release), .double(now.timeIntervalSince1970)]
+        )
+    }
+
+    public func jobs(accountID: Int64) async throws -> [Job] {
+        try db.query("SELECT * FROM jobs WHERE account_id = ? ORDER BY created_at, id", [.int(accountID)]).map(Self.decodeJob)
     }
 
     private static func decodeJob(_ r: SQLiteRow) throws -> Job {
@@ -156,6 +268,7 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
             accountID: r.int("account_id") ?? 0,
             request: request,
             outputNames: names,
+            pricePerImage: r.int("price_per_image") ?? 0,
             status: JobStatus(rawValue: r.text("status") ?? "") ?? .failed,
             attempts: Int(r.int("attempts") ?? 0),
             result: result,
@@ -191,7 +304,9 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
                 "UPDATE jobs SET status = 'succeeded', result = ?, finished_at = ? WHERE id = ? AND status = 'running'",
                 [.text(encoded), .double(now.timeIntervalSince1970), .int(id)]
             )
-            return c.changes == 1
+            guard c.changes == 1 else { return false }
+            try Self.settle(c, jobID: id, delivered: result.outputs.count, now: now)
+            return true
         }
     }
 
@@ -204,17 +319,23 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
                 """,
                 [.text(failure.code), .text(failure.message), .double(now.timeIntervalSince1970), .int(id)]
             )
-            return c.changes == 1
+            guard c.changes == 1 else { return false }
+            try Self.settle(c, jobID: id, delivered: 0, now: now)
+            return true
         }
     }
 
     public func failOrphanedRunning(failure: JobFailure, now: Date) async throws -> Int {
         try db.transaction { c in
-            try c.query(
-                "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, finished_at = ? WHERE status = 'running'",
-                [.text(failure.code), .text(failure.message), .double(now.timeIntervalSince1970)]
-            )
-            return c.changes
+            let ids = try c.query("SELECT id FROM jobs WHERE status = 'running'").compactMap { $0.int("id") }
+            for id in ids {
+                try c.query(
+                    "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, finished_at = ? WHERE id = ?",
+                    [.text(failure.code), .text(failure.message), .double(now.timeIntervalSince1970), .int(id)]
+                )
+                try Self.settle(c, jobID: id, delivered: 0, now: now)
+            }
+            return ids.count
         }
     }
 }

@@ -104,10 +104,15 @@ struct Server {
         }
     }
 
-    /// Demo profile: on first start (no keys at all) create a `demo` account and a key, printed once.
+    /// Demo credit: 100.00 USD, so the demo runs thousands of (random-weight) images before a 402.
+    static let demoCredit: Int64 = 10_000
+
+    /// Demo profile: on first start (no keys at all) create a `demo` account with credit and a key, printed once.
     func firstStartKey(store: SQLiteStore) async throws -> APIKey? {
         guard settings.profile == .demo, try await store.keyCount() == 0 else { return nil }
         let account = try await store.ensureAccount(named: "demo")
+        _ = try await store.addCredit(accountID: account, amount: Self.demoCredit, kind: .credit,
+                                      reason: "demo credit on first start", now: Date())
         let key = APIKey.generate()
         try await store.addKey(key, accountID: account)
         return key
@@ -150,7 +155,7 @@ enum Banner {
         }
         let key = newKey?.plaintext ?? "<your API key>"
         if newKey != nil {
-            lines += ["", "Created account \"demo\" with API key (shown once, keep it):", "    \(key)"]
+            lines += ["", "Created account \"demo\" with \(MoneyText.format(Server.demoCredit, "USD")) of credit and API key (shown once, keep it):", "    \(key)"]
         } else {
             lines += ["", "Create an API key with: atelier keys create --account NAME"]
         }

@@ -1,0 +1,191 @@
+"""Atelier's OpenAPI 3.1 document, written by hand as Python data; writes Sources/AtelierHTTP/OpenAPIDocument.swift.
+
+Run from the repository root: python3 docs/tools/openapi_source.py
+"""
+import json
+seed_max = 9007199254740991
+boolean_any = {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false", "True", "False", "1", "0"]}]}
+def num(lo, hi, integer, desc, default):
+    t = "integer" if integer else "number"
+    pattern = "^-?[0-9]+(\\.0+)?$" if integer else "^-?[0-9]+(\\.[0-9]+)?$"
+    schema = {"description": desc, "oneOf": [{"type": t, "minimum": lo, "maximum": hi}, {"type": "string", "pattern": pattern}]}
+    if default is not None:
+        schema["default"] = default
+    return schema
+run_input = {
+  "type": "object",
+  "additionalProperties": False,
+  "required": ["model_id", "prompt", "aspect_ratio"],
+  "properties": {
+    "model_id": {"type": "string", "enum": ["flux-cute-3d-kawaii"], "description": "The model to run."},
+    "api_key": {"type": "string", "description": "The API key, for clients that cannot set the Authorization header."},
+    "prompt": {"type": "string", "minLength": 1, "maxLength": 3000, "pattern": "\\S",
+               "description": "What to draw; at most 3000 characters (the T5 encoder reads at most 512 tokens)."},
+    "aspect_ratio": {"type": "string", "enum": ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21", "custom"]},
+    "width": num(256, 1440, True, "With aspect_ratio custom only; rounded up to a multiple of 16.", None),
+    "height": num(256, 1440, True, "With aspect_ratio custom only; rounded up to a multiple of 16.", None),
+    "megapixels": {"description": "1 or 0.25 (each side halved).", "default": "1",
+                   "oneOf": [{"type": "string", "enum": ["1", "0.25"]}, {"type": "number", "enum": [1, 0.25]}]},
+    "num_outputs": num(1, 4, True, "Images in one run; output is then a list.", 1),
+    "num_inference_steps": num(1, 50, True, "Denoising steps.", 28),
+    "guidance": num(0, 10, False, "Distilled guidance. Alias: guidance_scale.", 3),
+    "guidance_scale": num(0, 10, False, "Alias of guidance; send one of the two.", 3),
+    "seed": {"description": "0 to 2^53-1, or \"\" / absent for a random seed; the seed used is returned.",
+             "oneOf": [{"type": "integer", "minimum": 0, "maximum": seed_max},
+                       {"type": "string", "pattern": "^([0-9]{1,16})?$"}]},
+    "output_format": {"type": "string", "enum": ["webp", "jpg", "jpeg", "png"], "default": "webp"},
+    "output_quality": num(0, 100, True, "For webp and jpg; ignored for png.", 80),
+    "lora_scale": num(-1, 3, False, "LoRA strength; 0 gives the base model's image.", 1),
+    "go_fast": {**boolean_any, "default": True, "description": "fp8 + compiled transformer where the GPU supports it."},
+    "prompt_strength": num(0, 1, False, "Image-to-image strength (with image inputs, a later release).", 0.8),
+    "disable_safety_checker": {**boolean_any, "default": False},
+  },
+}
+run_input["properties"]["guidance"]["oneOf"][0]["minimum"] = 0
+check_input = {"type": "object", "additionalProperties": False, "required": ["request_id"],
+               "properties": {"request_id": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]{1,18}$"}]},
+                              "api_key": {"type": "string"}}}
+run_data = {
+  "type": "object",
+  "required": ["request_id", "status", "model_id", "seed", "width", "height", "input"],
+  "properties": {
+    "request_id": {"type": "integer"},
+    "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]},
+    "model_id": {"type": "string"},
+    "output": {"oneOf": [{"type": "string", "format": "uri"}, {"type": "array", "items": {"type": "string", "format": "uri"}}]},
+    "output_type": {"type": "string", "enum": ["image"]},
+    "seed": {"type": "integer"},
+    "seeds": {"type": "array", "items": {"type": "integer"}},
+    "width": {"type": "integer"}, "height": {"type": "integer"},
+    "path": {"type": "string", "enum": ["standard", "fast"]},
+    "path_reason": {"type": "string"},
+    "timings": {"type": "object", "properties": {"inference_ms": {"type": "number"}, "encode_ms": {"type": "number"}, "total_ms": {"type": "number"}}},
+    "safety_checker": {"type": "object", "required": ["checker", "ran", "dropped", "note"],
+                       "properties": {"checker": {"type": ["string", "null"]}, "ran": {"type": "boolean"},
+                                      "dropped": {"type": "integer"}, "note": {"type": "string"}}},
+    "error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+    "progress": {"type": "object", "required": ["step", "total"], "properties": {"step": {"type": "integer"}, "total": {"type": "integer"}}},
+    "input": {"type": "object", "description": "Every parameter as the run uses it: defaults filled in, the seed picked."},
+  },
+}
+error_body = {
+  "type": "object", "required": ["success", "message", "error"],
+  "properties": {
+    "success": {"const": False},
+    "message": {"type": "string", "description": "What is wrong and how to fix it."},
+    "error": {"type": "object", "required": ["code"], "properties": {
+        "code": {"type": "string"}, "param": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object", "required": ["param", "code", "message"],
+                    "properties": {"param": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}}}}}},
+    "data": {"$ref": "#/components/schemas/RunData"},
+  },
+}
+def err(desc): return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+def bodies(ref):
+    return {"required": True, "content": {
+        "application/json": {"schema": {"$ref": ref}},
+        "application/x-www-form-urlencoded": {"schema": {"$ref": ref}},
+        "multipart/form-data": {"schema": {"$ref": ref}}}}
+ok_run = {"description": "The run: finished (output set), failed is reported as an error, or still queued/running when the wait window ended.",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunResponse"}}}}
+ok_run_linked = {**ok_run, "links": {"CheckRun": {"operationId": "checkGet",
+                                                   "parameters": {"request_id": "$response.body#/data/request_id"},
+                                                   "description": "The run's status and outcome, later."}}}
+common = {"400": err("A parameter or the body is invalid; nothing was queued."),
+          "401": err("Missing, unknown or revoked API key."),
+          "413": err("The body is larger than the limit."),
+          "415": err("A Content-Type other than JSON, form or multipart.")}
+doc = {
+  "openapi": "3.1.0",
+  "info": {"title": "Atelier", "version": "1.0.0",
+           "description": "Self-hosted image generation with the hosted service's /api/v4/run contract. See docs/api.md."},
+  "servers": [{"url": "/"}],
+  "security": [{"bearerAuth": []}],
+  "paths": {
+    "/api/v4/run": {"post": {
+        "operationId": "run", "summary": "Run a model",
+        "requestBody": bodies("#/components/schemas/RunInput"),
+        "responses": {"200": ok_run_linked, **common,
+                      "402": err("The account's available credit does not cover price × num_outputs; nothing was queued."),
+                      "422": err("Every image was flagged by the safety checker."),
+                      "500": err("The generation failed."),
+                      "503": err("The run was lost to a worker crash, a timeout or a restart; nothing was made.")}}},
+    "/api/v4/check": {
+        "get": {"operationId": "checkGet", "summary": "A run's status and outcome",
+                "parameters": [{"name": "request_id", "in": "query", "required": True,
+                                "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
+                "responses": {"200": ok_run, "400": common["400"], "401": common["401"],
+                              "404": err("No such run for this key's account.")}},
+        "post": {"operationId": "checkPost", "summary": "A run's status and outcome",
+                 "requestBody": bodies("#/components/schemas/CheckInput"),
+                 "responses": {"200": ok_run, **common, "404": err("No such run for this key's account.")}}},
+    "/api/v4/models": {"get": {
+        "operationId": "models", "summary": "The catalog: models, prices and parameters",
+        "responses": {"200": {"description": "Every model.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["success", "data"], "properties": {"success": {"const": True},
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}}}}},
+            "401": common["401"]}}},
+    "/api/v4/models/{id}": {"get": {
+        "operationId": "model", "summary": "One model",
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The model.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["success", "data"], "properties": {"success": {"const": True},
+            "data": {"$ref": "#/components/schemas/Model"}}}}}},
+            "401": common["401"], "404": err("No such model.")}}},
+    "/api/v4/account": {"get": {
+        "operationId": "account", "summary": "The key's account: balance, open holds, available credit",
+        "responses": {"200": {"description": "Amounts in minor units (cents) and for people.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["success", "data"], "properties": {"success": {"const": True},
+            "data": {"type": "object", "required": ["account", "currency", "balance", "held", "available"], "properties": {
+                "account": {"type": "string"}, "currency": {"type": "string"}, "balance": {"type": "integer"},
+                "held": {"type": "integer"}, "available": {"type": "integer"}, "display": {"type": "object"}}}}}}}},
+            "401": common["401"]}}},
+    "/storage/outputs/{name}": {"get": {
+        "operationId": "output", "summary": "A generated image", "security": [],
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The image; names are random and never reused, so it is cached for good.",
+                              "content": {"image/webp": {}, "image/jpeg": {}, "image/png": {}}},
+                      "404": err("No such output.")}}},
+    "/healthz": {"get": {
+        "operationId": "health", "summary": "Liveness and the workers' state", "security": [],
+        "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
+    "/openapi.json": {"get": {
+        "operationId": "openapi", "summary": "This document", "security": [],
+        "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}},
+  },
+  "components": {
+    "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                       "description": "An Atelier key (atl_…); `atelier keys create --account NAME` makes one."}},
+    "schemas": {
+      "RunInput": run_input, "CheckInput": check_input, "RunData": run_data,
+      "RunResponse": {"type": "object", "required": ["success", "data"],
+                      "properties": {"success": {"const": True}, "data": {"$ref": "#/components/schemas/RunData"}}},
+      "Error": error_body,
+      "Model": {"type": "object", "required": ["id", "title", "description", "price_per_image", "parameters"], "properties": {
+          "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+          "trigger_words": {"type": "array", "items": {"type": "string"}},
+          "price_per_image": {"type": "object", "required": ["currency", "minor_units"], "properties": {
+              "currency": {"type": "string"}, "minor_units": {"type": "integer"}, "display": {"type": "string"}}},
+          "license": {"type": "string"},
+          "parameters": {"type": "array", "items": {"type": "object", "required": ["name", "kind"]}}}},
+      "Health": {"type": "object", "required": ["status", "workers"], "properties": {
+          "status": {"type": "string", "enum": ["ok", "starting"]},
+          "workers": {"type": "array", "items": {"type": "object"}}}},
+    },
+  },
+}
+text = json.dumps(doc, indent=1)
+assert '"""#' not in text
+open('Sources/AtelierHTTP/OpenAPIDocument.swift', 'w').write(
+'''// Generated by docs/tools/openapi_source.py, where the document is written by hand; edit that file and run
+// `python3 docs/tools/openapi_source.py` from the repository root.
+
+/// The public API's OpenAPI 3.1 document, written by hand (DESIGN.md: clients send every value as a string, so
+/// decoding is ours) and served at /openapi.json. Tests check that its routes are exactly the router's and that
+/// the run parameters are exactly the catalog's; schemathesis checks the server against it.
+public enum OpenAPIDocument {
+    public static let json = #"""
+''' + text + '''
+"""#
+}
+''')
