@@ -25,8 +25,32 @@ struct AccountsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "accounts",
         abstract: "Create, list and show accounts and their balances.",
-        subcommands: [Create.self, List.self, Show.self]
+        subcommands: [Create.self, List.self, Show.self, Audit.self]
     )
+
+    struct Audit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check every account's ledger against its runs; exits 1 and lists the problems if any.",
+            discussion: "One hold per run, every finished run's hold resolved exactly once, captures equal to price × delivered images, no balance below zero."
+        )
+        @OptionGroup var data: DataDirOption
+        func run() async throws {
+            let store = try data.openStore()
+            var problems: [String] = []
+            var runs = 0
+            for a in try await store.accounts() {
+                let jobs = try await store.jobs(accountID: a.id)
+                runs += jobs.count
+                problems += LedgerRules.audit(entries: try await store.ledger(accountID: a.id), jobs: jobs).map { "\(a.name): \($0)" }
+            }
+            if problems.isEmpty {
+                print("ledger OK: \(try await store.accounts().count) account(s), \(runs) run(s)")
+            } else {
+                problems.forEach { print($0) }
+                throw ExitCode(1)
+            }
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an account (no error if it exists).")
@@ -101,7 +125,9 @@ struct CreditsCommand: AsyncParsableCommand {
     struct Adjust: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Correct a balance by a positive or negative amount.")
         @Option(help: "Account name.") var account: String
-        @Argument(help: "Amount in whole currency units; negative takes credit away (never below zero available).") var amount: String
+        // An option read unconditionally, so a negative amount (-2.50) is not taken for a flag.
+        @Option(parsing: .unconditional, help: "Amount in whole currency units; negative takes credit away (never below zero available).")
+        var amount: String
         @Option(help: "Why (kept in the ledger).") var reason: String
         @OptionGroup var data: DataDirOption
         func run() async throws {

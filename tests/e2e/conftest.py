@@ -89,11 +89,21 @@ def launch(data_dir: Path, *extra: str) -> RunningServer:
 
 
 def stop(srv: RunningServer) -> None:
+    """Stops the server, then audits its ledger: every test's money must add up, whatever the test did."""
     srv.process.send_signal(signal.SIGTERM)
     try:
         srv.process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         srv.process.kill()
+        srv.process.wait()
+    audit = srv.cli("accounts", "audit", check=False)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def account(srv: RunningServer, key: str | None = None) -> dict:
+    r = requests.get(f"{srv.base_url}/api/v4/account", headers={"Authorization": f"Bearer {key or srv.key}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
 
 
 def data_dir_sharing_tiny(tmp_path_factory: pytest.TempPathFactory, server: RunningServer, name: str) -> Path:

@@ -11,7 +11,7 @@ import pytest
 import requests
 from PIL import Image
 
-from .conftest import SEED_PROMPT
+from .conftest import SEED_PROMPT, account
 
 SEED_FIELDS = {
     "model_id": "flux-cute-3d-kawaii",
@@ -105,6 +105,7 @@ def test_lora_scale_zero_gives_the_base_model_image(server) -> None:
 
 def test_killed_worker_fails_its_request_clearly_and_the_next_one_succeeds(server) -> None:
     server.wait_ready()
+    before = account(server)
     result: dict = {}
 
     def long_run() -> None:
@@ -132,6 +133,9 @@ def test_killed_worker_fails_its_request_clearly_and_the_next_one_succeeds(serve
     assert body["success"] is False and body["error"]["code"] == "worker_crashed"
     assert "killed by signal 9" in body["message"] and "Send the request again" in body["message"]
     assert body["data"]["status"] == "failed" and isinstance(body["data"]["request_id"], int)
+    # No charge: the hold was released whole.
+    after_crash = account(server)
+    assert after_crash["balance"] == before["balance"] and after_crash["held"] == 0
 
     # The next request is served by a restarted worker with a new pid.
     after = check_success(post(server, data=small(seed="5")), size=(512, 512))

@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from .conftest import REPO, data_dir_sharing_tiny, launch, stop
+from .conftest import REPO, account, data_dir_sharing_tiny, launch, stop
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def run(srv, **fields) -> requests.Response:
 
 
 def test_four_outputs_one_flagged_three_delivered(checked_server) -> None:
+    before = account(checked_server)
     r = run(checked_server, num_outputs="4", seed="0")
     assert r.status_code == 200, r.text
     data = r.json()["data"]
@@ -43,6 +44,9 @@ def test_four_outputs_one_flagged_three_delivered(checked_server) -> None:
     assert len(set(blobs)) == 3  # distinct images, each with its own seed
     for blob in blobs:
         assert Image.open(io.BytesIO(blob)).size == (512, 512)
+    after = account(checked_server)
+    assert before["balance"] - after["balance"] == 3 * 3  # three delivered images at 0.03 USD, not four
+    assert after["held"] == 0
 
 
 def test_disable_safety_checker_delivers_everything(checked_server) -> None:
@@ -58,6 +62,7 @@ def test_every_image_flagged_is_422_and_names_the_cause(checked_server) -> None:
     body = r.json()
     assert body["error"]["code"] == "safety_flagged" and "flagged by the safety checker" in body["message"]
     assert body["data"]["status"] == "failed"
+    assert account(checked_server)["held"] == 0
 
 
 def test_without_a_checker_the_response_says_no_check_ran(server) -> None:

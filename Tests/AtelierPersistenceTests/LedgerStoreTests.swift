@@ -1,0 +1,201 @@
+import AtelierCore
+import AtelierPersistence
+import Foundation
+import Testing
+
+/// Money in a real SQLite file: holds, captures, releases, refusals and the ledger's invariants.
+@Suite struct LedgerStoreTests {
+    let path: String
+
+    init() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-ledger-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        path = dir.appendingPathComponent("atelier.sqlite").path
+    }
+
+    func job(_ id: Int64, account: Int64, price: Int64, images: Int = 1) -> Job {
+        let request = RunRequest(
+            modelID: "m", prompt: "p", aspectRatio: "1:1", megapixels: "1", size: .init(width: 8, height: 8),
+            numOutputs: images, numInferenceSteps: 1, guidance: 3, seed: 1, outputFormat: .webp, outputQuality: 80,
+            loraScale: 1, goFast: false, promptStrength: 0.8, disableSafetyChecker: false
+        )
+        return Job(id: id, accountID: account, request: request, outputNames: (0..<images).map { "\(id)-\($0).webp" },
+                   pricePerImage: price, createdAt: Date())
+    }
+
+    func result(images: Int) -> JobResult {
+        JobResult(outputs: (0..<images).map { JobOutput(name: "\($0).webp", seed: UInt64($0), width: 8, height: 8, bytes: 1) },
+                  path: "standard", pathReason: "", inferenceMs: 1, encodeMs: 1)
+    }
+
+    func audit(_ store: SQLiteStore, _ account: Int64) async throws -> [String] {
+        LedgerRules.audit(entries: try await store.ledger(accountID: account), jobs: try await store.jobs(accountID: account))
+    }
+
+    func funded(_ store: SQLiteStore, _ minor: Int64) async throws -> Int64 {
+        let account = try await store.ensureAccount(named: "acct-\(UUID().uuidString.prefix(6))")
+        _ = try await store.addCredit(accountID: account, amount: minor, kind: .credit, reason: "test", now: Date())
+        return account
+    }
+
+    @Test func aRunHoldsThenCapturesPerDeliveredImageAndReleasesTheRest() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 1000)
+        try await store.insert(job(700_000_000_000_001, account: account, price: 75, images: 4))
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 300))
+        _ = try await store.claimNext(now: Date())
+        // The safety checker dropped one image: three delivered, three charged.
+        #expect(try await store.complete(id: 700_000_000_000_001, result: result(images: 3), now: Date()))
+        #expect(try await store.balance(accountID: account) == Balance(balance: 775, held: 0))
+        // A repeated completion (a retry, a second worker) changes nothing.
+        #expect(try await !store.complete(id: 700_000_000_000_001, result: result(images: 3), now: Date()))
+        #expect(try await !store.fail(id: 700_000_000_000_001, failure: .init(code: "x", message: "y"), now: Date()))
+        #expect(try await store.balance(accountID: account) == Balance(balance: 775, held: 0))
+        #expect(try await audit(store, account).isEmpty)
+    }
+
+    @Test func aFailedRunCostsNothing() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 500)
+        try await store.insert(job(700_000_000_000_002, account: account, price: 75, images: 2))
+        _ = try await store.claimNext(now: Date())
+        #expect(try await store.fail(id: 700_000_000_000_002, failure: .init(code: "worker_crashed", message: "m"), now: Date()))
+        #expect(try await store.balance(accountID: account) == Balance(balance: 500, held: 0))
+        #expect(try await audit(store, account).isEmpty)
+    }
+
+    @Test func aShortBalanceIsRefusedAndNothingIsWritten() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 100)
+        await #expect(throws: JobStoreError.insufficientCredit(needed: 150, available: 100)) {
+            try await store.insert(job(700_000_000_000_003, account: account, price: 75, images: 2))
+        }
+        #expect(try await store.job(id: 700_000_000_000_003) == nil)
+        #expect(try await store.ledger(accountID: account).map(\.kind) == [.credit])
+    }
+
+    @Test func runsLeftRunningByADeadServerAreReleased() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 500)
+        try await store.insert(job(700_000_000_000_004, account: account, price: 75))
+        _ = try await store.claimNext(now: Date())
+        let restarted = try SQLiteStore(path: path)
+        #expect(try await restarted.failOrphanedRunning(failure: .init(code: "server_restarted", message: "m"), now: Date()) == 1)
+        #expect(try await restarted.balance(accountID: account) == Balance(balance: 500, held: 0))
+        #expect(try await audit(restarted, account).isEmpty)
+    }
+
+    @Test func theLedgerIsAppendOnly() async throws {
+        let store = try SQLiteStore(path: path)
+        _ = try await funded(store, 500)
+        let db = try SQLiteDatabase(path: path)
+        #expect(throws: SQLiteError.self) { try db.query("UPDATE ledger SET amount = 1") }
+        #expect(throws: SQLiteError.self) { try db.query("DELETE FROM ledger") }
+    }
+
+    @Test func adjustmentsCannotTakeAnAccountBelowZero() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 500)
+        try await store.insert(job(700_000_000_000_005, account: account, price: 300))
+        await #expect(throws: JobStoreError.wouldGoNegative(available: 200)) {
+            _ = try await store.addCredit(accountID: account, amount: -201, kind: .adjustment, reason: "r", now: Date())
+        }
+        let b = try await store.addCredit(accountID: account, amount: -200, kind: .adjustment, reason: "refund", now: Date())
+        #expect(b == Balance(balance: 300, held: 300) && b.available == 0)
+    }
+
+    /// Twenty runs priced 75 against 500, from two connections at once (as two server processes would): exactly
+    /// six are accepted, and the balance never goes below zero.
+    @Test func concurrentRunsNeverSpendTheSameCreditTwice() async throws {
+        let a = try SQLiteStore(path: path)
+        let b = try SQLiteStore(path: path)
+        let account = try await funded(a, 500)
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<20 {
+                let store = i % 2 == 0 ? a : b
+                let j = job(710_000_000_000_000 + Int64(i), account: account, price: 75)
+                group.addTask {
+                    do {
+                        try await store.insert(j)
+                        return true
+                    } catch JobStoreError.insufficientCredit {
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 6)
+        #expect(try await a.balance(accountID: account) == Balance(balance: 500, held: 450))
+        #expect(try await audit(a, account).isEmpty)
+    }
+
+    /// Random sequences of top-ups, runs, successes with some images dropped, failures, repeated completions and
+    /// restarts, from a fixed seed: after every step the ledger audit is clean and the balance matches the model.
+    @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
+    func randomSequencesKeepTheInvariants(seed: UInt64) async throws {
+        var rng = SplitMix64(seed: seed)
+        var store = try SQLiteStore(path: path)
+        let account = try await funded(store, 0)
+        var expectedBalance: Int64 = 0
+        var nextID: Int64 = 720_000_000_000_000
+        var running: [(id: Int64, images: Int, price: Int64)] = []
+        for _ in 0..<120 {
+            switch rng.next() % 6 {
+            case 0:
+                let amount = Int64(rng.next() % 500)
+                if amount > 0 {
+                    _ = try await store.addCredit(accountID: account, amount: amount, kind: .credit, reason: "top-up", now: Date())
+                    expectedBalance += amount
+                }
+            case 1, 2:
+                let images = Int(rng.next() % 4) + 1
+                let price = Int64(rng.next() % 100)
+                nextID += 1
+                do {
+                    try await store.insert(job(nextID, account: account, price: price, images: images))
+                    _ = try await store.claimNext(now: Date())
+                    running.append((nextID, images, price))
+                } catch JobStoreError.insufficientCredit {}
+            case 3:
+                if let r = running.popLast() {
+                    let delivered = Int(rng.next() % UInt64(r.images + 1))
+                    if delivered == 0 {
+                        #expect(try await store.fail(id: r.id, failure: .init(code: "safety_flagged", message: "m"), now: Date()))
+                    } else {
+                        #expect(try await store.complete(id: r.id, result: result(images: delivered), now: Date()))
+                        expectedBalance -= r.price * Int64(delivered)
+                    }
+                    // A retry of the same report never charges again.
+                    #expect(try await !store.complete(id: r.id, result: result(images: r.images), now: Date()))
+                }
+            case 4:
+                if let r = running.popLast() {
+                    #expect(try await store.fail(id: r.id, failure: .init(code: "worker_crashed", message: "m"), now: Date()))
+                }
+            default:
+                // A restart: runs left running fail and are released.
+                store = try SQLiteStore(path: path)
+                _ = try await store.failOrphanedRunning(failure: .init(code: "server_restarted", message: "m"), now: Date())
+                running.removeAll()
+            }
+            let problems = try await audit(store, account)
+            #expect(problems.isEmpty, "\(problems)")
+            let b = try await store.balance(accountID: account)
+            #expect(b.balance == expectedBalance && b.available >= 0)
+        }
+    }
+}
+
+/// A small seeded generator so property runs repeat exactly.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,83 @@
+"""Prepaid credit over real HTTP: holds, 402s, charges per delivered image, and the ledger audit."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+
+from .conftest import REPO, account, data_dir_sharing_tiny, launch, stop
+
+
+@pytest.fixture(scope="module")
+def priced(tmp_path_factory, server):
+    """flux-cute-3d-kawaii priced at 0.75 USD per image, and an account `payer` holding 5.00 USD."""
+    models = tmp_path_factory.mktemp("priced-models")
+    entry = json.loads((REPO / "models" / "flux-cute-3d-kawaii.json").read_text())
+    entry["price_per_image"] = {"currency": "USD", "minor_units": 75}
+    (models / "flux-cute-3d-kawaii.json").write_text(json.dumps(entry))
+    srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "priced-data"), "--models-dir", str(models), "--workers", "1")
+    srv.cli("accounts", "create", "payer")
+    srv.cli("credits", "add", "--account", "payer", "5", "--reason", "test top-up")
+    srv.payer = srv.cli("keys", "create", "--account", "payer").stdout.strip()
+    yield srv
+    stop(srv)
+
+
+def small_run(srv, key: str, **fields) -> requests.Response:
+    return requests.post(f"{srv.base_url}/api/v4/run", headers={"Authorization": f"Bearer {key}"}, timeout=300,
+                         data={"model_id": "flux-cute-3d-kawaii", "prompt": "Cute 3d Kawaii cup", "aspect_ratio": "1:1",
+                               "megapixels": "0.25", "num_inference_steps": "1", **fields})
+
+
+def test_twenty_concurrent_runs_against_five_dollars_accept_exactly_six(priced) -> None:
+    responses: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        r = small_run(priced, priced.payer)
+        with lock:
+            responses.append(r)
+
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] * 6 + [402] * 14, codes
+    refused = next(r for r in responses if r.status_code == 402).json()
+    assert refused["error"]["code"] == "insufficient_credit"
+    assert "0.75 USD" in refused["message"] and "atelier credits add --account payer" in refused["message"]
+    money = account(priced, priced.payer)
+    assert (money["balance"], money["held"], money["available"]) == (50, 0, 50)
+
+
+def test_a_refused_run_is_not_queued_and_costs_nothing(priced) -> None:
+    before = account(priced, priced.payer)
+    r = small_run(priced, priced.payer, num_outputs="2")  # 1.50 needed, 0.50 available
+    assert r.status_code == 402
+    assert account(priced, priced.payer) == before
+
+
+def test_account_and_models_show_prices_and_balances(priced) -> None:
+    models = requests.get(f"{priced.base_url}/api/v4/models", headers={"Authorization": f"Bearer {priced.key}"}, timeout=10).json()
+    price = models["data"][0]["price_per_image"]
+    assert price == {"currency": "USD", "minor_units": 75, "display": "0.75 USD"}
+    one = requests.get(f"{priced.base_url}/api/v4/models/flux-cute-3d-kawaii", headers={"Authorization": f"Bearer {priced.key}"}, timeout=10)
+    assert one.status_code == 200 and one.json()["data"]["id"] == "flux-cute-3d-kawaii"
+    assert requests.get(f"{priced.base_url}/api/v4/models/nope", headers={"Authorization": f"Bearer {priced.key}"}, timeout=10).status_code == 404
+    demo = account(priced)
+    assert demo["account"] == "demo" and demo["display"]["balance"].endswith(" USD")
+
+
+def test_cli_shows_the_ledger_with_reasons(priced) -> None:
+    shown = priced.cli("accounts", "show", "payer").stdout
+    assert "test top-up" in shown and "capture" in shown and "available: 0.50 USD" in shown
+    bad = priced.cli("credits", "adjust", "--account", "payer", "--amount", "-1", "--reason", "too much", check=False)
+    assert bad.returncode != 0 and "below zero" in bad.stderr
+    ok = priced.cli("credits", "adjust", "--account", "payer", "--amount", "-0.25", "--reason", "goodwill correction")
+    assert "available 0.25 USD" in ok.stdout
+    assert "ledger OK" in priced.cli("accounts", "audit").stdout
