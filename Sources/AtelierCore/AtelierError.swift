@@ -27,6 +27,10 @@ public enum AtelierError: Error, Sendable, Equatable {
     case notFound(String)
     /// The account's available credit does not cover the run's hold (price × num_outputs).
     case insufficientCredit(needed: Int64, available: Int64, pricePerImage: Int64, currency: String, account: String)
+    /// An Idempotency-Key reused with a different request.
+    case idempotencyMismatch(String)
+    /// An Idempotency-Key whose first request is still running.
+    case idempotencyInProgress(requestID: Int64)
     /// The engine cannot take work (no worker ready, shutting down).
     case unavailable(String)
     /// The run ended without an image; `code` is the worker's or engine's reason.

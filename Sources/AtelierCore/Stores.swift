@@ -38,7 +38,7 @@ public protocol JobStore: Sendable {
     /// Persists a new queued job and its hold (price × num_outputs) in one transaction. Throws
     /// `JobStoreError.duplicateID` if the id is taken (the caller picks another) and
     /// `JobStoreError.insufficientCredit` if the account's available balance is short (nothing is written).
-    func insert(_ job: Job) async throws
+    func insert(_ job: Job, idempotency: IdempotencyClaim?) async throws
     func job(id: Int64) async throws -> Job?
     /// Atomically moves the oldest queued job to running and returns it; nil when none is queued.
     func claimNext(now: Date) async throws -> Job?
@@ -54,8 +54,24 @@ public protocol JobStore: Sendable {
     func failOrphanedRunning(failure: JobFailure, now: Date) async throws -> Int
 }
 
+/// A client's `Idempotency-Key`, scoped to the API key that sent it, with a fingerprint of what it asked for.
+public struct IdempotencyClaim: Sendable, Equatable {
+    public var scope: String
+    public var key: String
+    public var fingerprint: String
+    public init(scope: String, key: String, fingerprint: String) {
+        self.scope = scope
+        self.key = key
+        self.fingerprint = fingerprint
+    }
+    /// Keys are kept at least this long (the issue asks 24 h; twice that, for clients retrying across a day).
+    public static let retention: TimeInterval = 48 * 3600
+}
+
 public enum JobStoreError: Error, Sendable, Equatable {
     case duplicateID(Int64)
+    /// The idempotency key was used before: by the run `jobID`, with the same request or not.
+    case idempotencyKeyUsed(jobID: Int64, sameRequest: Bool)
     case insufficientCredit(needed: Int64, available: Int64)
     case noSuchAccount(Int64)
     /// An adjustment would leave less than zero available.

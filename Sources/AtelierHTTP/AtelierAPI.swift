@@ -76,6 +76,7 @@ public struct AtelierAPI: Sendable {
         let raw = try await readParameters(request)
         let account = try await authenticate(request, body: raw)
         var run = try RunRequestDecoder(catalog: catalog).decode(raw)
+        let claim = try idempotencyClaim(request, run: run, key: account)
         var rng = SystemRandomNumberGenerator()
         if run.seed == nil { run.seed = UInt64.random(in: 0...RunRequest.maxSeed, using: &rng) }
         let names = (0..<run.numOutputs).map { _ in storage.newName(format: run.outputFormat) }
@@ -88,8 +89,10 @@ public struct AtelierAPI: Sendable {
             job.id = Int64.random(in: Job.idRange, using: &rng)
             await queue.events.subscribe(job.id)
             do {
-                try await jobs.insert(job)
+                try await jobs.insert(job, idempotency: claim)
                 break
+            } catch JobStoreError.idempotencyKeyUsed(let prior, let sameRequest) {
+                return try await replay(prior, sameRequest: sameRequest, request: request)
             } catch JobStoreError.duplicateID where attempt < 4 {
                 continue
             } catch JobStoreError.insufficientCredit(let needed, let available) {
@@ -106,14 +109,48 @@ public struct AtelierAPI: Sendable {
         guard let current = try await jobs.job(id: job.id) else {
             throw AtelierError.internalError("run \(job.id) vanished after it was queued")
         }
-        let view = RunView(job: current, baseURL: baseURL(for: request))
-        switch current.status {
+        return runResponse(current, request: request)
+    }
+
+    /// What /run answers for a run in its current state.
+    func runResponse(_ job: Job, request: Request, headers: HTTPFields = [:]) -> Response {
+        let view = RunView(job: job, baseURL: baseURL(for: request))
+        switch job.status {
         case .failed, .canceled:
-            let failure = current.failure ?? JobFailure(code: "failed", message: "the run failed")
-            return ErrorMapping.response(for: .runFailed(code: failure.code, message: failure.message), run: view)
+            let failure = job.failure ?? JobFailure(code: "failed", message: "the run failed")
+            return ErrorMapping.response(for: .runFailed(code: failure.code, message: failure.message), run: view, extraHeaders: headers)
         case .succeeded, .queued, .running:
-            return JSONResponse.make(status: .ok, SuccessEnvelope(data: view))
+            return JSONResponse.make(status: .ok, SuccessEnvelope(data: view), headers: headers)
         }
+    }
+
+    static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
+    static let replayedHeader = HTTPField.Name("Idempotent-Replayed")!
+
+    /// `Idempotency-Key: <1–255 visible ASCII characters>`, scoped to the API key; the fingerprint is the
+    /// validated request (before a random seed is picked), so the same parameters in another encoding match.
+    func idempotencyClaim(_ request: Request, run: RunRequest, key: KeyRecord) throws -> IdempotencyClaim? {
+        guard let value = request.headers[Self.idempotencyHeader] else { return nil }
+        guard (1...255).contains(value.count), value.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0.asciiValue! >= 0x21 }) else {
+            throw AtelierError.invalid("Idempotency-Key", "invalid_idempotency_key",
+                                       "the Idempotency-Key header must be 1 to 255 visible ASCII characters, e.g. a UUID")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let canonical = String(decoding: (try? encoder.encode(run)) ?? Data(), as: UTF8.self)
+        return IdempotencyClaim(scope: key.prefix, key: value, fingerprint: APIKey.hash(canonical))
+    }
+
+    /// A repeated Idempotency-Key: the first run's answer, never a second run or charge.
+    func replay(_ prior: Int64, sameRequest: Bool, request: Request) async throws -> Response {
+        guard sameRequest else {
+            throw AtelierError.idempotencyMismatch(
+                "this Idempotency-Key was already used with a different request (request_id \(prior)); use a new key for a new request"
+            )
+        }
+        guard let job = try await jobs.job(id: prior) else { throw AtelierError.internalError("idempotent run \(prior) is missing") }
+        guard job.status.isTerminal else { throw AtelierError.idempotencyInProgress(requestID: prior) }
+        return runResponse(job, request: request, headers: [Self.replayedHeader: "true"])
     }
 
     // MARK: /api/v4/models, /api/v4/account

@@ -28,6 +28,8 @@ public enum ErrorMapping {
         case .invalidParameters, .malformedBody: .badRequest
         case .bodyTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
+        case .idempotencyMismatch: .unprocessableContent
+        case .idempotencyInProgress: .conflict
         case .modelNotFound, .notFound: .notFound
         case .unavailable: .serviceUnavailable
         case .runFailed(let code, _):
@@ -59,6 +61,10 @@ public enum ErrorMapping {
             Envelope(message: "the request body is larger than the limit of \(limit) bytes; send a smaller body (or a URL for large images)",
                      error: .init(code: "body_too_large"))
         case .unsupportedMediaType(let m): Envelope(message: m, error: .init(code: "unsupported_media_type"))
+        case .idempotencyMismatch(let m): Envelope(message: m, error: .init(code: "idempotency_key_reused", param: "Idempotency-Key"))
+        case .idempotencyInProgress(let id):
+            Envelope(message: "the first request with this Idempotency-Key (request_id \(id)) is still running; poll /api/v4/check or retry later",
+                     error: .init(code: "idempotency_in_progress", param: "Idempotency-Key"))
         case .modelNotFound(let id): Envelope(message: "no model \"\(id)\"; GET /api/v4/models lists them", error: .init(code: "model_not_found", param: "model_id"))
         case .notFound(let m): Envelope(message: m, error: .init(code: "not_found"))
         case .unavailable(let m): Envelope(message: m, error: .init(code: "unavailable"))

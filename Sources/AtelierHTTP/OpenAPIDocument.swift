@@ -28,6 +28,20 @@ public enum OpenAPIDocument {
    "post": {
     "operationId": "run",
     "summary": "Run a model",
+    "parameters": [
+     {
+      "name": "Idempotency-Key",
+      "in": "header",
+      "required": false,
+      "description": "Same key and same request: the first run's answer, never a second run or charge (kept 48 h, per API key).",
+      "schema": {
+       "type": "string",
+       "minLength": 1,
+       "maxLength": 255,
+       "pattern": "^[!-~]+$"
+      }
+     }
+    ],
     "requestBody": {
      "required": true,
      "content": {
@@ -118,8 +132,18 @@ public enum OpenAPIDocument {
        }
       }
      },
+     "409": {
+      "description": "The first request with this Idempotency-Key is still running.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
      "422": {
-      "description": "Every image was flagged by the safety checker.",
+      "description": "Every image was flagged by the safety checker, or the Idempotency-Key was used with a different request.",
       "content": {
        "application/json": {
         "schema": {

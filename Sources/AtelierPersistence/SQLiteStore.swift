@@ -58,6 +58,17 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
         ALTER TABLE jobs ADD COLUMN price_per_image INTEGER NOT NULL DEFAULT 0;
         """,
+        """
+        CREATE TABLE idempotency (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            created_at REAL NOT NULL,
+            PRIMARY KEY (scope, key)
+        );
+        CREATE INDEX idempotency_age ON idempotency(created_at);
+        """,
     ]
 
     public init(path: String) throws {
@@ -201,13 +212,22 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    public func insert(_ job: Job) async throws {
+    public func insert(_ job: Job, idempotency: IdempotencyClaim? = nil) async throws {
         let parameters = try Self.json(job.request)
         let names = try Self.json(job.outputNames)
         let hold = job.holdAmount
         try db.transaction { c in
-            // IMMEDIATE: the balance read and the hold written are one step, so concurrent runs cannot both
-            // spend the same credit.
+            // IMMEDIATE: the idempotency lookup, the balance read and the writes are one step, so concurrent
+            // requests can neither both spend the same credit nor both start a run for one idempotency key.
+            if let claim = idempotency {
+                let cutoff = job.createdAt.timeIntervalSince1970 - IdempotencyClaim.retention
+                try c.query("DELETE FROM idempotency WHERE created_at < ?", [.double(cutoff)])
+                if let prior = try c.query(
+                    "SELECT fingerprint, job_id FROM idempotency WHERE scope = ? AND key = ?", [.text(claim.scope), .text(claim.key)]
+                ).first, let priorJob = prior.int("job_id") {
+                    throw JobStoreError.idempotencyKeyUsed(jobID: priorJob, sameRequest: prior.text("fingerprint") == claim.fingerprint)
+                }
+            }
             let available = try Self.balance(c, job.accountID).available
             guard available >= hold else { throw JobStoreError.insufficientCredit(needed: hold, available: available) }
             do {
@@ -229,6 +249,13 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
                 "INSERT INTO ledger(account_id, job_id, kind, amount, created_at) VALUES (?, ?, 'hold', ?, ?)",
                 [.int(job.accountID), .int(job.id), .int(hold), .double(job.createdAt.timeIntervalSince1970)]
             )
+            if let claim = idempotency {
+                try c.query(
+                    "INSERT INTO idempotency(scope, key, fingerprint, job_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [.text(claim.scope), .text(claim.key), .text(claim.fingerprint), .int(job.id),
+                     .double(job.createdAt.timeIntervalSince1970)]
+                )
+            }
         }
     }
 

@@ -130,6 +130,40 @@ import Testing
         #expect(try await audit(a, account).isEmpty)
     }
 
+    /// One idempotency key from two connections at once: one run, one hold; the rest learn which run it was.
+    @Test func oneIdempotencyKeyMakesOneRun() async throws {
+        let a = try SQLiteStore(path: path)
+        let b = try SQLiteStore(path: path)
+        let account = try await funded(a, 10_000)
+        let claim = IdempotencyClaim(scope: "atl_k", key: "k-1", fingerprint: "f")
+        let outcomes = try await withThrowingTaskGroup(of: Int64?.self) { group in
+            for i in 0..<30 {
+                let store = i % 2 == 0 ? a : b
+                let j = job(730_000_000_000_000 + Int64(i), account: account, price: 75)
+                group.addTask {
+                    do {
+                        try await store.insert(j, idempotency: claim)
+                        return j.id
+                    } catch JobStoreError.idempotencyKeyUsed(let prior, true) {
+                        return -prior
+                    }
+                }
+            }
+            return try await group.reduce(into: [Int64]()) { $0.append($1!) }
+        }
+        let created = outcomes.filter { $0 > 0 }
+        #expect(created.count == 1)
+        #expect(Set(outcomes.filter { $0 < 0 }.map { -$0 }) == Set(created))
+        #expect(try await a.balance(accountID: account) == Balance(balance: 10_000, held: 75))
+        await #expect(throws: JobStoreError.idempotencyKeyUsed(jobID: created[0], sameRequest: false)) {
+            try await a.insert(job(731_000_000_000_000, account: account, price: 75),
+                               idempotency: IdempotencyClaim(scope: "atl_k", key: "k-1", fingerprint: "other"))
+        }
+        // Another API key's scope is another namespace.
+        try await a.insert(job(732_000_000_000_000, account: account, price: 75),
+                           idempotency: IdempotencyClaim(scope: "atl_other", key: "k-1", fingerprint: "f"))
+    }
+
     /// Random sequences of top-ups, runs, successes with some images dropped, failures, repeated completions and
     /// restarts, from a fixed seed: after every step the ledger audit is clean and the balance matches the model.
     @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])

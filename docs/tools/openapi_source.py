@@ -104,10 +104,14 @@ doc = {
   "paths": {
     "/api/v4/run": {"post": {
         "operationId": "run", "summary": "Run a model",
+        "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                        "description": "Same key and same request: the first run's answer, never a second run or charge (kept 48 h, per API key).",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}}],
         "requestBody": bodies("#/components/schemas/RunInput"),
         "responses": {"200": ok_run_linked, **common,
                       "402": err("The account's available credit does not cover price × num_outputs; nothing was queued."),
-                      "422": err("Every image was flagged by the safety checker."),
+                      "409": err("The first request with this Idempotency-Key is still running."),
+                      "422": err("Every image was flagged by the safety checker, or the Idempotency-Key was used with a different request."),
                       "500": err("The generation failed."),
                       "503": err("The run was lost to a worker crash, a timeout or a restart; nothing was made.")}}},
     "/api/v4/check": {
