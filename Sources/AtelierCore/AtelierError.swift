@@ -31,6 +31,8 @@ public enum AtelierError: Error, Sendable, Equatable {
     case idempotencyMismatch(String)
     /// An Idempotency-Key whose first request is still running.
     case idempotencyInProgress(requestID: Int64)
+    /// Too many requests from one API key (token bucket), or too many runs in progress for one account.
+    case rateLimited(message: String, retryAfter: Int, limit: Int?, remaining: Int?, reset: Int?)
     /// The engine cannot take work (no worker ready, shutting down).
     case unavailable(String)
     /// The run ended without an image; `code` is the worker's or engine's reason.

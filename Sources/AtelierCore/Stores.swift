@@ -38,7 +38,7 @@ public protocol JobStore: Sendable {
     /// Persists a new queued job and its hold (price × num_outputs) in one transaction. Throws
     /// `JobStoreError.duplicateID` if the id is taken (the caller picks another) and
     /// `JobStoreError.insufficientCredit` if the account's available balance is short (nothing is written).
-    func insert(_ job: Job, idempotency: IdempotencyClaim?) async throws
+    func insert(_ job: Job, idempotency: IdempotencyClaim?, maxInProgress: Int) async throws
     func job(id: Int64) async throws -> Job?
     /// Atomically moves the oldest queued job to running and returns it; nil when none is queued.
     func claimNext(now: Date) async throws -> Job?
@@ -74,6 +74,8 @@ public enum JobStoreError: Error, Sendable, Equatable {
     case idempotencyKeyUsed(jobID: Int64, sameRequest: Bool)
     case insufficientCredit(needed: Int64, available: Int64)
     case noSuchAccount(Int64)
+    /// The account already has this many runs queued or running, the most allowed.
+    case tooManyRunsInProgress(Int)
     /// An adjustment would leave less than zero available.
     case wouldGoNegative(available: Int64)
 }

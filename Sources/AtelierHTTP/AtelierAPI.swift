@@ -26,6 +26,8 @@ public struct APIConfiguration: Sendable {
     public var waitWindow: Duration = .seconds(60)
     /// Largest body accepted; a larger Content-Length is refused before the body is read.
     public var maxBodyBytes: Int = 25 * 1024 * 1024
+    /// Runs an account may have queued or running at once; more are refused with 429.
+    public var maxConcurrentRuns: Int = 16
     public init() {}
 }
 
@@ -38,11 +40,13 @@ public struct AtelierAPI: Sendable {
     public let queue: any RunQueue
     public let clock: any WallClock
     public let config: APIConfiguration
+    public let limiter: RateLimiter
 
     public init(
         catalog: ModelCatalog, keys: any KeyStore, jobs: any JobStore, storage: any OutputStorage, queue: any RunQueue,
-        clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init()
+        clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init(), limiter: RateLimiter = RateLimiter()
     ) {
+        self.limiter = limiter
         self.catalog = catalog
         self.keys = keys
         self.jobs = jobs
@@ -89,12 +93,17 @@ public struct AtelierAPI: Sendable {
             job.id = Int64.random(in: Job.idRange, using: &rng)
             await queue.events.subscribe(job.id)
             do {
-                try await jobs.insert(job, idempotency: claim)
+                try await jobs.insert(job, idempotency: claim, maxInProgress: config.maxConcurrentRuns)
                 break
             } catch JobStoreError.idempotencyKeyUsed(let prior, let sameRequest) {
                 return try await replay(prior, sameRequest: sameRequest, request: request)
             } catch JobStoreError.duplicateID where attempt < 4 {
                 continue
+            } catch JobStoreError.tooManyRunsInProgress(let count) {
+                throw AtelierError.rateLimited(
+                    message: "this account already has \(count) runs queued or running (at most \(config.maxConcurrentRuns)); wait for one to finish",
+                    retryAfter: 5, limit: nil, remaining: nil, reset: nil
+                )
             } catch JobStoreError.insufficientCredit(let needed, let available) {
                 throw AtelierError.insufficientCredit(
                     needed: needed, available: available, pricePerImage: job.pricePerImage,
@@ -284,6 +293,13 @@ public struct AtelierAPI: Sendable {
         }
         if record.revokedAt != nil {
             throw AtelierError.unauthorized("this API key (\(record.prefix)…) was revoked; create a new one with `atelier keys create --account \(record.accountName)`")
+        }
+        let decision = limiter.take(record.prefix)
+        guard decision.allowed else {
+            throw AtelierError.rateLimited(
+                message: "too many requests for this API key (\(limiter.limit) per minute); retry after \(decision.retryAfter) s",
+                retryAfter: decision.retryAfter, limit: limiter.limit, remaining: decision.remaining, reset: decision.reset
+            )
         }
         return record
     }

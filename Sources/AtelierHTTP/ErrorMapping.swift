@@ -28,6 +28,7 @@ public enum ErrorMapping {
         case .invalidParameters, .malformedBody: .badRequest
         case .bodyTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
+        case .rateLimited: .tooManyRequests
         case .idempotencyMismatch: .unprocessableContent
         case .idempotencyInProgress: .conflict
         case .modelNotFound, .notFound: .notFound
@@ -61,6 +62,7 @@ public enum ErrorMapping {
             Envelope(message: "the request body is larger than the limit of \(limit) bytes; send a smaller body (or a URL for large images)",
                      error: .init(code: "body_too_large"))
         case .unsupportedMediaType(let m): Envelope(message: m, error: .init(code: "unsupported_media_type"))
+        case .rateLimited(let m, _, _, _, _): Envelope(message: m, error: .init(code: "rate_limited"))
         case .idempotencyMismatch(let m): Envelope(message: m, error: .init(code: "idempotency_key_reused", param: "Idempotency-Key"))
         case .idempotencyInProgress(let id):
             Envelope(message: "the first request with this Idempotency-Key (request_id \(id)) is still running; poll /api/v4/check or retry later",
@@ -77,6 +79,12 @@ public enum ErrorMapping {
         var headers = extraHeaders
         if case .unauthorized = error { headers[.wwwAuthenticate] = "Bearer" }
         if status(for: error) == .serviceUnavailable { headers[.retryAfter] = "5" }
+        if case .rateLimited(_, let retry, let limit, let remaining, let reset) = error {
+            headers[.retryAfter] = String(retry)
+            if let limit { headers[HTTPField.Name("RateLimit-Limit")!] = String(limit) }
+            if let remaining { headers[HTTPField.Name("RateLimit-Remaining")!] = String(remaining) }
+            if let reset { headers[HTTPField.Name("RateLimit-Reset")!] = String(reset) }
+        }
         return JSONResponse.make(status: status(for: error), envelope(for: error, run: run), headers: headers)
     }
 

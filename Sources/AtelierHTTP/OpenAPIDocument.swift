@@ -102,6 +102,16 @@ public enum OpenAPIDocument {
        }
       }
      },
+     "429": {
+      "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
      "413": {
       "description": "The body is larger than the limit.",
       "content": {
@@ -221,6 +231,16 @@ public enum OpenAPIDocument {
        }
       }
      },
+     "429": {
+      "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
      "404": {
       "description": "No such run for this key's account.",
       "content": {
@@ -279,6 +299,16 @@ public enum OpenAPIDocument {
      },
      "401": {
       "description": "Missing, unknown or revoked API key.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
       "content": {
        "application/json": {
         "schema": {
@@ -359,6 +389,16 @@ public enum OpenAPIDocument {
         }
        }
       }
+     },
+     "429": {
+      "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
      }
     }
    }
@@ -412,6 +452,16 @@ public enum OpenAPIDocument {
      },
      "404": {
       "description": "No such model.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
       "content": {
        "application/json": {
         "schema": {
@@ -479,6 +529,16 @@ public enum OpenAPIDocument {
      },
      "401": {
       "description": "Missing, unknown or revoked API key.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
       "content": {
        "application/json": {
         "schema": {

@@ -212,7 +212,7 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    public func insert(_ job: Job, idempotency: IdempotencyClaim? = nil) async throws {
+    public func insert(_ job: Job, idempotency: IdempotencyClaim? = nil, maxInProgress: Int = .max) async throws {
         let parameters = try Self.json(job.request)
         let names = try Self.json(job.outputNames)
         let hold = job.holdAmount
@@ -227,6 +227,12 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
                 ).first, let priorJob = prior.int("job_id") {
                     throw JobStoreError.idempotencyKeyUsed(jobID: priorJob, sameRequest: prior.text("fingerprint") == claim.fingerprint)
                 }
+            }
+            if maxInProgress < .max {
+                let busy = Int(try c.query(
+                    "SELECT COUNT(*) AS n FROM jobs WHERE account_id = ? AND status IN ('queued', 'running')", [.int(job.accountID)]
+                ).first?.int("n") ?? 0)
+                if busy >= maxInProgress { throw JobStoreError.tooManyRunsInProgress(busy) }
             }
             let available = try Self.balance(c, job.accountID).available
             guard available >= hold else { throw JobStoreError.insufficientCredit(needed: hold, available: available) }

@@ -28,6 +28,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds /api/v4/run waits before answering with the request_id only (ATELIER_WAIT; default 60).") var wait: String?
     @Option(name: .customLong("public-url"), help: "Base URL for output links (ATELIER_PUBLIC_URL; default: from the request's Host).") var publicURL: String?
     @Option(name: .customLong("log-level"), help: "trace … critical (ATELIER_LOG_LEVEL; default info).") var logLevel: String?
+    @Option(name: .customLong("rate-limit"), help: "Requests per minute per API key (ATELIER_RATE_LIMIT; default 600).") var rateLimit: String?
+    @Option(name: .customLong("max-concurrent-runs"), help: "Runs an account may have queued or running (ATELIER_MAX_CONCURRENT_RUNS; default 16).") var maxConcurrentRuns: String?
 
     func run() async throws {
         let settings: ServeSettings
@@ -35,7 +37,8 @@ struct ServeCommand: AsyncParsableCommand {
             settings = try ServeSettings.resolve(
                 flags: .init(host: host, port: port, dataDir: dataDir, profile: profile, workers: workers, python: python,
                              workerDir: workerDir, modelsDir: modelsDir, workerThreads: workerThreads, device: device,
-                             jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel),
+                             jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel,
+                             rateLimit: rateLimit, maxConcurrentRuns: maxConcurrentRuns),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -81,7 +84,11 @@ struct Server {
         var apiConfig = APIConfiguration()
         apiConfig.publicBaseURL = settings.publicURL
         apiConfig.waitWindow = .seconds(settings.waitSeconds)
-        let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig)
+        apiConfig.maxConcurrentRuns = settings.maxConcurrentRuns
+        var limits = RateLimiter.Configuration()
+        limits.requestsPerMinute = settings.rateLimit
+        let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig,
+                             limiter: RateLimiter(config: limits))
 
         let demoKey = try await firstStartKey(store: store)
         let settings = self.settings

@@ -31,6 +31,8 @@ struct ServeSettings {
     var waitSeconds = 60
     var publicURL: String?
     var logLevel = "info"
+    var rateLimit = 600
+    var maxConcurrentRuns = 16
 
     struct Flags {
         var host: String?
@@ -47,6 +49,8 @@ struct ServeSettings {
         var wait: String?
         var publicURL: String?
         var logLevel: String?
+        var rateLimit: String?
+        var maxConcurrentRuns: String?
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -88,6 +92,8 @@ struct ServeSettings {
         }
         s.jobTimeoutSeconds = try int(flags.jobTimeout, "JOB_TIMEOUT", 1...86_400, s.jobTimeoutSeconds)
         s.waitSeconds = try int(flags.wait, "WAIT", 0...3_600, s.waitSeconds)
+        s.rateLimit = try int(flags.rateLimit, "RATE_LIMIT", 1...10_000_000, s.rateLimit)
+        s.maxConcurrentRuns = try int(flags.maxConcurrentRuns, "MAX_CONCURRENT_RUNS", 1...1_000_000, s.maxConcurrentRuns)
         if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw SettingError(setting: name, why: "must be an http(s) URL such as https://images.example.com; got \"\(v)\"")

@@ -50,3 +50,18 @@ import Testing
         #expect(MoneyText.format(10_000, "USD") == "100.00 USD")
     }
 }
+
+@Suite struct TokenBucketTests {
+    @Test func burstThenRefill() {
+        let t0 = Date(timeIntervalSince1970: 0)
+        var bucket = TokenBucket(capacity: 3, refillPerSecond: 1, now: t0)
+        #expect((0..<3).map { _ in bucket.take(now: t0).allowed } == [true, true, true])
+        let refused = bucket.take(now: t0)
+        #expect(!refused.allowed && refused.retryAfter == 1 && refused.remaining == 0)
+        #expect(bucket.take(now: t0.addingTimeInterval(1)).allowed)
+        #expect(!bucket.take(now: t0.addingTimeInterval(1)).allowed)
+        // Never more than the capacity, however long it was idle.
+        let later = t0.addingTimeInterval(3600)
+        #expect((0..<4).map { _ in bucket.take(now: later).allowed } == [true, true, true, false])
+    }
+}

@@ -93,6 +93,7 @@ ok_run_linked = {**ok_run, "links": {"CheckRun": {"operationId": "checkGet",
                                                    "description": "The run's status and outcome, later."}}}
 common = {"400": err("A parameter or the body is invalid; nothing was queued."),
           "401": err("Missing, unknown or revoked API key."),
+          "429": err("Too many requests for this API key, or too many runs in progress for its account; see Retry-After."),
           "413": err("The body is larger than the limit."),
           "415": err("A Content-Type other than JSON, form or multipart.")}
 doc = {
@@ -118,7 +119,7 @@ doc = {
         "get": {"operationId": "checkGet", "summary": "A run's status and outcome",
                 "parameters": [{"name": "request_id", "in": "query", "required": True,
                                 "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
-                "responses": {"200": ok_run, "400": common["400"], "401": common["401"],
+                "responses": {"200": ok_run, "400": common["400"], "401": common["401"], "429": common["429"],
                               "404": err("No such run for this key's account.")}},
         "post": {"operationId": "checkPost", "summary": "A run's status and outcome",
                  "requestBody": bodies("#/components/schemas/CheckInput"),
@@ -128,14 +129,14 @@ doc = {
         "responses": {"200": {"description": "Every model.", "content": {"application/json": {"schema": {
             "type": "object", "required": ["success", "data"], "properties": {"success": {"const": True},
             "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}}}}},
-            "401": common["401"]}}},
+            "401": common["401"], "429": common["429"]}}},
     "/api/v4/models/{id}": {"get": {
         "operationId": "model", "summary": "One model",
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {"200": {"description": "The model.", "content": {"application/json": {"schema": {
             "type": "object", "required": ["success", "data"], "properties": {"success": {"const": True},
             "data": {"$ref": "#/components/schemas/Model"}}}}}},
-            "401": common["401"], "404": err("No such model.")}}},
+            "401": common["401"], "404": err("No such model."), "429": common["429"]}}},
     "/api/v4/account": {"get": {
         "operationId": "account", "summary": "The key's account: balance, open holds, available credit",
         "responses": {"200": {"description": "Amounts in minor units (cents) and for people.", "content": {"application/json": {"schema": {
@@ -143,7 +144,7 @@ doc = {
             "data": {"type": "object", "required": ["account", "currency", "balance", "held", "available"], "properties": {
                 "account": {"type": "string"}, "currency": {"type": "string"}, "balance": {"type": "integer"},
                 "held": {"type": "integer"}, "available": {"type": "integer"}, "display": {"type": "object"}}}}}}}},
-            "401": common["401"]}}},
+            "401": common["401"], "429": common["429"]}}},
     "/storage/outputs/{name}": {"get": {
         "operationId": "output", "summary": "A generated image", "security": [],
         "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],

@@ -18,7 +18,8 @@ BASE = {"model_id": "flux-cute-3d-kawaii", "prompt": "Cute 3d Kawaii cat", "aspe
 @pytest.fixture(scope="module")
 def queued(tmp_path_factory, server):
     """A server that answers at once (--wait 0): valid requests come back queued, with their typed input."""
-    srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "params-data"), "--wait", "0")
+    srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "params-data"), "--wait", "0",
+                 "--max-concurrent-runs", "1000")
     yield srv
     stop(srv)
 
