@@ -46,6 +46,43 @@ public struct Balance: Sendable, Equatable, Codable {
     }
 }
 
+/// One charged run, for the account holder's usage list.
+public struct UsageItem: Sendable, Equatable, Codable {
+    public var cursor: Int64
+    public var requestID: Int64
+    public var modelID: String
+    public var images: Int
+    public var amount: Int64
+    public var chargedAt: Date
+    public init(cursor: Int64, requestID: Int64, modelID: String, images: Int, amount: Int64, chargedAt: Date) {
+        self.cursor = cursor
+        self.requestID = requestID
+        self.modelID = modelID
+        self.images = images
+        self.amount = amount
+        self.chargedAt = chargedAt
+    }
+}
+
+/// Spend on one model over a period.
+public struct ModelSpend: Sendable, Equatable, Codable {
+    public var modelID: String
+    public var runs: Int
+    public var images: Int
+    public var amount: Int64
+    enum CodingKeys: String, CodingKey {
+        case runs, images, amount
+        case modelID = "model_id"
+    }
+
+    public init(modelID: String, runs: Int, images: Int, amount: Int64) {
+        self.modelID = modelID
+        self.runs = runs
+        self.images = images
+        self.amount = amount
+    }
+}
+
 /// The money rules, free of storage, so every store applies the same ones and tests can check them alone.
 public enum LedgerRules {
     /// The hold for a run: price per image × images asked for.

@@ -22,6 +22,10 @@ public protocol KeyStore: Sendable {
     func addCredit(accountID: Int64, amount: Int64, kind: LedgerKind, reason: String, now: Date) async throws -> Balance
     func balance(accountID: Int64) async throws -> Balance
     func ledger(accountID: Int64) async throws -> [LedgerEntry]
+    /// Charged runs, newest first, strictly older than `before` (a cursor from a previous page) when given.
+    func usage(accountID: Int64, before: Int64?, limit: Int) async throws -> [UsageItem]
+    /// Charges per model between two times.
+    func spend(accountID: Int64, from: Date, to: Date) async throws -> [ModelSpend]
     /// Stores a key (its hash and prefix only) for the account.
     func addKey(_ key: APIKey, accountID: Int64) async throws
     /// The key whose hash matches, revoked or not; nil if none.

@@ -65,6 +65,7 @@ public struct AtelierAPI: Sendable {
         router.get("/api/v4/models") { request, _ in try await self.models(request) }
         router.get("/api/v4/models/{id}") { request, context in try await self.model(request, context: context) }
         router.get("/api/v4/account") { request, _ in try await self.accountView(request) }
+        router.get("/api/v4/usage") { request, _ in try await self.usageView(request) }
         router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/openapi.json") { _, _ in
@@ -212,23 +213,101 @@ public struct AtelierAPI: Sendable {
     }
 
     struct AccountView: Encodable, Sendable {
+        struct Spend: Encodable, Sendable {
+            var from: Date
+            var to: Date
+            var byModel: [ModelSpend]
+            enum CodingKeys: String, CodingKey {
+                case from, to
+                case byModel = "by_model"
+            }
+        }
         var account: String
         var currency: String
         var balance: Int64
         var held: Int64
         var available: Int64
         var display: [String: String]
+        var spend: Spend
     }
 
-    /// The key's own account: balance, open holds and what is available (minor units, and for people).
+    var currency: String { catalog.ids.first.flatMap { catalog[$0]?.pricePerImage.currency } ?? "USD" }
+
+    static func date(_ text: String?, _ name: String) throws -> Date? {
+        guard let text else { return nil }
+        if let d = ISO8601DateFormatter().date(from: text) { return d }
+        let day = ISO8601DateFormatter()
+        day.formatOptions = [.withFullDate]
+        if let d = day.date(from: text) { return d }
+        throw AtelierError.invalid(name, "invalid_date", "\(name) must be an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T00:00:00Z; got \"\(text)\"")
+    }
+
+    /// The key's own account: balance, open holds, what is available (minor units, and for people), and spend per
+    /// model between `from` and `to` (ISO 8601; default the last 30 days).
     func accountView(_ request: Request) async throws -> Response {
         let key = try await authenticate(request, body: [:])
+        let query = request.uri.queryParameters
+        let to = try Self.date(query["to"].map(String.init), "to") ?? clock.now()
+        let from = try Self.date(query["from"].map(String.init), "from") ?? to.addingTimeInterval(-30 * 86_400)
         let b = try await keys.balance(accountID: key.accountID)
-        let currency = catalog.ids.first.flatMap { catalog[$0]?.pricePerImage.currency } ?? "USD"
+        let spend = try await keys.spend(accountID: key.accountID, from: from, to: to)
+        let currency = self.currency
         return JSONResponse.make(status: .ok, SuccessEnvelope(data: AccountView(
             account: key.accountName, currency: currency, balance: b.balance, held: b.held, available: b.available,
             display: ["balance": MoneyText.format(b.balance, currency), "held": MoneyText.format(b.held, currency),
-                      "available": MoneyText.format(b.available, currency)]
+                      "available": MoneyText.format(b.available, currency)],
+            spend: .init(from: from, to: to, byModel: spend)
+        )))
+    }
+
+    struct UsagePage: Encodable, Sendable {
+        struct Item: Encodable, Sendable {
+            var requestID: Int64
+            var modelID: String
+            var images: Int
+            var amount: Int64
+            var chargedAt: Date
+            enum CodingKeys: String, CodingKey {
+                case images, amount
+                case requestID = "request_id"
+                case modelID = "model_id"
+                case chargedAt = "charged_at"
+            }
+        }
+        var items: [Item]
+        var currency: String
+        var nextCursor: String?
+        enum CodingKeys: String, CodingKey {
+            case items, currency
+            case nextCursor = "next_cursor"
+        }
+    }
+
+    /// Charged runs of the key's account, newest first: `limit` (1–200, default 50) per page, `cursor` from the
+    /// previous page's `next_cursor`.
+    func usageView(_ request: Request) async throws -> Response {
+        let key = try await authenticate(request, body: [:])
+        let query = request.uri.queryParameters
+        var limit = 50
+        if let text = query["limit"] {
+            guard let n = Int(text), (1...200).contains(n) else {
+                throw AtelierError.invalid("limit", "out_of_range", "limit must be an integer from 1 to 200; got \"\(text)\"")
+            }
+            limit = n
+        }
+        var cursor: Int64?
+        if let text = query["cursor"] {
+            guard let c = Int64(text), c > 0 else {
+                throw AtelierError.invalid("cursor", "invalid_cursor", "cursor must be the next_cursor of a previous page; got \"\(text)\"")
+            }
+            cursor = c
+        }
+        let rows = try await keys.usage(accountID: key.accountID, before: cursor, limit: limit + 1)
+        let page = rows.prefix(limit)
+        let next = rows.count > limit ? page.last.map { String($0.cursor) } : nil
+        return JSONResponse.make(status: .ok, SuccessEnvelope(data: UsagePage(
+            items: page.map { .init(requestID: $0.requestID, modelID: $0.modelID, images: $0.images, amount: $0.amount, chargedAt: $0.chargedAt) },
+            currency: currency, nextCursor: next
         )))
     }
 

@@ -476,7 +476,41 @@ public enum OpenAPIDocument {
   "/api/v4/account": {
    "get": {
     "operationId": "account",
-    "summary": "The key's account: balance, open holds, available credit",
+    "summary": "The key's account: balance, open holds, available credit, spend per model",
+    "parameters": [
+     {
+      "name": "from",
+      "in": "query",
+      "schema": {
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date"
+        },
+        {
+         "type": "string",
+         "format": "date-time"
+        }
+       ]
+      }
+     },
+     {
+      "name": "to",
+      "in": "query",
+      "schema": {
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date"
+        },
+        {
+         "type": "string",
+         "format": "date-time"
+        }
+       ]
+      }
+     }
+    ],
     "responses": {
      "200": {
       "description": "Amounts in minor units (cents) and for people.",
@@ -519,10 +553,144 @@ public enum OpenAPIDocument {
             },
             "display": {
              "type": "object"
+            },
+            "spend": {
+             "type": "object"
             }
            }
           }
          }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "A parameter or the body is invalid; nothing was queued.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing, unknown or revoked API key.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/api/v4/usage": {
+   "get": {
+    "operationId": "usage",
+    "summary": "Charged runs of the key's account, newest first, paged",
+    "parameters": [
+     {
+      "name": "limit",
+      "in": "query",
+      "schema": {
+       "type": "string",
+       "pattern": "^[0-9]{1,3}$"
+      }
+     },
+     {
+      "name": "cursor",
+      "in": "query",
+      "schema": {
+       "type": "string",
+       "pattern": "^[0-9]{1,18}$"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "One page.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "success",
+          "data"
+         ],
+         "properties": {
+          "success": {
+           "const": true
+          },
+          "data": {
+           "type": "object",
+           "required": [
+            "items",
+            "currency"
+           ],
+           "properties": {
+            "currency": {
+             "type": "string"
+            },
+            "next_cursor": {
+             "type": "string"
+            },
+            "items": {
+             "type": "array",
+             "items": {
+              "type": "object",
+              "required": [
+               "request_id",
+               "model_id",
+               "images",
+               "amount",
+               "charged_at"
+              ],
+              "properties": {
+               "request_id": {
+                "type": "integer"
+               },
+               "model_id": {
+                "type": "string"
+               },
+               "images": {
+                "type": "integer"
+               },
+               "amount": {
+                "type": "integer"
+               },
+               "charged_at": {
+                "type": "string",
+                "format": "date-time"
+               }
+              }
+             }
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "A parameter or the body is invalid; nothing was queued.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
         }
        }
       }

@@ -196,6 +196,39 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         }
     }
 
+    public func usage(accountID: Int64, before: Int64?, limit: Int) async throws -> [UsageItem] {
+        try db.query(
+            """
+            SELECT l.id, l.job_id, l.amount, l.created_at, j.model_id, j.price_per_image
+            FROM ledger l JOIN jobs j ON j.id = l.job_id
+            WHERE l.account_id = ? AND l.kind = 'capture' AND l.id < ?
+            ORDER BY l.id DESC LIMIT ?
+            """,
+            [.int(accountID), .int(before ?? .max), .int(Int64(limit))]
+        ).map { r in
+            let amount = r.int("amount") ?? 0
+            let price = r.int("price_per_image") ?? 0
+            return UsageItem(cursor: r.int("id") ?? 0, requestID: r.int("job_id") ?? 0, modelID: r.text("model_id") ?? "",
+                             images: price > 0 ? Int(amount / price) : 0, amount: amount,
+                             chargedAt: Date(timeIntervalSince1970: r.double("created_at") ?? 0))
+        }
+    }
+
+    public func spend(accountID: Int64, from: Date, to: Date) async throws -> [ModelSpend] {
+        try db.query(
+            """
+            SELECT j.model_id, COUNT(*) AS runs, SUM(l.amount / MAX(j.price_per_image, 1)) AS images, SUM(l.amount) AS amount
+            FROM ledger l JOIN jobs j ON j.id = l.job_id
+            WHERE l.account_id = ? AND l.kind = 'capture' AND l.created_at >= ? AND l.created_at < ?
+            GROUP BY j.model_id ORDER BY j.model_id
+            """,
+            [.int(accountID), .double(from.timeIntervalSince1970), .double(to.timeIntervalSince1970)]
+        ).map { r in
+            ModelSpend(modelID: r.text("model_id") ?? "", runs: Int(r.int("runs") ?? 0), images: Int(r.int("images") ?? 0),
+                       amount: r.int("amount") ?? 0)
+        }
+    }
+
     public func keyCount() async throws -> Int {
         Int(try db.query("SELECT COUNT(*) AS n FROM api_keys").first?.int("n") ?? 0)
     }

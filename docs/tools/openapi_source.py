@@ -138,13 +138,29 @@ doc = {
             "data": {"$ref": "#/components/schemas/Model"}}}}}},
             "401": common["401"], "404": err("No such model."), "429": common["429"]}}},
     "/api/v4/account": {"get": {
-        "operationId": "account", "summary": "The key's account: balance, open holds, available credit",
+        "operationId": "account", "summary": "The key's account: balance, open holds, available credit, spend per model",
+        "parameters": [{"name": "from", "in": "query", "schema": {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}},
+                       {"name": "to", "in": "query", "schema": {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}}],
         "responses": {"200": {"description": "Amounts in minor units (cents) and for people.", "content": {"application/json": {"schema": {
             "type": "object", "required": ["success", "data"], "properties": {"success": {"const": True},
             "data": {"type": "object", "required": ["account", "currency", "balance", "held", "available"], "properties": {
                 "account": {"type": "string"}, "currency": {"type": "string"}, "balance": {"type": "integer"},
-                "held": {"type": "integer"}, "available": {"type": "integer"}, "display": {"type": "object"}}}}}}}},
-            "401": common["401"], "429": common["429"]}}},
+                "held": {"type": "integer"}, "available": {"type": "integer"}, "display": {"type": "object"},
+                "spend": {"type": "object"}}}}}}}},
+            "400": common["400"], "401": common["401"], "429": common["429"]}}},
+    "/api/v4/usage": {"get": {
+        "operationId": "usage", "summary": "Charged runs of the key's account, newest first, paged",
+        "parameters": [{"name": "limit", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,3}$"}},
+                       {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
+        "responses": {"200": {"description": "One page.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["success", "data"], "properties": {"success": {"const": True},
+            "data": {"type": "object", "required": ["items", "currency"], "properties": {
+                "currency": {"type": "string"}, "next_cursor": {"type": "string"},
+                "items": {"type": "array", "items": {"type": "object",
+                          "required": ["request_id", "model_id", "images", "amount", "charged_at"], "properties": {
+                    "request_id": {"type": "integer"}, "model_id": {"type": "string"}, "images": {"type": "integer"},
+                    "amount": {"type": "integer"}, "charged_at": {"type": "string", "format": "date-time"}}}}}}}}}}},
+            "400": common["400"], "401": common["401"], "429": common["429"]}}},
     "/storage/outputs/{name}": {"get": {
         "operationId": "output", "summary": "A generated image", "security": [],
         "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],

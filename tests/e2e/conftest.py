@@ -113,6 +113,16 @@ def data_dir_sharing_tiny(tmp_path_factory: pytest.TempPathFactory, server: Runn
     return data
 
 
+@pytest.fixture(autouse=True)
+def ledger_audited_after_each_test(request: pytest.FixtureRequest):
+    """After every test that used the session server, its ledger must still add up."""
+    yield
+    if "server" in request.fixturenames:
+        srv = request.getfixturevalue("server")
+        audit = srv.cli("accounts", "audit", check=False)
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory):
     srv = launch(tmp_path_factory.mktemp("atelier-data"), "--wait", "120")

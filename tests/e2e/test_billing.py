@@ -81,3 +81,22 @@ def test_cli_shows_the_ledger_with_reasons(priced) -> None:
     ok = priced.cli("credits", "adjust", "--account", "payer", "--amount", "-0.25", "--reason", "goodwill correction")
     assert "available 0.25 USD" in ok.stdout
     assert "ledger OK" in priced.cli("accounts", "audit").stdout
+
+
+def test_usage_pages_the_charged_runs_and_account_sums_spend_per_model(priced) -> None:
+    headers = {"Authorization": f"Bearer {priced.payer}"}
+    first = requests.get(f"{priced.base_url}/api/v4/usage", params={"limit": "4"}, headers=headers, timeout=10).json()["data"]
+    assert len(first["items"]) == 4 and first["next_cursor"]
+    second = requests.get(f"{priced.base_url}/api/v4/usage", params={"limit": "4", "cursor": first["next_cursor"]},
+                          headers=headers, timeout=10).json()["data"]
+    assert len(second["items"]) == 2 and "next_cursor" not in second
+    items = first["items"] + second["items"]
+    assert len({i["request_id"] for i in items}) == 6
+    assert all(i["amount"] == 75 and i["images"] == 1 and i["model_id"] == "flux-cute-3d-kawaii" for i in items)
+    spend = account(priced, priced.payer)["spend"]["by_model"]
+    assert spend == [{"model_id": "flux-cute-3d-kawaii", "runs": 6, "images": 6, "amount": 450}]
+    # Another account sees none of it.
+    demo_usage = requests.get(f"{priced.base_url}/api/v4/usage", headers={"Authorization": f"Bearer {priced.key}"}, timeout=10).json()
+    assert all(i["request_id"] not in {j["request_id"] for j in items} for i in demo_usage["data"]["items"])
+    bad = requests.get(f"{priced.base_url}/api/v4/usage", params={"limit": "0"}, headers=headers, timeout=10)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
