@@ -100,6 +100,24 @@ def stop(srv: RunningServer) -> None:
     assert audit.returncode == 0, audit.stdout + audit.stderr
 
 
+def concurrently(n: int, call) -> list:
+    """Calls `call()` from n threads at once and returns what each returned (in finishing order)."""
+    results: list = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        value = call()
+        with lock:
+            results.append(value)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return results
+
+
 def account(srv: RunningServer, key: str | None = None) -> dict:
     r = requests.get(f"{srv.base_url}/api/v4/account", headers={"Authorization": f"Bearer {key or srv.key}"}, timeout=10)
     assert r.status_code == 200, r.text

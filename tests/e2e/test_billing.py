@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 import requests
 
-from .conftest import REPO, account, data_dir_sharing_tiny, launch, stop
+from .conftest import REPO, account, concurrently, data_dir_sharing_tiny, launch, stop
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +32,7 @@ def small_run(srv, key: str, **fields) -> requests.Response:
 
 
 def test_twenty_concurrent_runs_against_five_dollars_accept_exactly_six(priced) -> None:
-    responses: list[requests.Response] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        r = small_run(priced, priced.payer)
-        with lock:
-            responses.append(r)
-
-    threads = [threading.Thread(target=one) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    responses = concurrently(20, lambda: small_run(priced, priced.payer))
     codes = sorted(r.status_code for r in responses)
     assert codes == [200] * 6 + [402] * 14, codes
     refused = next(r for r in responses if r.status_code == 402).json()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import requests
 
-from .conftest import account
+from .conftest import account, concurrently
 
 FIELDS = {"model_id": "flux-cute-3d-kawaii", "prompt": "Cute 3d Kawaii kettle", "aspect_ratio": "1:1",
           "megapixels": "0.25", "num_inference_steps": "2"}
@@ -40,19 +39,7 @@ def test_same_key_different_body_is_422(server) -> None:
 def test_fifty_concurrent_requests_with_one_key_make_one_run_and_one_hold(server) -> None:
     key = str(uuid.uuid4())
     before = account(server)
-    responses: list[requests.Response] = []
-    lock = threading.Lock()
-
-    def one() -> None:
-        r = run(server, key, num_inference_steps="8")
-        with lock:
-            responses.append(r)
-
-    threads = [threading.Thread(target=one) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=180)
+    responses = concurrently(50, lambda: run(server, key, num_inference_steps="8"))
     assert len(responses) == 50
     codes = {r.status_code for r in responses}
     assert codes <= {200, 409}, codes
