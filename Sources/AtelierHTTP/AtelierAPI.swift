@@ -26,6 +26,8 @@ public struct APIConfiguration: Sendable {
     public var waitWindow: Duration = .seconds(60)
     /// Largest body accepted; a larger Content-Length is refused before the body is read.
     public var maxBodyBytes: Int = 25 * 1024 * 1024
+    /// The longest a request may ask to wait (`wait`, `Prefer: wait=N`); longer asks are cut to it.
+    public var maxWait: Duration = .seconds(600)
     /// Runs an account may have queued or running at once; more are refused with 429.
     public var maxConcurrentRuns: Int = 16
     public init() {}
@@ -68,6 +70,7 @@ public struct AtelierAPI: Sendable {
         router.get("/api/v4/usage") { request, _ in try await self.usageView(request) }
         router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
         router.get("/healthz") { _, _ in self.health() }
+        router.get("/readyz") { _, _ in try await self.ready() }
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
                      body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
@@ -78,8 +81,9 @@ public struct AtelierAPI: Sendable {
     // MARK: /api/v4/run
 
     func run(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        let raw = try await readParameters(request)
+        var raw = try await readParameters(request)
         let account = try await authenticate(request, body: raw)
+        let wait = try waitWindow(request, body: raw.removeValue(forKey: "wait"))
         var run = try RunRequestDecoder(catalog: catalog).decode(raw)
         let claim = try idempotencyClaim(request, run: run, key: account)
         var rng = SystemRandomNumberGenerator()
@@ -114,7 +118,7 @@ public struct AtelierAPI: Sendable {
         }
         context.logger.info("run \(job.id) queued for account \(account.accountName): \(run.modelID) \(run.size) \(run.numInferenceSteps) steps")
         await queue.jobQueued()
-        _ = await queue.events.wait(job.id, timeout: config.waitWindow)
+        if wait > .zero { _ = await queue.events.wait(job.id, timeout: wait) }
 
         guard let current = try await jobs.job(id: job.id) else {
             throw AtelierError.internalError("run \(job.id) vanished after it was queued")
@@ -132,6 +136,33 @@ public struct AtelierAPI: Sendable {
         case .succeeded, .queued, .running:
             return JSONResponse.make(status: .ok, SuccessEnvelope(data: view), headers: headers)
         }
+    }
+
+    /// The longest a client may ask /run to hold its connection.
+    static let maxWait = 600
+
+    /// How long this request waits for its run: the `wait` parameter, else `Prefer: wait=N` (RFC 7240), else the
+    /// server's window. 0 answers at once with the request_id. A longer ask than the server's --max-wait is cut to it.
+    func waitWindow(_ request: Request, body: ParameterValue?) throws -> Duration {
+        func parse(_ text: String, _ param: String) throws -> Duration {
+            guard let n = Int(text.trimmingCharacters(in: .whitespaces)), (0...Self.maxWait).contains(n) else {
+                throw AtelierError.invalid(param, "out_of_range", "\(param) must be whole seconds from 0 to \(Self.maxWait); got \"\(text)\"")
+            }
+            return min(.seconds(n), config.maxWait)
+        }
+        switch body {
+        case .string(let s)? where !s.isEmpty: return try parse(s, "wait")
+        case .number(let d)?: return try parse(d == d.rounded() ? String(Int(d)) : String(d), "wait")
+        case nil, .null?, .string?: break
+        case .bool?, .file?: throw AtelierError.invalid("wait", "invalid_type", "wait must be whole seconds from 0 to \(Self.maxWait)")
+        }
+        if let prefer = request.headers[HTTPField.Name("Prefer")!] {
+            for token in prefer.split(separator: ",") {
+                let kv = token.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if kv.count == 2, kv[0].lowercased() == "wait" { return try parse(kv[1], "Prefer: wait") }
+            }
+        }
+        return config.waitWindow
     }
 
     static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
@@ -416,6 +447,21 @@ public struct AtelierAPI: Sendable {
     struct Health: Encodable, Sendable {
         var status: String
         var workers: [WorkerSlotStatus]
+    }
+
+    /// Ready for traffic: at least one worker ready and the database answering; 503 otherwise, so a load balancer
+    /// sends requests elsewhere.
+    func ready() async throws -> Response {
+        let workers = queue.workerStatus
+        let workerReady = workers.contains { $0.state == .idle || $0.state == .busy }
+        let database = (try? await keys.keyCount()) != nil
+        let ok = workerReady && database
+        struct Readiness: Encodable, Sendable {
+            var ready: Bool
+            var workers: Bool
+            var database: Bool
+        }
+        return JSONResponse.make(status: ok ? .ok : .serviceUnavailable, Readiness(ready: ok, workers: workerReady, database: database))
     }
 
     func health() -> Response {

@@ -774,6 +774,35 @@ public enum OpenAPIDocument {
     }
    }
   },
+  "/readyz": {
+   "get": {
+    "operationId": "ready",
+    "summary": "Ready for traffic: a worker ready and the database answering",
+    "security": [],
+    "responses": {
+     "200": {
+      "description": "Ready.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Readiness"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "Not ready.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Readiness"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
   "/openapi.json": {
    "get": {
     "operationId": "openapi",
@@ -1058,6 +1087,20 @@ public enum OpenAPIDocument {
        }
       ],
       "default": false
+     },
+     "wait": {
+      "description": "Seconds to hold the connection for the run (0-600); 0 answers at once with the request_id. Also `Prefer: wait=N`.",
+      "oneOf": [
+       {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 600
+       },
+       {
+        "type": "string",
+        "pattern": "^[0-9]{1,3}$"
+       }
+      ]
      }
     }
    },
@@ -1361,6 +1404,25 @@ public enum OpenAPIDocument {
         "kind"
        ]
       }
+     }
+    }
+   },
+   "Readiness": {
+    "type": "object",
+    "required": [
+     "ready",
+     "workers",
+     "database"
+    ],
+    "properties": {
+     "ready": {
+      "type": "boolean"
+     },
+     "workers": {
+      "type": "boolean"
+     },
+     "database": {
+      "type": "boolean"
      }
     }
    },

@@ -28,6 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds /api/v4/run waits before answering with the request_id only (ATELIER_WAIT; default 60).") var wait: String?
     @Option(name: .customLong("public-url"), help: "Base URL for output links (ATELIER_PUBLIC_URL; default: from the request's Host).") var publicURL: String?
     @Option(name: .customLong("log-level"), help: "trace … critical (ATELIER_LOG_LEVEL; default info).") var logLevel: String?
+    @Option(name: .customLong("max-wait"), help: "Longest wait a request may ask for with wait or Prefer: wait=N (ATELIER_MAX_WAIT; default 600).") var maxWait: String?
     @Option(name: .customLong("rate-limit"), help: "Requests per minute per API key (ATELIER_RATE_LIMIT; default 600).") var rateLimit: String?
     @Option(name: .customLong("max-concurrent-runs"), help: "Runs an account may have queued or running (ATELIER_MAX_CONCURRENT_RUNS; default 16).") var maxConcurrentRuns: String?
 
@@ -38,7 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
                 flags: .init(host: host, port: port, dataDir: dataDir, profile: profile, workers: workers, python: python,
                              workerDir: workerDir, modelsDir: modelsDir, workerThreads: workerThreads, device: device,
                              jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel,
-                             rateLimit: rateLimit, maxConcurrentRuns: maxConcurrentRuns),
+                             rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -85,6 +86,7 @@ struct Server {
         apiConfig.publicBaseURL = settings.publicURL
         apiConfig.waitWindow = .seconds(settings.waitSeconds)
         apiConfig.maxConcurrentRuns = settings.maxConcurrentRuns
+        apiConfig.maxWait = .seconds(settings.maxWaitSeconds)
         var limits = RateLimiter.Configuration()
         limits.requestsPerMinute = settings.rateLimit
         let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig,

@@ -32,6 +32,7 @@ struct ServeSettings {
     var publicURL: String?
     var logLevel = "info"
     var rateLimit = 600
+    var maxWaitSeconds = 600
     var maxConcurrentRuns = 16
 
     struct Flags {
@@ -50,6 +51,7 @@ struct ServeSettings {
         var publicURL: String?
         var logLevel: String?
         var rateLimit: String?
+        var maxWait: String?
         var maxConcurrentRuns: String?
     }
 
@@ -92,6 +94,7 @@ struct ServeSettings {
         }
         s.jobTimeoutSeconds = try int(flags.jobTimeout, "JOB_TIMEOUT", 1...86_400, s.jobTimeoutSeconds)
         s.waitSeconds = try int(flags.wait, "WAIT", 0...3_600, s.waitSeconds)
+        s.maxWaitSeconds = try int(flags.maxWait, "MAX_WAIT", 0...600, s.maxWaitSeconds)
         s.rateLimit = try int(flags.rateLimit, "RATE_LIMIT", 1...10_000_000, s.rateLimit)
         s.maxConcurrentRuns = try int(flags.maxConcurrentRuns, "MAX_CONCURRENT_RUNS", 1...1_000_000, s.maxConcurrentRuns)
         if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {

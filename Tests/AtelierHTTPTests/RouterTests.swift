@@ -145,7 +145,8 @@ extension InMemoryRunQueue: RunQueue {}
         let properties = Set(try #require(run["properties"] as? [String: Any]).keys)
         let entry = try RepositoryCatalog.entry()
         let supported = entry.parameters.filter(\.supported)
-        let expected = Set(supported.map(\.name) + supported.flatMap { $0.aliases ?? [] } + ["model_id", "api_key"])
+        // model_id, api_key and wait are the request's, not the model's.
+        let expected = Set(supported.map(\.name) + supported.flatMap { $0.aliases ?? [] } + ["model_id", "api_key", "wait"])
         #expect(properties == expected)
         let required = Set(run["required"] as? [String] ?? [])
         #expect(required == Set(entry.parameters.filter(\.required).map(\.name) + ["model_id"]))
@@ -153,5 +154,20 @@ extension InMemoryRunQueue: RunQueue {}
 
     @Test func isOpenAPI31() {
         #expect(document["openapi"] as? String == "3.1.0")
+    }
+}
+
+@Suite struct ReadinessTests {
+    @Test func notReadyWithoutAWorker() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-ready-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: dir.appendingPathComponent("db.sqlite").path)
+        let api = AtelierAPI(catalog: ModelCatalog([try RepositoryCatalog.entry()]), keys: store, jobs: store,
+                             storage: try LocalFolderStorage(root: dir.appendingPathComponent("outputs")), queue: InMemoryRunQueue())
+        try await Application(router: api.buildRouter()).test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+            }
+        }
     }
 }

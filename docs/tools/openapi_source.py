@@ -39,6 +39,8 @@ run_input = {
     "go_fast": {**boolean_any, "default": True, "description": "fp8 + compiled transformer where the GPU supports it."},
     "prompt_strength": num(0, 1, False, "Image-to-image strength (with image inputs, a later release).", 0.8),
     "disable_safety_checker": {**boolean_any, "default": False},
+    "wait": {"description": "Seconds to hold the connection for the run (0-600); 0 answers at once with the request_id. Also `Prefer: wait=N`.",
+             "oneOf": [{"type": "integer", "minimum": 0, "maximum": 600}, {"type": "string", "pattern": "^[0-9]{1,3}$"}]},
   },
 }
 run_input["properties"]["guidance"]["oneOf"][0]["minimum"] = 0
@@ -170,6 +172,10 @@ doc = {
     "/healthz": {"get": {
         "operationId": "health", "summary": "Liveness and the workers' state", "security": [],
         "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
+    "/readyz": {"get": {
+        "operationId": "ready", "summary": "Ready for traffic: a worker ready and the database answering", "security": [],
+        "responses": {"200": {"description": "Ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
+                      "503": {"description": "Not ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}}}},
     "/openapi.json": {"get": {
         "operationId": "openapi", "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}},
@@ -189,6 +195,8 @@ doc = {
               "currency": {"type": "string"}, "minor_units": {"type": "integer"}, "display": {"type": "string"}}},
           "license": {"type": "string"},
           "parameters": {"type": "array", "items": {"type": "object", "required": ["name", "kind"]}}}},
+      "Readiness": {"type": "object", "required": ["ready", "workers", "database"], "properties": {
+          "ready": {"type": "boolean"}, "workers": {"type": "boolean"}, "database": {"type": "boolean"}}},
       "Health": {"type": "object", "required": ["status", "workers"], "properties": {
           "status": {"type": "string", "enum": ["ok", "starting"]},
           "workers": {"type": "array", "items": {"type": "object"}}}},

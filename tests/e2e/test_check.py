@@ -68,3 +68,24 @@ def test_check_errors(impatient) -> None:
     assert requests.get(base, params={"request_id": "1"}, timeout=10).status_code == 401
     # A key in the URL is never accepted.
     assert requests.get(base, params={"request_id": "1", "api_key": impatient.key}, timeout=10).status_code == 401
+
+
+def test_prefer_wait_and_the_wait_parameter_set_the_window_per_request(server) -> None:
+    body = {"model_id": "flux-cute-3d-kawaii", "prompt": "Cute 3d Kawaii bus", "aspect_ratio": "1:1", "num_inference_steps": "28"}
+    r = requests.post(f"{server.base_url}/api/v4/run", data=body, timeout=30,
+                      headers={**auth(server), "Prefer": "wait=0"})
+    assert r.status_code == 200 and r.json()["data"]["status"] in ("queued", "running")
+    r = requests.post(f"{server.base_url}/api/v4/run", data={**body, "wait": "0"}, headers=auth(server), timeout=30)
+    assert r.status_code == 200 and r.json()["data"]["status"] in ("queued", "running")
+    r = requests.post(f"{server.base_url}/api/v4/run", data={**body, "wait": "9999"}, headers=auth(server), timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "wait"
+    # Let the two queued runs finish so later tests find an idle worker.
+    for _ in range(600):
+        if all(w["state"] == "idle" for w in server.workers()):
+            break
+        time.sleep(0.1)
+
+
+def test_readyz_when_a_worker_is_ready(server) -> None:
+    r = requests.get(f"{server.base_url}/readyz", timeout=10)
+    assert r.status_code == 200 and r.json() == {"ready": True, "workers": True, "database": True}

@@ -28,7 +28,7 @@ def test_schemathesis_against_the_live_server(tmp_path_factory, server) -> None:
     # --wait 0: valid runs are answered at once (queued) so the fuzzer is not held by generation on a CPU;
     # --job-timeout bounds the large random runs it queues.
     srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "schemathesis-data"), "--wait", "0", "--job-timeout", "30",
-                 "--rate-limit", "1000000", "--max-concurrent-runs", "100000")
+                 "--rate-limit", "1000000", "--max-concurrent-runs", "100000", "--max-wait", "0")
     try:
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "schemathesis"), "run", f"{srv.base_url}/openapi.json",
