@@ -40,9 +40,7 @@ public struct RunRequestDecoder: Sendable {
                 size = ImageSize(width: SizeTable.roundUpToMultipleOf16(w), height: SizeTable.roundUpToMultipleOf16(h))
             }
         } else if let ratio {
-            if let mp = typed.string("megapixels") ?? Optional("1") {
-                size = SizeTable.size(aspectRatio: ratio, megapixels: mp)
-            }
+            size = SizeTable.size(aspectRatio: ratio, megapixels: typed.string("megapixels") ?? "1")
             for side in ["width", "height"] where present.contains(side) {
                 p.add(side, "requires_custom", "\(side) is only used when aspect_ratio is custom; got aspect_ratio \"\(ratio)\"")
             }

@@ -452,8 +452,7 @@ public struct AtelierAPI: Sendable {
     /// Ready for traffic: at least one worker ready and the database answering; 503 otherwise, so a load balancer
     /// sends requests elsewhere.
     func ready() async throws -> Response {
-        let workers = queue.workerStatus
-        let workerReady = workers.contains { $0.state == .idle || $0.state == .busy }
+        let workerReady = Self.anyWorkerReady(queue.workerStatus)
         let database = (try? await keys.keyCount()) != nil
         let ok = workerReady && database
         struct Readiness: Encodable, Sendable {
@@ -464,9 +463,13 @@ public struct AtelierAPI: Sendable {
         return JSONResponse.make(status: ok ? .ok : .serviceUnavailable, Readiness(ready: ok, workers: workerReady, database: database))
     }
 
+    static func anyWorkerReady(_ workers: [WorkerSlotStatus]) -> Bool {
+        workers.contains { $0.state == .idle || $0.state == .busy }
+    }
+
     func health() -> Response {
         let workers = queue.workerStatus
-        let ready = workers.contains { $0.state == .idle || $0.state == .busy }
+        let ready = Self.anyWorkerReady(workers)
         return JSONResponse.make(status: .ok, Health(status: ready ? "ok" : "starting", workers: workers))
     }
 }

@@ -65,14 +65,16 @@ public final class SQLiteDatabase: Sendable {
 
     /// Runs one or more statements without parameters.
     public func execute(_ sql: String) throws {
-        try handle.withLock { db in
-            var err: UnsafeMutablePointer<CChar>?
-            let rc = sqlite3_exec(db, sql, nil, nil, &err)
-            if rc != SQLITE_OK {
-                let msg = err.map { String(cString: $0) } ?? "unknown"
-                sqlite3_free(err)
-                throw SQLiteError(code: rc, message: msg)
-            }
+        try handle.withLock { db in try Self.exec(db, sql) }
+    }
+
+    static func exec(_ db: OpaquePointer?, _ sql: String) throws {
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &err)
+        if rc != SQLITE_OK {
+            let msg = err.map { String(cString: $0) } ?? "unknown"
+            sqlite3_free(err)
+            throw SQLiteError(code: rc, message: msg)
         }
     }
 
@@ -108,13 +110,7 @@ public final class SQLiteDatabase: Sendable {
         public var changes: Int { Int(sqlite3_changes(db)) }
         /// Runs several statements at once (migrations with triggers, whose bodies hold semicolons).
         public func execute(_ sql: String) throws {
-            var err: UnsafeMutablePointer<CChar>?
-            let rc = sqlite3_exec(db, sql, nil, nil, &err)
-            if rc != SQLITE_OK {
-                let msg = err.map { String(cString: $0) } ?? "unknown"
-                sqlite3_free(err)
-                throw SQLiteError(code: rc, message: msg)
-            }
+            try SQLiteDatabase.exec(db, sql)
         }
     }
 
