@@ -46,7 +46,11 @@ def test_a_refused_run_is_not_queued_and_costs_nothing(priced) -> None:
     before = account(priced, priced.payer)
     r = small_run(priced, priced.payer, num_outputs="2")  # 1.50 needed, 0.50 available
     assert r.status_code == 402
-    assert account(priced, priced.payer) == before
+    after = account(priced, priced.payer)
+    # The spend window ends "now", so its bounds may tick between the two reads; the money may not move.
+    for money in (before, after):
+        money["spend"].pop("from"), money["spend"].pop("to")
+    assert after == before
 
 
 def test_account_and_models_show_prices_and_balances(priced) -> None:
