@@ -44,18 +44,59 @@ public protocol JobStore: Sendable {
     /// `JobStoreError.insufficientCredit` if the account's available balance is short (nothing is written).
     func insert(_ job: Job, idempotency: IdempotencyClaim?, maxInProgress: Int) async throws
     func job(id: Int64) async throws -> Job?
-    /// Atomically moves the oldest queued job to running and returns it; nil when none is queued.
-    func claimNext(now: Date) async throws -> Job?
+    /// Atomically moves the oldest queued job to running, counts the attempt and gives the claimer a lease until
+    /// `now + lease`; nil when none is queued. The returned job's `attempts` is the claim's fencing token: every
+    /// later write for this claim names it, and a write with a stale token changes nothing.
+    func claimNext(now: Date, lease: TimeInterval) async throws -> Job?
+    /// Extends the lease of a running job's current attempt; false if the claim was lost (the job was canceled,
+    /// finished, or taken over after the lease expired): the worker must stop, its result would be refused.
+    func renewLease(id: Int64, attempt: Int, until: Date) async throws -> Bool
     /// Records success and settles its hold (capture price × images delivered, release the rest) in one
-    /// transaction; returns false (and changes nothing) if the job is not running any more.
-    func complete(id: Int64, result: JobResult, now: Date) async throws -> Bool
-    /// Records failure and releases its whole hold; returns false if the job is already terminal.
-    func fail(id: Int64, failure: JobFailure, now: Date) async throws -> Bool
+    /// transaction; returns false (and changes nothing) if the job is not running this attempt any more.
+    func complete(id: Int64, attempt: Int, result: JobResult, now: Date) async throws -> Bool
+    /// Records failure and releases its whole hold; returns false if the job is terminal or, with `attempt`, if
+    /// that attempt no longer holds the job.
+    func fail(id: Int64, attempt: Int?, failure: JobFailure, now: Date) async throws -> Bool
+    /// The attempt ended without an answer (its worker died): the job goes back to the head of the queue, keeping
+    /// its hold, if it has had fewer than `maxAttempts` attempts; otherwise it fails with `failure` and its hold is
+    /// released.
+    func retryOrFail(id: Int64, attempt: Int, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RetryOutcome
+    /// Cancels an account's run: a queued run never starts, a running one is marked canceled at once (its worker
+    /// is told to stop, and whatever it reports later is refused); the hold is released either way.
+    func cancel(id: Int64, accountID: Int64, now: Date) async throws -> CancelOutcome
+    /// Running jobs whose lease expired before `expiredBefore` (their worker or server stopped renewing) are
+    /// retried or failed as `retryOrFail` does. On start-up the server passes `.distantFuture`: no lease from a
+    /// previous process is still held.
+    func recoverAbandoned(expiredBefore: Date, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RecoveryReport
+    /// How many queued runs are ahead of this one (0: next); nil when it is not queued.
+    func queuePosition(id: Int64) async throws -> Int?
     /// All jobs of an account (for audits and usage).
     func jobs(accountID: Int64) async throws -> [Job]
-    /// Jobs left running by a process that died: failed (they may have been half-done) and their holds released,
-    /// so none stays running.
-    func failOrphanedRunning(failure: JobFailure, now: Date) async throws -> Int
+}
+
+public enum RetryOutcome: Sendable, Equatable {
+    case requeued
+    case failed
+    /// The attempt no longer held the job (canceled, finished or taken over): nothing changed.
+    case fenced
+}
+
+public enum CancelOutcome: Sendable, Equatable {
+    /// Canceled now; `wasRunning` says a worker must be told to stop.
+    case canceled(wasRunning: Bool)
+    /// Already terminal: nothing changed.
+    case alreadyFinished(JobStatus)
+    case notFound
+}
+
+public struct RecoveryReport: Sendable, Equatable {
+    public var requeued: [Int64] = []
+    public var failed: [Int64] = []
+    public init(requeued: [Int64] = [], failed: [Int64] = []) {
+        self.requeued = requeued
+        self.failed = failed
+    }
+    public var isEmpty: Bool { requeued.isEmpty && failed.isEmpty }
 }
 
 /// A client's `Idempotency-Key`, scoped to the API key that sent it, with a fingerprint of what it asked for.

@@ -4,6 +4,8 @@ import Foundation
 /// Messages of the worker protocol (contracts/worker-protocol.md), decoded leniently: unknown fields are ignored.
 public enum WorkerInbound: Sendable, Equatable {
     case generate(GenerateCommand)
+    /// Stop the named job at its next denoising step (the worker answers with an `error` whose code is `canceled`).
+    case cancel(jobID: String)
     case shutdown
 }
 
@@ -163,6 +165,8 @@ extension WorkerInbound {
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             data = try e.encode(g)
+        case .cancel(let id):
+            data = try JSONEncoder().encode(["type": "cancel", "job_id": id])
         case .shutdown:
             data = Data(#"{"type":"shutdown"}"#.utf8)
         }

@@ -13,6 +13,15 @@ public struct SupervisorConfiguration: Sendable {
     /// Idle slots look for queued jobs this often even without a wake-up.
     public var pollInterval: Duration = .seconds(1)
     public var restartBackoff: ClosedRange<Duration> = .milliseconds(500)...(.seconds(30))
+    /// How long a claim holds a job without renewal. The supervisor renews every third of it while the worker
+    /// runs; a job whose lease lapsed (its server hung or died) is retried.
+    public var lease: Duration = .seconds(30)
+    /// Attempts a job gets when its worker dies under it (a crash may be the machine, not the request); after
+    /// the last one it fails with its hold released.
+    public var maxAttempts: Int = 3
+    /// On SIGTERM, how long running jobs may take to finish before their workers are stopped and the jobs go
+    /// back to the queue for the next start.
+    public var drainTimeout: Duration = .seconds(60)
     /// Times every timeout, backoff and poll; tests pass a manual clock so they never sleep.
     public var clock: any Clock<Duration> = ContinuousClock()
     public init() {}
@@ -61,6 +70,10 @@ public final class WorkerSupervisor: Service, Sendable {
     let clock: any WallClock
     let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    /// Set when the drain timeout passed: workers still busy are stopped and their jobs requeued.
+    private let drainExpired = Atomic<Bool>(false)
+    /// The worker and attempt of each running job, so a cancel reaches the right process.
+    private let running = Mutex<[Int64: (worker: WorkerProcess, attempt: Int)]>([:])
     private let slots: Mutex<[WorkerSlotStatus]>
     private let firstReady = Mutex<[CheckedContinuation<Void, Never>]>([])
 
@@ -92,22 +105,81 @@ public final class WorkerSupervisor: Service, Sendable {
     }
 
     public func run() async throws {
-        let orphaned = try await store.failOrphanedRunning(
-            failure: JobFailure(code: "server_restarted", message: "the server stopped while this run was in progress; send the request again"),
-            now: clock.now()
-        )
-        if orphaned > 0 { logger.warning("failed \(orphaned) run(s) left running by a previous server process") }
+        // No lease from a previous process is still held: whatever it left running is retried or failed now.
+        let recovered = try await recoverAbandoned(expiredBefore: .distantFuture)
+        if !recovered.isEmpty {
+            logger.warning("recovered runs left running by a previous server process: \(recovered.requeued.count) requeued, \(recovered.failed.count) failed")
+        }
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for slot in 0..<config.workerCount {
-                    group.addTask { try await self.slotLoop(slot) }
+                group.addTask { try await self.sweepLoop() }
+                try await withThrowingTaskGroup(of: Void.self) { slots in
+                    for slot in 0..<config.workerCount {
+                        slots.addTask { try await self.slotLoop(slot) }
+                    }
+                    try await slots.waitForAll()
                 }
-                try await group.waitForAll()
+                // The slots are done (drained, or one failed fatally): the sweeper stops too.
+                group.cancelAll()
             }
         } onGracefulShutdown: {
-            self.stopping.store(true, ordering: .relaxed)
-            Task { await self.wake.releaseAll() }
+            self.beginDrain()
         }
+    }
+
+    /// Stops intake of new jobs; running jobs get `drainTimeout` to finish, then their workers are stopped and
+    /// the jobs requeued. Idempotent.
+    public func beginDrain() {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        logger.info("draining: no new jobs start; running jobs have \(config.drainTimeout) to finish")
+        let clock = config.clock
+        let timeout = config.drainTimeout
+        Task {
+            await self.wake.releaseAll()
+            try? await clock.sleep(for: timeout)
+            self.drainExpired.store(true, ordering: .relaxed)
+            let left = self.running.withLock { $0 }
+            for (id, entry) in left {
+                self.logger.warning("drain timeout: stopping the worker of run \(id); the run goes back to the queue")
+                entry.worker.kill()
+            }
+        }
+    }
+
+    public var isDraining: Bool { isStopping }
+
+    /// Asks the worker running this job to stop at its next step. The store already marked it canceled; this only
+    /// saves the GPU time.
+    public func cancel(_ id: Int64) {
+        guard let entry = running.withLock({ $0[id] }) else { return }
+        try? entry.worker.send(.cancel(jobID: String(id)))
+    }
+
+    /// Retries or fails running jobs whose lease expired, every lease period: a claimer that stopped renewing
+    /// (hung, or a server that died while another serves the same database) does not hold a job forever.
+    private func sweepLoop() async throws {
+        let clock = config.clock
+        while !isStopping {
+            // Cancelled by `run` once the slots are done.
+            do { try await clock.sleep(for: config.lease) } catch { return }
+            if isStopping { return }
+            let report = try await recoverAbandoned(expiredBefore: self.clock.now())
+            if !report.isEmpty {
+                logger.warning("runs whose lease expired: \(report.requeued.count) requeued, \(report.failed.count) failed")
+            }
+        }
+    }
+
+    private func recoverAbandoned(expiredBefore: Date) async throws -> RecoveryReport {
+        let report = try await store.recoverAbandoned(
+            expiredBefore: expiredBefore, maxAttempts: config.maxAttempts,
+            failure: JobFailure(code: "worker_lost", message: "the worker running this request stopped \(config.maxAttempts) times; no image was made and nothing was charged"),
+            now: clock.now()
+        )
+        for id in report.requeued { await events.jobRequeued(id) }
+        for id in report.failed { await events.jobFinished(id) }
+        if !report.requeued.isEmpty { await wake.signal() }
+        return report
     }
 
     private func update(_ slot: Int, _ change: (inout WorkerSlotStatus) -> Void) {
@@ -196,14 +268,22 @@ public final class WorkerSupervisor: Service, Sendable {
     /// Serves jobs until shutdown (returns true: the worker is still alive) or the worker dies (returns false).
     private func serveJobs(slot: Int, worker: WorkerProcess) async throws -> Bool {
         while !isStopping {
-            guard let job = try await store.claimNext(now: clock.now()) else {
+            guard let job = try await store.claimNext(now: clock.now(), lease: config.lease.timeInterval) else {
                 await wake.wait(upTo: config.pollInterval)
                 continue
             }
             update(slot) { $0.state = .busy; $0.jobID = job.id }
-            let outcome = await run(job, on: worker)
+            running.withLock { $0[job.id] = (worker, job.attempts) }
+            await events.jobStarted(job.id, attempt: job.attempts)
+            let outcome = await withTaskGroup(of: Outcome?.self) { group in
+                group.addTask { await self.run(job, on: worker) }
+                group.addTask { await self.renewLease(of: job, on: worker); return nil }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first ?? .protocolBroken("the run ended without an outcome")
+            }
+            running.withLock { $0[job.id] = nil }
             try await record(outcome, for: job)
-            await events.jobFinished(job.id)
             update(slot) { $0.state = .idle; $0.jobID = nil }
             switch outcome {
             case .crashed, .timedOut, .protocolBroken:
@@ -213,6 +293,22 @@ public final class WorkerSupervisor: Service, Sendable {
             }
         }
         return true
+    }
+
+    /// Renews the job's lease every third of its length until cancelled. A refused renewal means the claim was
+    /// lost (canceled, or taken over): the worker is told to stop, and its result would be refused anyway.
+    private func renewLease(of job: Job, on worker: WorkerProcess) async {
+        let clock = config.clock
+        let lease = config.lease
+        while !Task.isCancelled {
+            do { try await clock.sleep(for: lease / 3) } catch { return }
+            let held = (try? await store.renewLease(id: job.id, attempt: job.attempts, until: self.clock.now().addingTimeInterval(lease.timeInterval))) ?? true
+            if !held {
+                try? worker.send(.cancel(jobID: String(job.id)))
+                // Keep waiting for cancellation: the run task reports the worker's answer.
+                do { try await clock.sleep(for: .seconds(3600)) } catch { return }
+            }
+        }
     }
 
     enum Outcome {
@@ -272,6 +368,8 @@ public final class WorkerSupervisor: Service, Sendable {
 
     private func record(_ outcome: Outcome, for job: Job) async throws {
         let now = clock.now()
+        let attempt = job.attempts
+        var ended = true
         switch outcome {
         case .succeeded(let r):
             let names = Dictionary(uniqueKeysWithValues: zip(job.outputNames.compactMap { storage.localPath(for: $0) }, job.outputNames))
@@ -283,27 +381,61 @@ public final class WorkerSupervisor: Service, Sendable {
                 outputs: outputs, path: r.path, pathReason: r.pathReason,
                 inferenceMs: r.timings["inference_ms"] ?? 0, encodeMs: r.timings["encode_ms"] ?? 0, safety: r.safety
             )
-            _ = try await store.complete(id: job.id, result: result, now: now)
-            logger.info("run \(job.id) succeeded: \(outputs.count) image(s), \(Int(r.timings["total_ms"] ?? 0)) ms, \(r.path) path")
+            if try await store.complete(id: job.id, attempt: attempt, result: result, now: now) {
+                logger.info("run \(job.id) succeeded: \(outputs.count) image(s), \(Int(r.timings["total_ms"] ?? 0)) ms, \(r.path) path")
+            } else {
+                // Canceled (or taken over) while the worker finished: the images were never delivered nor charged.
+                for image in r.images { try? FileManager.default.removeItem(atPath: image.path) }
+                logger.info("run \(job.id) finished after it was canceled or taken over; its images were discarded")
+            }
+        case .failed(let e) where e.code == "canceled":
+            // The store already holds the cancel; this changes nothing unless the job somehow still runs.
+            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(code: e.code, message: e.message), now: now)
+            logger.info("run \(job.id) stopped by its worker after a cancel")
         case .failed(let e):
-            _ = try await store.fail(id: job.id, failure: JobFailure(code: e.code, message: e.message), now: now)
+            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(code: e.code, message: e.message), now: now)
             logger.warning("run \(job.id) failed: \(e.code): \(e.message)")
         case .crashed(let status, let signaled, let log):
+            if drainExpired.load(ordering: .relaxed) {
+                // Stopped by the drain timeout, not by the request: it does not count as an attempt.
+                let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: .max,
+                                                          failure: JobFailure(code: "server_stopped", message: ""), now: now)
+                ended = outcome != .requeued
+                logger.warning("run \(job.id) was stopped by the drain timeout and goes back to the queue")
+                break
+            }
             let how = signaled ? "was killed by signal \(status)" : "exited with status \(status)"
-            _ = try await store.fail(id: job.id, failure: JobFailure(
+            let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts, failure: JobFailure(
                 code: "worker_crashed",
-                message: "the worker running this request \(how); no image was made and nothing was charged. Send the request again."
+                message: "the worker running this request \(how) (attempt \(attempt) of \(config.maxAttempts)); no image was made and nothing was charged. Send the request again."
             ), now: now)
-            logger.error("worker \(how) during run \(job.id); last log lines:\n\(log.suffix(10).joined(separator: "\n"))")
+            ended = outcome != .requeued
+            logger.error("worker \(how) during run \(job.id) (attempt \(attempt)); \(outcome == .requeued ? "the run goes back to the queue" : "the run failed"); last log lines:\n\(log.suffix(10).joined(separator: "\n"))")
         case .timedOut:
-            _ = try await store.fail(id: job.id, failure: JobFailure(
+            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(
                 code: "timeout",
                 message: "the run took longer than \(config.jobTimeout.components.seconds) s and was stopped; try fewer steps or a smaller size"
             ), now: now)
             logger.error("run \(job.id) overran \(config.jobTimeout); killing its worker")
         case .protocolBroken(let why):
-            _ = try await store.fail(id: job.id, failure: JobFailure(code: "worker_crashed", message: "the worker stopped answering: \(why)"), now: now)
+            let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts,
+                                                      failure: JobFailure(code: "worker_crashed", message: "the worker stopped answering: \(why)"), now: now)
+            ended = outcome != .requeued
             logger.error("run \(job.id): \(why)")
         }
+        if ended {
+            await events.jobFinished(job.id)
+        } else {
+            await events.jobRequeued(job.id)
+            await wake.signal()
+        }
+    }
+}
+
+extension Duration {
+    /// Seconds as a `TimeInterval`, for wall-clock arithmetic.
+    var timeInterval: TimeInterval {
+        let c = components
+        return TimeInterval(c.seconds) + TimeInterval(c.attoseconds) / 1e18
     }
 }

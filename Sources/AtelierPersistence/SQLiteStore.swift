@@ -69,6 +69,10 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         );
         CREATE INDEX idempotency_age ON idempotency(created_at);
         """,
+        // Leases: a claimed job belongs to its claimer until lease_expires_at; `attempts` is the fencing token.
+        """
+        ALTER TABLE jobs ADD COLUMN lease_expires_at REAL;
+        """,
     ]
 
     public init(path: String) throws {
@@ -349,26 +353,42 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         try db.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(Self.decodeJob)
     }
 
-    public func claimNext(now: Date) async throws -> Job? {
+    public func claimNext(now: Date, lease: TimeInterval) async throws -> Job? {
         try db.transaction { c in
             // IMMEDIATE transaction: no other connection can claim between the SELECT and the UPDATE.
             guard let row = try c.query(
-                "SELECT * FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
+                "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
             ).first, let id = row.int("id") else { return nil }
             try c.query(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ? WHERE id = ? AND status = 'queued'",
-                [.double(now.timeIntervalSince1970), .int(id)]
+                """
+                UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, lease_expires_at = ?
+                WHERE id = ? AND status = 'queued'
+                """,
+                [.double(now.timeIntervalSince1970), .double(now.timeIntervalSince1970 + lease), .int(id)]
             )
             return try c.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(Self.decodeJob)
         }
     }
 
-    public func complete(id: Int64, result: JobResult, now: Date) async throws -> Bool {
+    public func renewLease(id: Int64, attempt: Int, until: Date) async throws -> Bool {
+        try db.transaction { c in
+            try c.query(
+                "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND status = 'running' AND attempts = ?",
+                [.double(until.timeIntervalSince1970), .int(id), .int(Int64(attempt))]
+            )
+            return c.changes == 1
+        }
+    }
+
+    public func complete(id: Int64, attempt: Int, result: JobResult, now: Date) async throws -> Bool {
         let encoded = try Self.json(result)
         return try db.transaction { c in
             try c.query(
-                "UPDATE jobs SET status = 'succeeded', result = ?, finished_at = ? WHERE id = ? AND status = 'running'",
-                [.text(encoded), .double(now.timeIntervalSince1970), .int(id)]
+                """
+                UPDATE jobs SET status = 'succeeded', result = ?, finished_at = ?, lease_expires_at = NULL
+                WHERE id = ? AND status = 'running' AND attempts = ?
+                """,
+                [.text(encoded), .double(now.timeIntervalSince1970), .int(id), .int(Int64(attempt))]
             )
             guard c.changes == 1 else { return false }
             try Self.settle(c, jobID: id, delivered: result.outputs.count, now: now)
@@ -376,32 +396,91 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         }
     }
 
-    public func fail(id: Int64, failure: JobFailure, now: Date) async throws -> Bool {
-        try db.transaction { c in
+    public func fail(id: Int64, attempt: Int?, failure: JobFailure, now: Date) async throws -> Bool {
+        try db.transaction { c in try Self.fail(c, id: id, attempt: attempt, failure: failure, now: now) }
+    }
+
+    static func fail(_ c: SQLiteDatabase.Connection, id: Int64, attempt: Int?, failure: JobFailure, now: Date) throws -> Bool {
+        let fence = attempt.map { "AND status = 'running' AND attempts = \($0)" } ?? "AND status IN ('queued', 'running')"
+        try c.query(
+            """
+            UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, finished_at = ?, lease_expires_at = NULL
+            WHERE id = ? \(fence)
+            """,
+            [.text(failure.code), .text(failure.message), .double(now.timeIntervalSince1970), .int(id)]
+        )
+        guard c.changes == 1 else { return false }
+        try settle(c, jobID: id, delivered: 0, now: now)
+        return true
+    }
+
+    public func retryOrFail(id: Int64, attempt: Int, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RetryOutcome {
+        try db.transaction { c in try Self.retryOrFail(c, id: id, attempt: attempt, maxAttempts: maxAttempts, failure: failure, now: now) }
+    }
+
+    static func retryOrFail(
+        _ c: SQLiteDatabase.Connection, id: Int64, attempt: Int, maxAttempts: Int, failure: JobFailure, now: Date
+    ) throws -> RetryOutcome {
+        if attempt < maxAttempts {
+            // Back to the head of the queue (created_at is kept), hold kept: the run is still owed an image.
             try c.query(
                 """
-                UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, finished_at = ?
+                UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL
+                WHERE id = ? AND status = 'running' AND attempts = ?
+                """,
+                [.int(id), .int(Int64(attempt))]
+            )
+            return c.changes == 1 ? .requeued : .fenced
+        }
+        return try fail(c, id: id, attempt: attempt, failure: failure, now: now) ? .failed : .fenced
+    }
+
+    public func cancel(id: Int64, accountID: Int64, now: Date) async throws -> CancelOutcome {
+        try db.transaction { c in
+            guard let row = try c.query("SELECT status FROM jobs WHERE id = ? AND account_id = ?", [.int(id), .int(accountID)]).first,
+                  let status = JobStatus(rawValue: row.text("status") ?? "")
+            else { return .notFound }
+            guard !status.isTerminal else { return .alreadyFinished(status) }
+            try c.query(
+                """
+                UPDATE jobs SET status = 'canceled', error_code = 'canceled', error_message = ?, finished_at = ?, lease_expires_at = NULL
                 WHERE id = ? AND status IN ('queued', 'running')
                 """,
-                [.text(failure.code), .text(failure.message), .double(now.timeIntervalSince1970), .int(id)]
+                [.text("canceled by the client; nothing was charged"), .double(now.timeIntervalSince1970), .int(id)]
             )
-            guard c.changes == 1 else { return false }
             try Self.settle(c, jobID: id, delivered: 0, now: now)
-            return true
+            return .canceled(wasRunning: status == .running)
         }
     }
 
-    public func failOrphanedRunning(failure: JobFailure, now: Date) async throws -> Int {
+    public func recoverAbandoned(expiredBefore: Date, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RecoveryReport {
         try db.transaction { c in
-            let ids = try c.query("SELECT id FROM jobs WHERE status = 'running'").compactMap { $0.int("id") }
-            for id in ids {
-                try c.query(
-                    "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, finished_at = ? WHERE id = ?",
-                    [.text(failure.code), .text(failure.message), .double(now.timeIntervalSince1970), .int(id)]
-                )
-                try Self.settle(c, jobID: id, delivered: 0, now: now)
+            let rows = try c.query(
+                "SELECT id, attempts FROM jobs WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
+                [.double(min(expiredBefore.timeIntervalSince1970, Double(Int64.max)))]
+            )
+            var report = RecoveryReport()
+            for row in rows {
+                guard let id = row.int("id"), let attempt = row.int("attempts") else { continue }
+                switch try Self.retryOrFail(c, id: id, attempt: Int(attempt), maxAttempts: maxAttempts, failure: failure, now: now) {
+                case .requeued: report.requeued.append(id)
+                case .failed: report.failed.append(id)
+                case .fenced: break
+                }
             }
-            return ids.count
+            return report
+        }
+    }
+
+    public func queuePosition(id: Int64) async throws -> Int? {
+        try db.transaction { c in
+            guard let row = try c.query("SELECT created_at FROM jobs WHERE id = ? AND status = 'queued'", [.int(id)]).first,
+                  let created = row.double("created_at") else { return nil }
+            let ahead = try c.query(
+                "SELECT COUNT(*) AS n FROM jobs WHERE status = 'queued' AND (created_at < ? OR (created_at = ? AND id < ?))",
+                [.double(created), .double(created), .int(id)]
+            ).first?.int("n") ?? 0
+            return Int(ahead)
         }
     }
 }

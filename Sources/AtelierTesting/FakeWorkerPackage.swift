@@ -4,9 +4,11 @@ import Foundation
 /// protocol without loading any model, for the supervisor's unit tests (crash, hang, weights missing). The real
 /// worker is exercised by the end-to-end tests; this one only makes failure modes cheap and exact.
 ///
-/// Behaviour comes from `FAKE_WORKER_MODE`: `ok` (writes a small file and answers), `hang` (never answers a
-/// generate), `die` (exits 1 on the first generate), `weights-missing` (exits 3 before ready), `config-invalid`
-/// (exits 4 before ready).
+/// Behaviour comes from `FAKE_WORKER_MODE`: `ok` (writes a small file and answers), `slow` (0.2 s per step, so a
+/// cancel or a shutdown lands mid-run), `hang` (never answers a generate), `die` (exits 1 on every generate),
+/// `die-once` (exits 1 on the first generate of all workers sharing `FAKE_WORKER_MARKER`, a file path),
+/// `weights-missing` (exits 3 before ready), `config-invalid` (exits 4 before ready). Every mode stops a job named
+/// by a `cancel` at its next step with a `canceled` error.
 public enum FakeWorkerPackage {
     public static func write() throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("fake-worker-\(UUID().uuidString)")
@@ -18,7 +20,7 @@ public enum FakeWorkerPackage {
     }
 
     static let source = #"""
-import json, os, sys, time
+import json, os, queue, sys, threading, time
 mode = os.environ.get("FAKE_WORKER_MODE", "ok")
 def send(obj):
     sys.stdout.write(json.dumps(obj) + "\n"); sys.stdout.flush()
@@ -31,22 +33,47 @@ if mode == "weights-missing":
 send({"type": "ready", "protocol": 1, "pid": os.getpid(), "device": "cpu", "load_ms": 1.0,
       "model": {"base": "fake", "lora": None, "adapter": "style", "random_weights": True},
       "fast_path": {"available": False, "reason": "no CUDA device"}})
-for line in sys.stdin:
-    msg = json.loads(line)
+# Like the real worker: stdin is read on its own thread, so a cancel arrives while a job runs.
+inbox, canceled = queue.Queue(), set()
+def read():
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if msg["type"] == "cancel":
+            canceled.add(msg["job_id"])
+        else:
+            inbox.put(msg)
+    inbox.put({"type": "shutdown"})
+threading.Thread(target=read, daemon=True).start()
+while True:
+    msg = inbox.get()
     if msg["type"] == "shutdown":
         break
     if mode == "hang":
         time.sleep(3600)
     if mode == "die":
         sys.exit(1)
+    marker = os.environ.get("FAKE_WORKER_MARKER", "")
+    if mode == "die-once" and not os.path.exists(marker):
+        open(marker, "w").close()
+        sys.exit(1)
+    total = msg["num_inference_steps"]
+    stopped = False
+    for step in range(1, total + 1):
+        if msg["job_id"] in canceled:
+            stopped = True
+            break
+        if mode == "slow":
+            time.sleep(0.2)
+        send({"type": "progress", "job_id": msg["job_id"], "step": step, "total": total})
+    if stopped:
+        send({"type": "error", "job_id": msg["job_id"], "code": "canceled", "message": "canceled"})
+        continue
     images = []
     for o in msg["outputs"]:
         with open(o["path"], "wb") as f:
             f.write(b"RIFF fake")
         images.append({"path": o["path"], "seed": o["seed"], "width": msg["width"], "height": msg["height"],
                        "bytes": 9, "format": msg["output_format"]})
-    for step in range(1, msg["num_inference_steps"] + 1):
-        send({"type": "progress", "job_id": msg["job_id"], "step": step, "total": msg["num_inference_steps"]})
     send({"type": "result", "job_id": msg["job_id"], "images": images, "path": "standard",
           "path_reason": "fake", "timings": {"inference_ms": 1.0, "encode_ms": 1.0, "total_ms": 2.0}})
 """#

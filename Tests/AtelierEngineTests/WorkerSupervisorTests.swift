@@ -13,31 +13,38 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(1))) struct WorkerSupervisorTests {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-sup-\(UUID().uuidString)")
 
-    func makeSupervisor(mode: String, jobTimeout: Duration = .seconds(300), clock: any Clock<Duration> = ContinuousClock()) throws -> (WorkerSupervisor, SQLiteStore, LocalFolderStorage) {
+    func makeSupervisor(
+        mode: String, jobTimeout: Duration = .seconds(300), clock: any Clock<Duration> = ContinuousClock(),
+        configure: (inout SupervisorConfiguration) -> Void = { _ in }
+    ) throws -> (WorkerSupervisor, SQLiteStore, LocalFolderStorage) {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: dir.appendingPathComponent("db.sqlite").path)
         let storage = try LocalFolderStorage(root: dir.appendingPathComponent("outputs"))
         let launch = WorkerLaunch(python: "/usr/bin/python3", workerDirectory: try FakeWorkerPackage.write().path,
-                                  arguments: [], environment: ["FAKE_WORKER_MODE": mode])
+                                  arguments: [], environment: ["FAKE_WORKER_MODE": mode,
+                                                                "FAKE_WORKER_MARKER": dir.appendingPathComponent("died-once").path])
         var config = SupervisorConfiguration()
         config.jobTimeout = jobTimeout
         config.clock = clock
         config.readyTimeout = .seconds(30)
         config.restartBackoff = .milliseconds(10)...(.milliseconds(100))
         config.pollInterval = .milliseconds(50)
+        configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         return (WorkerSupervisor(launch: launch, config: config, store: store, storage: storage, logger: logger), store, storage)
     }
 
-    func enqueue(_ store: SQLiteStore, _ storage: LocalFolderStorage, id: Int64) async throws -> Job {
+    func enqueue(_ store: SQLiteStore, _ storage: LocalFolderStorage, id: Int64, steps: Int = 3) async throws -> Job {
         let account = try await store.ensureAccount(named: "t")
         let request = RunRequest(
             modelID: "m", prompt: "p", aspectRatio: "1:1", megapixels: "0.25", size: .init(width: 512, height: 512),
-            numOutputs: 2, numInferenceSteps: 3, guidance: 3, seed: 7, outputFormat: .webp, outputQuality: 80,
+            numOutputs: 2, numInferenceSteps: steps, guidance: 3, seed: 7, outputFormat: .webp, outputQuality: 80,
             loraScale: 1, goFast: true, promptStrength: 0.8, disableSafetyChecker: false
         )
-        let job = Job(id: id, accountID: account, request: request, outputNames: [storage.newName(format: .webp), storage.newName(format: .webp)], createdAt: Date())
+        _ = try await store.addCredit(accountID: account, amount: 20, kind: .credit, reason: "test", now: Date())
+        let job = Job(id: id, accountID: account, request: request, outputNames: [storage.newName(format: .webp), storage.newName(format: .webp)],
+                      pricePerImage: 10, createdAt: Date())
         try await store.insert(job)
         return job
     }
@@ -78,8 +85,8 @@ import Testing
         }
     }
 
-    @Test func aWorkerThatDiesFailsItsJobAndIsRestarted() async throws {
-        let (supervisor, store, storage) = try makeSupervisor(mode: "die")
+    @Test func aWorkerThatDiesEveryTimeFailsItsJobAfterMaxAttemptsAndIsRestarted() async throws {
+        let (supervisor, store, storage) = try makeSupervisor(mode: "die") { $0.maxAttempts = 2 }
         try await withRunning(supervisor) {
             try await waitUntil { supervisor.readyWorkerCount == 1 }
             let firstPid = supervisor.status[0].pid
@@ -89,9 +96,10 @@ import Testing
             #expect(await supervisor.events.wait(job.id, timeout: .seconds(30)))
             let failed = try #require(try await store.job(id: job.id))
             #expect(failed.status == .failed && failed.failure?.code == "worker_crashed")
-            #expect(failed.failure?.message.contains("exited with status 1") == true)
+            #expect(failed.failure?.message.contains("exited with status 1 (attempt 2 of 2)") == true)
+            #expect(failed.attempts == 2)
             #expect(failed.failure?.message.contains("nothing was charged") == true)
-            try await waitUntil { supervisor.status[0].restarts >= 1 && supervisor.readyWorkerCount == 1 }
+            try await waitUntil { supervisor.status[0].restarts >= 2 && supervisor.readyWorkerCount == 1 }
             #expect(supervisor.status[0].pid != firstPid)
         }
     }
@@ -122,6 +130,102 @@ import Testing
                 return supervisor.status[0].restarts >= 1 && supervisor.readyWorkerCount == 1
             }
             #expect(kill(firstPid, 0) != 0)  // the hung worker was killed, not left behind
+        }
+    }
+
+    @Test func aJobWhoseWorkerDiedOnceIsRetriedOnTheNextWorkerAndSucceeds() async throws {
+        let (supervisor, store, storage) = try makeSupervisor(mode: "die-once")
+        try await withRunning(supervisor) {
+            await supervisor.events.subscribe(600_000_000_000_004)
+            let job = try await enqueue(store, storage, id: 600_000_000_000_004)
+            await supervisor.jobQueued()
+            #expect(await supervisor.events.wait(job.id, timeout: .seconds(30)))
+            let done = try #require(try await store.job(id: job.id))
+            #expect(done.status == .succeeded && done.attempts == 2)
+            #expect(supervisor.status[0].restarts == 1)
+        }
+    }
+
+    @Test func cancelStopsARunningJobAtItsNextStepAndTheWorkerServesTheNext() async throws {
+        let (supervisor, store, storage) = try makeSupervisor(mode: "slow")
+        try await withRunning(supervisor) {
+            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            let pid = supervisor.status[0].pid
+            let job = try await enqueue(store, storage, id: 600_000_000_000_005, steps: 50)
+            let stream = await supervisor.events.events(job.id)
+            await supervisor.jobQueued()
+            var seen: [JobEvents.Event] = []
+            for await event in stream {
+                seen.append(event)
+                if case .progress(let p) = event, p.step == 2 {
+                    #expect(try await store.cancel(id: job.id, accountID: job.accountID, now: Date()) == .canceled(wasRunning: true))
+                    supervisor.cancel(job.id)
+                }
+            }
+            #expect(seen.first == .started(attempt: 1) && seen.last == .finished)
+            #expect(seen.count < 20)  // stopped within a few steps of the cancel, not after all 50
+            try await waitUntil { supervisor.status[0].state == .idle }
+            #expect(try await store.job(id: job.id)?.status == .canceled)
+            #expect(try await store.balance(accountID: job.accountID) == Balance(balance: 20, held: 0))
+            for name in job.outputNames { #expect(!FileManager.default.fileExists(atPath: storage.localPath(for: name)!)) }
+            // The same worker process takes the next job.
+            await supervisor.events.subscribe(600_000_000_000_006)
+            let next = try await enqueue(store, storage, id: 600_000_000_000_006, steps: 1)
+            await supervisor.jobQueued()
+            #expect(await supervisor.events.wait(next.id, timeout: .seconds(30)))
+            #expect(try await store.job(id: next.id)?.status == .succeeded)
+            #expect(supervisor.status[0].pid == pid && supervisor.status[0].restarts == 0)
+        }
+    }
+
+    @Test func shutdownLetsTheRunningJobFinishAndLeavesQueuedJobsQueued() async throws {
+        let (supervisor, store, storage) = try makeSupervisor(mode: "slow")
+        let group = ServiceGroup(services: [supervisor], logger: Logger(label: "group"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let running = try await enqueue(store, storage, id: 600_000_000_000_007, steps: 5)
+            await supervisor.jobQueued()
+            try await waitUntil { supervisor.status[0].state == .busy }
+            let queued = try await enqueue(store, storage, id: 600_000_000_000_008, steps: 1)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            #expect(try await store.job(id: running.id)?.status == .succeeded)
+            #expect(try await store.job(id: queued.id)?.status == .queued)
+        }
+    }
+
+    @Test func aJobStillRunningAtTheDrainTimeoutGoesBackToTheQueue() async throws {
+        let clock = ManualClock()
+        let (supervisor, store, storage) = try makeSupervisor(mode: "hang", clock: clock) { $0.drainTimeout = .seconds(10) }
+        let group = ServiceGroup(services: [supervisor], logger: Logger(label: "group"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            let job = try await enqueue(store, storage, id: 600_000_000_000_009)
+            await supervisor.jobQueued()
+            try await waitUntil { supervisor.status[0].state == .busy }
+            await group.triggerGracefulShutdown()
+            try await waitUntil {
+                clock.advance(by: .seconds(1))
+                return try await store.job(id: job.id)?.status == .queued
+            }
+            try await tasks.waitForAll()
+            let requeued = try #require(try await store.job(id: job.id))
+            #expect(requeued.status == .queued && requeued.attempts == 1)
+            #expect(try await store.balance(accountID: job.accountID) == Balance(balance: 20, held: 20))  // still owed its images
+        }
+    }
+
+    @Test func onStartRunsLeftRunningByADeadServerAreRunAgain() async throws {
+        let (supervisor, store, storage) = try makeSupervisor(mode: "ok")
+        let job = try await enqueue(store, storage, id: 600_000_000_000_010)
+        // A previous server claimed it and died without a word.
+        _ = try await store.claimNext(now: Date(), lease: 30)
+        await supervisor.events.subscribe(job.id)
+        try await withRunning(supervisor) {
+            #expect(await supervisor.events.wait(job.id, timeout: .seconds(30)))
+            let done = try #require(try await store.job(id: job.id))
+            #expect(done.status == .succeeded && done.attempts == 2)
         }
     }
 

@@ -43,13 +43,13 @@ import Testing
         let account = try await funded(store, 1000)
         try await store.insert(job(700_000_000_000_001, account: account, price: 75, images: 4))
         #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 300))
-        _ = try await store.claimNext(now: Date())
+        _ = try await store.claimNext(now: Date(), lease: 60)
         // The safety checker dropped one image: three delivered, three charged.
-        #expect(try await store.complete(id: 700_000_000_000_001, result: result(images: 3), now: Date()))
+        #expect(try await store.complete(id: 700_000_000_000_001, attempt: 1, result: result(images: 3), now: Date()))
         #expect(try await store.balance(accountID: account) == Balance(balance: 775, held: 0))
         // A repeated completion (a retry, a second worker) changes nothing.
-        #expect(try await !store.complete(id: 700_000_000_000_001, result: result(images: 3), now: Date()))
-        #expect(try await !store.fail(id: 700_000_000_000_001, failure: .init(code: "x", message: "y"), now: Date()))
+        #expect(try await !store.complete(id: 700_000_000_000_001, attempt: 1, result: result(images: 3), now: Date()))
+        #expect(try await !store.fail(id: 700_000_000_000_001, attempt: nil, failure: .init(code: "x", message: "y"), now: Date()))
         #expect(try await store.balance(accountID: account) == Balance(balance: 775, held: 0))
         #expect(try await audit(store, account).isEmpty)
     }
@@ -58,8 +58,8 @@ import Testing
         let store = try SQLiteStore(path: path)
         let account = try await funded(store, 500)
         try await store.insert(job(700_000_000_000_002, account: account, price: 75, images: 2))
-        _ = try await store.claimNext(now: Date())
-        #expect(try await store.fail(id: 700_000_000_000_002, failure: .init(code: "worker_crashed", message: "m"), now: Date()))
+        _ = try await store.claimNext(now: Date(), lease: 60)
+        #expect(try await store.fail(id: 700_000_000_000_002, attempt: nil, failure: .init(code: "worker_crashed", message: "m"), now: Date()))
         #expect(try await store.balance(accountID: account) == Balance(balance: 500, held: 0))
         #expect(try await audit(store, account).isEmpty)
     }
@@ -78,9 +78,10 @@ import Testing
         let store = try SQLiteStore(path: path)
         let account = try await funded(store, 500)
         try await store.insert(job(700_000_000_000_004, account: account, price: 75))
-        _ = try await store.claimNext(now: Date())
+        _ = try await store.claimNext(now: Date(), lease: 60)
         let restarted = try SQLiteStore(path: path)
-        #expect(try await restarted.failOrphanedRunning(failure: .init(code: "server_restarted", message: "m"), now: Date()) == 1)
+        let report = try await restarted.recoverAbandoned(expiredBefore: .distantFuture, maxAttempts: 1, failure: .init(code: "worker_lost", message: "m"), now: Date())
+        #expect(report == RecoveryReport(requeued: [], failed: [700_000_000_000_004]))
         #expect(try await restarted.balance(accountID: account) == Balance(balance: 500, held: 0))
         #expect(try await audit(restarted, account).isEmpty)
     }
@@ -188,29 +189,29 @@ import Testing
                 nextID += 1
                 do {
                     try await store.insert(job(nextID, account: account, price: price, images: images))
-                    _ = try await store.claimNext(now: Date())
+                    _ = try await store.claimNext(now: Date(), lease: 60)
                     running.append((nextID, images, price))
                 } catch JobStoreError.insufficientCredit {}
             case 3:
                 if let r = running.popLast() {
                     let delivered = Int(rng.next() % UInt64(r.images + 1))
                     if delivered == 0 {
-                        #expect(try await store.fail(id: r.id, failure: .init(code: "safety_flagged", message: "m"), now: Date()))
+                        #expect(try await store.fail(id: r.id, attempt: nil, failure: .init(code: "safety_flagged", message: "m"), now: Date()))
                     } else {
-                        #expect(try await store.complete(id: r.id, result: result(images: delivered), now: Date()))
+                        #expect(try await store.complete(id: r.id, attempt: 1, result: result(images: delivered), now: Date()))
                         expectedBalance -= r.price * Int64(delivered)
                     }
                     // A retry of the same report never charges again.
-                    #expect(try await !store.complete(id: r.id, result: result(images: r.images), now: Date()))
+                    #expect(try await !store.complete(id: r.id, attempt: 1, result: result(images: r.images), now: Date()))
                 }
             case 4:
                 if let r = running.popLast() {
-                    #expect(try await store.fail(id: r.id, failure: .init(code: "worker_crashed", message: "m"), now: Date()))
+                    #expect(try await store.fail(id: r.id, attempt: nil, failure: .init(code: "worker_crashed", message: "m"), now: Date()))
                 }
             default:
                 // A restart: runs left running fail and are released.
                 store = try SQLiteStore(path: path)
-                _ = try await store.failOrphanedRunning(failure: .init(code: "server_restarted", message: "m"), now: Date())
+                _ = try await store.recoverAbandoned(expiredBefore: .distantFuture, maxAttempts: 1, failure: .init(code: "worker_lost", message: "m"), now: Date())
                 running.removeAll()
             }
             let problems = try await audit(store, account)

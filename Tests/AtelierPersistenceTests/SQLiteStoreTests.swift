@@ -48,12 +48,12 @@ import Testing
         await #expect(throws: JobStoreError.duplicateID(200_000_000_000_001)) {
             try await store.insert(job(200_000_000_000_001, account: account, at: 3))
         }
-        let first = try #require(try await store.claimNext(now: Date()))
+        let first = try #require(try await store.claimNext(now: Date(), lease: 60))
         #expect(first.id == 200_000_000_000_001 && first.status == .running && first.attempts == 1)
         #expect(first.request == Self.request)
-        let second = try #require(try await store.claimNext(now: Date()))
+        let second = try #require(try await store.claimNext(now: Date(), lease: 60))
         #expect(second.id == 200_000_000_000_002)
-        #expect(try await store.claimNext(now: Date()) == nil)
+        #expect(try await store.claimNext(now: Date(), lease: 60) == nil)
     }
 
     @Test func terminalStatesAreWrittenOnce() async throws {
@@ -63,25 +63,27 @@ import Testing
         let result = JobResult(outputs: [.init(name: "x.webp", seed: 42, width: 8, height: 8, bytes: 1)], path: "standard",
                                pathReason: "r", inferenceMs: 1, encodeMs: 1)
         // Not running yet: a completion is refused.
-        #expect(try await !store.complete(id: 300_000_000_000_001, result: result, now: Date()))
-        _ = try await store.claimNext(now: Date())
-        #expect(try await store.complete(id: 300_000_000_000_001, result: result, now: Date()))
-        #expect(try await !store.complete(id: 300_000_000_000_001, result: result, now: Date()))
-        #expect(try await !store.fail(id: 300_000_000_000_001, failure: .init(code: "x", message: "y"), now: Date()))
+        #expect(try await !store.complete(id: 300_000_000_000_001, attempt: 1, result: result, now: Date()))
+        _ = try await store.claimNext(now: Date(), lease: 60)
+        #expect(try await store.complete(id: 300_000_000_000_001, attempt: 1, result: result, now: Date()))
+        #expect(try await !store.complete(id: 300_000_000_000_001, attempt: 1, result: result, now: Date()))
+        #expect(try await !store.fail(id: 300_000_000_000_001, attempt: nil, failure: .init(code: "x", message: "y"), now: Date()))
         let done = try #require(try await store.job(id: 300_000_000_000_001))
         #expect(done.status == .succeeded && done.result == result && done.failure == nil)
     }
 
-    @Test func orphanedRunningJobsFailOnRestart() async throws {
+    @Test func orphanedRunningJobsAreRequeuedOnRestart() async throws {
         let store = try SQLiteStore(path: path)
         let account = try await store.ensureAccount(named: "a")
         try await store.insert(job(400_000_000_000_001, account: account, at: 1))
         try await store.insert(job(400_000_000_000_002, account: account, at: 2))
-        _ = try await store.claimNext(now: Date())
+        _ = try await store.claimNext(now: Date(), lease: 60)
         let reopened = try SQLiteStore(path: path)
-        #expect(try await reopened.failOrphanedRunning(failure: .init(code: "server_restarted", message: "m"), now: Date()) == 1)
-        #expect(try await reopened.job(id: 400_000_000_000_001)?.status == .failed)
+        let report = try await reopened.recoverAbandoned(expiredBefore: .distantFuture, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: Date())
+        #expect(report == RecoveryReport(requeued: [400_000_000_000_001]))
+        #expect(try await reopened.job(id: 400_000_000_000_001)?.status == .queued)
         #expect(try await reopened.job(id: 400_000_000_000_002)?.status == .queued)
+        #expect(try await reopened.claimNext(now: Date(), lease: 60)?.id == 400_000_000_000_001)
     }
 
     /// Two connections (as two server processes would have) claiming at once: every job is claimed exactly once.
@@ -95,7 +97,7 @@ import Testing
             for store in [a, b, a, b] {
                 group.addTask {
                     var mine: [Int64] = []
-                    while let j = try await store.claimNext(now: Date()) { mine.append(j.id) }
+                    while let j = try await store.claimNext(now: Date(), lease: 60) { mine.append(j.id) }
                     return mine
                 }
             }

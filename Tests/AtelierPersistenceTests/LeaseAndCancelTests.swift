@@ -1,0 +1,112 @@
+import AtelierCore
+import AtelierPersistence
+import Foundation
+import Testing
+
+/// The durable queue's claims: leases, fencing, retries after a lost worker, cancel, and queue positions, with the
+/// money checked after each step.
+extension LedgerStoreTests {
+    @Test func aStaleAttemptCanNeitherCompleteNorFailNorCharge() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 1000)
+        let id: Int64 = 710_000_000_000_001
+        try await store.insert(job(id, account: account, price: 100, images: 2))
+        let t0 = Date()
+        let first = try #require(try await store.claimNext(now: t0, lease: 30))
+        #expect(first.attempts == 1)
+        // The first claimer stops renewing; past its lease the job goes back to the queue and is claimed again.
+        let report = try await store.recoverAbandoned(expiredBefore: t0.addingTimeInterval(31), maxAttempts: 3,
+                                                      failure: .init(code: "worker_lost", message: "m"), now: t0.addingTimeInterval(31))
+        #expect(report == RecoveryReport(requeued: [id]))
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 200))
+        let second = try #require(try await store.claimNext(now: t0.addingTimeInterval(32), lease: 30))
+        #expect(second.attempts == 2)
+        // The first claimer wakes up: every write it tries is refused and nothing is charged.
+        #expect(try await !store.renewLease(id: id, attempt: 1, until: t0.addingTimeInterval(90)))
+        #expect(try await !store.complete(id: id, attempt: 1, result: result(images: 2), now: t0.addingTimeInterval(33)))
+        #expect(try await !store.fail(id: id, attempt: 1, failure: .init(code: "x", message: "y"), now: t0.addingTimeInterval(33)))
+        #expect(try await store.retryOrFail(id: id, attempt: 1, maxAttempts: 3, failure: .init(code: "x", message: "y"), now: t0) == .fenced)
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 200))
+        // The current claimer renews and completes: one capture.
+        #expect(try await store.renewLease(id: id, attempt: 2, until: t0.addingTimeInterval(90)))
+        #expect(try await store.complete(id: id, attempt: 2, result: result(images: 2), now: t0.addingTimeInterval(40)))
+        #expect(try await store.balance(accountID: account) == Balance(balance: 800, held: 0))
+        #expect(try await audit(store, account).isEmpty)
+    }
+
+    @Test func aLeaseStillRenewedIsNotTakenOver() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 1000)
+        let id: Int64 = 710_000_000_000_002
+        try await store.insert(job(id, account: account, price: 100))
+        let t0 = Date()
+        _ = try await store.claimNext(now: t0, lease: 30)
+        #expect(try await store.renewLease(id: id, attempt: 1, until: t0.addingTimeInterval(60)))
+        let report = try await store.recoverAbandoned(expiredBefore: t0.addingTimeInterval(45), maxAttempts: 3,
+                                                      failure: .init(code: "worker_lost", message: "m"), now: t0.addingTimeInterval(45))
+        #expect(report.isEmpty)
+        #expect(try await store.job(id: id)?.status == .running)
+    }
+
+    @Test func aJobIsRetriedAtMostMaxAttemptsThenFailsWithItsHoldReleased() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 1000)
+        let id: Int64 = 710_000_000_000_003
+        try await store.insert(job(id, account: account, price: 100))
+        let crash = JobFailure(code: "worker_crashed", message: "m")
+        for attempt in 1...2 {
+            let claimed = try #require(try await store.claimNext(now: Date(), lease: 30))
+            #expect(claimed.attempts == attempt)
+            #expect(try await store.retryOrFail(id: id, attempt: attempt, maxAttempts: 3, failure: crash, now: Date()) == .requeued)
+            #expect(try await store.job(id: id)?.status == .queued)
+        }
+        _ = try await store.claimNext(now: Date(), lease: 30)
+        #expect(try await store.retryOrFail(id: id, attempt: 3, maxAttempts: 3, failure: crash, now: Date()) == .failed)
+        let failed = try #require(try await store.job(id: id))
+        #expect(failed.status == .failed && failed.failure?.code == "worker_crashed" && failed.attempts == 3)
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 0))
+        #expect(try await audit(store, account).isEmpty)
+    }
+
+    @Test func aRequeuedJobKeepsItsPlaceAtTheHeadOfTheQueue() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 1000)
+        let t0 = Date()
+        for (i, id) in [710_000_000_000_011, 710_000_000_000_012, 710_000_000_000_013].enumerated() {
+            var j = job(Int64(id), account: account, price: 1)
+            j.createdAt = t0.addingTimeInterval(Double(i))
+            try await store.insert(j)
+        }
+        #expect(try await store.queuePosition(id: 710_000_000_000_013) == 2)
+        let first = try #require(try await store.claimNext(now: t0, lease: 30))
+        #expect(first.id == 710_000_000_000_011)
+        #expect(try await store.queuePosition(id: 710_000_000_000_011) == nil)
+        #expect(try await store.queuePosition(id: 710_000_000_000_013) == 1)
+        _ = try await store.retryOrFail(id: first.id, attempt: 1, maxAttempts: 3, failure: .init(code: "c", message: "m"), now: t0)
+        #expect(try await store.queuePosition(id: 710_000_000_000_011) == 0)
+        #expect(try await store.claimNext(now: t0, lease: 30)?.id == 710_000_000_000_011)
+    }
+
+    @Test func cancelWhileQueuedWhileRunningAndAfterCompletion() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 1000)
+        let other = try await funded(store, 0)
+        let queued: Int64 = 710_000_000_000_021, running: Int64 = 710_000_000_000_022, done: Int64 = 710_000_000_000_023
+        try await store.insert(job(running, account: account, price: 100))
+        try await store.insert(job(queued, account: account, price: 100))
+        try await store.insert(job(done, account: account, price: 100))
+        #expect(try await store.claimNext(now: Date(), lease: 30)?.id == running)
+        #expect(try await store.cancel(id: queued, accountID: other, now: Date()) == .notFound)
+        #expect(try await store.cancel(id: queued, accountID: account, now: Date()) == .canceled(wasRunning: false))
+        #expect(try await store.claimNext(now: Date(), lease: 30)?.id == done)  // the canceled run never starts
+        #expect(try await store.complete(id: done, attempt: 1, result: result(images: 1), now: Date()))
+        #expect(try await store.cancel(id: running, accountID: account, now: Date()) == .canceled(wasRunning: true))
+        // The worker's late result is refused: a canceled run is never charged.
+        #expect(try await !store.complete(id: running, attempt: 1, result: result(images: 1), now: Date()))
+        #expect(try await store.cancel(id: done, accountID: account, now: Date()) == .alreadyFinished(.succeeded))
+        #expect(try await store.cancel(id: queued, accountID: account, now: Date()) == .alreadyFinished(.canceled))
+        #expect(try await store.job(id: running)?.status == .canceled)
+        #expect(try await store.balance(accountID: account) == Balance(balance: 900, held: 0))
+        #expect(try await audit(store, account).isEmpty)
+    }
+}
