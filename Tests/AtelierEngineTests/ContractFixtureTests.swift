@@ -56,4 +56,11 @@ import Testing
         let decodedSent = try JSONDecoder().decode(GenerateCommand.self, from: data)
         #expect(decodedSent == decodedFixture)
     }
+
+    /// The server's cancel line is exactly the fixture the worker's tests parse.
+    @Test func cancelLineMatchesTheFixture() throws {
+        let sent = try JSONSerialization.jsonObject(with: WorkerInbound.cancel(jobID: "123456789012345").encodedLine()) as! [String: String]
+        let fixture = try JSONSerialization.jsonObject(with: Data(line("cancel").utf8)) as! [String: String]
+        #expect(sent == fixture)
+    }
 }

@@ -61,7 +61,14 @@ class Shutdown:
     pass
 
 
-Inbound = GenerateRequest | Shutdown
+@dataclass(frozen=True)
+class Cancel:
+    """Stop `job_id` at its next denoising step; it is answered by that job's `error` with code `canceled`."""
+
+    job_id: str
+
+
+Inbound = GenerateRequest | Shutdown | Cancel
 
 
 def _need(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -86,6 +93,8 @@ def parse_inbound(line: str) -> Inbound:
     kind = obj.get("type")
     if kind == "shutdown":
         return Shutdown()
+    if kind == "cancel":
+        return Cancel(job_id=str(_need(obj, "job_id", str)))
     if kind != "generate":
         raise ProtocolError(f"unknown message type {kind!r}")
     outputs_raw = _need(obj, "outputs", list)

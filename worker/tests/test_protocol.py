@@ -7,6 +7,7 @@ import json
 import pytest
 
 from atelier_worker.protocol import (
+    Cancel,
     Error,
     GenerateRequest,
     ImageResult,
@@ -35,6 +36,10 @@ def test_generate_fixture_parses_to_typed_request() -> None:
 
 def test_shutdown_fixture() -> None:
     assert isinstance(parse_inbound((FIXTURES / "shutdown.json").read_text()), Shutdown)
+
+
+def test_cancel_fixture() -> None:
+    assert parse_inbound((FIXTURES / "cancel.json").read_text()) == Cancel(job_id="123456789012345")
 
 
 @pytest.mark.parametrize("name", ["ready", "progress", "result", "error"])

@@ -43,3 +43,22 @@ def test_unwritable_output_is_an_encode_error(runner, tmp_path: Path) -> None:
                outputs=[{"path": str(tmp_path / "no-such-dir" / "z.webp"), "seed": 1}])
     messages = run_lines(runner, [json.dumps(gen)])
     assert messages[-1]["type"] == "error" and messages[-1]["code"] == "encode_failed"
+
+
+def test_a_cancel_stops_the_job_at_its_next_step_and_the_worker_serves_the_next(runner, tmp_path: Path) -> None:
+    gen = json.loads((FIXTURES / "generate.json").read_text())
+    long = dict(gen, job_id="1", width=256, height=256, num_inference_steps=500,
+                outputs=[{"path": str(tmp_path / "long.webp"), "seed": 1}])
+    short = dict(gen, job_id="2", width=256, height=256, num_inference_steps=1,
+                 outputs=[{"path": str(tmp_path / "short.webp"), "seed": 2}])
+    messages = run_lines(runner, [json.dumps(long), '{"type":"cancel","job_id":"1"}', json.dumps(short), '{"type":"shutdown"}'])
+    ends = [m for m in messages if m["type"] in ("result", "error")]
+    assert [(m["type"], m["job_id"]) for m in ends] == [("error", "1"), ("result", "2")]
+    assert ends[0]["code"] == "canceled"
+    assert sum(1 for m in messages if m["type"] == "progress" and m["job_id"] == "1") < 500
+    assert not (tmp_path / "long.webp").exists() and (tmp_path / "short.webp").exists()
+
+
+def test_a_cancel_line_needs_a_job_id(runner) -> None:
+    messages = run_lines(runner, ['{"type":"cancel"}', '{"type":"shutdown"}'])
+    assert messages[-1]["type"] == "error" and "job_id" in messages[-1]["message"]
