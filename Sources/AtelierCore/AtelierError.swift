@@ -33,8 +33,12 @@ public enum AtelierError: Error, Sendable, Equatable {
     case idempotencyInProgress(requestID: Int64)
     /// Too many requests from one API key (token bucket), or too many runs in progress for one account.
     case rateLimited(message: String, retryAfter: Int, limit: Int?, remaining: Int?, reset: Int?)
-    /// The engine cannot take work (no worker ready, shutting down).
+    /// The engine cannot take work (no worker ready).
     case unavailable(String)
+    /// The server is draining for a restart: it takes no new runs; retry shortly (on another instance).
+    case shuttingDown
+    /// The request conflicts with the run's state (e.g. canceling a run that already finished).
+    case conflict(code: String, message: String)
     /// The run ended without an image; `code` is the worker's or engine's reason.
     case runFailed(code: String, message: String)
     case internalError(String)

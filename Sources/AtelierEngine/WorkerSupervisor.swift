@@ -70,6 +70,7 @@ public final class WorkerSupervisor: Service, Sendable {
     let clock: any WallClock
     let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    private let shutdownRequested = Atomic<Bool>(false)
     /// Set when the drain timeout passed: workers still busy are stopped and their jobs requeued.
     private let drainExpired = Atomic<Bool>(false)
     /// The worker and attempt of each running job, so a cancel reaches the right process.
@@ -122,7 +123,10 @@ public final class WorkerSupervisor: Service, Sendable {
                 // The slots are done (drained, or one failed fatally): the sweeper stops too.
                 group.cancelAll()
             }
+            // Drained by `beginDrain` before the service group asked: a service may not return before it is told.
+            if !shutdownRequested.load(ordering: .relaxed) { try? await gracefulShutdown() }
         } onGracefulShutdown: {
+            self.shutdownRequested.store(true, ordering: .relaxed)
             self.beginDrain()
         }
     }

@@ -11,6 +11,10 @@ import Logging
 public protocol RunQueue: Sendable {
     var events: JobEvents { get }
     func jobQueued() async
+    /// Tells the worker running this job (if any) to stop; the store already recorded the cancel.
+    func cancel(_ id: Int64)
+    /// True once shutdown began: no new runs are taken and /readyz answers 503.
+    var isDraining: Bool { get }
     /// Worker slots, for /healthz.
     var workerStatus: [WorkerSlotStatus] { get }
 }
@@ -64,6 +68,8 @@ public struct AtelierAPI: Sendable {
         router.post("/api/v4/run") { request, context in try await self.run(request, context: context) }
         router.get("/api/v4/check") { request, context in try await self.check(request, context: context) }
         router.post("/api/v4/check") { request, context in try await self.check(request, context: context) }
+        router.post("/api/v4/cancel") { request, context in try await self.cancel(request, context: context) }
+        router.get("/api/v4/requests/{id}/events") { request, context in try await self.events(request, context: context) }
         router.get("/api/v4/models") { request, _ in try await self.models(request) }
         router.get("/api/v4/models/{id}") { request, context in try await self.model(request, context: context) }
         router.get("/api/v4/account") { request, _ in try await self.accountView(request) }
@@ -83,6 +89,8 @@ public struct AtelierAPI: Sendable {
     func run(_ request: Request, context: AtelierRequestContext) async throws -> Response {
         var raw = try await readParameters(request)
         let account = try await authenticate(request, body: raw)
+        // Draining for a restart: the run would only wait in the queue for the next process; say so now.
+        guard !queue.isDraining else { throw AtelierError.shuttingDown }
         let wait = try waitWindow(request, body: raw.removeValue(forKey: "wait"))
         var run = try RunRequestDecoder(catalog: catalog).decode(raw)
         let claim = try idempotencyClaim(request, run: run, key: account)
@@ -126,15 +134,27 @@ public struct AtelierAPI: Sendable {
         return runResponse(current, request: request)
     }
 
-    /// What /run answers for a run in its current state.
+    /// What /run answers for a run in its current state. Still queued or running when the wait window ended:
+    /// the request_id and status only, as the hosted service documents; /api/v4/check has the rest.
     func runResponse(_ job: Job, request: Request, headers: HTTPFields = [:]) -> Response {
         let view = RunView(job: job, baseURL: baseURL(for: request))
         switch job.status {
-        case .failed, .canceled:
+        case .failed:
             let failure = job.failure ?? JobFailure(code: "failed", message: "the run failed")
             return ErrorMapping.response(for: .runFailed(code: failure.code, message: failure.message), run: view, extraHeaders: headers)
-        case .succeeded, .queued, .running:
+        case .succeeded, .canceled:
             return JSONResponse.make(status: .ok, SuccessEnvelope(data: view), headers: headers)
+        case .queued, .running:
+            return JSONResponse.make(status: .ok, SuccessEnvelope(data: PendingRun(requestID: job.id, status: job.status.rawValue)), headers: headers)
+        }
+    }
+
+    struct PendingRun: Encodable, Sendable {
+        var requestID: Int64
+        var status: String
+        enum CodingKeys: String, CodingKey {
+            case status
+            case requestID = "request_id"
         }
     }
 
@@ -353,20 +373,61 @@ public struct AtelierAPI: Sendable {
             raw[String(name)] = .string(String(value))
         }
         let account = try await authenticate(request, body: raw)
-        let id: Int64?
-        switch raw["request_id"] {
-        case .string(let s)?: id = Int64(s.trimmingCharacters(in: .whitespaces))
-        case .number(let d)? where d == d.rounded() && abs(d) < 1e18: id = Int64(d)
-        default: id = nil
-        }
+        let job = try await ownedJob(Self.requestID(raw["request_id"]), account: account)
+        return JSONResponse.make(status: .ok, SuccessEnvelope(data: try await view(of: job, request: request)))
+    }
+
+    /// A run's full view: outcome, progress while it runs, place in the queue while it waits.
+    func view(of job: Job, request: Request) async throws -> RunView {
+        let progress = await queue.events.currentProgress(job.id)
+        let position = job.status == .queued ? try await jobs.queuePosition(id: job.id) : nil
+        return RunView(job: job, baseURL: baseURL(for: request), progress: progress, queuePosition: position)
+    }
+
+    static func requestID(_ value: ParameterValue?) throws -> Int64 {
+        let id: Int64? =
+            switch value {
+            case .string(let s)?: Int64(s.trimmingCharacters(in: .whitespaces))
+            case .number(let d)? where d == d.rounded() && abs(d) < 1e18: Int64(d)
+            default: nil
+            }
         guard let id else {
             throw AtelierError.invalid("request_id", "required", "request_id is required: the integer /api/v4/run returned")
         }
+        return id
+    }
+
+    /// The run, if it belongs to the key's account; another account's run is 404 exactly like a missing one.
+    func ownedJob(_ id: Int64, account: KeyRecord) async throws -> Job {
         guard let job = try await jobs.job(id: id), job.accountID == account.accountID else {
             throw AtelierError.notFound("no run with request_id \(id) for this API key's account")
         }
-        let progress = await queue.events.currentProgress(id)
-        return JSONResponse.make(status: .ok, SuccessEnvelope(data: RunView(job: job, baseURL: baseURL(for: request), progress: progress)))
+        return job
+    }
+
+    // MARK: /api/v4/cancel
+
+    /// Cancels a run: queued, it never starts; running, its worker stops at the next step. Either way its hold is
+    /// released and nothing is charged. Canceling a canceled run again answers the same; a finished run is a 409.
+    func cancel(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        let raw = try await readParameters(request)
+        let account = try await authenticate(request, body: raw)
+        let id = try Self.requestID(raw["request_id"])
+        switch try await jobs.cancel(id: id, accountID: account.accountID, now: clock.now()) {
+        case .notFound:
+            throw AtelierError.notFound("no run with request_id \(id) for this API key's account")
+        case .alreadyFinished(let status) where status != .canceled:
+            throw AtelierError.conflict(code: "already_finished",
+                                        message: "run \(id) already \(status.rawValue); there is nothing to cancel")
+        case .canceled(let wasRunning):
+            if wasRunning { queue.cancel(id) }
+            await queue.events.jobFinished(id)
+            context.logger.info("run \(id) canceled by its account (\(wasRunning ? "was running" : "was queued"))")
+        case .alreadyFinished:
+            break
+        }
+        let job = try await ownedJob(id, account: account)
+        return JSONResponse.make(status: .ok, SuccessEnvelope(data: try await view(of: job, request: request)))
     }
 
     func readParameters(_ request: Request) async throws -> [String: ParameterValue] {
@@ -454,13 +515,16 @@ public struct AtelierAPI: Sendable {
     func ready() async throws -> Response {
         let workerReady = Self.anyWorkerReady(queue.workerStatus)
         let database = (try? await keys.keyCount()) != nil
-        let ok = workerReady && database
+        let draining = queue.isDraining
+        let ok = workerReady && database && !draining
         struct Readiness: Encodable, Sendable {
             var ready: Bool
             var workers: Bool
             var database: Bool
+            var draining: Bool
         }
-        return JSONResponse.make(status: ok ? .ok : .serviceUnavailable, Readiness(ready: ok, workers: workerReady, database: database))
+        return JSONResponse.make(status: ok ? .ok : .serviceUnavailable,
+                                 Readiness(ready: ok, workers: workerReady, database: database, draining: draining))
     }
 
     static func anyWorkerReady(_ workers: [WorkerSlotStatus]) -> Bool {

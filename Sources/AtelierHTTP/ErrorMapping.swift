@@ -32,11 +32,12 @@ public enum ErrorMapping {
         case .idempotencyMismatch: .unprocessableContent
         case .idempotencyInProgress: .conflict
         case .modelNotFound, .notFound: .notFound
-        case .unavailable: .serviceUnavailable
+        case .unavailable, .shuttingDown: .serviceUnavailable
+        case .conflict: .conflict
         case .runFailed(let code, _):
             // Infrastructure failures are worth retrying: 503. Every image flagged: the request's content, 422.
             // A failure of the generation itself is a 500.
-            if ["worker_crashed", "timeout", "server_restarted"].contains(code) { .serviceUnavailable }
+            if ["worker_crashed", "worker_lost", "timeout", "server_restarted"].contains(code) { .serviceUnavailable }
             else if code == "safety_flagged" { .unprocessableContent }
             else { .internalServerError }
         case .internalError: .internalServerError
@@ -70,6 +71,9 @@ public enum ErrorMapping {
         case .modelNotFound(let id): Envelope(message: "no model \"\(id)\"; GET /api/v4/models lists them", error: .init(code: "model_not_found", param: "model_id"))
         case .notFound(let m): Envelope(message: m, error: .init(code: "not_found"))
         case .unavailable(let m): Envelope(message: m, error: .init(code: "unavailable"))
+        case .shuttingDown:
+            Envelope(message: "the server is shutting down and takes no new runs; retry in a few seconds", error: .init(code: "shutting_down"))
+        case .conflict(let code, let m): Envelope(message: m, error: .init(code: code))
         case .runFailed(let code, let m): Envelope(message: m, error: .init(code: code), data: run)
         case .internalError: Envelope(message: "internal error; the server's log has the details", error: .init(code: "internal_error"))
         }

@@ -46,6 +46,13 @@ public struct RunView: Encodable, Sendable {
     public var error: RunError?
     /// Steps done so far, while the run is running (from the worker's progress reports).
     public var progress: Progress?
+    /// Runs ahead of this one while it is queued (0: it starts next).
+    public var queuePosition: Int?
+    /// Attempts so far; more than 1 when a worker died under it and it was run again.
+    public var attempts: Int
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var completedAt: Date?
 
     public struct RunError: Encodable, Sendable {
         public var code: String
@@ -84,9 +91,19 @@ public struct RunView: Encodable, Sendable {
         case modelID = "model_id"
         case outputType = "output_type"
         case pathReason = "path_reason"
+        case queuePosition = "queue_position"
+        case attempts
+        case createdAt = "created_at"
+        case startedAt = "started_at"
+        case completedAt = "completed_at"
     }
 
-    public init(job: Job, baseURL: String, progress: JobEvents.Progress? = nil) {
+    public init(job: Job, baseURL: String, progress: JobEvents.Progress? = nil, queuePosition: Int? = nil) {
+        self.queuePosition = queuePosition
+        attempts = job.attempts
+        createdAt = job.createdAt
+        startedAt = job.status == .queued ? nil : job.startedAt
+        completedAt = job.finishedAt
         if let p = progress, job.status == .running { self.progress = Progress(step: p.step, total: p.total) }
         if let f = job.failure { error = RunError(code: f.code, message: f.message) }
         requestID = job.id

@@ -11,4 +11,6 @@ public final class InMemoryRunQueue: Sendable {
     public func jobQueued() async { count.add(1, ordering: .relaxed) }
     public var queuedCount: Int { count.load(ordering: .relaxed) }
     public var workerStatus: [WorkerSlotStatus] { [] }
+    public func cancel(_ id: Int64) {}
+    public var isDraining: Bool { false }
 }

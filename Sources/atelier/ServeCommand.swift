@@ -7,6 +7,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,6 +32,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-wait"), help: "Longest wait a request may ask for with wait or Prefer: wait=N (ATELIER_MAX_WAIT; default 600).") var maxWait: String?
     @Option(name: .customLong("rate-limit"), help: "Requests per minute per API key (ATELIER_RATE_LIMIT; default 600).") var rateLimit: String?
     @Option(name: .customLong("max-concurrent-runs"), help: "Runs an account may have queued or running (ATELIER_MAX_CONCURRENT_RUNS; default 16).") var maxConcurrentRuns: String?
+    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, seconds running jobs get to finish before they are requeued for the next start (ATELIER_DRAIN_TIMEOUT; default 60).") var drainTimeout: String?
+    @Option(name: .customLong("max-attempts"), help: "Attempts a run gets when its worker dies under it (ATELIER_MAX_ATTEMPTS; default 3).") var maxAttempts: String?
 
     func run() async throws {
         let settings: ServeSettings
@@ -39,7 +42,8 @@ struct ServeCommand: AsyncParsableCommand {
                 flags: .init(host: host, port: port, dataDir: dataDir, profile: profile, workers: workers, python: python,
                              workerDir: workerDir, modelsDir: modelsDir, workerThreads: workerThreads, device: device,
                              jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel,
-                             rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns),
+                             rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
+                             drainTimeout: drainTimeout, maxAttempts: maxAttempts),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -80,6 +84,8 @@ struct Server {
         var supervisorConfig = SupervisorConfiguration()
         supervisorConfig.workerCount = settings.workers
         supervisorConfig.jobTimeout = .seconds(settings.jobTimeoutSeconds)
+        supervisorConfig.drainTimeout = .seconds(settings.drainTimeoutSeconds)
+        supervisorConfig.maxAttempts = settings.maxAttempts
         let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, logger: logger)
 
         var apiConfig = APIConfiguration()
@@ -105,8 +111,13 @@ struct Server {
             },
             logger: logger
         )
+        // The drain service is last, so on SIGTERM it stops first: intake closes and running jobs finish (or are
+        // requeued) before the HTTP server and the workers stop. Exit status 0.
+        let drain = Drain(supervisor: supervisor, timeout: .seconds(settings.drainTimeoutSeconds), logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app, drain], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await app.runService()
+            try await group.run()
+            logger.info("stopped")
         } catch let error as SupervisorError {
             logger.critical("\(error.description)")
             throw ExitCode(3)

@@ -34,6 +34,8 @@ struct ServeSettings {
     var rateLimit = 600
     var maxWaitSeconds = 600
     var maxConcurrentRuns = 16
+    var drainTimeoutSeconds = 60
+    var maxAttempts = 3
 
     struct Flags {
         var host: String?
@@ -53,6 +55,8 @@ struct ServeSettings {
         var rateLimit: String?
         var maxWait: String?
         var maxConcurrentRuns: String?
+        var drainTimeout: String? = nil
+        var maxAttempts: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -97,6 +101,8 @@ struct ServeSettings {
         s.maxWaitSeconds = try int(flags.maxWait, "MAX_WAIT", 0...600, s.maxWaitSeconds)
         s.rateLimit = try int(flags.rateLimit, "RATE_LIMIT", 1...10_000_000, s.rateLimit)
         s.maxConcurrentRuns = try int(flags.maxConcurrentRuns, "MAX_CONCURRENT_RUNS", 1...1_000_000, s.maxConcurrentRuns)
+        s.drainTimeoutSeconds = try int(flags.drainTimeout, "DRAIN_TIMEOUT", 0...86_400, s.drainTimeoutSeconds)
+        s.maxAttempts = try int(flags.maxAttempts, "MAX_ATTEMPTS", 1...100, s.maxAttempts)
         if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw SettingError(setting: name, why: "must be an http(s) URL such as https://images.example.com; got \"\(v)\"")

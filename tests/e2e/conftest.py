@@ -59,26 +59,28 @@ def _pump(stream, sink: list[str]) -> None:
 def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [BIN, "serve", "--port", "0", "--data-dir", str(data_dir), "--python", PYTHON,
-         "--worker-dir", str(REPO / "worker"), "--models-dir", str(REPO / "models"), *extra],
+         "--worker-dir", str(REPO / "worker"), "--models-dir", str(REPO / "models"), "--drain-timeout", "15", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})},
     )
 
 
-def launch(data_dir: Path, *extra: str) -> RunningServer:
-    """Starts `atelier serve` on a free port and waits for its banner (URL and demo key) and a ready worker."""
+def launch(data_dir: Path, *extra: str, key: str | None = None) -> RunningServer:
+    """Starts `atelier serve` on a free port and waits for its banner (URL and demo key) and a ready worker. A
+    restart on a used data folder prints no key: pass the one from the first start."""
     proc = start_server(data_dir, *extra)
     out: list[str] = []
     err: list[str] = []
     threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True).start()
     threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True).start()
     deadline = time.monotonic() + 180
-    url = key = None
+    url = None
     while time.monotonic() < deadline and (url is None or key is None):
         text = "\n".join(out)
         m = re.search(r"listening on (http://[0-9.]+:\d+)", text)
         k = re.search(r"^\s+(atl_[A-Za-z0-9]{44})$", text, re.M)
-        url, key = (m.group(1) if m else None), (k.group(1) if k else None)
+        url = m.group(1) if m else None
+        key = key or (k.group(1) if k else None)
         if proc.poll() is not None:
             raise AssertionError("server exited:\n" + "\n".join(err[-40:]))
         time.sleep(0.1)
@@ -89,13 +91,16 @@ def launch(data_dir: Path, *extra: str) -> RunningServer:
 
 
 def stop(srv: RunningServer) -> None:
-    """Stops the server, then audits its ledger: every test's money must add up, whatever the test did."""
+    """Stops the server with SIGTERM (it must drain and exit 0), then audits its ledger: every test's money must
+    add up, whatever the test did."""
     srv.process.send_signal(signal.SIGTERM)
     try:
-        srv.process.wait(timeout=30)
+        code = srv.process.wait(timeout=45)
     except subprocess.TimeoutExpired:
         srv.process.kill()
         srv.process.wait()
+        raise AssertionError("the server did not stop within 45 s of SIGTERM:\n" + "\n".join(srv.stderr_lines[-30:]))
+    assert code == 0, f"exit status {code} after SIGTERM:\n" + "\n".join(srv.stderr_lines[-30:])
     audit = srv.cli("accounts", "audit", check=False)
     assert audit.returncode == 0, audit.stdout + audit.stderr
 

@@ -66,13 +66,21 @@ def post(srv, fields: dict) -> requests.Response:
                          timeout=60)
 
 
+def typed(srv, r: requests.Response) -> dict:
+    """The run's typed input, from /check: a run still queued is answered by /run with its request_id only."""
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert set(data) == {"request_id", "status"} and data["status"] in ("queued", "running")
+    checked = requests.get(f"{srv.base_url}/api/v4/check", params={"request_id": data["request_id"]},
+                           headers={"Authorization": f"Bearer {srv.key}"}, timeout=30)
+    assert checked.status_code == 200, checked.text
+    return checked.json()["data"]["input"]
+
+
 @pytest.mark.parametrize("name, sent, expected", VALID, ids=[f"{n}={v}" for n, v, _ in VALID])
 def test_valid_values_and_coercions(queued, name: str, sent: str, expected) -> None:
-    r = post(queued, {**BASE, name: sent})
-    assert r.status_code == 200, r.text
-    typed = r.json()["data"]["input"]
     canonical = "guidance" if name == "guidance_scale" else name
-    assert typed[canonical] == expected
+    assert typed(queued, post(queued, {**BASE, name: sent}))[canonical] == expected
 
 
 @pytest.mark.parametrize("name, sent, code", INVALID, ids=[f"{n}={v[:12]}" for n, v, _ in INVALID])
@@ -89,8 +97,8 @@ def test_invalid_values_are_400_naming_the_parameter(queued, name: str, sent: st
 
 def test_defaults(queued) -> None:
     fields = {k: v for k, v in BASE.items() if k not in ("megapixels", "num_inference_steps")}
-    typed = post(queued, fields).json()["data"]["input"]
-    assert typed["megapixels"] == "1" and typed["size"] == {"width": 1024, "height": 1024}
+    typed_ = typed(queued, post(queued, fields))
+    assert typed_["megapixels"] == "1" and typed["size"] == {"width": 1024, "height": 1024}
     assert (typed["num_inference_steps"], typed["guidance"], typed["num_outputs"]) == (28, 3, 1)
     assert (typed["output_format"], typed["output_quality"], typed["lora_scale"]) == ("webp", 80, 1)
     assert typed["go_fast"] is True and typed["disable_safety_checker"] is False and typed["prompt_strength"] == 0.8
@@ -101,13 +109,13 @@ def test_json_numbers_and_booleans(queued) -> None:
     r = requests.post(f"{queued.base_url}/api/v4/run", headers={"Authorization": f"Bearer {queued.key}"}, timeout=60,
                       json={**BASE, "num_inference_steps": 3, "guidance": 2.5, "go_fast": False, "seed": 12,
                             "megapixels": 0.25})
-    typed = r.json()["data"]["input"]
-    assert (typed["num_inference_steps"], typed["guidance"], typed["go_fast"], typed["seed"]) == (3, 2.5, False, 12)
+    t = typed(queued, r)
+    assert (t["num_inference_steps"], t["guidance"], t["go_fast"], t["seed"]) == (3, 2.5, False, 12)
 
 
 def test_custom_size_rounds_up_and_needs_both_sides(queued) -> None:
-    typed = post(queued, {**BASE, "aspect_ratio": "custom", "width": "1000", "height": "257"}).json()["data"]["input"]
-    assert typed["size"] == {"width": 1008, "height": 272}
+    t = typed(queued, post(queued, {**BASE, "aspect_ratio": "custom", "width": "1000", "height": "257"}))
+    assert t["size"] == {"width": 1008, "height": 272}
     r = post(queued, {**BASE, "aspect_ratio": "custom", "width": "512"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "height"
     for bad in ("255", "1441"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import signal
 import threading
 import time
 
@@ -11,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from .conftest import SEED_PROMPT, account
+from .conftest import SEED_PROMPT, account, data_dir_sharing_tiny, launch, stop
 
 SEED_FIELDS = {
     "model_id": "flux-cute-3d-kawaii",
@@ -103,15 +105,11 @@ def test_lora_scale_zero_gives_the_base_model_image(server) -> None:
     assert one["_bytes"] != zero["_bytes"]
 
 
-def test_killed_worker_fails_its_request_clearly_and_the_next_one_succeeds(server) -> None:
+def kill_busy_worker_mid_run(server, fields: dict) -> tuple[dict, int]:
+    """Posts a long run on a thread, SIGKILLs its worker a little into the run, and returns the response and pid."""
     server.wait_ready()
-    before = account(server)
     result: dict = {}
-
-    def long_run() -> None:
-        result["r"] = post(server, data={**SEED_FIELDS, "num_inference_steps": "50"})
-
-    t = threading.Thread(target=long_run)
+    t = threading.Thread(target=lambda: result.setdefault("r", post(server, data=fields)))
     t.start()
     deadline = time.monotonic() + 60
     pid = None
@@ -123,25 +121,42 @@ def test_killed_worker_fails_its_request_clearly_and_the_next_one_succeeds(serve
         time.sleep(0.05)
     assert pid, "the worker never became busy"
     time.sleep(0.5)  # mid-run: some denoising steps done
-    import os
-    import signal
     os.kill(pid, signal.SIGKILL)
-    t.join(timeout=120)
-    r = result["r"]
-    assert r.status_code == 503, r.text
-    body = r.json()
-    assert body["success"] is False and body["error"]["code"] == "worker_crashed"
-    assert "killed by signal 9" in body["message"] and "Send the request again" in body["message"]
-    assert body["data"]["status"] == "failed" and isinstance(body["data"]["request_id"], int)
-    # No charge: the hold was released whole.
-    after_crash = account(server)
-    assert after_crash["balance"] == before["balance"] and after_crash["held"] == 0
+    t.join(timeout=180)
+    return result["r"], pid
 
-    # The next request is served by a restarted worker with a new pid.
-    after = check_success(post(server, data=small(seed="5")), size=(512, 512))
-    assert after["seed"] == 5
+
+def test_a_run_whose_worker_is_killed_is_retried_on_the_restarted_worker_and_charged_once(server) -> None:
+    before = account(server)
+    r, pid = kill_busy_worker_mid_run(server, {**SEED_FIELDS, "num_inference_steps": "50"})
+    data = check_success(r)
+    checked = requests.get(f"{server.base_url}/api/v4/check", params={"request_id": data["request_id"]},
+                           headers={"Authorization": f"Bearer {server.key}"}, timeout=30).json()["data"]
+    assert checked["status"] == "succeeded" and checked["attempts"] == 2
+    after = account(server)
+    assert after["balance"] == before["balance"] - 3 and after["held"] == 0  # one image, charged once
     workers = server.workers()
     assert workers[0]["pid"] != pid and workers[0]["restarts"] >= 1
+
+
+def test_with_one_attempt_a_killed_worker_fails_its_request_clearly_at_no_cost(tmp_path_factory, server) -> None:
+    srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "one-attempt"), "--max-attempts", "1")
+    try:
+        before = account(srv)
+        r, pid = kill_busy_worker_mid_run(srv, {**SEED_FIELDS, "num_inference_steps": "50"})
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["success"] is False and body["error"]["code"] == "worker_crashed"
+        assert "killed by signal 9" in body["message"] and "Send the request again" in body["message"]
+        assert body["data"]["status"] == "failed" and isinstance(body["data"]["request_id"], int)
+        after_crash = account(srv)
+        assert after_crash["balance"] == before["balance"] and after_crash["held"] == 0
+        # The next request is served by a restarted worker with a new pid.
+        after = check_success(post(srv, data=small(seed="5")), size=(512, 512))
+        assert after["seed"] == 5
+        assert srv.workers()[0]["pid"] != pid
+    finally:
+        stop(srv)
 
 
 def test_validation_errors_name_the_parameter_and_cost_nothing(server) -> None:

@@ -1,4 +1,4 @@
-"""Image encoding with Pillow. Writes to `<path>.part` and renames, so a reader of the output folder never sees a
+"""Image encoding with Pillow. Writes to `<path>.<pid>.part` and renames, so a reader of the output folder never sees a
 partial file. Encoder settings are fixed so the same pixels always give the same bytes."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ WEBP_METHOD = 4
 def encode(image: Image.Image, path: str, fmt: str, quality: int) -> int:
     """Encodes `image` to `path` in `fmt` (webp, jpg, png); returns the file's size in bytes."""
     target = Path(path)
-    tmp = target.with_name(target.name + ".part")
+    # The pid keeps two attempts at one run (a retry while the first worker is still finishing) off one file.
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.part")
     rgb = image.convert("RGB")
     if fmt == "webp":
         rgb.save(tmp, format="WEBP", quality=quality, method=WEBP_METHOD)

@@ -46,7 +46,13 @@ class CancelBoard:
 
     def __init__(self) -> None:
         self._ids: set[str] = set()
+        self._everything = False
         self._lock = threading.Lock()
+
+    def cancel_everything(self) -> None:
+        """stdin closed without a shutdown: the server is gone, and nobody is left to take a result."""
+        with self._lock:
+            self._everything = True
 
     def add(self, job_id: str) -> None:
         with self._lock:
@@ -61,7 +67,7 @@ class CancelBoard:
 
     def is_set(self, job_id: str) -> bool:
         with self._lock:
-            return job_id in self._ids
+            return self._everything or job_id in self._ids
 
 
 def read_inbound(inp: TextIO, work: queue.Queue[GenerateRequest | Shutdown], board: CancelBoard, channel: Channel) -> None:
@@ -82,7 +88,8 @@ def read_inbound(inp: TextIO, work: queue.Queue[GenerateRequest | Shutdown], boa
         work.put(message)
         if isinstance(message, Shutdown):
             return
-    log.info("stdin closed")
+    log.info("stdin closed without a shutdown: the server is gone; stopping the current job")
+    board.cancel_everything()
     work.put(Shutdown())
 
 

@@ -41,7 +41,7 @@ def test_unwritable_output_is_an_encode_error(runner, tmp_path: Path) -> None:
     gen = json.loads((FIXTURES / "generate.json").read_text())
     gen.update(width=256, height=256, num_inference_steps=1,
                outputs=[{"path": str(tmp_path / "no-such-dir" / "z.webp"), "seed": 1}])
-    messages = run_lines(runner, [json.dumps(gen)])
+    messages = run_lines(runner, [json.dumps(gen), '{"type":"shutdown"}'])
     assert messages[-1]["type"] == "error" and messages[-1]["code"] == "encode_failed"
 
 
@@ -62,3 +62,12 @@ def test_a_cancel_stops_the_job_at_its_next_step_and_the_worker_serves_the_next(
 def test_a_cancel_line_needs_a_job_id(runner) -> None:
     messages = run_lines(runner, ['{"type":"cancel"}', '{"type":"shutdown"}'])
     assert messages[-1]["type"] == "error" and "job_id" in messages[-1]["message"]
+
+
+def test_stdin_closing_without_a_shutdown_stops_the_current_job(runner, tmp_path: Path) -> None:
+    """The server died (kill -9): nobody will take the result, so the worker stops at the next step and exits."""
+    gen = json.loads((FIXTURES / "generate.json").read_text())
+    gen.update(width=256, height=256, num_inference_steps=500, outputs=[{"path": str(tmp_path / "x.webp"), "seed": 1}])
+    messages = run_lines(runner, [json.dumps(gen)])
+    assert messages[-1]["type"] == "error" and messages[-1]["code"] == "canceled"
+    assert not (tmp_path / "x.webp").exists()

@@ -1,0 +1,134 @@
+import AtelierCore
+import AtelierEngine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `GET /api/v4/requests/{id}/events`: a run's life as Server-Sent Events, for progress bars. The stream opens
+/// with the run's current state (`queued` with its place in the queue, or `started`), then `progress` (at most a
+/// few per second, the last step always), and ends with `completed`, `failed` or `canceled`, whose data is the
+/// same object /api/v4/check returns. A comment line every 15 s keeps proxies from closing an idle stream.
+extension AtelierAPI {
+    static let progressInterval: Duration = .milliseconds(250)
+    static let keepAliveInterval: Duration = .seconds(15)
+
+    enum StreamItem: Sendable {
+        case event(JobEvents.Event)
+        case keepAlive
+    }
+
+    func events(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        let account = try await authenticate(request, body: [:])
+        let id = try Self.requestID(context.parameters.get("id").map(ParameterValue.string))
+        _ = try await ownedJob(id, account: account)
+        // Subscribe before reading the state, so nothing between the read and the subscription is missed.
+        let updates = await queue.events.events(id)
+        let opening = try await ownedJob(id, account: account)
+        let api = self
+        var headers: HTTPFields = [:]
+        headers[.contentType] = "text/event-stream; charset=utf-8"
+        headers[.cacheControl] = "no-store"
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // nginx: do not buffer the stream
+        let body = ResponseBody { writer in
+            var sent = 0
+            func send(_ name: String, _ data: some Encodable) async throws {
+                sent += 1
+                let json = String(decoding: (try? JSONResponse.encoder.encode(data)) ?? Data("{}".utf8), as: UTF8.self)
+                try await writer.write(ByteBuffer(string: "id: \(sent)\nevent: \(name)\ndata: \(json)\n\n"))
+            }
+            func sendState(_ job: Job) async throws -> Bool {
+                switch job.status {
+                case .queued:
+                    try await send("queued", QueuedData(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
+                case .running:
+                    try await send("started", StartedData(requestID: id, attempt: job.attempts))
+                    if let p = await api.queue.events.currentProgress(id) {
+                        try await send("progress", ProgressData(requestID: id, step: p.step, total: p.total))
+                    }
+                case .succeeded, .failed, .canceled:
+                    let name = job.status == .succeeded ? "completed" : job.status.rawValue
+                    try await send(name, try await api.view(of: job, request: request))
+                    return true
+                }
+                return false
+            }
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+            if try await sendState(opening) {
+                try await writer.finish(nil)
+                return
+            }
+            // One sequence of updates and keep-alive ticks, read here, where the writer lives.
+            let (merged, input) = AsyncStream<StreamItem>.makeStream()
+            let forward = Task {
+                for await event in updates { input.yield(.event(event)) }
+                input.finish()
+            }
+            let ticker = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.keepAliveInterval)
+                    input.yield(.keepAlive)
+                }
+            }
+            defer {
+                forward.cancel()
+                ticker.cancel()
+            }
+            var lastProgress: ContinuousClock.Instant?
+            for await item in merged {
+                switch item {
+                case .keepAlive:
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                case .event(.requeued):
+                    try await send("queued", QueuedData(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
+                case .event(.started(let attempt)):
+                    try await send("started", StartedData(requestID: id, attempt: attempt))
+                case .event(.progress(let p)):
+                    let now = ContinuousClock.now
+                    if p.step == p.total || lastProgress.map({ now - $0 >= Self.progressInterval }) ?? true {
+                        lastProgress = now
+                        try await send("progress", ProgressData(requestID: id, step: p.step, total: p.total))
+                    }
+                case .event(.finished):
+                    if let job = try await api.jobs.job(id: id) { _ = try await sendState(job) }
+                    try await writer.finish(nil)
+                    return
+                }
+            }
+            // The server is shutting down: the client reconnects (after `retry`) to whoever serves next.
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    struct QueuedData: Encodable, Sendable {
+        var requestID: Int64
+        var status = "queued"
+        var queuePosition: Int?
+        enum CodingKeys: String, CodingKey {
+            case status
+            case requestID = "request_id"
+            case queuePosition = "queue_position"
+        }
+    }
+
+    struct StartedData: Encodable, Sendable {
+        var requestID: Int64
+        var status = "running"
+        var attempt: Int
+        enum CodingKeys: String, CodingKey {
+            case status, attempt
+            case requestID = "request_id"
+        }
+    }
+
+    struct ProgressData: Encodable, Sendable {
+        var requestID: Int64
+        var step: Int
+        var total: Int
+        enum CodingKeys: String, CodingKey {
+            case step, total
+            case requestID = "request_id"
+        }
+    }
+}
