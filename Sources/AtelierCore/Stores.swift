@@ -34,6 +34,10 @@ public protocol KeyStore: Sendable {
     /// Marks the key with this prefix revoked; false if no such key exists.
     func revokeKey(prefix: String) async throws -> Bool
     func keyCount() async throws -> Int
+    /// The account's webhook signing secret (`whsec_…`), made on first use.
+    func webhookSecret(accountID: Int64) async throws -> String
+    /// Replaces the account's webhook secret; deliveries from now on are signed with the new one.
+    func rotateWebhookSecret(accountID: Int64) async throws -> String
 }
 
 /// Runs: the durable queue. Every state change is a checked transition, so a late or repeated report cannot

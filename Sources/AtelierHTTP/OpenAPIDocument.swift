@@ -173,7 +173,7 @@ public enum OpenAPIDocument {
       }
      },
      "503": {
-      "description": "The run was lost to a worker crash, a timeout or a restart; nothing was made.",
+      "description": "The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued); see Retry-After.",
       "content": {
        "application/json": {
         "schema": {
@@ -329,6 +329,183 @@ public enum OpenAPIDocument {
      },
      "415": {
       "description": "A Content-Type other than JSON, form or multipart.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such run for this key's account.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/api/v4/cancel": {
+   "post": {
+    "operationId": "cancel",
+    "summary": "Cancel a run: a queued run never starts, a running one stops at its next step; nothing is charged",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/CheckInput"
+       }
+      },
+      "application/x-www-form-urlencoded": {
+       "schema": {
+        "$ref": "#/components/schemas/CheckInput"
+       }
+      },
+      "multipart/form-data": {
+       "schema": {
+        "$ref": "#/components/schemas/CheckInput"
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "The run: finished (output set), failed is reported as an error, or still queued/running when the wait window ended.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/RunResponse"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "A parameter or the body is invalid; nothing was queued.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing, unknown or revoked API key.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "413": {
+      "description": "The body is larger than the limit.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "415": {
+      "description": "A Content-Type other than JSON, form or multipart.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such run for this key's account.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "The run already succeeded or failed; there is nothing to cancel.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/api/v4/requests/{id}/events": {
+   "get": {
+    "operationId": "events",
+    "summary": "A run's life as Server-Sent Events: queued, started, progress, then completed, failed or canceled",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string",
+       "pattern": "^[0-9]{1,18}$"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "text/event-stream; the final event's data is the /check object.",
+      "content": {
+       "text/event-stream": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "A parameter or the body is invalid; nothing was queued.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing, unknown or revoked API key.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
       "content": {
        "application/json": {
         "schema": {
@@ -1130,14 +1307,10 @@ public enum OpenAPIDocument {
    },
    "RunData": {
     "type": "object",
+    "description": "A run. While it is queued or running, /run answers with request_id and status only; /check and the event stream have the rest.",
     "required": [
      "request_id",
-     "status",
-     "model_id",
-     "seed",
-     "width",
-     "height",
-     "input"
+     "status"
     ],
     "properties": {
      "request_id": {
@@ -1271,6 +1444,28 @@ public enum OpenAPIDocument {
         "type": "integer"
        }
       }
+     },
+     "queue_position": {
+      "type": "integer",
+      "minimum": 0,
+      "description": "Runs ahead of this one while it is queued."
+     },
+     "attempts": {
+      "type": "integer",
+      "minimum": 0,
+      "description": "More than 1 when a worker died under the run and it was run again."
+     },
+     "created_at": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "started_at": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "completed_at": {
+      "type": "string",
+      "format": "date-time"
      },
      "input": {
       "type": "object",
@@ -1412,7 +1607,8 @@ public enum OpenAPIDocument {
     "required": [
      "ready",
      "workers",
-     "database"
+     "database",
+     "draining"
     ],
     "properties": {
      "ready": {
@@ -1423,6 +1619,10 @@ public enum OpenAPIDocument {
      },
      "database": {
       "type": "boolean"
+     },
+     "draining": {
+      "type": "boolean",
+      "description": "True after SIGTERM: no new runs are taken."
      }
     }
    },

@@ -73,6 +73,11 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         """
         ALTER TABLE jobs ADD COLUMN lease_expires_at REAL;
         """,
+        // The key each account's webhooks are signed with. Kept in the clear because signing needs it; it is
+        // shown only by `atelier accounts show` and never logged.
+        """
+        ALTER TABLE accounts ADD COLUMN webhook_secret TEXT;
+        """,
     ]
 
     public init(path: String) throws {
@@ -231,6 +236,26 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
             ModelSpend(modelID: r.text("model_id") ?? "", runs: Int(r.int("runs") ?? 0), images: Int(r.int("images") ?? 0),
                        amount: r.int("amount") ?? 0)
         }
+    }
+
+    public func webhookSecret(accountID: Int64) async throws -> String {
+        try db.transaction { c in
+            if let existing = try c.query("SELECT webhook_secret FROM accounts WHERE id = ?", [.int(accountID)]).first?.text("webhook_secret") {
+                return existing
+            }
+            return try Self.setWebhookSecret(c, accountID: accountID)
+        }
+    }
+
+    public func rotateWebhookSecret(accountID: Int64) async throws -> String {
+        try db.transaction { c in try Self.setWebhookSecret(c, accountID: accountID) }
+    }
+
+    private static func setWebhookSecret(_ c: SQLiteDatabase.Connection, accountID: Int64) throws -> String {
+        let secret = WebhookSignature.newSecret()
+        try c.query("UPDATE accounts SET webhook_secret = ? WHERE id = ?", [.text(secret), .int(accountID)])
+        guard c.changes == 1 else { throw JobStoreError.noSuchAccount(accountID) }
+        return secret
     }
 
     public func keyCount() async throws -> Int {

@@ -25,7 +25,7 @@ struct AccountsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "accounts",
         abstract: "Create, list and show accounts and their balances.",
-        subcommands: [Create.self, List.self, Show.self, Audit.self]
+        subcommands: [Create.self, List.self, Show.self, Audit.self, RotateWebhookSecret.self]
     )
 
     struct Audit: AsyncParsableCommand {
@@ -92,6 +92,7 @@ struct AccountsCommand: AsyncParsableCommand {
             print("available: \(MoneyText.format(b.available, currency))")
             let keys = try await store.listKeys().filter { $0.accountID == account.id }
             print("keys:      \(keys.map { $0.prefix + ($0.revokedAt == nil ? "" : " (revoked)") }.joined(separator: ", "))")
+            print("webhook secret: \(try await store.webhookSecret(accountID: account.id))  (verifies this account's webhook signatures)")
             print("ledger:")
             let formatter = ISO8601DateFormatter()
             for e in try await store.ledger(accountID: account.id) {
@@ -146,6 +147,22 @@ struct CreditsCommand: AsyncParsableCommand {
             print("\(account): balance \(MoneyText.format(b.balance, currency)), available \(MoneyText.format(b.available, currency))")
         } catch JobStoreError.wouldGoNegative(let available) {
             throw ValidationError("that would leave \(account) below zero: only \(MoneyText.format(available, currency)) is available")
+        }
+    }
+}
+
+extension AccountsCommand {
+    struct RotateWebhookSecret: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-webhook-secret",
+            abstract: "Replace the account's webhook signing secret (receivers must switch to the new one)."
+        )
+        @Argument(help: "Account name.") var name: String
+        @OptionGroup var data: DataDirOption
+        func run() async throws {
+            let store = try data.openStore()
+            let account = try await requireAccount(store, name)
+            print("webhook secret: \(try await store.rotateWebhookSecret(accountID: account.id))")
         }
     }
 }

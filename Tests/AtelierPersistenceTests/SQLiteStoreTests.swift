@@ -106,3 +106,17 @@ import Testing
         #expect(claimed.sorted() == ids)
     }
 }
+
+extension SQLiteStoreTests {
+    @Test func webhookSecretsAreMadeOnceAndRotated() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await store.ensureAccount(named: "hooks")
+        let first = try await store.webhookSecret(accountID: account)
+        #expect(first.hasPrefix("whsec_"))
+        #expect(try await SQLiteStore(path: path).webhookSecret(accountID: account) == first)  // kept across restarts
+        let rotated = try await store.rotateWebhookSecret(accountID: account)
+        let current = try await store.webhookSecret(accountID: account)
+        #expect(rotated != first && current == rotated)
+        await #expect(throws: JobStoreError.noSuchAccount(999)) { try await store.rotateWebhookSecret(accountID: 999) }
+    }
+}

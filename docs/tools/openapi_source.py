@@ -49,7 +49,8 @@ check_input = {"type": "object", "additionalProperties": False, "required": ["re
                               "api_key": {"type": "string"}}}
 run_data = {
   "type": "object",
-  "required": ["request_id", "status", "model_id", "seed", "width", "height", "input"],
+  "description": "A run. While it is queued or running, /run answers with request_id and status only; /check and the event stream have the rest.",
+  "required": ["request_id", "status"],
   "properties": {
     "request_id": {"type": "integer"},
     "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]},
@@ -67,6 +68,11 @@ run_data = {
                                       "dropped": {"type": "integer"}, "note": {"type": "string"}}},
     "error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
     "progress": {"type": "object", "required": ["step", "total"], "properties": {"step": {"type": "integer"}, "total": {"type": "integer"}}},
+    "queue_position": {"type": "integer", "minimum": 0, "description": "Runs ahead of this one while it is queued."},
+    "attempts": {"type": "integer", "minimum": 0, "description": "More than 1 when a worker died under the run and it was run again."},
+    "created_at": {"type": "string", "format": "date-time"},
+    "started_at": {"type": "string", "format": "date-time"},
+    "completed_at": {"type": "string", "format": "date-time"},
     "input": {"type": "object", "description": "Every parameter as the run uses it: defaults filled in, the seed picked."},
   },
 }
@@ -116,7 +122,7 @@ doc = {
                       "409": err("The first request with this Idempotency-Key is still running."),
                       "422": err("Every image was flagged by the safety checker, or the Idempotency-Key was used with a different request."),
                       "500": err("The generation failed."),
-                      "503": err("The run was lost to a worker crash, a timeout or a restart; nothing was made.")}}},
+                      "503": err("The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued); see Retry-After.")}}},
     "/api/v4/check": {
         "get": {"operationId": "checkGet", "summary": "A run's status and outcome",
                 "parameters": [{"name": "request_id", "in": "query", "required": True,
@@ -126,6 +132,18 @@ doc = {
         "post": {"operationId": "checkPost", "summary": "A run's status and outcome",
                  "requestBody": bodies("#/components/schemas/CheckInput"),
                  "responses": {"200": ok_run, **common, "404": err("No such run for this key's account.")}}},
+    "/api/v4/cancel": {"post": {
+        "operationId": "cancel", "summary": "Cancel a run: a queued run never starts, a running one stops at its next step; nothing is charged",
+        "requestBody": bodies("#/components/schemas/CheckInput"),
+        "responses": {"200": ok_run, **common, "404": err("No such run for this key's account."),
+                      "409": err("The run already succeeded or failed; there is nothing to cancel.")}}},
+    "/api/v4/requests/{id}/events": {"get": {
+        "operationId": "events", "summary": "A run's life as Server-Sent Events: queued, started, progress, then completed, failed or canceled",
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
+        "responses": {"200": {"description": "text/event-stream; the final event's data is the /check object.",
+                              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                      "400": common["400"], "401": common["401"], "429": common["429"],
+                      "404": err("No such run for this key's account.")}}},
     "/api/v4/models": {"get": {
         "operationId": "models", "summary": "The catalog: models, prices and parameters",
         "responses": {"200": {"description": "Every model.", "content": {"application/json": {"schema": {
@@ -195,8 +213,9 @@ doc = {
               "currency": {"type": "string"}, "minor_units": {"type": "integer"}, "display": {"type": "string"}}},
           "license": {"type": "string"},
           "parameters": {"type": "array", "items": {"type": "object", "required": ["name", "kind"]}}}},
-      "Readiness": {"type": "object", "required": ["ready", "workers", "database"], "properties": {
-          "ready": {"type": "boolean"}, "workers": {"type": "boolean"}, "database": {"type": "boolean"}}},
+      "Readiness": {"type": "object", "required": ["ready", "workers", "database", "draining"], "properties": {
+          "ready": {"type": "boolean"}, "workers": {"type": "boolean"}, "database": {"type": "boolean"},
+          "draining": {"type": "boolean", "description": "True after SIGTERM: no new runs are taken."}}},
       "Health": {"type": "object", "required": ["status", "workers"], "properties": {
           "status": {"type": "string", "enum": ["ok", "starting"]},
           "workers": {"type": "array", "items": {"type": "object"}}}},

@@ -91,3 +91,13 @@ def test_usage_pages_the_charged_runs_and_account_sums_spend_per_model(priced) -
     assert all(i["request_id"] not in {j["request_id"] for j in items} for i in demo_usage["data"]["items"])
     bad = requests.get(f"{priced.base_url}/api/v4/usage", params={"limit": "0"}, headers=headers, timeout=10)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
+
+
+def test_accounts_show_and_rotate_the_webhook_secret(priced) -> None:
+    shown = priced.cli("accounts", "show", "payer").stdout
+    secret = next(line.split()[2] for line in shown.splitlines() if line.startswith("webhook secret:"))
+    assert secret.startswith("whsec_") and secret in priced.cli("accounts", "show", "payer").stdout  # stable
+    rotated = priced.cli("accounts", "rotate-webhook-secret", "payer").stdout.split()[-1]
+    assert rotated.startswith("whsec_") and rotated != secret
+    assert rotated in priced.cli("accounts", "show", "payer").stdout
+    assert secret not in "\n".join(priced.stderr_lines) and rotated not in "\n".join(priced.stderr_lines)  # never logged
