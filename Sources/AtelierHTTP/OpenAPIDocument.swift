@@ -479,7 +479,30 @@ public enum OpenAPIDocument {
       "content": {
        "text/event-stream": {
         "schema": {
-         "type": "string"
+         "type": "object",
+         "required": [
+          "event",
+          "data"
+         ],
+         "properties": {
+          "id": {
+           "type": "string"
+          },
+          "data": {
+           "type": "string"
+          },
+          "event": {
+           "type": "string",
+           "enum": [
+            "queued",
+            "started",
+            "progress",
+            "completed",
+            "failed",
+            "canceled"
+           ]
+          }
+         }
         }
        }
       }

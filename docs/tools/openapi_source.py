@@ -141,7 +141,10 @@ doc = {
         "operationId": "events", "summary": "A run's life as Server-Sent Events: queued, started, progress, then completed, failed or canceled",
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
         "responses": {"200": {"description": "text/event-stream; the final event's data is the /check object.",
-                              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                              "content": {"text/event-stream": {"schema": {
+                                  "type": "object", "required": ["event", "data"],
+                                  "properties": {"id": {"type": "string"}, "data": {"type": "string"},
+                                                 "event": {"type": "string", "enum": ["queued", "started", "progress", "completed", "failed", "canceled"]}}}}}},
                       "400": common["400"], "401": common["401"], "429": common["429"],
                       "404": err("No such run for this key's account.")}}},
     "/api/v4/models": {"get": {

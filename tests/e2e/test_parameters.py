@@ -98,11 +98,11 @@ def test_invalid_values_are_400_naming_the_parameter(queued, name: str, sent: st
 def test_defaults(queued) -> None:
     fields = {k: v for k, v in BASE.items() if k not in ("megapixels", "num_inference_steps")}
     typed_ = typed(queued, post(queued, fields))
-    assert typed_["megapixels"] == "1" and typed["size"] == {"width": 1024, "height": 1024}
-    assert (typed["num_inference_steps"], typed["guidance"], typed["num_outputs"]) == (28, 3, 1)
-    assert (typed["output_format"], typed["output_quality"], typed["lora_scale"]) == ("webp", 80, 1)
-    assert typed["go_fast"] is True and typed["disable_safety_checker"] is False and typed["prompt_strength"] == 0.8
-    assert isinstance(typed["seed"], int)  # picked by the server
+    assert typed_["megapixels"] == "1" and typed_["size"] == {"width": 1024, "height": 1024}
+    assert (typed_["num_inference_steps"], typed_["guidance"], typed_["num_outputs"]) == (28, 3, 1)
+    assert (typed_["output_format"], typed_["output_quality"], typed_["lora_scale"]) == ("webp", 80, 1)
+    assert typed_["go_fast"] is True and typed_["disable_safety_checker"] is False and typed_["prompt_strength"] == 0.8
+    assert isinstance(typed_["seed"], int)  # picked by the server
 
 
 def test_json_numbers_and_booleans(queued) -> None:
