@@ -79,13 +79,16 @@ public struct Job: Sendable, Equatable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// Where the run's events are POSTed, if the client asked.
+    public var webhook: WebhookSubscription?
 
     public init(
         id: Int64, accountID: Int64, request: RunRequest, outputNames: [String], pricePerImage: Int64 = 0,
         status: JobStatus = .queued,
         attempts: Int = 0, result: JobResult? = nil, failure: JobFailure? = nil, createdAt: Date,
-        startedAt: Date? = nil, finishedAt: Date? = nil
+        startedAt: Date? = nil, finishedAt: Date? = nil, webhook: WebhookSubscription? = nil
     ) {
+        self.webhook = webhook
         self.id = id
         self.accountID = accountID
         self.request = request

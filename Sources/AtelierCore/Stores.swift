@@ -103,6 +103,49 @@ public struct RecoveryReport: Sendable, Equatable {
     public var isEmpty: Bool { requeued.isEmpty && failed.isEmpty }
 }
 
+/// One webhook event of one run, queued in the same transaction as the state change it reports, so neither a
+/// crash nor a restart loses it. Its `id` is the `webhook-id` of every attempt.
+public struct WebhookDelivery: Sendable, Equatable {
+    public var id: String
+    public var jobID: Int64
+    public var event: WebhookEvent
+    public var attempts: Int
+    public var createdAt: Date
+    /// The payload, fixed at the first attempt so every retry sends the same bytes.
+    public var body: String?
+    public var deliveredAt: Date?
+    public var gaveUpAt: Date?
+    public var lastError: String?
+    public init(id: String, jobID: Int64, event: WebhookEvent, attempts: Int, createdAt: Date, body: String?,
+                deliveredAt: Date? = nil, gaveUpAt: Date? = nil, lastError: String? = nil) {
+        self.id = id
+        self.jobID = jobID
+        self.event = event
+        self.attempts = attempts
+        self.createdAt = createdAt
+        self.body = body
+        self.deliveredAt = deliveredAt
+        self.gaveUpAt = gaveUpAt
+        self.lastError = lastError
+    }
+}
+
+/// How one delivery attempt ended.
+public enum WebhookAttemptOutcome: Sendable, Equatable {
+    case delivered
+    case retry(at: Date, error: String)
+    case gaveUp(error: String)
+}
+
+/// The webhook outbox. Implementations: `SQLiteStore`.
+public protocol WebhookStore: Sendable {
+    /// Deliveries due now, claimed for `claimFor` seconds (a dispatcher that dies mid-attempt retries after it).
+    func claimDueWebhooks(now: Date, limit: Int, claimFor: TimeInterval) async throws -> [WebhookDelivery]
+    /// Records an attempt; `body` is stored on the first one.
+    func recordWebhookAttempt(id: String, body: String, outcome: WebhookAttemptOutcome, now: Date) async throws
+    func webhookDeliveries(jobID: Int64) async throws -> [WebhookDelivery]
+}
+
 /// A client's `Idempotency-Key`, scoped to the API key that sent it, with a fingerprint of what it asked for.
 public struct IdempotencyClaim: Sendable, Equatable {
     public var scope: String

@@ -34,6 +34,8 @@ public struct APIConfiguration: Sendable {
     public var maxWait: Duration = .seconds(600)
     /// Runs an account may have queued or running at once; more are refused with 429.
     public var maxConcurrentRuns: Int = 16
+    /// Which webhook hosts may be called (no internal addresses unless allow-listed).
+    public var outboundPolicy = OutboundAddressPolicy()
     public init() {}
 }
 
@@ -92,6 +94,8 @@ public struct AtelierAPI: Sendable {
         // Draining for a restart: the run would only wait in the queue for the next process; say so now.
         guard !queue.isDraining else { throw AtelierError.shuttingDown }
         let wait = try waitWindow(request, body: raw.removeValue(forKey: "wait"))
+        let webhook = try await webhookSubscription(url: raw.removeValue(forKey: "webhook"),
+                                                    filter: raw.removeValue(forKey: "webhook_events_filter"), request: request)
         var run = try RunRequestDecoder(catalog: catalog).decode(raw)
         let claim = try idempotencyClaim(request, run: run, key: account)
         var rng = SystemRandomNumberGenerator()
@@ -100,7 +104,7 @@ public struct AtelierAPI: Sendable {
 
         guard let entry = catalog[run.modelID] else { throw AtelierError.modelNotFound(run.modelID) }
         var job = Job(id: 0, accountID: account.accountID, request: run, outputNames: names,
-                      pricePerImage: Int64(entry.pricePerImage.minorUnits), createdAt: clock.now())
+                      pricePerImage: Int64(entry.pricePerImage.minorUnits), createdAt: clock.now(), webhook: webhook)
         // Random 15-digit ids, like the hosted service's; a collision (1 in 10^14 per pair) just draws again.
         for attempt in 0..<5 {
             job.id = Int64.random(in: Job.idRange, using: &rng)
@@ -156,6 +160,22 @@ public struct AtelierAPI: Sendable {
             case status
             case requestID = "request_id"
         }
+    }
+
+    /// The run's webhook, if asked for: a well-formed http(s) URL whose host resolves only to public addresses
+    /// (or is on the operator's allow-list). Checked again before every delivery.
+    func webhookSubscription(url: ParameterValue?, filter: ParameterValue?, request: Request) async throws -> WebhookSubscription? {
+        guard let hook = try WebhookSubscription.parse(url: url, filter: filter, baseURL: baseURL(for: request)) else { return nil }
+        let host = URL(string: hook.url)?.host ?? ""
+        let policy = config.outboundPolicy
+        // getaddrinfo blocks: resolve on a thread of its own, not the server's event loop.
+        let verdict = await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: policy.check(host: host)) }
+        }
+        if case .refused(let why) = verdict {
+            throw AtelierError.invalid("webhook", "unsafe_url", "webhook: \(why)")
+        }
+        return hook
     }
 
     /// The longest a client may ask /run to hold its connection.

@@ -41,6 +41,7 @@ public enum BodyParser {
     /// A JSON scalar, decoded without Foundation's number/bool confusion.
     enum Scalar: Decodable {
         case value(ParameterValue)
+        case list([String])
         case nested
 
         init(from decoder: any Decoder) throws {
@@ -49,6 +50,7 @@ public enum BodyParser {
             else if let b = try? c.decode(Bool.self) { self = .value(.bool(b)) }
             else if let d = try? c.decode(Double.self) { self = .value(.number(d)) }
             else if let s = try? c.decode(String.self) { self = .value(.string(s)) }
+            else if let l = try? c.decode([String].self) { self = .list(l) }
             else { self = .nested }
         }
     }
@@ -64,7 +66,9 @@ public enum BodyParser {
         for (k, v) in object {
             switch v {
             case .value(let p): out[k] = p
-            case .nested: throw .malformedBody("\(k) must be a string, number or boolean, not an object or array")
+            // The one list parameter; form and multipart clients send it comma-separated, which is what it becomes.
+            case .list(let l) where k == "webhook_events_filter": out[k] = .string(l.joined(separator: ","))
+            case .list, .nested: throw .malformedBody("\(k) must be a string, number or boolean, not an object or array")
             }
         }
         return out

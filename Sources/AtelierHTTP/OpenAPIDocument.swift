@@ -1301,6 +1301,32 @@ public enum OpenAPIDocument {
         "pattern": "^[0-9]{1,3}$"
        }
       ]
+     },
+     "webhook": {
+      "type": "string",
+      "format": "uri",
+      "maxLength": 2048,
+      "description": "http(s) URL POSTed the /check body when the run starts and ends, signed per Standard Webhooks (see docs/api.md)."
+     },
+     "webhook_events_filter": {
+      "description": "Which events to send: start, completed (default both). Comma-separated, or a JSON array.",
+      "oneOf": [
+       {
+        "type": "string",
+        "pattern": "^ *(start|completed)( *, *(start|completed))* *$"
+       },
+       {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+         "type": "string",
+         "enum": [
+          "start",
+          "completed"
+         ]
+        }
+       }
+      ]
      }
     }
    },

@@ -3,7 +3,7 @@ import Foundation
 
 /// Accounts, keys and jobs in one SQLite file (the embedded default). The schema is versioned; each migration
 /// runs once, in a transaction.
-public final class SQLiteStore: KeyStore, JobStore, Sendable {
+public final class SQLiteStore: KeyStore, JobStore, WebhookStore, Sendable {
     let db: SQLiteDatabase
 
     static let migrations: [String] = [
@@ -77,6 +77,24 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         // shown only by `atelier accounts show` and never logged.
         """
         ALTER TABLE accounts ADD COLUMN webhook_secret TEXT;
+        """,
+        // The webhook outbox: one row per run and event, written in the transaction of the change it reports.
+        """
+        ALTER TABLE jobs ADD COLUMN webhook TEXT;
+        CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            event TEXT NOT NULL CHECK (event IN ('start', 'completed')),
+            created_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            delivered_at REAL,
+            gave_up_at REAL,
+            last_error TEXT,
+            body TEXT,
+            UNIQUE (job_id, event)
+        );
+        CREATE INDEX webhook_due ON webhook_deliveries(next_attempt_at) WHERE delivered_at IS NULL AND gave_up_at IS NULL;
         """,
     ]
 
@@ -277,6 +295,7 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
     public func insert(_ job: Job, idempotency: IdempotencyClaim? = nil, maxInProgress: Int = .max) async throws {
         let parameters = try Self.json(job.request)
         let names = try Self.json(job.outputNames)
+        let webhook = try job.webhook.map(Self.json)
         let hold = job.holdAmount
         try db.transaction { c in
             // IMMEDIATE: the idempotency lookup, the balance read and the writes are one step, so concurrent
@@ -301,13 +320,14 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
             do {
                 try c.query(
                     """
-                    INSERT INTO jobs(id, account_id, model_id, parameters, seed, output_names, status, attempts, created_at, price_per_image)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO jobs(id, account_id, model_id, parameters, seed, output_names, status, attempts, created_at, price_per_image, webhook)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                     [
                         .int(job.id), .int(job.accountID), .text(job.request.modelID), .text(parameters),
                         .int(Int64(job.seed)), .text(names), .text(job.status.rawValue),
                         .int(Int64(job.attempts)), .double(job.createdAt.timeIntervalSince1970), .int(job.pricePerImage),
+                        webhook.map(SQLiteValue.text) ?? .null,
                     ]
                 )
             } catch let error as SQLiteError where error.isConstraintViolation {
@@ -370,7 +390,8 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
             failure: failure,
             createdAt: Date(timeIntervalSince1970: r.double("created_at") ?? 0),
             startedAt: r.double("started_at").map { Date(timeIntervalSince1970: $0) },
-            finishedAt: r.double("finished_at").map { Date(timeIntervalSince1970: $0) }
+            finishedAt: r.double("finished_at").map { Date(timeIntervalSince1970: $0) },
+            webhook: try r.text("webhook").map { try decoder.decode(WebhookSubscription.self, from: Data($0.utf8)) }
         )
     }
 
@@ -391,7 +412,9 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
                 """,
                 [.double(now.timeIntervalSince1970), .double(now.timeIntervalSince1970 + lease), .int(id)]
             )
-            return try c.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(Self.decodeJob)
+            let job = try c.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(Self.decodeJob)
+            if job?.attempts == 1 { try Self.enqueueWebhook(c, jobID: id, event: .start, now: now) }
+            return job
         }
     }
 
@@ -417,6 +440,7 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
             )
             guard c.changes == 1 else { return false }
             try Self.settle(c, jobID: id, delivered: result.outputs.count, now: now)
+            try Self.enqueueWebhook(c, jobID: id, event: .completed, now: now)
             return true
         }
     }
@@ -436,6 +460,7 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
         )
         guard c.changes == 1 else { return false }
         try settle(c, jobID: id, delivered: 0, now: now)
+        try enqueueWebhook(c, jobID: id, event: .completed, now: now)
         return true
     }
 
@@ -474,6 +499,7 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
                 [.text("canceled by the client; nothing was charged"), .double(now.timeIntervalSince1970), .int(id)]
             )
             try Self.settle(c, jobID: id, delivered: 0, now: now)
+            try Self.enqueueWebhook(c, jobID: id, event: .completed, now: now)
             return .canceled(wasRunning: status == .running)
         }
     }
@@ -507,5 +533,71 @@ public final class SQLiteStore: KeyStore, JobStore, Sendable {
             ).first?.int("n") ?? 0
             return Int(ahead)
         }
+    }
+
+    // MARK: webhook outbox
+
+    /// Queues the run's `event` if it has a webhook that asked for it; at most once per run and event.
+    static func enqueueWebhook(_ c: SQLiteDatabase.Connection, jobID: Int64, event: WebhookEvent, now: Date) throws {
+        guard let text = try c.query("SELECT webhook FROM jobs WHERE id = ?", [.int(jobID)]).first?.text("webhook"),
+              let hook = try? JSONDecoder().decode(WebhookSubscription.self, from: Data(text.utf8)),
+              hook.events.contains(event) else { return }
+        try c.query(
+            "INSERT OR IGNORE INTO webhook_deliveries(id, job_id, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+            [.text(Self.messageID()), .int(jobID), .text(event.rawValue), .double(now.timeIntervalSince1970), .double(now.timeIntervalSince1970)]
+        )
+    }
+
+    /// `msg_` and 24 random base62 characters, like the Standard Webhooks examples.
+    static func messageID() -> String {
+        let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+        var rng = SystemRandomNumberGenerator()
+        return "msg_" + String((0..<24).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] })
+    }
+
+    private static func delivery(_ r: SQLiteRow) -> WebhookDelivery {
+        WebhookDelivery(
+            id: r.text("id") ?? "", jobID: r.int("job_id") ?? 0, event: WebhookEvent(rawValue: r.text("event") ?? "") ?? .completed,
+            attempts: Int(r.int("attempts") ?? 0), createdAt: Date(timeIntervalSince1970: r.double("created_at") ?? 0),
+            body: r.text("body"), deliveredAt: r.double("delivered_at").map { Date(timeIntervalSince1970: $0) },
+            gaveUpAt: r.double("gave_up_at").map { Date(timeIntervalSince1970: $0) }, lastError: r.text("last_error")
+        )
+    }
+
+    public func claimDueWebhooks(now: Date, limit: Int, claimFor: TimeInterval) async throws -> [WebhookDelivery] {
+        try db.transaction { c in
+            let rows = try c.query(
+                """
+                SELECT * FROM webhook_deliveries WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ?
+                ORDER BY next_attempt_at LIMIT ?
+                """,
+                [.double(now.timeIntervalSince1970), .int(Int64(limit))]
+            )
+            for row in rows {
+                try c.query("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?",
+                            [.double(now.timeIntervalSince1970 + claimFor), .text(row.text("id") ?? "")])
+            }
+            return rows.map(Self.delivery)
+        }
+    }
+
+    public func recordWebhookAttempt(id: String, body: String, outcome: WebhookAttemptOutcome, now: Date) async throws {
+        try db.transaction { c in
+            try c.query("UPDATE webhook_deliveries SET attempts = attempts + 1, body = COALESCE(body, ?) WHERE id = ?", [.text(body), .text(id)])
+            switch outcome {
+            case .delivered:
+                try c.query("UPDATE webhook_deliveries SET delivered_at = ?, last_error = NULL WHERE id = ?", [.double(now.timeIntervalSince1970), .text(id)])
+            case .retry(let at, let error):
+                try c.query("UPDATE webhook_deliveries SET next_attempt_at = ?, last_error = ? WHERE id = ?",
+                            [.double(at.timeIntervalSince1970), .text(error), .text(id)])
+            case .gaveUp(let error):
+                try c.query("UPDATE webhook_deliveries SET gave_up_at = ?, last_error = ? WHERE id = ?",
+                            [.double(now.timeIntervalSince1970), .text(error), .text(id)])
+            }
+        }
+    }
+
+    public func webhookDeliveries(jobID: Int64) async throws -> [WebhookDelivery] {
+        try db.query("SELECT * FROM webhook_deliveries WHERE job_id = ? ORDER BY created_at, event DESC", [.int(jobID)]).map(Self.delivery)
     }
 }

@@ -34,6 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-concurrent-runs"), help: "Runs an account may have queued or running (ATELIER_MAX_CONCURRENT_RUNS; default 16).") var maxConcurrentRuns: String?
     @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, seconds running jobs get to finish before they are requeued for the next start (ATELIER_DRAIN_TIMEOUT; default 60).") var drainTimeout: String?
     @Option(name: .customLong("max-attempts"), help: "Attempts a run gets when its worker dies under it (ATELIER_MAX_ATTEMPTS; default 3).") var maxAttempts: String?
+    @Option(name: .customLong("outbound-allow"), help: "Comma-separated hosts webhooks may call although they resolve to internal addresses (ATELIER_OUTBOUND_ALLOW; default none).") var outboundAllow: String?
 
     func run() async throws {
         let settings: ServeSettings
@@ -43,7 +44,7 @@ struct ServeCommand: AsyncParsableCommand {
                              workerDir: workerDir, modelsDir: modelsDir, workerThreads: workerThreads, device: device,
                              jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel,
                              rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
-                             drainTimeout: drainTimeout, maxAttempts: maxAttempts),
+                             drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -93,6 +94,10 @@ struct Server {
         apiConfig.waitWindow = .seconds(settings.waitSeconds)
         apiConfig.maxConcurrentRuns = settings.maxConcurrentRuns
         apiConfig.maxWait = .seconds(settings.maxWaitSeconds)
+        apiConfig.outboundPolicy = OutboundAddressPolicy(allowedHosts: settings.outboundAllow)
+        var webhookConfig = WebhookConfiguration()
+        webhookConfig.policy = apiConfig.outboundPolicy
+        let webhooks = WebhookDispatcher(outbox: store, jobs: store, keys: store, config: webhookConfig, logger: logger)
         var limits = RateLimiter.Configuration()
         limits.requestsPerMinute = settings.rateLimit
         let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig,
@@ -104,7 +109,7 @@ struct Server {
             router: api.buildRouter(),
             server: AtelierAPI.server(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Atelier"),
-            services: [supervisor],
+            services: [supervisor, webhooks],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? settings.port
                 Banner.print(host: settings.host, port: port, profile: settings.profile, modelID: modelID, newKey: demoKey)

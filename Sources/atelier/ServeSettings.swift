@@ -36,6 +36,8 @@ struct ServeSettings {
     var maxConcurrentRuns = 16
     var drainTimeoutSeconds = 60
     var maxAttempts = 3
+    /// Hosts webhooks may reach although they resolve to internal addresses.
+    var outboundAllow: Set<String> = []
 
     struct Flags {
         var host: String?
@@ -57,6 +59,7 @@ struct ServeSettings {
         var maxConcurrentRuns: String?
         var drainTimeout: String? = nil
         var maxAttempts: String? = nil
+        var outboundAllow: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -103,6 +106,9 @@ struct ServeSettings {
         s.maxConcurrentRuns = try int(flags.maxConcurrentRuns, "MAX_CONCURRENT_RUNS", 1...1_000_000, s.maxConcurrentRuns)
         s.drainTimeoutSeconds = try int(flags.drainTimeout, "DRAIN_TIMEOUT", 0...86_400, s.drainTimeoutSeconds)
         s.maxAttempts = try int(flags.maxAttempts, "MAX_ATTEMPTS", 1...100, s.maxAttempts)
+        if let (v, _) = pick(flags.outboundAllow, "OUTBOUND_ALLOW") {
+            s.outboundAllow = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
+        }
         if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw SettingError(setting: name, why: "must be an http(s) URL such as https://images.example.com; got \"\(v)\"")

@@ -188,9 +188,9 @@ import Testing
 
     @Test func notYetSupportedParametersAreRefusedNotIgnored() {
         var raw = Self.seed
-        raw["webhook"] = .string("https://example.com/hook")
+        raw["mask"] = .string("https://example.com/mask.png")
         #expect(problems(raw).map(\.code) == ["unsupported_parameter"])
-        raw["webhook"] = .string("")
+        raw["mask"] = .string("")
         #expect(problems(raw).isEmpty)
     }
 

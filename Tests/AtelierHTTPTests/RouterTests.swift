@@ -145,8 +145,9 @@ extension InMemoryRunQueue: RunQueue {}
         let properties = Set(try #require(run["properties"] as? [String: Any]).keys)
         let entry = try RepositoryCatalog.entry()
         let supported = entry.parameters.filter(\.supported)
-        // model_id, api_key and wait are the request's, not the model's.
-        let expected = Set(supported.map(\.name) + supported.flatMap { $0.aliases ?? [] } + ["model_id", "api_key", "wait"])
+        // model_id, api_key, wait and the webhook are the request's, not the model's.
+        let expected = Set(supported.map(\.name) + supported.flatMap { $0.aliases ?? [] }
+                           + ["model_id", "api_key", "wait", "webhook", "webhook_events_filter"])
         #expect(properties == expected)
         let required = Set(run["required"] as? [String] ?? [])
         #expect(required == Set(entry.parameters.filter(\.required).map(\.name) + ["model_id"]))

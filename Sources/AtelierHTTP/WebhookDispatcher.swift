@@ -1,0 +1,144 @@
+import AsyncHTTPClient
+import AtelierCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+
+public struct WebhookConfiguration: Sendable {
+    /// How often the outbox is looked at for due deliveries.
+    public var pollInterval: Duration = .milliseconds(500)
+    /// One attempt's limit; a receiver should answer at once and do its work later.
+    public var requestTimeout: TimeAmount = .seconds(10)
+    /// First retry delay; each retry doubles it (with jitter) up to `maxBackoff`.
+    public var firstBackoff: TimeInterval = 2
+    public var maxBackoff: TimeInterval = 600
+    /// A delivery not accepted this long after its event is given up (and logged).
+    public var retryWindow: TimeInterval = 24 * 3600
+    public var policy = OutboundAddressPolicy()
+    public init() {}
+}
+
+/// Delivers the webhook outbox: each due event is POSTed with the body /api/v4/check returns, signed per the
+/// Standard Webhooks spec with the account's secret, the same `webhook-id` on every attempt. A 2xx accepts it;
+/// anything else (redirects included: they are not followed) is retried with exponential backoff and jitter until
+/// `retryWindow` has passed. The receiver's address is checked before every attempt, so a name that later
+/// resolves inside the network is refused then too.
+public final class WebhookDispatcher: Service, Sendable {
+    let outbox: any WebhookStore
+    let jobs: any JobStore
+    let keys: any KeyStore
+    let config: WebhookConfiguration
+    let clock: any WallClock
+    let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+
+    public init(outbox: any WebhookStore, jobs: any JobStore, keys: any KeyStore, config: WebhookConfiguration,
+                clock: any WallClock = SystemWallClock(), logger: Logger) {
+        self.outbox = outbox
+        self.jobs = jobs
+        self.keys = keys
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var httpConfig = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        httpConfig.timeout = .init(connect: .seconds(5), read: config.requestTimeout)
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfig)
+        await withGracefulShutdownHandler {
+            while !stopping.load(ordering: .relaxed) {
+                do {
+                    let due = try await outbox.claimDueWebhooks(now: clock.now(), limit: 16, claimFor: 60)
+                    await withTaskGroup(of: Void.self) { group in
+                        for delivery in due { group.addTask { await self.attempt(delivery, client: client) } }
+                    }
+                    if !due.isEmpty { continue }
+                } catch {
+                    logger.error("webhook outbox: \(error)")
+                }
+                try? await Task.sleep(for: config.pollInterval)
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+        }
+        try? await client.shutdown()
+    }
+
+    func attempt(_ delivery: WebhookDelivery, client: HTTPClient) async {
+        let now = clock.now()
+        do {
+            guard let job = try await jobs.job(id: delivery.jobID), let hook = job.webhook else {
+                try await outbox.recordWebhookAttempt(id: delivery.id, body: "", outcome: .gaveUp(error: "the run or its webhook is gone"), now: now)
+                return
+            }
+            let body = delivery.body ?? Self.payload(job: job, event: delivery.event, baseURL: hook.baseURL)
+            let outcome: WebhookAttemptOutcome
+            switch try await send(body: body, delivery: delivery, job: job, url: hook.url, client: client) {
+            case nil:
+                outcome = .delivered
+                logger.info("webhook \(delivery.id) (\(delivery.event.rawValue) of run \(job.id)) delivered after \(delivery.attempts + 1) attempt(s)")
+            case let error?:
+                outcome = nextStep(delivery, error: error, now: now)
+                logger.warning("webhook \(delivery.id) (\(delivery.event.rawValue) of run \(job.id)) attempt \(delivery.attempts + 1) failed: \(error)")
+            }
+            try await outbox.recordWebhookAttempt(id: delivery.id, body: body, outcome: outcome, now: now)
+        } catch {
+            logger.error("webhook \(delivery.id): \(error)")
+        }
+    }
+
+    /// Sends one attempt; nil when the receiver accepted it, else why not.
+    func send(body: String, delivery: WebhookDelivery, job: Job, url: String, client: HTTPClient) async throws -> String? {
+        guard let host = URL(string: url)?.host else { return "the webhook URL has no host" }
+        if case .refused(let why) = config.policy.check(host: host) { return why }
+        let secret = try await keys.webhookSecret(accountID: job.accountID)
+        let timestamp = Int64(clock.now().timeIntervalSince1970)
+        guard let signature = WebhookSignature.sign(secret: secret, id: delivery.id, timestamp: timestamp, body: Data(body.utf8)) else {
+            return "the account's webhook secret is malformed; rotate it with `atelier accounts rotate-webhook-secret`"
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "Atelier-Webhooks/1")
+        request.headers.add(name: "webhook-id", value: delivery.id)
+        request.headers.add(name: "webhook-timestamp", value: String(timestamp))
+        request.headers.add(name: "webhook-signature", value: signature)
+        request.body = .bytes(ByteBuffer(string: body))
+        do {
+            let response = try await client.execute(request, timeout: config.requestTimeout)
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            if (200..<300).contains(response.status.code) { return nil }
+            if (300..<400).contains(response.status.code) { return "the receiver answered \(response.status.code) (redirects are not followed)" }
+            return "the receiver answered \(response.status.code)"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Exponential backoff with full jitter in its upper half, so many failed deliveries do not retry in step.
+    func nextStep(_ delivery: WebhookDelivery, error: String, now: Date) -> WebhookAttemptOutcome {
+        let exponent = Double(min(delivery.attempts, 30))
+        let ceiling = min(config.maxBackoff, config.firstBackoff * pow(2, exponent))
+        let delay = Double.random(in: ceiling / 2...ceiling)
+        let next = now.addingTimeInterval(delay)
+        if next.timeIntervalSince(delivery.createdAt) > config.retryWindow { return .gaveUp(error: error) }
+        return .retry(at: next, error: error)
+    }
+
+    /// The /api/v4/check body as of the event: a `start` event shows the run running even if it has since ended.
+    static func payload(job: Job, event: WebhookEvent, baseURL: String) -> String {
+        var view = job
+        if event == .start {
+            view.status = .running
+            view.result = nil
+            view.failure = nil
+            view.finishedAt = nil
+        }
+        let data = (try? JSONResponse.encoder.encode(SuccessEnvelope(data: RunView(job: view, baseURL: baseURL)))) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
