@@ -49,7 +49,7 @@ public struct WebhookSubscription: Sendable, Equatable, Codable {
         switch filter {
         case nil, .null?, .string("")?: break
         case .string(let s)?:
-            let names = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            let names = s.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             let unknown = names.filter { WebhookEvent(rawValue: $0) == nil }
             if !unknown.isEmpty || names.isEmpty {
                 problems.add("webhook_events_filter", "invalid_choice",

@@ -67,7 +67,8 @@ public enum BodyParser {
             switch v {
             case .value(let p): out[k] = p
             // The one list parameter; form and multipart clients send it comma-separated, which is what it becomes.
-            case .list(let l) where k == "webhook_events_filter": out[k] = .string(l.joined(separator: ","))
+            // An empty list is kept visible (not "absent") so it is refused, not defaulted.
+            case .list(let l) where k == "webhook_events_filter": out[k] = .string(l.isEmpty ? "[]" : l.joined(separator: ","))
             case .list, .nested: throw .malformedBody("\(k) must be a string, number or boolean, not an object or array")
             }
         }

@@ -1304,7 +1304,6 @@ public enum OpenAPIDocument {
      },
      "webhook": {
       "type": "string",
-      "format": "uri",
       "maxLength": 2048,
       "description": "http(s) URL POSTed the /check body when the run starts and ends, signed per Standard Webhooks (see docs/api.md)."
      },
@@ -1313,7 +1312,7 @@ public enum OpenAPIDocument {
       "oneOf": [
        {
         "type": "string",
-        "pattern": "^ *(start|completed)( *, *(start|completed))* *$"
+        "pattern": "^( *(start|completed)( *, *(start|completed))* *)?$"
        },
        {
         "type": "array",

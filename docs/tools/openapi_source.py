@@ -41,10 +41,10 @@ run_input = {
     "disable_safety_checker": {**boolean_any, "default": False},
     "wait": {"description": "Seconds to hold the connection for the run (0-600); 0 answers at once with the request_id. Also `Prefer: wait=N`.",
              "oneOf": [{"type": "integer", "minimum": 0, "maximum": 600}, {"type": "string", "pattern": "^[0-9]{1,3}$"}]},
-    "webhook": {"type": "string", "format": "uri", "maxLength": 2048,
+    "webhook": {"type": "string", "maxLength": 2048,
                 "description": "http(s) URL POSTed the /check body when the run starts and ends, signed per Standard Webhooks (see docs/api.md)."},
     "webhook_events_filter": {"description": "Which events to send: start, completed (default both). Comma-separated, or a JSON array.",
-                              "oneOf": [{"type": "string", "pattern": "^ *(start|completed)( *, *(start|completed))* *$"},
+                              "oneOf": [{"type": "string", "pattern": "^( *(start|completed)( *, *(start|completed))* *)?$"},
                                         {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["start", "completed"]}}]},
   },
 }
