@@ -50,7 +50,8 @@ public final class WebhookDispatcher: Service, Sendable {
         httpConfig.timeout = .init(connect: .seconds(5), read: config.requestTimeout)
         let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfig)
         await withGracefulShutdownHandler {
-            while !stopping.load(ordering: .relaxed) {
+            // Cancellation (another service failed) ends the loop as surely as graceful shutdown does.
+            while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
                 do {
                     let due = try await outbox.claimDueWebhooks(now: clock.now(), limit: 16, claimFor: 60)
                     await withTaskGroup(of: Void.self) { group in
