@@ -149,18 +149,10 @@ public struct AtelierAPI: Sendable {
         case .succeeded, .canceled:
             return JSONResponse.make(status: .ok, SuccessEnvelope(data: view), headers: headers)
         case .queued, .running:
-            return JSONResponse.make(status: .ok, SuccessEnvelope(data: PendingRun(requestID: job.id, status: job.status.rawValue)), headers: headers)
+            return JSONResponse.make(status: .ok, SuccessEnvelope(data: RunStatus(requestID: job.id, status: job.status.rawValue)), headers: headers)
         }
     }
 
-    struct PendingRun: Encodable, Sendable {
-        var requestID: Int64
-        var status: String
-        enum CodingKeys: String, CodingKey {
-            case status
-            case requestID = "request_id"
-        }
-    }
 
     /// The run's webhook, if asked for: a well-formed http(s) URL whose host resolves only to public addresses
     /// (or is on the operator's allow-list). Checked again before every delivery.

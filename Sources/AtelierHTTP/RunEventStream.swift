@@ -40,7 +40,7 @@ extension AtelierAPI {
             func sendState(_ job: Job) async throws -> Bool {
                 switch job.status {
                 case .queued:
-                    try await send("queued", QueuedData(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
+                    try await send("queued", RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
                 case .running:
                     try await send("started", StartedData(requestID: id, attempt: job.attempts))
                     if let p = await api.queue.events.currentProgress(id) {
@@ -80,7 +80,7 @@ extension AtelierAPI {
                 case .keepAlive:
                     try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                 case .event(.requeued):
-                    try await send("queued", QueuedData(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
+                    try await send("queued", RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
                 case .event(.started(let attempt)):
                     try await send("started", StartedData(requestID: id, attempt: attempt))
                 case .event(.progress(let p)):
@@ -101,10 +101,12 @@ extension AtelierAPI {
         return Response(status: .ok, headers: headers, body: body)
     }
 
-    struct QueuedData: Encodable, Sendable {
+    /// A run's id and status only: /run's answer for a run still pending, and the stream's `queued` event (with
+    /// its place in the queue; a nil position is left out).
+    struct RunStatus: Encodable, Sendable {
         var requestID: Int64
         var status = "queued"
-        var queuePosition: Int?
+        var queuePosition: Int? = nil
         enum CodingKeys: String, CodingKey {
             case status
             case requestID = "request_id"
