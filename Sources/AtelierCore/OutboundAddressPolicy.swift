@@ -72,12 +72,27 @@ public struct OutboundAddressPolicy: Sendable, Equatable {
     /// is not public, so a name that resolves to both a public and a private address cannot slip through.
     public func check(host: String) -> Verdict {
         if allowsHost(host) { return .allowed }
-        let addresses = Self.resolve(host)
-        guard !addresses.isEmpty else { return .refused("the host \(host) does not resolve") }
-        if let inner = addresses.first(where: { !Self.isPublic($0) }) {
-            return .refused("the host \(host) resolves to \(inner), which is not a public address; an operator can allow it with --outbound-allow \(host)")
+        switch checkedAddresses(host: host) {
+        case .success: return .allowed
+        case .failure(let refusal): return .refused(refusal.reason)
         }
-        return .allowed
+    }
+
+    public struct Refusal: Error, Sendable, Equatable {
+        public var reason: String
+    }
+
+    /// The host's addresses, all public, for the caller to connect to (not the name: it could resolve
+    /// differently a moment later); or why not. The resolver reads every IPv4 spelling (2130706433, 0x7f.1,
+    /// 0177.0.0.1), so what is checked is what a connection would reach.
+    public func checkedAddresses(host: String) -> Result<[String], Refusal> {
+        let addresses = Self.resolve(host)
+        guard !addresses.isEmpty else { return .failure(Refusal(reason: "the host \(host) does not resolve")) }
+        if let inner = addresses.first(where: { !Self.isPublic($0) }) {
+            let spelled = inner == host ? "" : " resolves to \(inner), which"
+            return .failure(Refusal(reason: "the host \(host)\(spelled) is not a public address; an operator can allow it with --outbound-allow \(host)"))
+        }
+        return .success(addresses)
     }
 
     static func resolve(_ host: String) -> [String] {

@@ -110,4 +110,6 @@ public enum TypedValue: Sendable, Equatable {
     case boolean(Bool)
     /// nil: random (the server picks one).
     case seed(UInt64?)
+    /// An image input, not yet fetched or checked.
+    case image(ImageSource)
 }

@@ -87,7 +87,12 @@ public struct ParameterSchema: Sendable {
         case .seed:
             return p.seed(values).map(TypedValue.seed)
         case .file:
-            return nil  // image inputs: a later issue; refused above while unsupported
+            do {
+                return try ImageSource.parse(values[d.name], param: d.name).map(TypedValue.image)
+            } catch {
+                if case .invalidParameters(let problems) = error { p.items += problems }
+                return nil
+            }
         }
     }
 
@@ -129,4 +134,5 @@ public struct TypedParameters: Sendable, Equatable {
     }
     public func boolean(_ name: String) -> Bool? { if case .boolean(let b)? = values[name] { b } else { nil } }
     public func seed(_ name: String) -> UInt64? { if case .seed(let s)? = values[name] { s } else { nil } }
+    public func image(_ name: String) -> ImageSource? { if case .image(let s)? = values[name] { s } else { nil } }
 }

@@ -16,6 +16,10 @@ public struct RunRequest: Sendable, Equatable, Codable {
     public var goFast: Bool
     public var promptStrength: Double
     public var disableSafetyChecker: Bool
+    /// Image-to-image: the input image (the output takes its size). Absent in runs stored before inputs existed.
+    public var image: InputImage?
+    /// Inpainting: white areas of the mask are repainted. Only with `image`.
+    public var mask: InputImage?
 
     public init(
         modelID: String, prompt: String, aspectRatio: String, megapixels: String, size: ImageSize, numOutputs: Int,
@@ -55,6 +59,7 @@ public struct RunRequest: Sendable, Equatable, Codable {
         case goFast = "go_fast"
         case promptStrength = "prompt_strength"
         case disableSafetyChecker = "disable_safety_checker"
+        case image, mask
     }
 
     /// Seeds are kept within 2^53 so every JSON client reads them back exactly.

@@ -12,7 +12,22 @@ public struct RunRequestDecoder: Sendable {
         self.catalog = catalog
     }
 
+    /// A request's image inputs as sent, before they are fetched, checked and stored.
+    public struct PendingInputs: Sendable, Equatable {
+        public var image: ImageSource?
+        public var mask: ImageSource?
+        public var isEmpty: Bool { image == nil && mask == nil }
+    }
+
+    /// A request without image inputs (every other caller; an image here is a programming error upstream).
     public func decode(_ raw: [String: ParameterValue]) throws(AtelierError) -> RunRequest {
+        try decodeWithInputs(raw).request
+    }
+
+    /// The typed request and its image inputs. With an image, the size comes from it once it is read
+    /// (`RunRequest.attach`), so aspect_ratio is not required and aspect_ratio, megapixels, width and height are
+    /// ignored, as the hosted service does.
+    public func decodeWithInputs(_ raw: [String: ParameterValue]) throws(AtelierError) -> (request: RunRequest, inputs: PendingInputs) {
         var p = Problems()
         if raw.count > Self.maxParameterCount {
             p.add("body", "too_many_parameters", "a request may carry at most \(Self.maxParameterCount) parameters; got \(raw.count)")
@@ -26,13 +41,31 @@ public struct RunRequestDecoder: Sendable {
         var rest = raw
         rest["model_id"] = nil
         rest["api_key"] = nil  // the key, read by the HTTP layer
-        let schema = ParameterSchema(entry.parameters)
-        let (typed, present) = schema.validate(rest, into: &p)
+        let hasImage = ![nil, .null, .string("")].contains(rest["image"])
+        let definitions = entry.parameters.map { d in
+            var d = d
+            if hasImage && d.name == "aspect_ratio" { d.required = false }
+            return d
+        }
+        let (typed, present) = ParameterSchema(definitions).validate(rest, into: &p)
+        let inputs = PendingInputs(image: typed.image("image"), mask: typed.image("mask"))
+        if inputs.mask != nil && !hasImage {
+            p.add("mask", "mask_without_image", "mask needs an image to paint on; send image too, or leave mask out")
+        }
+        let steps = typed.integer("num_inference_steps") ?? 28
+        let strength = typed.number("prompt_strength") ?? 0.8
+        if hasImage && SizeTable.imageToImageSteps(steps, strength: strength) < 1 {
+            p.add("prompt_strength", "too_few_steps",
+                  "with an image, prompt_strength must be greater than 0 (0 runs no denoising step and returns nothing new); got \(Problems.format(strength))")
+        }
 
-        // Size: DESIGN.md's table, or custom width × height rounded up to a multiple of 16.
+        // Size: DESIGN.md's table, or custom width × height rounded up to a multiple of 16; with an image, a
+        // placeholder until the image is read.
         var size: ImageSize?
         let ratio = typed.string("aspect_ratio")
-        if ratio == SizeTable.custom {
+        if hasImage {
+            size = ImageSize(width: 0, height: 0)
+        } else if ratio == SizeTable.custom {
             for side in ["width", "height"] where !present.contains(side) {
                 p.add(side, "required", "\(side) is required when aspect_ratio is custom (\(SizeTable.customSideRange.lowerBound)–\(SizeTable.customSideRange.upperBound))")
             }
@@ -52,15 +85,27 @@ public struct RunRequestDecoder: Sendable {
         else {
             throw .internalError("model \(modelID)'s catalog entry must define prompt, aspect_ratio and output_format")
         }
-        return RunRequest(
+        let request = RunRequest(
             modelID: modelID, prompt: prompt, aspectRatio: ratio ?? "1:1", megapixels: typed.string("megapixels") ?? "1",
             size: size, numOutputs: typed.integer("num_outputs") ?? 1,
-            numInferenceSteps: typed.integer("num_inference_steps") ?? 28, guidance: typed.number("guidance") ?? 3,
+            numInferenceSteps: steps, guidance: typed.number("guidance") ?? 3,
             seed: typed.seed("seed"), outputFormat: format, outputQuality: typed.integer("output_quality") ?? 80,
             loraScale: typed.number("lora_scale") ?? 1, goFast: typed.boolean("go_fast") ?? false,
-            promptStrength: typed.number("prompt_strength") ?? 0.8,
+            promptStrength: strength,
             disableSafetyChecker: typed.boolean("disable_safety_checker") ?? false
         )
+        return (request, inputs)
     }
 }
 
+
+extension RunRequest {
+    /// Attaches the checked, stored inputs; the output takes the image's size (capped at 1440 a side, multiples
+    /// of 16). The aspect ratio then reads "input" for clients reading the run back.
+    public mutating func attach(image: InputImage, mask: InputImage?) {
+        self.image = image
+        self.mask = mask
+        size = SizeTable.size(forInput: image.width, image.height)
+        aspectRatio = "input"
+    }
+}

@@ -189,4 +189,6 @@ public protocol OutputStorage: Sendable {
     func newName(format: OutputFormat) -> String
     /// The absolute path the worker writes the named file to; nil for a name that is not a valid output name.
     func localPath(for name: String) -> String?
+    /// Deletes the named file if it exists (inputs of a run that ended; outputs a canceled run made anyway).
+    func remove(name: String)
 }

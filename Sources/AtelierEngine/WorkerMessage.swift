@@ -32,9 +32,14 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     public var outputs: [Output]
     /// False when the request set disable_safety_checker.
     public var safetyCheck: Bool
+    /// Image-to-image: the stored input image's path; inpainting adds the mask's. Absent for text-to-image.
+    public var image: String?
+    public var mask: String?
+    /// prompt_strength, sent with an image only.
+    public var strength: Double?
 
     enum CodingKeys: String, CodingKey {
-        case type, prompt, width, height, guidance, outputs
+        case type, prompt, width, height, guidance, outputs, image, mask, strength
         case safetyCheck = "safety_check"
         case jobID = "job_id"
         case numInferenceSteps = "num_inference_steps"
@@ -44,7 +49,8 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
         case outputQuality = "output_quality"
     }
 
-    public init(job: Job, paths: [String]) {
+    /// `inputPaths`: where the run's image (and mask) are stored, in that order.
+    public init(job: Job, paths: [String], inputPaths: [String] = []) {
         let r = job.request
         jobID = String(job.id)
         prompt = r.prompt
@@ -58,6 +64,11 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
         outputQuality = r.outputQuality
         outputs = zip(paths, r.seeds(base: job.seed)).map { Output(path: $0, seed: $1) }
         safetyCheck = !r.disableSafetyChecker
+        if r.image != nil, let imagePath = inputPaths.first {
+            image = imagePath
+            mask = r.mask != nil && inputPaths.count > 1 ? inputPaths[1] : nil
+            strength = r.promptStrength
+        }
     }
 }
 

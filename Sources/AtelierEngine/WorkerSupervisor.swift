@@ -65,6 +65,8 @@ public final class WorkerSupervisor: Service, Sendable {
     let config: SupervisorConfiguration
     let store: any JobStore
     let storage: any OutputStorage
+    /// Where a run's input images are kept until it ends (nil: no image inputs configured).
+    let inputs: (any OutputStorage)?
     public let events: JobEvents
     public let wake: WakeSignal
     let clock: any WallClock
@@ -80,9 +82,10 @@ public final class WorkerSupervisor: Service, Sendable {
 
     public init(
         launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any OutputStorage,
-        events: JobEvents? = nil, wake: WakeSignal? = nil, clock: any WallClock = SystemWallClock(),
-        logger: Logger
+        inputs: (any OutputStorage)? = nil, events: JobEvents? = nil, wake: WakeSignal? = nil,
+        clock: any WallClock = SystemWallClock(), logger: Logger
     ) {
+        self.inputs = inputs
         self.launch = launch
         self.config = config
         self.store = store
@@ -181,9 +184,17 @@ public final class WorkerSupervisor: Service, Sendable {
             now: clock.now()
         )
         for id in report.requeued { await events.jobRequeued(id) }
-        for id in report.failed { await events.jobFinished(id) }
+        for id in report.failed {
+            if let job = try? await store.job(id: id) { removeInputs(of: job) }
+            await events.jobFinished(id)
+        }
         if !report.requeued.isEmpty { await wake.signal() }
         return report
+    }
+
+    /// A run's inputs are kept while it may still be run again, and deleted once it ended.
+    private func removeInputs(of job: Job) {
+        for input in job.request.inputImages { inputs?.remove(name: input.file) }
     }
 
     private func update(_ slot: Int, _ change: (inout WorkerSlotStatus) -> Void) {
@@ -331,8 +342,12 @@ public final class WorkerSupervisor: Service, Sendable {
             }
             paths.append(path)
         }
+        let inputPaths = job.request.inputImages.map { inputs?.localPath(for: $0.file) }
+        guard !inputPaths.contains(where: { $0 == nil }) else {
+            return .failed(WorkerErrorReport(jobID: String(job.id), code: "storage_error", message: "the run's input images are not where they were stored"))
+        }
         do {
-            try worker.send(.generate(GenerateCommand(job: job, paths: paths)))
+            try worker.send(.generate(GenerateCommand(job: job, paths: paths, inputPaths: inputPaths.compactMap { $0 })))
         } catch {
             return .protocolBroken("writing to the worker failed: \(error)")
         }
@@ -428,6 +443,7 @@ public final class WorkerSupervisor: Service, Sendable {
             logger.error("run \(job.id): \(why)")
         }
         if ended {
+            removeInputs(of: job)
             await events.jobFinished(job.id)
         } else {
             await events.jobRequeued(job.id)

@@ -29,13 +29,17 @@ public struct APIConfiguration: Sendable {
     /// How long /api/v4/run holds the connection before answering with the request_id and status only.
     public var waitWindow: Duration = .seconds(60)
     /// Largest body accepted; a larger Content-Length is refused before the body is read.
-    public var maxBodyBytes: Int = 25 * 1024 * 1024
+    public var maxBodyBytes: Int = 32 * 1024 * 1024
     /// The longest a request may ask to wait (`wait`, `Prefer: wait=N`); longer asks are cut to it.
     public var maxWait: Duration = .seconds(600)
     /// Runs an account may have queued or running at once; more are refused with 429.
     public var maxConcurrentRuns: Int = 16
-    /// Which webhook hosts may be called (no internal addresses unless allow-listed).
+    /// Which hosts client URLs (webhooks, input images) may reach: no internal addresses unless allow-listed.
     public var outboundPolicy = OutboundAddressPolicy()
+    /// Bounds on input images (bytes, pixels), checked before anything decodes them.
+    public var imageLimits = ImageLimits()
+    /// Time limits (and redirects) for fetching an input image URL; its byte cap is `imageLimits.maxBytes`.
+    public var fetchLimits = OutboundLimits()
     public init() {}
 }
 
@@ -49,11 +53,18 @@ public struct AtelierAPI: Sendable {
     public let clock: any WallClock
     public let config: APIConfiguration
     public let limiter: RateLimiter
+    /// Where input images are kept while their run is queued or running; nil: image inputs are refused.
+    public let inputs: InputImages?
 
     public init(
         catalog: ModelCatalog, keys: any KeyStore, jobs: any JobStore, storage: any OutputStorage, queue: any RunQueue,
-        clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init(), limiter: RateLimiter = RateLimiter()
+        clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init(), limiter: RateLimiter = RateLimiter(),
+        inputStorage: (any OutputStorage)? = nil
     ) {
+        inputs = inputStorage.map {
+            InputImages(storage: $0, client: OutboundClient(policy: config.outboundPolicy), limits: config.imageLimits,
+                        fetchLimits: config.fetchLimits)
+        }
         self.limiter = limiter
         self.catalog = catalog
         self.keys = keys
@@ -96,7 +107,17 @@ public struct AtelierAPI: Sendable {
         let wait = try waitWindow(request, body: raw.removeValue(forKey: "wait"))
         let webhook = try await webhookSubscription(url: raw.removeValue(forKey: "webhook"),
                                                     filter: raw.removeValue(forKey: "webhook_events_filter"), request: request)
-        var run = try RunRequestDecoder(catalog: catalog).decode(raw)
+        var (run, pending) = try RunRequestDecoder(catalog: catalog).decodeWithInputs(raw)
+        if !pending.isEmpty {
+            guard let inputs else {
+                throw AtelierError.invalid("image", "unsupported_parameter", "image inputs are not enabled on this server; send the request without image and mask")
+            }
+            try await inputs.attach(pending, to: &run)
+        }
+        // Until the run is in the database its stored inputs belong to this request: any way out but queuing it
+        // (an error, a replay of an idempotent request) deletes them.
+        var queued = false
+        defer { if !queued { inputs?.remove(run.inputImages) } }
         let claim = try idempotencyClaim(request, run: run, key: account)
         var rng = SystemRandomNumberGenerator()
         if run.seed == nil { run.seed = UInt64.random(in: 0...RunRequest.maxSeed, using: &rng) }
@@ -111,6 +132,7 @@ public struct AtelierAPI: Sendable {
             await queue.events.subscribe(job.id)
             do {
                 try await jobs.insert(job, idempotency: claim, maxInProgress: config.maxConcurrentRuns)
+                queued = true
                 break
             } catch JobStoreError.idempotencyKeyUsed(let prior, let sameRequest) {
                 return try await replay(prior, sameRequest: sameRequest, request: request)
@@ -210,6 +232,10 @@ public struct AtelierAPI: Sendable {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        // Inputs are compared by content: their stored file names are fresh for every request.
+        var run = run
+        run.image?.file = ""
+        run.mask?.file = ""
         let canonical = String(decoding: (try? encoder.encode(run)) ?? Data(), as: UTF8.self)
         return IdempotencyClaim(scope: key.prefix, key: value, fingerprint: APIKey.hash(canonical))
     }
@@ -432,7 +458,11 @@ public struct AtelierAPI: Sendable {
             throw AtelierError.conflict(code: "already_finished",
                                         message: "run \(id) already \(status.rawValue); there is nothing to cancel")
         case .canceled(let wasRunning):
-            if wasRunning { queue.cancel(id) }
+            if wasRunning {
+                queue.cancel(id)  // the supervisor deletes the inputs when the worker has let go of them
+            } else if let job = try await jobs.job(id: id) {
+                inputs?.remove(job.request.inputImages)
+            }
             await queue.events.jobFinished(id)
             context.logger.info("run \(id) canceled by its account (\(wasRunning ? "was running" : "was queued"))")
         case .alreadyFinished:

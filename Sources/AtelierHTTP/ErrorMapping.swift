@@ -35,10 +35,11 @@ public enum ErrorMapping {
         case .unavailable, .shuttingDown: .serviceUnavailable
         case .conflict: .conflict
         case .runFailed(let code, _):
-            // Infrastructure failures are worth retrying: 503. Every image flagged: the request's content, 422.
+            // Infrastructure failures are worth retrying: 503. Every image flagged, or an input image that does not
+            // decode: the request's content, 422.
             // A failure of the generation itself is a 500.
             if ["worker_crashed", "worker_lost", "timeout", "server_restarted"].contains(code) { .serviceUnavailable }
-            else if code == "safety_flagged" { .unprocessableContent }
+            else if code == "safety_flagged" || code == "invalid_input" { .unprocessableContent }
             else { .internalServerError }
         case .internalError: .internalServerError
         }

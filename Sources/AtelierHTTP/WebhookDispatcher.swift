@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import AtelierCore
 import Foundation
 import Logging
@@ -11,7 +10,7 @@ public struct WebhookConfiguration: Sendable {
     /// How often the outbox is looked at for due deliveries.
     public var pollInterval: Duration = .milliseconds(500)
     /// One attempt's limit; a receiver should answer at once and do its work later.
-    public var requestTimeout: TimeAmount = .seconds(10)
+    public var requestTimeout: Duration = .seconds(10)
     /// First retry delay; each retry doubles it (with jitter) up to `maxBackoff`.
     public var firstBackoff: TimeInterval = 2
     public var maxBackoff: TimeInterval = 600
@@ -46,9 +45,8 @@ public final class WebhookDispatcher: Service, Sendable {
     }
 
     public func run() async throws {
-        var httpConfig = HTTPClient.Configuration(redirectConfiguration: .disallow)
-        httpConfig.timeout = .init(connect: .seconds(5), read: config.requestTimeout)
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfig)
+        // The same guarded client as image fetches: checked addresses, connect to what was checked, no redirects.
+        let client = OutboundClient(policy: config.policy)
         await withGracefulShutdownHandler {
             // Cancellation (another service failed) ends the loop as surely as graceful shutdown does.
             while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
@@ -66,10 +64,9 @@ public final class WebhookDispatcher: Service, Sendable {
         } onGracefulShutdown: {
             self.stopping.store(true, ordering: .relaxed)
         }
-        try? await client.shutdown()
     }
 
-    func attempt(_ delivery: WebhookDelivery, client: HTTPClient) async {
+    func attempt(_ delivery: WebhookDelivery, client: OutboundClient) async {
         let now = clock.now()
         do {
             guard let job = try await jobs.job(id: delivery.jobID), let hook = job.webhook else {
@@ -93,30 +90,30 @@ public final class WebhookDispatcher: Service, Sendable {
     }
 
     /// Sends one attempt; nil when the receiver accepted it, else why not.
-    func send(body: String, delivery: WebhookDelivery, job: Job, url: String, client: HTTPClient) async throws -> String? {
-        guard let host = URL(string: url)?.host else { return "the webhook URL has no host" }
-        if case .refused(let why) = config.policy.check(host: host) { return why }
+    func send(body: String, delivery: WebhookDelivery, job: Job, url: String, client: OutboundClient) async throws -> String? {
+        guard let target = URL(string: url) else { return "the webhook URL is not a URL" }
         let secret = try await keys.webhookSecret(accountID: job.accountID)
         let timestamp = Int64(clock.now().timeIntervalSince1970)
         guard let signature = WebhookSignature.sign(secret: secret, id: delivery.id, timestamp: timestamp, body: Data(body.utf8)) else {
             return "the account's webhook secret is malformed; rotate it with `atelier accounts rotate-webhook-secret`"
         }
-        var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "Atelier-Webhooks/1")
-        request.headers.add(name: "webhook-id", value: delivery.id)
-        request.headers.add(name: "webhook-timestamp", value: String(timestamp))
-        request.headers.add(name: "webhook-signature", value: signature)
-        request.body = .bytes(ByteBuffer(string: body))
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "User-Agent", value: "Atelier-Webhooks/1")
+        headers.add(name: "webhook-id", value: delivery.id)
+        headers.add(name: "webhook-timestamp", value: String(timestamp))
+        headers.add(name: "webhook-signature", value: signature)
+        var limits = OutboundLimits()
+        limits.totalTimeout = config.requestTimeout
+        limits.maxRedirects = 0
+        limits.maxBytes = 1 << 20  // the receiver's answer is read and dropped
         do {
-            let response = try await client.execute(request, timeout: config.requestTimeout)
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            if (200..<300).contains(response.status.code) { return nil }
-            if (300..<400).contains(response.status.code) { return "the receiver answered \(response.status.code) (redirects are not followed)" }
-            return "the receiver answered \(response.status.code)"
+            let response = try await client.send(.POST, url: target, headers: headers, body: Array(body.utf8), limits: limits)
+            if (200..<300).contains(response.status) { return nil }
+            if (300..<400).contains(response.status) { return "the receiver answered \(response.status) (redirects are not followed)" }
+            return "the receiver answered \(response.status)"
         } catch {
-            return "\(error)"
+            return error.message
         }
     }
 

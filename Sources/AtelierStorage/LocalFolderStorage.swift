@@ -23,6 +23,10 @@ public struct LocalFolderStorage: OutputStorage {
         return root.appendingPathComponent(name).path
     }
 
+    public func remove(name: String) {
+        if let path = localPath(for: name) { try? FileManager.default.removeItem(atPath: path) }
+    }
+
     public static func isValidName(_ name: String) -> Bool {
         let parts = name.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, parts[0].count == 32, OutputFormat(rawValue: String(parts[1])) != nil else { return false }

@@ -34,7 +34,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-concurrent-runs"), help: "Runs an account may have queued or running (ATELIER_MAX_CONCURRENT_RUNS; default 16).") var maxConcurrentRuns: String?
     @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, seconds running jobs get to finish before they are requeued for the next start (ATELIER_DRAIN_TIMEOUT; default 60).") var drainTimeout: String?
     @Option(name: .customLong("max-attempts"), help: "Attempts a run gets when its worker dies under it (ATELIER_MAX_ATTEMPTS; default 3).") var maxAttempts: String?
-    @Option(name: .customLong("outbound-allow"), help: "Comma-separated hosts webhooks may call although they resolve to internal addresses (ATELIER_OUTBOUND_ALLOW; default none).") var outboundAllow: String?
+    @Option(name: .customLong("outbound-allow"), help: "Comma-separated hosts webhooks and image URLs may reach although they resolve to internal addresses (ATELIER_OUTBOUND_ALLOW; default none).") var outboundAllow: String?
+    @Option(name: .customLong("input-max-mb"), help: "Largest input image (image, mask) in MB, at most 25 (ATELIER_INPUT_MAX_MB; default 20).") var inputMaxMB: String?
+    @Option(name: .customLong("input-max-megapixels"), help: "Largest input image in megapixels, read from its header before decoding (ATELIER_INPUT_MAX_MEGAPIXELS; default 40).") var inputMaxMegapixels: String?
+    @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
 
     func run() async throws {
         let settings: ServeSettings
@@ -44,7 +47,8 @@ struct ServeCommand: AsyncParsableCommand {
                              workerDir: workerDir, modelsDir: modelsDir, workerThreads: workerThreads, device: device,
                              jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel,
                              rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
-                             drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow),
+                             drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow,
+                             inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -80,6 +84,7 @@ struct Server {
         try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: settings.databasePath)
         let storage = try LocalFolderStorage(root: settings.outputsDirectory)
+        let inputs = try LocalFolderStorage(root: settings.inputsDirectory)
         let launch = try workerLaunch(for: entry)
 
         var supervisorConfig = SupervisorConfiguration()
@@ -87,7 +92,8 @@ struct Server {
         supervisorConfig.jobTimeout = .seconds(settings.jobTimeoutSeconds)
         supervisorConfig.drainTimeout = .seconds(settings.drainTimeoutSeconds)
         supervisorConfig.maxAttempts = settings.maxAttempts
-        let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, logger: logger)
+        let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, inputs: inputs,
+                                          logger: logger)
 
         var apiConfig = APIConfiguration()
         apiConfig.publicBaseURL = settings.publicURL
@@ -95,13 +101,15 @@ struct Server {
         apiConfig.maxConcurrentRuns = settings.maxConcurrentRuns
         apiConfig.maxWait = .seconds(settings.maxWaitSeconds)
         apiConfig.outboundPolicy = OutboundAddressPolicy(allowedHosts: settings.outboundAllow)
+        apiConfig.imageLimits = ImageLimits(maxBytes: settings.inputMaxMegabytes * 1_000_000, maxPixels: settings.inputMaxMegapixels * 1_000_000)
+        apiConfig.fetchLimits.totalTimeout = .seconds(settings.fetchTimeoutSeconds)
         var webhookConfig = WebhookConfiguration()
         webhookConfig.policy = apiConfig.outboundPolicy
         let webhooks = WebhookDispatcher(outbox: store, jobs: store, keys: store, config: webhookConfig, logger: logger)
         var limits = RateLimiter.Configuration()
         limits.requestsPerMinute = settings.rateLimit
         let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig,
-                             limiter: RateLimiter(config: limits))
+                             limiter: RateLimiter(config: limits), inputStorage: inputs)
 
         let demoKey = try await firstStartKey(store: store)
         let settings = self.settings

@@ -36,8 +36,12 @@ struct ServeSettings {
     var maxConcurrentRuns = 16
     var drainTimeoutSeconds = 60
     var maxAttempts = 3
-    /// Hosts webhooks may reach although they resolve to internal addresses.
+    /// Hosts webhooks and image URLs may reach although they resolve to internal addresses.
     var outboundAllow: Set<String> = []
+    /// Input images: largest file (MB) and pixel count (megapixels); seconds an image URL may take to download.
+    var inputMaxMegabytes = 20
+    var inputMaxMegapixels = 40
+    var fetchTimeoutSeconds = 20
 
     struct Flags {
         var host: String?
@@ -60,6 +64,9 @@ struct ServeSettings {
         var drainTimeout: String? = nil
         var maxAttempts: String? = nil
         var outboundAllow: String? = nil
+        var inputMaxMB: String? = nil
+        var inputMaxMegapixels: String? = nil
+        var fetchTimeout: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -109,6 +116,9 @@ struct ServeSettings {
         if let (v, _) = pick(flags.outboundAllow, "OUTBOUND_ALLOW") {
             s.outboundAllow = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
         }
+        s.inputMaxMegabytes = try int(flags.inputMaxMB, "INPUT_MAX_MB", 1...25, s.inputMaxMegabytes)
+        s.inputMaxMegapixels = try int(flags.inputMaxMegapixels, "INPUT_MAX_MEGAPIXELS", 1...400, s.inputMaxMegapixels)
+        s.fetchTimeoutSeconds = try int(flags.fetchTimeout, "FETCH_TIMEOUT", 1...600, s.fetchTimeoutSeconds)
         if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw SettingError(setting: name, why: "must be an http(s) URL such as https://images.example.com; got \"\(v)\"")
@@ -126,5 +136,6 @@ struct ServeSettings {
 
     var databasePath: String { URL(fileURLWithPath: dataDirectory).appendingPathComponent("atelier.sqlite").path }
     var outputsDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("outputs") }
+    var inputsDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("inputs") }
     var tinyModelDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("tiny") }
 }

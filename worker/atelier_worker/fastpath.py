@@ -50,9 +50,12 @@ class PathChoice:
         return "fast" if self.fast else "standard"
 
 
-def choose_path(go_fast: bool, caps: DeviceCapabilities, fast_loaded: bool) -> PathChoice:
+def choose_path(go_fast: bool, caps: DeviceCapabilities, fast_loaded: bool, has_image: bool = False) -> PathChoice:
     if not go_fast:
         return PathChoice(False, "go_fast=false: the standard path ran")
+    if has_image:
+        # As the hosted service does: image-to-image and inpainting run the standard pipeline.
+        return PathChoice(False, "go_fast requested but an input image was given: image-to-image runs the standard path")
     why_not = caps.fast_path_reason
     if why_not is not None:
         return PathChoice(False, f"go_fast requested but {why_not}: the standard path ran")

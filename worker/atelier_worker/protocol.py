@@ -36,6 +36,10 @@ class GenerateRequest:
     outputs: list[OutputSpec]
     # False when the request set disable_safety_checker; absent in older servers' messages: check.
     safety_check: bool = True
+    # Image-to-image: path of the stored input image; inpainting adds the mask (white = repaint).
+    image: str | None = None
+    mask: str | None = None
+    strength: float = 0.8  # prompt_strength; only read with an image
 
     def validate(self) -> None:
         problems = []
@@ -52,6 +56,10 @@ class GenerateRequest:
             problems.append(f"output_quality must be 0-100; got {self.output_quality}")
         if not self.outputs:
             problems.append("outputs must name at least one file")
+        if self.mask is not None and self.image is None:
+            problems.append("mask needs image")
+        if self.image is not None and not 0 <= self.strength <= 1:
+            problems.append(f"strength must be 0-1; got {self.strength}")
         if problems:
             raise ProtocolError("; ".join(problems))
 
@@ -116,6 +124,9 @@ def parse_inbound(line: str) -> Inbound:
         output_quality=_need(obj, "output_quality", int),
         outputs=outputs,
         safety_check=bool(_need(obj, "safety_check", bool)) if "safety_check" in obj else True,
+        image=_need(obj, "image", str) if obj.get("image") is not None else None,
+        mask=_need(obj, "mask", str) if obj.get("mask") is not None else None,
+        strength=float(_need(obj, "strength", (int, float))) if obj.get("strength") is not None else 0.8,
     )
 
 

@@ -32,6 +32,45 @@ class AllImagesFlagged(RuntimeError):
     """Every image of a run was flagged by the safety checker: nothing is delivered."""
 
 
+class InputUnreadable(ValueError):
+    """An input image passed the server's header checks but does not decode (corrupt inside)."""
+
+
+# Pillow's own decompression-bomb guard, behind the server's header check: refuse more than this many pixels.
+MAX_INPUT_PIXELS = 40_000_000
+
+
+def load_inputs(image_path: str, mask_path: str | None) -> tuple[Any, Any | None]:
+    """The input image as RGB and the mask as one channel at the image's size (nearest neighbour, so a hard-edged
+    mask stays hard-edged). EXIF orientation is not applied: the pixels are used as stored, at the size the
+    server read from the header."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
+
+    def read(path: str, mode: str, what: str) -> Any:
+        try:
+            with Image.open(path) as im:
+                im.load()
+                return im.convert(mode)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise InputUnreadable(f"the {what} could not be decoded ({exc}); send an intact PNG, JPEG or WebP") from exc
+
+    image = read(image_path, "RGB", "image")
+    mask = None
+    if mask_path is not None:
+        mask = read(mask_path, "L", "mask")
+        if mask.size != image.size:
+            mask = mask.resize(image.size, Image.NEAREST)
+    return image, mask
+
+
+def image_to_image_steps(steps: int, strength: float) -> int:
+    """Steps diffusers runs for an image-to-image call (its get_timesteps), for progress reports."""
+    initial = min(steps * strength, steps)
+    return steps - int(max(steps - initial, 0))
+
+
 class WeightsMissing(RuntimeError):
     """Production weights are not where the configuration says: the message says what to download and where."""
 
@@ -126,6 +165,8 @@ class Runner:
         self.fast_loaded = False
         self.load_ms = 0.0
         self.checker: SafetyChecker | None = load_checker(spec.safety_checker)
+        # Image-to-image and inpainting pipelines, made on first use from the loaded one's components.
+        self._variants: dict[str, Any] = {}
 
     def load(self) -> None:
         import torch
@@ -191,6 +232,22 @@ class Runner:
         self.pipe("warm up", height=256, width=256, num_inference_steps=1, guidance_scale=3.0, generator=generator,
                   output_type="pil")
 
+    def pipeline_for(self, req: GenerateRequest) -> Any:
+        """The text-to-image pipeline, or an image-to-image / inpainting one built with `from_pipe`: the same
+        transformer, VAE, text encoders and LoRA adapter objects, so no second copy of the weights."""
+        if req.image is None:
+            return self.pipe
+        kind = "inpaint" if req.mask is not None else "img2img"
+        if kind not in self._variants:
+            from diffusers import FluxImg2ImgPipeline, FluxInpaintPipeline
+
+            cls = FluxInpaintPipeline if kind == "inpaint" else FluxImg2ImgPipeline
+            variant = cls.from_pipe(self.pipe)
+            variant.set_progress_bar_config(disable=True)
+            self._variants[kind] = variant
+            log.info("%s pipeline made from the loaded components (shared, not copied)", cls.__name__)
+        return self._variants[kind]
+
     def ready_message(self) -> Ready:
         assert self.caps is not None
         reason = self.caps.fast_path_reason
@@ -212,11 +269,19 @@ class Runner:
         import torch
 
         assert self.pipe is not None and self.caps is not None
-        choice: PathChoice = choose_path(req.go_fast, self.caps, self.fast_loaded)
+        choice: PathChoice = choose_path(req.go_fast, self.caps, self.fast_loaded, has_image=req.image is not None)
         scale = effective_lora_scale(req.lora_scale, choice)
         # One generator per image, each seeded by the server: image i depends only on its own seed.
         generators = [torch.Generator("cpu").manual_seed(o.seed) for o in req.outputs]
         total = req.num_inference_steps
+        pipe = self.pipeline_for(req)
+        inputs: dict[str, Any] = {}
+        if req.image is not None:
+            image, mask = load_inputs(req.image, req.mask)
+            inputs = {"image": image, "strength": req.strength}
+            if mask is not None:
+                inputs["mask_image"] = mask
+            total = image_to_image_steps(req.num_inference_steps, req.strength)
 
         def step_end(_pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             on_step(step + 1, total)
@@ -224,7 +289,7 @@ class Runner:
 
         started = time.perf_counter()
         with torch.inference_mode():
-            out = self.pipe(
+            out = pipe(
                 prompt=req.prompt,
                 height=req.height,
                 width=req.width,
@@ -235,6 +300,7 @@ class Runner:
                 joint_attention_kwargs={"scale": scale},
                 callback_on_step_end=step_end,
                 output_type="pil",
+                **inputs,
             )
         inference_ms = (time.perf_counter() - started) * 1000
         verdicts = [False] * len(out.images)

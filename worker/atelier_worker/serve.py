@@ -11,7 +11,7 @@ from typing import TextIO
 from .protocol import (
     Cancel, Error, GenerateRequest, Outbound, Progress, ProtocolError, Shutdown, encode_outbound, parse_inbound,
 )
-from .runner import AllImagesFlagged, Runner
+from .runner import AllImagesFlagged, InputUnreadable, Runner
 
 log = logging.getLogger("atelier.serve")
 
@@ -131,6 +131,9 @@ def handle(runner: Runner, req: GenerateRequest, channel: Channel, board: Cancel
         return
     except AllImagesFlagged as exc:
         channel.send(Error(job_id=req.job_id, code="safety_flagged", message=str(exc)))
+        return
+    except InputUnreadable as exc:
+        channel.send(Error(job_id=req.job_id, code="invalid_input", message=str(exc)))
         return
     except MemoryError as exc:
         channel.send(Error(job_id=req.job_id, code="out_of_memory", message=str(exc) or "out of memory"))

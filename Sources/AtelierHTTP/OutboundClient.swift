@@ -1,0 +1,160 @@
+import AsyncHTTPClient
+import AtelierCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Limits of one outbound call (an image fetch or a webhook delivery).
+public struct OutboundLimits: Sendable {
+    public var connectTimeout: TimeAmount = .seconds(5)
+    /// The whole call, redirects and body included.
+    public var totalTimeout: Duration = .seconds(20)
+    /// The body is cut off (and the call failed) past this many bytes, while it streams.
+    public var maxBytes: Int = 20_000_000
+    /// Redirects followed, each re-checked; 0 treats a redirect as the answer.
+    public var maxRedirects: Int = 3
+    public init() {}
+}
+
+/// Why an outbound call did not get an answer. `message` is written for the client whose URL it was.
+public enum OutboundFailure: Error, Sendable, Equatable {
+    case invalidURL(String)
+    /// The address policy refused the host (or a redirect's host) before any connection was made.
+    case refused(String)
+    case tooManyRedirects(Int)
+    case tooLarge(limit: Int)
+    case timedOut(Duration)
+    case connection(String)
+
+    public var message: String {
+        switch self {
+        case .invalidURL(let why): why
+        case .refused(let why): why
+        case .tooManyRedirects(let n): "it redirected more than \(n) times"
+        case .tooLarge(let limit): "its body is larger than \(limit) bytes (cut off while downloading)"
+        case .timedOut(let d): "it did not answer in full within \(d.components.seconds) s"
+        case .connection(let why): "it could not be reached (\(why))"
+        }
+    }
+}
+
+public struct OutboundResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// The URL that answered, after redirects.
+    public var url: URL
+}
+
+/// The one way the server calls a URL a client gave it (input images, webhooks). Server-side request forgery is
+/// closed here: only http and https; every address the host resolves to must be public (`OutboundAddressPolicy`,
+/// which reads decimal, octal and hex IPv4 spellings as the resolver does) unless the operator allow-listed the
+/// host; the connection then goes to the address that was checked (AsyncHTTPClient's DNS override, keeping the
+/// host name for TLS and the Host header), so a DNS answer that changes between check and connect reaches nothing
+/// new; redirects are followed by hand, each hop checked again; time and bytes are bounded while streaming.
+public struct OutboundClient: Sendable {
+    public var policy: OutboundAddressPolicy
+
+    public init(policy: OutboundAddressPolicy) {
+        self.policy = policy
+    }
+
+    public func send(
+        _ method: HTTPMethod = .GET, url: URL, headers: HTTPHeaders = [:], body: [UInt8]? = nil, limits: OutboundLimits
+    ) async throws(OutboundFailure) -> OutboundResponse {
+        let result: Result<OutboundResponse, OutboundFailure> = await withTaskGroup(of: Result<OutboundResponse, OutboundFailure>?.self) { group in
+            group.addTask {
+                do { return .success(try await self.follow(method, url: url, headers: headers, body: body, limits: limits)) }
+                catch let failure as OutboundFailure { return .failure(failure) }
+                catch { return .failure(.connection("\(error)")) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limits.totalTimeout)
+                return Task.isCancelled ? nil : .failure(.timedOut(limits.totalTimeout))
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? .failure(.timedOut(limits.totalTimeout))
+        }
+        return try result.get()
+    }
+
+    private func follow(
+        _ method: HTTPMethod, url start: URL, headers: HTTPHeaders, body: [UInt8]?, limits: OutboundLimits
+    ) async throws -> OutboundResponse {
+        var url = start
+        var redirects = 0
+        while true {
+            let response = try await once(method, url: url, headers: headers, body: body, limits: limits)
+            guard (300..<400).contains(response.status), response.status != 304, limits.maxRedirects > 0,
+                  let location = response.headers.first(name: "location") else {
+                return response
+            }
+            redirects += 1
+            guard redirects <= limits.maxRedirects else { throw OutboundFailure.tooManyRedirects(limits.maxRedirects) }
+            guard let next = URL(string: location, relativeTo: url)?.absoluteURL else {
+                throw OutboundFailure.invalidURL("it redirected to \"\(location.prefix(100))\", which is not a URL")
+            }
+            url = next
+        }
+    }
+
+    /// One request to one URL, to the address that was checked.
+    private func once(
+        _ method: HTTPMethod, url: URL, headers: HTTPHeaders, body: [UInt8]?, limits: OutboundLimits
+    ) async throws -> OutboundResponse {
+        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
+            throw OutboundFailure.invalidURL("only http and https URLs are fetched; got \"\(url.absoluteString.prefix(100))\"")
+        }
+        guard let rawHost = url.host, !rawHost.isEmpty else {
+            throw OutboundFailure.invalidURL("the URL \"\(url.absoluteString.prefix(100))\" has no host")
+        }
+        let host = rawHost.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.timeout = .init(connect: limits.connectTimeout, read: .seconds(Int64(limits.totalTimeout.components.seconds) + 1))
+        if !policy.allowsHost(host) {
+            let policy = self.policy
+            // getaddrinfo blocks: resolve on a thread of its own, not on a shared executor.
+            let resolved = await withCheckedContinuation { continuation in
+                Thread.detachNewThread { continuation.resume(returning: policy.checkedAddresses(host: host)) }
+            }
+            switch resolved {
+            case .failure(let refusal): throw OutboundFailure.refused(refusal.reason)
+            case .success(let addresses): configuration.dnsOverride = [host: addresses[0]]
+            }
+        }
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        let outcome: Result<OutboundResponse, any Error>
+        do {
+            var request = HTTPClientRequest(url: url.absoluteString)
+            request.method = method
+            request.headers = headers
+            if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+            let response = try await client.execute(request, timeout: .seconds(Int64(limits.totalTimeout.components.seconds) + 1))
+            if let length = response.headers.first(name: "content-length").flatMap(Int.init), length > limits.maxBytes {
+                throw OutboundFailure.tooLarge(limit: limits.maxBytes)
+            }
+            var bytes: [UInt8] = []
+            for try await chunk in response.body {
+                bytes.append(contentsOf: chunk.readableBytesView)
+                if bytes.count > limits.maxBytes { throw OutboundFailure.tooLarge(limit: limits.maxBytes) }
+            }
+            outcome = .success(OutboundResponse(status: Int(response.status.code), headers: response.headers, body: bytes, url: url))
+        } catch {
+            outcome = .failure(error)
+        }
+        try? await client.shutdown()
+        switch outcome {
+        case .success(let r): return r
+        case .failure(let e as OutboundFailure): throw e
+        case .failure(let e as HTTPClientError) where e == .connectTimeout: throw OutboundFailure.connection("no connection within \(limits.connectTimeout.nanoseconds / 1_000_000_000) s")
+        case .failure(let e): throw OutboundFailure.connection(Self.describe(e))
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        return text.count > 200 ? String(text.prefix(200)) + "…" : text
+    }
+}

@@ -1,0 +1,110 @@
+"""Image-to-image and inpainting on the tiny model: real FluxImg2ImgPipeline / FluxInpaintPipeline sharing the
+loaded components, strength, determinism, mask resizing, undecodable inputs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from atelier_worker.fastpath import DeviceCapabilities, choose_path
+from atelier_worker.protocol import GenerateRequest, OutputSpec, ProtocolError, parse_inbound
+from atelier_worker.runner import InputUnreadable, image_to_image_steps, load_inputs
+
+
+def gradient(path: Path, size: tuple[int, int], fmt: str = "PNG") -> str:
+    w, h = size
+    im = Image.new("RGB", size)
+    im.putdata([(x * 255 // w, y * 255 // h, 128) for y in range(h) for x in range(w)])
+    im.save(path, fmt)
+    return str(path)
+
+
+def half_mask(path: Path, size: tuple[int, int]) -> str:
+    im = Image.new("L", size, 0)
+    im.paste(255, (0, 0, size[0] // 2, size[1]))
+    im.save(path, "PNG")
+    return str(path)
+
+
+def request(tmp: Path, name: str, **overrides) -> GenerateRequest:
+    fields = dict(
+        job_id=name, prompt="Cute 3d Kawaii, a small cat in a teacup", width=128, height=96,
+        num_inference_steps=4, guidance=3.0, lora_scale=1.0, go_fast=True, output_format="png",
+        output_quality=80, outputs=[OutputSpec(path=str(tmp / f"{name}.png"), seed=7)],
+    )
+    fields.update(overrides)
+    return GenerateRequest(**fields)
+
+
+def digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_img2img_shares_the_loaded_components(runner, tmp_path: Path) -> None:
+    req = request(tmp_path, "share", image=gradient(tmp_path / "in.png", (128, 96)), strength=0.5)
+    variant = runner.pipeline_for(req)
+    assert type(variant).__name__ == "FluxImg2ImgPipeline"
+    for part in ("transformer", "vae", "text_encoder", "text_encoder_2"):
+        assert getattr(variant, part) is getattr(runner.pipe, part), part
+    inpaint = runner.pipeline_for(request(tmp_path, "s2", image=req.image, mask=half_mask(tmp_path / "m.png", (128, 96))))
+    assert type(inpaint).__name__ == "FluxInpaintPipeline" and inpaint.transformer is runner.pipe.transformer
+    assert runner.pipeline_for(req) is variant  # made once
+
+
+def test_img2img_output_size_strength_and_determinism(runner, tmp_path: Path) -> None:
+    image = gradient(tmp_path / "in.png", (128, 96))
+    steps: list[tuple[int, int]] = []
+    weak = runner.generate(request(tmp_path, "weak", image=image, strength=0.25), lambda s, t: steps.append((s, t)))
+    assert (weak.images[0].width, weak.images[0].height) == (128, 96)
+    assert steps[-1] == (1, 1)  # 4 steps × 0.25: one denoising step, reported as such
+    assert "input image" in weak.path_reason and weak.path == "standard"
+    full = runner.generate(request(tmp_path, "full", image=image, strength=1.0), lambda s, t: None)
+    again = runner.generate(request(tmp_path, "again", image=image, strength=0.25), lambda s, t: None)
+    assert digest(weak.images[0].path) != digest(full.images[0].path)
+    assert digest(weak.images[0].path) == digest(again.images[0].path)
+    plain = runner.generate(request(tmp_path, "plain"), lambda s, t: None)
+    assert digest(plain.images[0].path) != digest(weak.images[0].path)
+
+
+def test_inpainting_with_a_mask_of_another_size(runner, tmp_path: Path) -> None:
+    image = gradient(tmp_path / "in.webp", (128, 96), "WEBP")
+    mask = half_mask(tmp_path / "mask.png", (40, 30))
+    loaded, resized = load_inputs(image, mask)
+    assert resized.size == loaded.size == (128, 96)
+    assert set(resized.tobytes()) == {0, 255}  # nearest neighbour keeps the mask hard-edged
+    out = runner.generate(request(tmp_path, "inpaint", image=image, mask=mask, strength=0.9), lambda s, t: None)
+    assert (out.images[0].width, out.images[0].height) == (128, 96)
+
+
+def test_an_undecodable_input_is_reported_not_crashed(runner, tmp_path: Path) -> None:
+    good = Path(gradient(tmp_path / "in.png", (64, 64)))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(good.read_bytes()[:60] + b"\0" * 200 + good.read_bytes()[-12:])
+    with pytest.raises(InputUnreadable, match="could not be decoded"):
+        runner.generate(request(tmp_path, "broken", image=str(broken)), lambda s, t: None)
+
+
+def test_strength_step_count_matches_diffusers() -> None:
+    assert image_to_image_steps(28, 0.8) == 23
+    assert image_to_image_steps(4, 0.2) == 1  # diffusers rounds the skipped part down
+    assert image_to_image_steps(4, 0.0) == 0
+    assert image_to_image_steps(4, 1.0) == 4
+
+
+def test_go_fast_falls_back_with_an_image() -> None:
+    h100 = DeviceCapabilities(cuda=True, compute_capability=(9, 0), torchao=True)
+    choice = choose_path(True, h100, fast_loaded=True, has_image=True)
+    assert not choice.fast and "input image" in choice.reason
+
+
+def test_protocol_reads_image_mask_and_strength() -> None:
+    line = ('{"type":"generate","job_id":"1","prompt":"p","width":64,"height":64,"num_inference_steps":2,'
+            '"guidance":3,"lora_scale":1,"go_fast":false,"output_format":"png","output_quality":80,'
+            '"outputs":[{"path":"/tmp/x.png","seed":1}],"image":"/tmp/in.png","mask":"/tmp/m.png","strength":0.5}')
+    req = parse_inbound(line)
+    assert isinstance(req, GenerateRequest) and (req.image, req.mask, req.strength) == ("/tmp/in.png", "/tmp/m.png", 0.5)
+    with pytest.raises(ProtocolError, match="mask needs image"):
+        parse_inbound(line.replace('"image":"/tmp/in.png",', "")).validate()
