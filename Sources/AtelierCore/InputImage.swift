@@ -17,10 +17,12 @@ public enum ImageSource: Sendable, Equatable {
             let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if text.isEmpty { return nil }
             if text.lowercased().hasPrefix("data:") { return try dataURI(text, param: param) }
-            let scheme = text.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
-            guard scheme == "http" || scheme == "https" else {
+            // A URL's scheme: letters first, then letters, digits, + - . (RFC 3986); anything else is no URL at all.
+            let head = text.contains(":") ? String(text.prefix { $0 != ":" }).lowercased() : ""
+            let isScheme = head.first?.isLetter == true && head.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }
+            guard head == "http" || head == "https" else {
                 let shown = text.count > 60 ? "\(text.prefix(60))…" : text
-                throw .invalid(param, scheme.isEmpty || text.count > 2000 ? "invalid_image" : "unsupported_scheme", "\(usage); got \"\(shown)\"")
+                throw .invalid(param, isScheme ? "unsupported_scheme" : "invalid_image", "\(usage); got \"\(shown)\"")
             }
             guard text.count <= 2048, let url = URL(string: text), let host = url.host, !host.isEmpty else {
                 throw .invalid(param, "invalid_url", "\(param) is not a valid http(s) URL with a host (at most 2048 characters)")

@@ -1033,8 +1033,19 @@ public enum OpenAPIDocument {
     "additionalProperties": false,
     "required": [
      "model_id",
-     "prompt",
-     "aspect_ratio"
+     "prompt"
+    ],
+    "anyOf": [
+     {
+      "required": [
+       "aspect_ratio"
+      ]
+     },
+     {
+      "required": [
+       "image"
+      ]
+     }
     ],
     "properties": {
      "model_id": {
@@ -1255,7 +1266,7 @@ public enum OpenAPIDocument {
       "description": "fp8 + compiled transformer where the GPU supports it."
      },
      "prompt_strength": {
-      "description": "Image-to-image strength (with image inputs, a later release).",
+      "description": "With image: how much to change it, above 0 up to 1 (1.0 keeps nothing of it).",
       "oneOf": [
        {
         "type": "number",
@@ -1268,6 +1279,18 @@ public enum OpenAPIDocument {
        }
       ],
       "default": 0.8
+     },
+     "image": {
+      "type": "string",
+      "maxLength": 30000000,
+      "pattern": "^(data:|[hH][tT][tT][pP][sS]?://|$)",
+      "description": "Image-to-image input: a multipart file, a data: URI (base64) or an http(s) URL; PNG, JPEG or WebP, at most 20 MB and 40 megapixels. The output takes its size (at most 1440 a side, multiples of 16); aspect_ratio and megapixels are ignored."
+     },
+     "mask": {
+      "type": "string",
+      "maxLength": 30000000,
+      "pattern": "^(data:|[hH][tT][tT][pP][sS]?://|$)",
+      "description": "Inpainting mask, in the same forms as image; white is repainted. Needs image; resized to its size."
      },
      "disable_safety_checker": {
       "oneOf": [

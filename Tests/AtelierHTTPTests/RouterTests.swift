@@ -149,8 +149,11 @@ extension InMemoryRunQueue: RunQueue {}
         let expected = Set(supported.map(\.name) + supported.flatMap { $0.aliases ?? [] }
                            + ["model_id", "api_key", "wait", "webhook", "webhook_events_filter"])
         #expect(properties == expected)
+        // aspect_ratio is required unless an image gives the size: an anyOf of the two.
         let required = Set(run["required"] as? [String] ?? [])
-        #expect(required == Set(entry.parameters.filter(\.required).map(\.name) + ["model_id"]))
+        #expect(required == Set(entry.parameters.filter { $0.required && $0.name != "aspect_ratio" }.map(\.name) + ["model_id"]))
+        let alternatives = (run["anyOf"] as? [[String: Any]] ?? []).compactMap { $0["required"] as? [String] }
+        #expect(alternatives == [["aspect_ratio"], ["image"]])
     }
 
     @Test func isOpenAPI31() {

@@ -15,7 +15,9 @@ def num(lo, hi, integer, desc, default):
 run_input = {
   "type": "object",
   "additionalProperties": False,
-  "required": ["model_id", "prompt", "aspect_ratio"],
+  "required": ["model_id", "prompt"],
+  # aspect_ratio is required unless an image gives the size.
+  "anyOf": [{"required": ["aspect_ratio"]}, {"required": ["image"]}],
   "properties": {
     "model_id": {"type": "string", "enum": ["flux-cute-3d-kawaii"], "description": "The model to run."},
     "api_key": {"type": "string", "description": "The API key, for clients that cannot set the Authorization header."},
@@ -37,7 +39,11 @@ run_input = {
     "output_quality": num(0, 100, True, "For webp and jpg; ignored for png.", 80),
     "lora_scale": num(-1, 3, False, "LoRA strength; 0 gives the base model's image.", 1),
     "go_fast": {**boolean_any, "default": True, "description": "fp8 + compiled transformer where the GPU supports it."},
-    "prompt_strength": num(0, 1, False, "Image-to-image strength (with image inputs, a later release).", 0.8),
+    "prompt_strength": num(0, 1, False, "With image: how much to change it, above 0 up to 1 (1.0 keeps nothing of it).", 0.8),
+    "image": {"type": "string", "maxLength": 30000000, "pattern": "^(data:|[hH][tT][tT][pP][sS]?://|$)",
+              "description": "Image-to-image input: a multipart file, a data: URI (base64) or an http(s) URL; PNG, JPEG or WebP, at most 20 MB and 40 megapixels. The output takes its size (at most 1440 a side, multiples of 16); aspect_ratio and megapixels are ignored."},
+    "mask": {"type": "string", "maxLength": 30000000, "pattern": "^(data:|[hH][tT][tT][pP][sS]?://|$)",
+             "description": "Inpainting mask, in the same forms as image; white is repainted. Needs image; resized to its size."},
     "disable_safety_checker": {**boolean_any, "default": False},
     "wait": {"description": "Seconds to hold the connection for the run (0-600); 0 answers at once with the request_id. Also `Prefer: wait=N`.",
              "oneOf": [{"type": "integer", "minimum": 0, "maximum": 600}, {"type": "string", "pattern": "^[0-9]{1,3}$"}]},

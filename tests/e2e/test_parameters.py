@@ -56,7 +56,10 @@ INVALID = [
     ("seed", "-1", "invalid_seed"), ("seed", "9007199254740992", "invalid_seed"), ("seed", "abc", "invalid_seed"),
     ("prompt", "", "required"), ("prompt", "   ", "empty"), ("prompt", "x" * 3001, "too_long"),
     ("width", "512", "requires_custom"),
-    ("image", "https://example.com/cat.png", "unsupported_parameter"),
+    ("image", "ftp://example.com/cat.png", "unsupported_scheme"), ("image", "a cat", "invalid_image"),
+    ("image", "data:image/png,rawbytes", "invalid_data_uri"), ("image", "data:image/png;base64,iVBORw0KGgo=", "truncated_image"),
+    ("image", "data:image/gif;base64,R0lGODlhAQABAAAAACw=", "unsupported_format"),
+    ("mask", "data:image/png;base64,iVBORw0KGgo=", "mask_without_image"),
     ("steps", "4", "unknown_parameter"),
 ]
 
