@@ -329,3 +329,29 @@ def test_a_retry_after_a_worker_crash_uses_the_same_inputs(allowed) -> None:
     assert check["status"] == "succeeded" and check["attempts"] == 2, check
     assert (check["width"], check["height"]) == (640, 640)
     assert inputs_left(allowed) == []
+
+
+def test_a_canceled_queued_run_and_a_replayed_request_leave_no_inputs(allowed) -> None:
+    headers = {"Authorization": f"Bearer {allowed.key}"}
+    # Occupy the worker so the image run stays queued.
+    busy = run(allowed, data={**FIELDS, "aspect_ratio": "1:1", "num_inference_steps": "50", "wait": "0"})
+    queued = run(allowed, data={**FIELDS, "wait": "0"}, files={"image": ("a.png", picture((32, 32)), "image/png")})
+    rid = queued.json()["data"]["request_id"]
+    assert len(inputs_left(allowed)) == 1
+    r = requests.post(f"{allowed.base_url}/api/v4/cancel", data={"request_id": rid}, headers=headers, timeout=30)
+    assert r.status_code == 200 and r.json()["data"]["status"] == "canceled", r.text
+    assert inputs_left(allowed) == []
+    requests.post(f"{allowed.base_url}/api/v4/cancel", data={"request_id": busy.json()["data"]["request_id"]}, headers=headers, timeout=30)
+
+    # The same upload under one Idempotency-Key: one run, the replay stores nothing.
+    upload = {"image": ("a.png", picture((32, 32)), "image/png")}
+    key = {"Authorization": f"Bearer {allowed.key}", "Idempotency-Key": f"inputs-{time.time()}"}
+    first = requests.post(f"{allowed.base_url}/api/v4/run", data=FIELDS, files=upload, headers=key, timeout=180)
+    second = requests.post(f"{allowed.base_url}/api/v4/run", data=FIELDS, files=upload, headers=key, timeout=180)
+    assert first.status_code == second.status_code == 200, second.text
+    assert second.headers.get("Idempotent-Replayed") == "true"
+    assert first.json()["data"]["request_id"] == second.json()["data"]["request_id"]
+    other = requests.post(f"{allowed.base_url}/api/v4/run", data=FIELDS, files={"image": ("b.png", picture((48, 32)), "image/png")},
+                          headers=key, timeout=180)
+    assert other.status_code == 422, other.text  # another image is another request
+    assert inputs_left(allowed) == []

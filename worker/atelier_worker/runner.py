@@ -36,8 +36,9 @@ class InputUnreadable(ValueError):
     """An input image passed the server's header checks but does not decode (corrupt inside)."""
 
 
-# Pillow's own decompression-bomb guard, behind the server's header check: refuse more than this many pixels.
-MAX_INPUT_PIXELS = 40_000_000
+# Pillow's own decompression-bomb guard, behind the server's header check (default 40 MP, configurable up to
+# --input-max-megapixels 400): set to the highest the server can allow, so it never contradicts the server.
+MAX_INPUT_PIXELS = 400_000_000
 
 
 def load_inputs(image_path: str, mask_path: str | None) -> tuple[Any, Any | None]:
