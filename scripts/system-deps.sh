@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that are missing. `run`: the SQLite headers (the server links the system
-# libsqlite3) and Python. `test`: those, and PHP with cURL (docs/api.md's PHP example runs in the tests, as PHP
-# clients send it). Needs root for apt-get; says what to install otherwise.
+# libsqlite3) and Python. `test`: those, PHP with cURL (docs/api.md's PHP example runs in the tests, as PHP
+# clients send it), and Chromium with its WebDriver (the web pages are tested in a real headless browser).
+# Needs root for apt-get; says what to install otherwise.
 set -euo pipefail
 mode=${1:-run}
 need=()
@@ -10,6 +11,8 @@ command -v python3 >/dev/null || need+=(python3 python3-venv)
 if [ "$mode" = test ]; then
   command -v php >/dev/null || need+=(php-cli)
   php -m 2>/dev/null | grep -qi '^curl$' || need+=(php-curl)
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

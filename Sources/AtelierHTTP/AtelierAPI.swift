@@ -55,12 +55,15 @@ public struct AtelierAPI: Sendable {
     public let limiter: RateLimiter
     /// Where input images are kept while their run is queued or running; nil: image inputs are refused.
     public let inputs: InputImages?
+    /// The web pages (`/`, `/models/{id}`, `/account`); nil: the server answers the API only.
+    public let playground: Playground?
 
     public init(
         catalog: ModelCatalog, keys: any KeyStore, jobs: any JobStore, storage: any OutputStorage, queue: any RunQueue,
         clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init(), limiter: RateLimiter = RateLimiter(),
-        inputStorage: (any OutputStorage)? = nil
+        inputStorage: (any OutputStorage)? = nil, playground: Playground? = nil
     ) {
+        self.playground = playground
         inputs = inputStorage.map {
             InputImages(storage: $0, client: OutboundClient(policy: config.outboundPolicy), limits: config.imageLimits,
                         fetchLimits: config.fetchLimits)
@@ -90,6 +93,7 @@ public struct AtelierAPI: Sendable {
         router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/readyz") { _, _ in try await self.ready() }
+        playground?.add(to: router)
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
                      body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
@@ -318,6 +322,19 @@ public struct AtelierAPI: Sendable {
         var available: Int64
         var display: [String: String]
         var spend: Spend
+        /// The account's keys by prefix (never the key or its hash), newest first.
+        var keys: [KeyView]
+    }
+
+    struct KeyView: Encodable, Sendable {
+        var prefix: String
+        var createdAt: Date
+        var revokedAt: Date?
+        enum CodingKeys: String, CodingKey {
+            case prefix
+            case createdAt = "created_at"
+            case revokedAt = "revoked_at"
+        }
     }
 
     var currency: String { catalog.ids.first.flatMap { catalog[$0]?.pricePerImage.currency } ?? "USD" }
@@ -340,12 +357,15 @@ public struct AtelierAPI: Sendable {
         let from = try Self.date(query["from"].map(String.init), "from") ?? to.addingTimeInterval(-30 * 86_400)
         let b = try await keys.balance(accountID: key.accountID)
         let spend = try await keys.spend(accountID: key.accountID, from: from, to: to)
+        let ownKeys = try await keys.listKeys().filter { $0.accountID == key.accountID }
+            .sorted { $0.createdAt > $1.createdAt }
+            .map { KeyView(prefix: $0.prefix, createdAt: $0.createdAt, revokedAt: $0.revokedAt) }
         let currency = self.currency
         return JSONResponse.make(status: .ok, SuccessEnvelope(data: AccountView(
             account: key.accountName, currency: currency, balance: b.balance, held: b.held, available: b.available,
             display: ["balance": MoneyText.format(b.balance, currency), "held": MoneyText.format(b.held, currency),
                       "available": MoneyText.format(b.available, currency)],
-            spend: .init(from: from, to: to, byModel: spend)
+            spend: .init(from: from, to: to, byModel: spend), keys: ownKeys
         )))
     }
 

@@ -756,6 +756,30 @@ public enum OpenAPIDocument {
             },
             "spend": {
              "type": "object"
+            },
+            "keys": {
+             "type": "array",
+             "description": "The account's API keys by prefix, newest first.",
+             "items": {
+              "type": "object",
+              "required": [
+               "prefix",
+               "created_at"
+              ],
+              "properties": {
+               "prefix": {
+                "type": "string"
+               },
+               "created_at": {
+                "type": "string",
+                "format": "date-time"
+               },
+               "revoked_at": {
+                "type": "string",
+                "format": "date-time"
+               }
+              }
+             }
             }
            }
           }

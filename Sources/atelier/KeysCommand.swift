@@ -7,8 +7,12 @@ struct DataDirOption: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Data folder holding atelier.sqlite (ATELIER_DATA_DIR; default ./data).")
     var dataDir: String?
 
+    var directory: String {
+        dataDir ?? ProcessInfo.processInfo.environment["ATELIER_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "data"
+    }
+
     func openStore() throws -> SQLiteStore {
-        let dir = dataDir ?? ProcessInfo.processInfo.environment["ATELIER_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "data"
+        let dir = directory
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return try SQLiteStore(path: URL(fileURLWithPath: dir).appendingPathComponent("atelier.sqlite").path)
     }

@@ -37,6 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("outbound-allow"), help: "Comma-separated hosts webhooks and image URLs may reach although they resolve to internal addresses (ATELIER_OUTBOUND_ALLOW; default none).") var outboundAllow: String?
     @Option(name: .customLong("input-max-mb"), help: "Largest input image (image, mask) in MB, at most 25 (ATELIER_INPUT_MAX_MB; default 20).") var inputMaxMB: String?
     @Option(name: .customLong("input-max-megapixels"), help: "Largest input image in megapixels, read from its header before decoding (ATELIER_INPUT_MAX_MEGAPIXELS; default 40).") var inputMaxMegapixels: String?
+    @Option(name: .customLong("web-dir"), help: "Folder of the web pages' assets, app.js and style.css (ATELIER_WEB_DIR; default ./web).") var webDir: String?
     @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
 
     func run() async throws {
@@ -48,7 +49,8 @@ struct ServeCommand: AsyncParsableCommand {
                              jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel,
                              rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
                              drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow,
-                             inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout),
+                             inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout,
+                             webDir: webDir),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -109,7 +111,8 @@ struct Server {
         var limits = RateLimiter.Configuration()
         limits.requestsPerMinute = settings.rateLimit
         let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig,
-                             limiter: RateLimiter(config: limits), inputStorage: inputs)
+                             limiter: RateLimiter(config: limits), inputStorage: inputs,
+                             playground: Playground(catalog: catalog, webDirectory: settings.webDirectory, samples: settings.samplesDirectory))
 
         let demoKey = try await firstStartKey(store: store)
         let settings = self.settings

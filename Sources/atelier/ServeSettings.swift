@@ -25,6 +25,7 @@ struct ServeSettings {
     var python = ".venv/bin/python"
     var workerDirectory = "worker"
     var modelsDirectory = "models"
+    var webDirectory = "web"
     var workerThreads = 1
     var device = "auto"
     var jobTimeoutSeconds = 300
@@ -67,6 +68,7 @@ struct ServeSettings {
         var inputMaxMB: String? = nil
         var inputMaxMegapixels: String? = nil
         var fetchTimeout: String? = nil
+        var webDir: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -99,6 +101,7 @@ struct ServeSettings {
         if let (v, _) = pick(flags.python, "PYTHON") { s.python = v }
         if let (v, _) = pick(flags.workerDir, "WORKER_DIR") { s.workerDirectory = v }
         if let (v, _) = pick(flags.modelsDir, "MODELS_DIR") { s.modelsDirectory = v }
+        if let (v, _) = pick(flags.webDir, "WEB_DIR") { s.webDirectory = v }
         s.workerThreads = try int(flags.workerThreads, "WORKER_THREADS", 1...256, s.workerThreads)
         if let (v, name) = pick(flags.device, "DEVICE") {
             guard v == "auto" || v == "cpu" || v == "cuda" || v.hasPrefix("cuda:") else {
@@ -136,6 +139,7 @@ struct ServeSettings {
 
     var databasePath: String { URL(fileURLWithPath: dataDirectory).appendingPathComponent("atelier.sqlite").path }
     var outputsDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("outputs") }
+    var samplesDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("samples") }
     var inputsDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("inputs") }
     var tinyModelDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("tiny") }
 }

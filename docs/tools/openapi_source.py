@@ -180,7 +180,11 @@ doc = {
             "data": {"type": "object", "required": ["account", "currency", "balance", "held", "available"], "properties": {
                 "account": {"type": "string"}, "currency": {"type": "string"}, "balance": {"type": "integer"},
                 "held": {"type": "integer"}, "available": {"type": "integer"}, "display": {"type": "object"},
-                "spend": {"type": "object"}}}}}}}},
+                "spend": {"type": "object"},
+                "keys": {"type": "array", "description": "The account's API keys by prefix, newest first.",
+                         "items": {"type": "object", "required": ["prefix", "created_at"], "properties": {
+                             "prefix": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+                             "revoked_at": {"type": "string", "format": "date-time"}}}}}}}}}}},
             "400": common["400"], "401": common["401"], "429": common["429"]}}},
     "/api/v4/usage": {"get": {
         "operationId": "usage", "summary": "Charged runs of the key's account, newest first, paged",

@@ -123,12 +123,12 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(server) -> None
 
 
 def test_oversized_body_is_413_before_it_is_sent(server) -> None:
-    """The Content-Length alone is enough: the server answers 413 without waiting for 30 MB that never comes."""
+    """The Content-Length alone is enough: the server answers 413 without waiting for 40 MB that never comes."""
     host, port = server.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(
             f"POST /api/v4/run HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {server.key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {30 * 1024 * 1024}\r\n\r\n{{".encode()
+            f"Content-Type: application/json\r\nContent-Length: {40 * 1024 * 1024}\r\n\r\n{{".encode()
         )
         reply = s.recv(65536)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
