@@ -76,3 +76,29 @@ def detect_capabilities() -> DeviceCapabilities:
     cuda = torch.cuda.is_available()
     cap = torch.cuda.get_device_capability() if cuda else None
     return DeviceCapabilities(cuda=cuda, compute_capability=cap, torchao=importlib.util.find_spec("torchao") is not None)
+
+
+def apply_fast_path(pipe: object, opts: Optimizations, log: object | None = None) -> list[str]:
+    """Prepares the go_fast path in place, switch by switch; returns the switches applied, for the start-up log
+    and the GPU benchmark (which applies the same function). Only called on a CUDA device with fp8 and torchao."""
+    import torch
+
+    applied: list[str] = []
+    transformer = pipe.transformer  # type: ignore[attr-defined]
+    # Fused QKV replaces to_q/to_k/to_v with one projection built from their base weights: an unfused LoRA on
+    # them would be silently dropped, so it is skipped while one is loaded.
+    if opts.fuse_qkv and not getattr(transformer, "peft_config", None):
+        transformer.fuse_qkv_projections()
+        applied.append("fuse_qkv")
+    if opts.channels_last_vae:
+        pipe.vae.to(memory_format=torch.channels_last)  # type: ignore[attr-defined]
+        applied.append("channels_last_vae")
+    if opts.fp8_weights:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
+
+        quantize_(transformer, Float8DynamicActivationFloat8WeightConfig())
+        applied.append("fp8_weights")
+    if opts.compile_transformer:
+        pipe.transformer = torch.compile(transformer, mode="max-autotune-no-cudagraphs", fullgraph=True)  # type: ignore[attr-defined]
+        applied.append("compile_transformer")
+    return applied

@@ -16,6 +16,7 @@ from .fastpath import (
     DeviceCapabilities,
     Optimizations,
     PathChoice,
+    apply_fast_path,
     choose_path,
     detect_capabilities,
     effective_lora_scale,
@@ -209,21 +210,9 @@ class Runner:
         return wanted
 
     def _prepare_fast_path(self) -> None:
-        """fp8 + compile, switch by switch. Only reached on a CUDA device with fp8 support and torchao."""
-        import torch
-
-        opts = self.options.optimizations
-        transformer = self.pipe.transformer
-        if opts.fuse_qkv:
-            self.pipe.transformer.fuse_qkv_projections()
-        if opts.channels_last_vae:
-            self.pipe.vae.to(memory_format=torch.channels_last)
-        if opts.fp8_weights:
-            from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
-
-            quantize_(transformer, Float8DynamicActivationFloat8WeightConfig())
-        if opts.compile_transformer:
-            self.pipe.transformer = torch.compile(transformer, mode="max-autotune-no-cudagraphs", fullgraph=True)
+        """fp8 + compile, switch by switch (fastpath.apply_fast_path, which the GPU benchmark runs too)."""
+        applied = apply_fast_path(self.pipe, self.options.optimizations)
+        log.info("fast path prepared: %s", ", ".join(applied) or "no switch on")
         self.fast_loaded = True
 
     def _warmup(self) -> None:

@@ -1,0 +1,156 @@
+"""GPU benchmark: FLUX.1-dev's real transformer configuration with random bf16 weights made on the GPU (nothing is
+downloaded), a LoRA on its attention projections, 1024×1024, 28 steps, batch 1.
+
+Three paths, one after the other on the same weights, so one process holds one copy:
+  eager     plain diffusers FluxPipeline in bf16, LoRA through PEFT at scale 1 (the baseline)
+  standard  Atelier's standard path (what the worker runs without go_fast)
+  fast      Atelier's go_fast path: fastpath.apply_fast_path (fp8 weights and activations, compiled transformer;
+            the same function the worker calls), LoRA scale × 1.5
+For each: seconds per image (median of --runs after a warm-up), the ratio to eager, peak GPU memory; for fast also
+the time the first (compiling) call took. Text encoders are left out (their output is random embeddings of the
+right shape: the prompt cache takes them off the per-image path anyway); the VAE decode is included.
+
+On a lent H100/H200 (diffusers and torchao travel as wheels: `bash bench/gpu_wheels.sh` here first):
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:worker
+    PYTHONUNBUFFERED=1 python3 bench/gpu_flux.py --out $OUT/gpu.json
+Smoke test of the same code on a CPU with a tiny configuration (no numbers worth keeping):
+    .venv/bin/python bench/gpu_flux.py --tiny --device cpu --size 64 --steps 2 --runs 1 --paths eager,standard
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "worker"))
+log = logging.getLogger("bench.gpu")
+
+# black-forest-labs/FLUX.1-dev transformer/config.json and vae/config.json.
+FLUX_DEV_TRANSFORMER = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                            num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
+                            guidance_embeds=True, axes_dims_rope=(16, 56, 56))
+FLUX_DEV_VAE = dict(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
+                    up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[128, 256, 512, 512], layers_per_block=2,
+                    act_fn="silu", latent_channels=16, norm_num_groups=32, sample_size=1024, scaling_factor=0.3611,
+                    shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False)
+TINY_TRANSFORMER = dict(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
+                        axes_dims_rope=(4, 6, 6))
+TINY_VAE = dict(FLUX_DEV_VAE, block_out_channels=[32, 32, 32, 32], layers_per_block=1)
+SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                 base_image_seq_len=256, max_image_seq_len=4096)
+
+
+def build(device: str, tiny: bool, lora_rank: int):
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from peft import LoraConfig
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # made in bf16 directly on the device: 12B parameters never exist in fp32
+    with torch.device(device):
+        transformer = FluxTransformer2DModel(**(TINY_TRANSFORMER if tiny else FLUX_DEV_TRANSFORMER))
+        vae = AutoencoderKL(**(TINY_VAE if tiny else FLUX_DEV_VAE))
+    torch.set_default_dtype(previous)
+    transformer.add_adapter(LoraConfig(r=lora_rank, lora_alpha=lora_rank, init_lora_weights="gaussian",
+                                       target_modules=["to_q", "to_k", "to_v", "to_out.0"]), adapter_name="style")
+    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER), vae=vae, text_encoder=None,
+                        tokenizer=None, text_encoder_2=None, tokenizer_2=None, transformer=transformer)
+    pipe.set_progress_bar_config(disable=True)
+    params = sum(p.numel() for p in transformer.parameters())
+    log.info("built transformer (%.2f B parameters) and VAE on %s in %.1f s", params / 1e9, device, time.perf_counter() - started)
+    text_dim = (TINY_TRANSFORMER if tiny else FLUX_DEV_TRANSFORMER)["joint_attention_dim"]
+    pooled_dim = (TINY_TRANSFORMER if tiny else FLUX_DEV_TRANSFORMER)["pooled_projection_dim"]
+    embeds = torch.randn(1, 16 if tiny else 512, text_dim, device=device, dtype=dtype)
+    pooled = torch.randn(1, pooled_dim, device=device, dtype=dtype)
+    return pipe, embeds, pooled, params
+
+
+def timed_call(pipe, embeds, pooled, size: int, steps: int, scale: float, device: str) -> float:
+    import torch
+
+    generator = torch.Generator("cpu").manual_seed(42)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    with torch.inference_mode():
+        pipe(prompt_embeds=embeds, pooled_prompt_embeds=pooled, height=size, width=size, num_inference_steps=steps,
+             guidance_scale=3.5, generator=generator, joint_attention_kwargs={"scale": scale}, output_type="pil")
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def measure(name: str, pipe, embeds, pooled, args, scale: float) -> dict:
+    import torch
+
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    first = timed_call(pipe, embeds, pooled, args.size, args.steps, scale, args.device)
+    times = [timed_call(pipe, embeds, pooled, args.size, args.steps, scale, args.device) for _ in range(args.runs)]
+    peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else None
+    row = {"path": name, "s_per_image": statistics.median(times), "runs": times, "first_call_s": first, "peak_gib": peak}
+    log.info("%-8s %.3f s/image (first call %.1f s, peak %s GiB)", name, row["s_per_image"], first,
+             f"{peak:.1f}" if peak is not None else "n/a")
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--tiny", action="store_true", help="a tiny configuration, to smoke-test the script on a CPU")
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--steps", type=int, default=28)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--lora-rank", type=int, default=16)
+    parser.add_argument("--paths", default="eager,standard,fast")
+    parser.add_argument("--off", default="", help="fast-path switches to turn off, comma-separated (e.g. fp8_weights)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    import torch
+
+    from atelier_worker.fastpath import FAST_LORA_SCALE_FACTOR, Optimizations, apply_fast_path
+
+    machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
+    pipe, embeds, pooled, params = build(args.device, args.tiny, args.lora_rank)
+    rows: list[dict] = []
+    paths = args.paths.split(",")
+    if "eager" in paths:
+        rows.append(measure("eager", pipe, embeds, pooled, args, 1.0))
+    if "standard" in paths:
+        # The worker's standard path is the loaded bf16 pipeline with SDPA attention (diffusers' default).
+        rows.append(measure("standard", pipe, embeds, pooled, args, 1.0))
+    if "fast" in paths:
+        started = time.perf_counter()
+        off = {name: False for name in args.off.split(",") if name}
+        applied = apply_fast_path(pipe, Optimizations(**off))
+        log.info("fast path switches: %s (%.1f s)", ", ".join(applied), time.perf_counter() - started)
+        row = measure("fast", pipe, embeds, pooled, args, FAST_LORA_SCALE_FACTOR)
+        row["switches"] = applied
+        row["compile_s"] = row["first_call_s"] - row["s_per_image"]
+        rows.append(row)
+    base = next((r["s_per_image"] for r in rows if r["path"] == "eager"), None)
+    print(f"\nGPU benchmark on {machine}: {args.size}×{args.size}, {args.steps} steps, batch 1, "
+          f"transformer {params / 1e9:.2f} B parameters, LoRA rank {args.lora_rank}, torch {torch.__version__}")
+    print(f"{'path':<10}{'s/image':>10}{'ratio':>8}{'peak GiB':>10}{'first call s':>14}")
+    for r in rows:
+        ratio = r["s_per_image"] / base if base else float("nan")
+        peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "n/a"
+        print(f"{r['path']:<10}{r['s_per_image']:>10.3f}{ratio:>8.3f}{peak:>10}{r['first_call_s']:>14.1f}")
+    if args.out:
+        args.out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "size": args.size,
+                                        "steps": args.steps, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
