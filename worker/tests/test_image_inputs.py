@@ -65,6 +65,9 @@ def test_img2img_output_size_strength_and_determinism(runner, tmp_path: Path) ->
     again = runner.generate(request(tmp_path, "again", image=image, strength=0.25), lambda s, t: None)
     assert digest(weak.images[0].path) != digest(full.images[0].path)
     assert digest(weak.images[0].path) == digest(again.images[0].path)
+    half: list[tuple[int, int]] = []
+    runner.generate(request(tmp_path, "half", image=image, strength=0.5, num_inference_steps=6), lambda s, t: half.append((s, t)))
+    assert half == [(1, 3), (2, 3), (3, 3)]  # 6 steps at strength 0.5: the last 3 of the schedule run
     plain = runner.generate(request(tmp_path, "plain"), lambda s, t: None)
     assert digest(plain.images[0].path) != digest(weak.images[0].path)
 
@@ -108,3 +111,32 @@ def test_protocol_reads_image_mask_and_strength() -> None:
     assert isinstance(req, GenerateRequest) and (req.image, req.mask, req.strength) == ("/tmp/in.png", "/tmp/m.png", 0.5)
     with pytest.raises(ProtocolError, match="mask needs image"):
         parse_inbound(line.replace('"image":"/tmp/in.png",', "")).validate()
+
+
+def test_prompt_cache_gives_the_same_images(runner, tmp_path: Path) -> None:
+    """A repeated prompt reuses its embeddings; the images are the same as with the cache off, one or several."""
+    from atelier_worker.runner import PromptCache
+
+    cache = runner.prompt_cache
+    assert cache is not None
+    two = [OutputSpec(path=str(tmp_path / f"c{i}.png"), seed=11 + i) for i in range(2)]
+    hits = cache.hits
+    first = runner.generate(request(tmp_path, "c", prompt="a cached prompt", outputs=two), lambda s, t: None)
+    digests = [digest(i.path) for i in first.images]
+    again = runner.generate(request(tmp_path, "c2", prompt="a cached prompt",
+                                    outputs=[OutputSpec(path=str(tmp_path / f"d{i}.png"), seed=11 + i) for i in range(2)]),
+                            lambda s, t: None)
+    assert cache.hits == hits + 1
+    assert [digest(i.path) for i in again.images] == digests
+    runner.prompt_cache = None
+    try:
+        off = runner.generate(request(tmp_path, "c3", prompt="a cached prompt",
+                                      outputs=[OutputSpec(path=str(tmp_path / f"e{i}.png"), seed=11 + i) for i in range(2)]),
+                              lambda s, t: None)
+    finally:
+        runner.prompt_cache = cache
+    assert [digest(i.path) for i in off.images] == digests
+    small = PromptCache(2)
+    for p in ("a", "b", "c"):
+        small.embeddings(runner.pipe, p, 1.0)
+    assert list(small.entries) == [("b", 1.0), ("c", 1.0)]
