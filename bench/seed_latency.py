@@ -36,7 +36,12 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def through_atelier(binary: str, data: Path, runs: int, size: int, steps: int) -> list[float]:
+def prompt_for(i: int, distinct: bool) -> str:
+    # Distinct prompts keep the worker's prompt cache from hitting, so only Atelier's overhead is measured.
+    return f"{PROMPT}, take {i}" if distinct else PROMPT
+
+
+def through_atelier(binary: str, data: Path, runs: int, size: int, steps: int, distinct: bool) -> list[float]:
     proc = subprocess.Popen(
         [binary, "serve", "--port", "0", "--data-dir", str(data), "--python", sys.executable,
          "--worker-dir", str(REPO / "worker"), "--models-dir", str(REPO / "models"), "--log-level", "warning"],
@@ -55,11 +60,13 @@ def through_atelier(binary: str, data: Path, runs: int, size: int, steps: int) -
         while requests.get(f"{url}/healthz", timeout=5).json()["status"] != "ok":
             time.sleep(0.2)
         megapixels = "1" if size == 1024 else "0.25"
-        body = {"model_id": "flux-cute-3d-kawaii", "prompt": PROMPT, "aspect_ratio": "1:1", "megapixels": megapixels,
+        shape = {"aspect_ratio": "custom", "width": 256, "height": 256} if size == 256 else {"aspect_ratio": "1:1", "megapixels": megapixels}
+        body = {"model_id": "flux-cute-3d-kawaii", "prompt": PROMPT, **shape,
                 "num_inference_steps": steps, "guidance": 3, "output_format": "webp", "output_quality": 80,
                 "lora_scale": 1, "seed": 42}
         times = []
         for i in range(runs + 1):
+            body["prompt"] = prompt_for(i, distinct)
             t = time.perf_counter()
             r = requests.post(f"{url}/api/v4/run", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=600)
             r.raise_for_status()
@@ -72,7 +79,7 @@ def through_atelier(binary: str, data: Path, runs: int, size: int, steps: int) -
         proc.wait(timeout=30)
 
 
-def in_process(tiny: Path, out_dir: Path, runs: int, size: int, steps: int) -> list[float]:
+def in_process(tiny: Path, out_dir: Path, runs: int, size: int, steps: int, distinct: bool) -> list[float]:
     import torch
     from diffusers import FluxPipeline
 
@@ -86,7 +93,7 @@ def in_process(tiny: Path, out_dir: Path, runs: int, size: int, steps: int) -> l
     for i in range(runs + 1):
         t = time.perf_counter()
         with torch.inference_mode():
-            image = pipe(PROMPT, height=size, width=size, num_inference_steps=steps, guidance_scale=3.0,
+            image = pipe(prompt_for(i, distinct), height=size, width=size, num_inference_steps=steps, guidance_scale=3.0,
                          generator=torch.Generator("cpu").manual_seed(42), joint_attention_kwargs={"scale": 1.0}).images[0]
         encode(image, str(out_dir / f"{i}.webp"), "webp", 80)
         if i > 0:
@@ -101,15 +108,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=str(REPO / ".build" / "release" / "atelier"))
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--size", type=int, choices=(512, 1024), default=1024)
+    parser.add_argument("--size", type=int, choices=(256, 512, 1024), default=1024)
     parser.add_argument("--steps", type=int, default=28)
+    parser.add_argument("--same-prompt", action="store_true",
+                        help="repeat one prompt (Atelier's prompt cache then skips the text encoders; the baseline cannot)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        atelier = through_atelier(args.bin, data, args.runs, args.size, args.steps)
-        baseline = in_process(data / "tiny", Path(tmp), args.runs, args.size, args.steps)
-    print(f"\nseed request, tiny model, {args.size}x{args.size}, {args.steps} steps, webp q80, {args.runs} runs, 1 torch thread")
+        distinct = not args.same_prompt
+        atelier = through_atelier(args.bin, data, args.runs, args.size, args.steps, distinct)
+        baseline = in_process(data / "tiny", Path(tmp), args.runs, args.size, args.steps, distinct)
+    prompts = "one repeated prompt" if args.same_prompt else "a new prompt each run"
+    print(f"\nseed request, tiny model, {args.size}x{args.size}, {args.steps} steps, webp q80, {args.runs} runs, {prompts}, 1 torch thread")
     print(f"{'':24}{'p50 s':>10}{'p95 s':>10}")
     for name, values in (("diffusers in-process", baseline), ("Atelier over HTTP", atelier)):
         print(f"{name:24}{percentile(values, .5):>10.3f}{percentile(values, .95):>10.3f}")
