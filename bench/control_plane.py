@@ -58,7 +58,7 @@ def main() -> None:
     proc = subprocess.Popen(
         [args.bin, "serve", "--port", "0", "--data-dir", str(data), "--python", sys.executable,
          "--worker-dir", str(REPO / "worker"), "--models-dir", str(REPO / "models"), "--log-level", "warning",
-         "--rate-limit", "100000000"],
+         "--rate-limit", "10000000"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     out: list[str] = []
@@ -67,6 +67,8 @@ def main() -> None:
         deadline = time.monotonic() + 300
         url = key = None
         while time.monotonic() < deadline and not (url and key):
+            if proc.poll() is not None:
+                raise SystemExit(f"the server exited with status {proc.returncode}; run it by hand to see why")
             text = "".join(out)
             m, k = re.search(r"listening on (http://[0-9.]+:\d+)", text), re.search(r"(atl_[A-Za-z0-9]{44})", text)
             url, key = (m and m.group(1)), (k and k.group(1))

@@ -37,9 +37,12 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     public var mask: String?
     /// prompt_strength, sent with an image only.
     public var strength: Double?
+    /// The catalog model to run: the worker swaps in its LoRA (or runs the base alone).
+    public var modelID: String
 
     enum CodingKeys: String, CodingKey {
         case type, prompt, width, height, guidance, outputs, image, mask, strength
+        case modelID = "model_id"
         case safetyCheck = "safety_check"
         case jobID = "job_id"
         case numInferenceSteps = "num_inference_steps"
@@ -53,6 +56,7 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     public init(job: Job, paths: [String], inputPaths: [String] = []) {
         let r = job.request
         jobID = String(job.id)
+        modelID = r.modelID
         prompt = r.prompt
         width = r.size.width
         height = r.size.height

@@ -81,13 +81,15 @@ struct Server {
         } catch let error as SettingError {
             throw ValidationError(error.description)
         }
-        // One pipeline per worker: this foundation serves the catalog's first model (flux-cute-3d-kawaii).
-        guard let modelID = catalog.ids.first, let entry = catalog[modelID] else { throw ValidationError("empty catalog") }
+        // Every worker loads one base and serves every catalog model on it, swapping the models' LoRAs per request.
+        guard let modelID = catalog.ids.first, catalog[modelID] != nil else { throw ValidationError("empty catalog") }
+        let entries = catalog.ids.compactMap { catalog[$0] }
+        try Self.checkOneBase(entries)
         try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: settings.databasePath)
         let storage = try LocalFolderStorage(root: settings.outputsDirectory)
         let inputs = try LocalFolderStorage(root: settings.inputsDirectory)
-        let launch = try workerLaunch(for: entry)
+        let launch = try workerLaunch(for: entries)
 
         var supervisorConfig = SupervisorConfiguration()
         supervisorConfig.workerCount = settings.workers
@@ -154,30 +156,52 @@ struct Server {
         return key
     }
 
-    func workerLaunch(for entry: ModelEntry) throws -> WorkerLaunch {
+    /// The models a worker pool serves share its base and safety checker; anything else is a configuration error
+    /// found at start-up, not at the first request.
+    static func checkOneBase(_ entries: [ModelEntry]) throws {
+        guard let first = entries.first else { return }
+        for e in entries.dropFirst() {
+            if e.base != first.base {
+                throw ValidationError("models \(first.id) and \(e.id) name different base weights; one server serves one base (its models differ by LoRA). Serve the other base from a second server with its own --models-dir")
+            }
+            if e.safetyChecker != first.safetyChecker {
+                throw ValidationError("models \(first.id) and \(e.id) name different safety checkers; models on one base share one")
+            }
+        }
+    }
+
+    func workerLaunch(for entries: [ModelEntry]) throws -> WorkerLaunch {
         var args = ["serve", "--device", settings.device, "--threads", String(settings.workerThreads)]
+        let first = entries[0]
         switch settings.profile {
         case .demo:
-            let tiny = try TinyModel.ensure(at: settings.tinyModelDirectory, python: settings.python,
+            // Each model with a LoRA gets a tiny one of its own (the first keeps tiny-lora.safetensors).
+            let extra = entries.dropFirst().filter { $0.lora != nil }.map(\.id)
+            let tiny = try TinyModel.ensure(at: settings.tinyModelDirectory, extraLoRAs: extra, python: settings.python,
                                             workerDirectory: settings.workerDirectory, logger: logger)
-            logger.warning("DEMO PROFILE: \(entry.id) runs on a tiny model with RANDOM weights at \(tiny.path); every image is noise. Use --profile production with real weights for real images.")
-            args += ["--base", tiny.appendingPathComponent("pipeline").path,
-                     "--lora", tiny.appendingPathComponent("tiny-lora.safetensors").path,
-                     "--allow-random-weights"]
+            logger.warning("DEMO PROFILE: \(entries.map(\.id).joined(separator: ", ")) run on a tiny model with RANDOM weights at \(tiny.path); every image is noise. Use --profile production with real weights for real images.")
+            args += ["--base", tiny.appendingPathComponent("pipeline").path, "--allow-random-weights"]
+            for (i, e) in entries.enumerated() {
+                guard e.lora != nil else { args += ["--model", e.id]; continue }
+                let file = i == 0 ? TinyModel.loraFile(tiny) : TinyModel.extraLoRAFile(tiny, modelID: e.id)
+                args += ["--model", "\(e.id)=\(file.path)"]
+            }
         case .production:
-            guard let base = entry.base.reference else {
-                throw ValidationError("model \(entry.id) names no base weights (base.folder or base.repo)")
+            guard let base = first.base.reference else {
+                throw ValidationError("model \(first.id) names no base weights (base.folder or base.repo)")
             }
             args += ["--base", base]
-            if let lora = entry.lora {
-                if let file = lora.file {
-                    args += ["--lora", file]
-                } else if let repo = lora.repo {
-                    args += ["--lora", repo] + (lora.weightName.map { ["--lora-weight-name", $0] } ?? [])
+            for e in entries {
+                if let file = e.lora?.file {
+                    args += ["--model", "\(e.id)=\(file)"]
+                } else if let repo = e.lora?.repo {
+                    args += ["--model", "\(e.id)=\(repo)" + (e.lora?.weightName.map { "#\($0)" } ?? "")]
+                } else {
+                    args += ["--model", e.id]
                 }
             }
         }
-        if let checker = entry.safetyChecker { args += ["--safety-checker", checker] }
+        if let checker = first.safetyChecker { args += ["--safety-checker", checker] }
         return WorkerLaunch(python: settings.python, workerDirectory: settings.workerDirectory, arguments: args,
                             environment: ["OMP_NUM_THREADS": String(settings.workerThreads)])
     }

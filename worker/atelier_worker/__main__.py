@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--lora", help="a local .safetensors file, or a repo id with --lora-weight-name")
     s.add_argument("--lora-weight-name")
     s.add_argument("--adapter-name", default="style")
+    s.add_argument("--model", action="append", default=[], metavar="ID[=LORA[#WEIGHT_NAME]]",
+                   help="a catalog model on this base (repeatable; the first is the default): its id, and its LoRA "
+                        "file or repo id (with #weight file name); no LoRA: the base alone. Replaces --lora.")
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--allow-random-weights", action="store_true", help="the demo profile: accept the tiny model")
@@ -29,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--no-fast-path", action="store_true")
     t = sub.add_parser("tiny", help="build the tiny random FLUX pipeline and LoRA (offline)")
     t.add_argument("out_dir")
+    t.add_argument("--extra-lora", action="append", default=[], metavar="MODEL_ID",
+                   help="also build a LoRA for this catalog model (repeatable)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -39,8 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tiny":
         from .tiny import main as tiny_main
 
-        return tiny_main([args.out_dir])
+        return tiny_main([args.out_dir] + [f"--extra-lora={m}" for m in args.extra_lora])
     return run_serve(args)
+
+
+def parse_model(text: str):
+    """`ID`, `ID=FILE_OR_REPO` or `ID=REPO#WEIGHT_NAME`."""
+    from .adapters import CatalogModel
+
+    model_id, _, lora = text.partition("=")
+    ref, _, weight = lora.partition("#")
+    return CatalogModel(model_id=model_id, lora=ref or None, lora_weight_name=weight or None)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -50,7 +64,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("atelier.worker")
     inp, channel = stdio_channel()
+    models = tuple(parse_model(text) for text in args.model)
     spec = ModelSpec(
+        models=models,
         base=args.base,
         lora=args.lora,
         lora_weight_name=args.lora_weight_name,

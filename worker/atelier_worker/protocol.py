@@ -40,6 +40,8 @@ class GenerateRequest:
     image: str | None = None
     mask: str | None = None
     strength: float = 0.8  # prompt_strength; only read with an image
+    # Which of the worker's models (catalog ids) runs; absent: its first.
+    model_id: str | None = None
 
     def validate(self) -> None:
         problems = []
@@ -127,6 +129,7 @@ def parse_inbound(line: str) -> Inbound:
         image=_need(obj, "image", str) if obj.get("image") is not None else None,
         mask=_need(obj, "mask", str) if obj.get("mask") is not None else None,
         strength=float(_need(obj, "strength", (int, float))) if obj.get("strength") is not None else 0.8,
+        model_id=_need(obj, "model_id", str) if obj.get("model_id") is not None else None,
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .adapters import AdapterSlot, CatalogModel
 from .encode import encode
 from .fastpath import (
     DeviceCapabilities,
@@ -21,7 +22,7 @@ from .fastpath import (
     detect_capabilities,
     effective_lora_scale,
 )
-from .protocol import GenerateRequest, ImageResult, Ready, Result, SafetyReport
+from .protocol import GenerateRequest, ImageResult, ProtocolError, Ready, Result, SafetyReport
 from .safety import SafetyChecker, load_checker
 
 log = logging.getLogger("atelier.runner")
@@ -85,6 +86,12 @@ class ModelSpec:
     adapter_name: str = "style"
     allow_random_weights: bool = False  # the demo profile; production refuses the tiny model
     safety_checker: str | None = None  # see safety.load_checker
+    # Several catalog models on this base (the first is the default); empty: one model, the `lora` above.
+    models: tuple[CatalogModel, ...] = ()
+
+    @property
+    def catalog_models(self) -> tuple[CatalogModel, ...]:
+        return self.models or (CatalogModel(model_id="default", lora=self.lora, lora_weight_name=self.lora_weight_name),)
 
 
 class PromptCache:
@@ -96,19 +103,21 @@ class PromptCache:
         from collections import OrderedDict
 
         self.capacity = capacity
-        self.entries: OrderedDict[tuple[str, float], tuple[Any, Any]] = OrderedDict()
+        self.entries: OrderedDict[tuple[str, str, float], tuple[Any, Any]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def embeddings(self, pipe: Any, prompt: str, lora_scale: float) -> tuple[Any, Any]:
-        key = (prompt, lora_scale)
+    def embeddings(self, pipe: Any, prompt: str, model_id: str, lora_scale: float) -> tuple[Any, Any]:
+        # The model and scale are part of the key: a LoRA with text-encoder layers changes the embeddings.
+        key = (prompt, model_id, lora_scale)
         if key in self.entries:
             self.hits += 1
             self.entries.move_to_end(key)
             return self.entries[key]
         self.misses += 1
+        # The LoRA scale is already written into the adapter slot; None keeps encode_prompt from scaling again.
         embeds, pooled, _ = pipe.encode_prompt(prompt=prompt, prompt_2=None, device=pipe._execution_device,
-                                               num_images_per_prompt=1, max_sequence_length=512, lora_scale=lora_scale)
+                                               num_images_per_prompt=1, max_sequence_length=512, lora_scale=None)
         self.entries[key] = (embeds, pooled)
         while len(self.entries) > self.capacity:
             self.entries.popitem(last=False)
@@ -159,26 +168,30 @@ def resolve_base(spec: ModelSpec) -> str:
 def resolve_lora(spec: ModelSpec) -> tuple[str, str] | None:
     """Returns (folder or repo, weight file name) as load_lora_weights wants them. A wrong local path otherwise
     surfaces as diffusers' misleading 'offline mode, you must specify a weight_name' error, so check it here."""
-    if spec.lora is None:
+    return resolve_lora_ref(spec.lora, spec.lora_weight_name)
+
+
+def resolve_lora_ref(ref: str | None, weight_name: str | None) -> tuple[str, str] | None:
+    if ref is None:
         return None
-    if _looks_local(spec.lora):
-        path = Path(spec.lora).expanduser()
+    if _looks_local(ref):
+        path = Path(ref).expanduser()
         if not path.is_file():
             raise WeightsMissing(
                 f"LoRA weights not found at {path}. Download strangerzonehf/Flux-Cute-3D-Kawaii-LoRA's "
                 "Cute-3d-Kawaii.safetensors and put it there, or fix the catalog entry's lora path."
             )
         return str(path.parent), path.name
-    if not spec.lora_weight_name:
-        raise WeightsMissing(f"LoRA {spec.lora!r} is a repo id; the catalog entry must also name its weight file")
+    if not weight_name:
+        raise WeightsMissing(f"LoRA {ref!r} is a repo id; the catalog entry must also name its weight file")
     from huggingface_hub import hf_hub_download
 
     try:
-        local = hf_hub_download(spec.lora, spec.lora_weight_name, local_files_only=True)
+        local = hf_hub_download(ref, weight_name, local_files_only=True)
     except Exception as exc:  # noqa: BLE001
         raise WeightsMissing(
-            f"LoRA {spec.lora}/{spec.lora_weight_name} is not in the Hugging Face cache. Run `huggingface-cli download "
-            f"{spec.lora} {spec.lora_weight_name}`, or set the catalog entry's lora to a local file."
+            f"LoRA {ref}/{weight_name} is not in the Hugging Face cache. Run `huggingface-cli download "
+            f"{ref} {weight_name}`, or set the catalog entry's lora to a local file."
         ) from exc
     return str(Path(local).parent), Path(local).name
 
@@ -199,13 +212,18 @@ class Runner:
         # Image-to-image and inpainting pipelines, made on first use from the loaded one's components.
         self._variants: dict[str, Any] = {}
         self.prompt_cache = PromptCache(options.prompt_cache_size) if options.prompt_cache_size > 0 else None
+        self.adapters: AdapterSlot | None = None
+        self.default_model = spec.catalog_models[0].model_id
 
     def load(self) -> None:
         import torch
 
         started = time.perf_counter()
         base = resolve_base(self.spec)
-        lora = resolve_lora(self.spec)
+        loras: dict[str, Path | None] = {}
+        for model in self.spec.catalog_models:
+            found = resolve_lora_ref(model.lora, model.lora_weight_name)
+            loras[model.model_id] = Path(found[0]) / found[1] if found else None
         self.random_weights = (Path(base) / TINY_MARKER).exists()
         self.caps = detect_capabilities()
         self.device = self._pick_device()
@@ -216,11 +234,9 @@ class Runner:
 
         log.info("loading %s on %s (%s)", base, self.device, dtype)
         pipe = FluxPipeline.from_pretrained(base, dtype=dtype)
-        if lora is not None:
-            folder, weight_name = lora
-            pipe.load_lora_weights(folder, weight_name=weight_name, adapter_name=self.spec.adapter_name)
-            log.info("LoRA %s/%s loaded as adapter %r", folder, weight_name, self.spec.adapter_name)
         pipe.to(self.device)
+        # LoRAs after the move, so the slot's tensors are made on the device.
+        self.adapters = AdapterSlot(pipe, self.spec.adapter_name, loras)
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
         log.info("prompt cache: %s", f"{self.options.prompt_cache_size} entries" if self.prompt_cache else "off")
@@ -279,6 +295,7 @@ class Runner:
                 "lora": self.spec.lora,
                 "adapter": self.spec.adapter_name,
                 "random_weights": self.random_weights,
+                "models": [m.model_id for m in self.spec.catalog_models],
             },
             fast_path={"available": self.fast_loaded, "reason": reason or "ready"},
             load_ms=round(self.load_ms, 1),
@@ -308,12 +325,17 @@ class Runner:
             on_step(step + 1, total)
             return kwargs
 
+        model_id = req.model_id or self.default_model
+        if self.adapters is None or model_id not in self.adapters.models:
+            raise ProtocolError(f"model {model_id!r} is not served by this worker (it serves {', '.join(self.adapters.models if self.adapters else [])})")
         started = time.perf_counter()
         count = len(req.outputs)
         with torch.inference_mode():
+            # The model's LoRA into the slot (a no-op when it is there already) and the scale into its tensors.
+            self.adapters.activate(model_id, scale)
             if self.prompt_cache is not None:
                 # Embeddings of a batch of one, repeated per image: the same tensors the pipeline would make.
-                embeds, pooled = self.prompt_cache.embeddings(self.pipe, req.prompt, scale)
+                embeds, pooled = self.prompt_cache.embeddings(self.pipe, req.prompt, model_id, scale)
                 text = {"prompt_embeds": embeds.repeat(count, 1, 1), "pooled_prompt_embeds": pooled.repeat(count, 1),
                         "num_images_per_prompt": 1}
             else:
@@ -326,7 +348,6 @@ class Runner:
                 num_inference_steps=req.num_inference_steps,
                 guidance_scale=req.guidance,
                 generator=generators if len(generators) > 1 else generators[0],
-                joint_attention_kwargs={"scale": scale},
                 callback_on_step_end=step_end,
                 output_type="pil",
                 **inputs,

@@ -124,6 +124,9 @@ def handle(runner: Runner, req: GenerateRequest, channel: Channel, board: Cancel
         if board.is_set(req.job_id):
             raise Canceled()
         result = runner.generate(req, on_step)
+    except ProtocolError as exc:  # e.g. a model this worker does not serve
+        channel.send(Error(job_id=req.job_id, code="invalid_request", message=str(exc)))
+        return
     except Canceled:
         board.take(req.job_id)
         log.info("job %s canceled; stopped before finishing", req.job_id)

@@ -217,9 +217,32 @@ def build(out_dir: Path, spec: TinySpec = TinySpec()) -> Path:
     return out_dir
 
 
+def extra_lora_path(out_dir: Path, model_id: str) -> Path:
+    """Where the demo profile's LoRA for another catalog model on the tiny base lives."""
+    return out_dir / f"tiny-lora-{model_id}.safetensors"
+
+
+def build_extra_lora(out_dir: Path, model_id: str) -> Path:
+    """A LoRA of its own for another catalog model (seeded by its id, so every build gives the same one)."""
+    import zlib
+
+    from diffusers import FluxTransformer2DModel
+
+    path = extra_lora_path(out_dir, model_id)
+    if not path.exists():
+        transformer = FluxTransformer2DModel.from_pretrained(str(out_dir / "pipeline" / "transformer"))
+        build_tiny_lora(transformer, path, seed=zlib.crc32(model_id.encode()) or 2)
+        log.info("built tiny LoRA for %s at %s", model_id, path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the tiny random FLUX pipeline and LoRA (offline).")
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--extra-lora", action="append", default=[], metavar="MODEL_ID",
+                        help="also build a LoRA for this catalog model (repeatable)")
     args = parser.parse_args(argv)
     build(args.out_dir)
+    for model_id in args.extra_lora:
+        build_extra_lora(args.out_dir, model_id)
     return 0

@@ -138,5 +138,5 @@ def test_prompt_cache_gives_the_same_images(runner, tmp_path: Path) -> None:
     assert [digest(i.path) for i in off.images] == digests
     small = PromptCache(2)
     for p in ("a", "b", "c"):
-        small.embeddings(runner.pipe, p, 1.0)
-    assert list(small.entries) == [("b", 1.0), ("c", 1.0)]
+        small.embeddings(runner.pipe, p, "default", 1.0)
+    assert list(small.entries) == [("b", "default", 1.0), ("c", "default", 1.0)]
