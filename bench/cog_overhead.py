@@ -37,9 +37,13 @@ def free_port() -> int:
 
 
 def through_cog(site: Path, tiny: Path, runs: int, size: int, steps: int) -> list[float]:
+    import site as python_site
+
     port = free_port()
+    # coglet runs the predictor in a child interpreter of its own choosing: give it this environment's packages.
+    paths = [str(site), str(REPO / "worker"), *python_site.getsitepackages()]
     env = {**os.environ, "PORT": str(port), "COG_PREDICT_TYPE_STUB": "predict.py:Predictor",
-           "PYTHONPATH": os.pathsep.join([str(site), str(REPO / "worker")]), "ATELIER_BENCH_TINY": str(tiny)}
+           "PYTHONPATH": os.pathsep.join(paths), "ATELIER_BENCH_TINY": str(tiny)}
     proc = subprocess.Popen([sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"], cwd=BENCH / "cog_predictor",
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -47,8 +51,11 @@ def through_cog(site: Path, tiny: Path, runs: int, size: int, steps: int) -> lis
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{url}/health-check", timeout=2).json().get("status") == "READY":
+                health = requests.get(f"{url}/health-check", timeout=2).json()
+                if health.get("status") == "READY":
                     break
+                if health.get("status") == "SETUP_FAILED":
+                    raise RuntimeError(f"cog's predictor setup failed: {health.get('setup', {}).get('logs')}")
             except requests.RequestException:
                 pass
             if proc.poll() is not None:

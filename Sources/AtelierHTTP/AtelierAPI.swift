@@ -57,6 +57,8 @@ public struct AtelierAPI: Sendable {
     public let inputs: InputImages?
     /// The web pages (`/`, `/models/{id}`, `/account`); nil: the server answers the API only.
     public let playground: Playground?
+    /// Encoded /check answers of finished runs.
+    let finishedRuns = FinishedRunCache()
 
     public init(
         catalog: ModelCatalog, keys: any KeyStore, jobs: any JobStore, storage: any OutputStorage, queue: any RunQueue,
@@ -431,8 +433,17 @@ public struct AtelierAPI: Sendable {
             raw[String(name)] = .string(String(value))
         }
         let account = try await authenticate(request, body: raw)
-        let job = try await ownedJob(Self.requestID(raw["request_id"]), account: account)
-        return JSONResponse.make(status: .ok, SuccessEnvelope(data: try await view(of: job, request: request)))
+        let id = try Self.requestID(raw["request_id"])
+        let base = baseURL(for: request)
+        if let cached = finishedRuns.body(for: id, accountID: account.accountID, baseURL: base) {
+            return JSONResponse.make(status: .ok, encoded: cached)
+        }
+        let job = try await ownedJob(id, account: account)
+        guard let body = JSONResponse.bytes(SuccessEnvelope(data: try await view(of: job, request: request))) else {
+            throw AtelierError.internalError("run \(id) could not be encoded")
+        }
+        if job.status.isTerminal { finishedRuns.store(body, for: id, accountID: account.accountID, baseURL: base) }
+        return JSONResponse.make(status: .ok, encoded: body)
     }
 
     /// A run's full view: outcome, progress while it runs, place in the queue while it waits.

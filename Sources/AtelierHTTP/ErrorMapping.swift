@@ -136,10 +136,18 @@ enum JSONResponse {
     }()
 
     static func make(status: HTTPResponse.Status, _ value: some Encodable, headers: HTTPFields = [:]) -> Response {
+        make(status: status, encoded: bytes(value) ?? ByteBuffer(string: #"{"success":false,"message":"encoding failed"}"#),
+             headers: headers)
+    }
+
+    static func bytes(_ value: some Encodable) -> ByteBuffer? {
+        (try? encoder.encode(value)).map { ByteBuffer(bytes: $0) }
+    }
+
+    static func make(status: HTTPResponse.Status, encoded body: ByteBuffer, headers: HTTPFields = [:]) -> Response {
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"
         fields[.cacheControl] = "no-store"
-        let data = (try? encoder.encode(value)) ?? Data(#"{"success":false,"message":"encoding failed"}"#.utf8)
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: fields, body: .init(byteBuffer: body))
     }
 }
