@@ -47,10 +47,11 @@ SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True,
                  base_image_seq_len=256, max_image_seq_len=4096)
 
 
-def build(device: str, tiny: bool, lora_rank: int):
+def build(device: str, tiny: bool, lora_rank: int, folder: Path):
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-    from peft import LoraConfig
+
+    from atelier_worker.tiny import build_tiny_lora
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     torch.manual_seed(0)
@@ -61,8 +62,12 @@ def build(device: str, tiny: bool, lora_rank: int):
         transformer = FluxTransformer2DModel(**(TINY_TRANSFORMER if tiny else FLUX_DEV_TRANSFORMER))
         vae = AutoencoderKL(**(TINY_VAE if tiny else FLUX_DEV_VAE))
     torch.set_default_dtype(previous)
-    transformer.add_adapter(LoraConfig(r=lora_rank, lora_alpha=lora_rank, init_lora_weights="gaussian",
-                                       target_modules=["to_q", "to_k", "to_v", "to_out.0"]), adapter_name="style")
+    # Two random LoRAs in the diffusers FLUX key layout (the tiny builder's writer), as two catalog models.
+    loras = {}
+    for name, seed in (("first", 1), ("second", 2)):
+        loras[name] = folder / f"{name}.safetensors"
+        # Small values: FLUX-sized projections with the tiny model's 0.5 would swamp bf16 activations.
+        build_tiny_lora(transformer, loras[name], seed=seed, rank=lora_rank, std=0.01 if not tiny else 0.5)
     pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER), vae=vae, text_encoder=None,
                         tokenizer=None, text_encoder_2=None, tokenizer_2=None, transformer=transformer)
     pipe.set_progress_bar_config(disable=True)
@@ -72,10 +77,12 @@ def build(device: str, tiny: bool, lora_rank: int):
     pooled_dim = (TINY_TRANSFORMER if tiny else FLUX_DEV_TRANSFORMER)["pooled_projection_dim"]
     embeds = torch.randn(1, 16 if tiny else 512, text_dim, device=device, dtype=dtype)
     pooled = torch.randn(1, pooled_dim, device=device, dtype=dtype)
-    return pipe, embeds, pooled, params
+    return pipe, embeds, pooled, params, loras
 
 
-def timed_call(pipe, embeds, pooled, size: int, steps: int, scale: float, device: str) -> float:
+def timed_call(pipe, embeds, pooled, size: int, steps: int, scale: float, device: str, slot=None) -> float:
+    """One image. With `slot` (the worker's AdapterSlot) the scale goes into its tensors, as the worker does;
+    without, through joint_attention_kwargs, as plain diffusers does."""
     import torch
 
     generator = torch.Generator("cpu").manual_seed(42)
@@ -83,25 +90,58 @@ def timed_call(pipe, embeds, pooled, size: int, steps: int, scale: float, device
         torch.cuda.synchronize()
     started = time.perf_counter()
     with torch.inference_mode():
+        kwargs = {"joint_attention_kwargs": {"scale": scale}} if slot is None else {}
+        if slot is not None:
+            slot.activate(slot.loaded, scale)
         pipe(prompt_embeds=embeds, pooled_prompt_embeds=pooled, height=size, width=size, num_inference_steps=steps,
-             guidance_scale=3.5, generator=generator, joint_attention_kwargs={"scale": scale}, output_type="pil")
+             guidance_scale=3.5, generator=generator, output_type="pil", **kwargs)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - started
 
 
-def measure(name: str, pipe, embeds, pooled, args, scale: float) -> dict:
+def measure(name: str, pipe, embeds, pooled, args, scale: float, slot=None) -> dict:
     import torch
 
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    first = timed_call(pipe, embeds, pooled, args.size, args.steps, scale, args.device)
-    times = [timed_call(pipe, embeds, pooled, args.size, args.steps, scale, args.device) for _ in range(args.runs)]
+    first = timed_call(pipe, embeds, pooled, args.size, args.steps, scale, args.device, slot)
+    times = [timed_call(pipe, embeds, pooled, args.size, args.steps, scale, args.device, slot) for _ in range(args.runs)]
     peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else None
     row = {"path": name, "s_per_image": statistics.median(times), "runs": times, "first_call_s": first, "peak_gib": peak}
     log.info("%-8s %.3f s/image (first call %.1f s, peak %s GiB)", name, row["s_per_image"], first,
              f"{peak:.1f}" if peak is not None else "n/a")
     return row
+
+
+def lora_switch(pipe, slot, embeds, pooled, args) -> dict:
+    """Switches between the two models in the slot on the compiled path: the time of a switch, and whether the
+    next image (after a switch and a scale never used before) made torch.compile recompile."""
+    import torch
+    import torch._dynamo
+
+    times = []
+    for i in range(10):
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        with torch.inference_mode():
+            slot.activate("second" if i % 2 == 0 else "first", 1.5)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    torch._dynamo.config.error_on_recompile = True
+    recompiled = False
+    with torch.inference_mode():
+        slot.activate("second", 0.7 * 1.5)
+    try:
+        after = timed_call(pipe, embeds, pooled, args.size, args.steps, 0.7 * 1.5, args.device, slot)
+    except Exception as exc:  # noqa: BLE001 - the point is to report it
+        recompiled, after = f"yes: {exc.__class__.__name__}", float("nan")
+    finally:
+        torch._dynamo.config.error_on_recompile = False
+    return {"median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000, "after_s": after,
+            "recompiled": recompiled or "no"}
 
 
 def main() -> None:
@@ -119,26 +159,37 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     import torch
 
+    import tempfile
+
+    from atelier_worker.adapters import AdapterSlot
     from atelier_worker.fastpath import FAST_LORA_SCALE_FACTOR, Optimizations, apply_fast_path
 
     machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    pipe, embeds, pooled, params = build(args.device, args.tiny, args.lora_rank)
+    folder = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
+    pipe, embeds, pooled, params, loras = build(args.device, args.tiny, args.lora_rank, folder)
     rows: list[dict] = []
     paths = args.paths.split(",")
     if "eager" in paths:
+        # Plain diffusers: the LoRA loaded the usual way, its scale passed per call.
+        pipe.load_lora_weights(str(folder), weight_name=loras["first"].name, adapter_name="style")
         rows.append(measure("eager", pipe, embeds, pooled, args, 1.0))
+        pipe.unload_lora_weights()
+    # Atelier's worker: both LoRAs as two models in its adapter slot.
+    slot = AdapterSlot(pipe, "style", {"first": loras["first"], "second": loras["second"]})
     if "standard" in paths:
         # The worker's standard path is the loaded bf16 pipeline with SDPA attention (diffusers' default).
-        rows.append(measure("standard", pipe, embeds, pooled, args, 1.0))
+        rows.append(measure("standard", pipe, embeds, pooled, args, 1.0, slot))
+    switch: dict = {}
     if "fast" in paths:
         started = time.perf_counter()
         off = {name: False for name in args.off.split(",") if name}
         applied = apply_fast_path(pipe, Optimizations(**off))
         log.info("fast path switches: %s (%.1f s)", ", ".join(applied), time.perf_counter() - started)
-        row = measure("fast", pipe, embeds, pooled, args, FAST_LORA_SCALE_FACTOR)
+        row = measure("fast", pipe, embeds, pooled, args, FAST_LORA_SCALE_FACTOR, slot)
         row["switches"] = applied
         row["compile_s"] = row["first_call_s"] - row["s_per_image"]
         rows.append(row)
+        switch = lora_switch(pipe, slot, embeds, pooled, args)
     base = next((r["s_per_image"] for r in rows if r["path"] == "eager"), None)
     print(f"\nGPU benchmark on {machine}: {args.size}×{args.size}, {args.steps} steps, batch 1, "
           f"transformer {params / 1e9:.2f} B parameters, LoRA rank {args.lora_rank}, torch {torch.__version__}")
@@ -147,9 +198,12 @@ def main() -> None:
         ratio = r["s_per_image"] / base if base else float("nan")
         peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "n/a"
         print(f"{r['path']:<10}{r['s_per_image']:>10.3f}{ratio:>8.3f}{peak:>10}{r['first_call_s']:>14.1f}")
+    if switch:
+        print(f"LoRA switch on the compiled path: median {switch['median_ms']:.1f} ms (max {switch['max_ms']:.1f}); "
+              f"image after a switch and a new scale {switch['after_s']:.3f} s; recompiled: {switch['recompiled']}")
     if args.out:
         args.out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "size": args.size,
-                                        "steps": args.steps, "rows": rows}, indent=2))
+                                        "steps": args.steps, "rows": rows, "lora_switch": switch}, indent=2))
 
 
 if __name__ == "__main__":

@@ -182,7 +182,7 @@ def build_tiny_pipeline(out_dir: Path, spec: TinySpec = TinySpec()):
     return pipe
 
 
-def build_tiny_lora(transformer, path: Path, seed: int = 1, rank: int = LORA_RANK) -> None:
+def build_tiny_lora(transformer, path: Path, seed: int = 1, rank: int = LORA_RANK, std: float = 0.5) -> None:
     """Writes a LoRA for the attention projections in diffusers/PEFT's FLUX key layout
     (`transformer.<module>.lora_A.weight` / `lora_B.weight`), the layout `FluxPipeline.load_lora_weights` reads for
     LoRAs such as strangerzonehf/Flux-Cute-3D-Kawaii-LoRA. lora_B is non-zero so the adapter visibly changes images."""
@@ -195,8 +195,8 @@ def build_tiny_lora(transformer, path: Path, seed: int = 1, rank: int = LORA_RAN
             continue
         if not any(name.endswith(s) for s in ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0")):
             continue
-        a = torch.randn(rank, module.in_features, generator=gen) * 0.5
-        b = torch.randn(module.out_features, rank, generator=gen) * 0.5
+        a = torch.randn(rank, module.in_features, generator=gen) * std
+        b = torch.randn(module.out_features, rank, generator=gen) * std
         tensors[f"transformer.{name}.lora_A.weight"] = a.contiguous()
         tensors[f"transformer.{name}.lora_B.weight"] = b.contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
