@@ -300,6 +300,11 @@ async function follow(id, signal, model) {
       if (event && await handle(event, id, model)) return;
     }
   }
+  // The stream closed before the run ended (the server restarting, say): the run goes on; say where to find it.
+  const check = await fetch(`/api/v4/check?request_id=${id}`, { headers: authHeaders() });
+  const data = (await check.json().catch(() => null))?.data;
+  if (data && ["succeeded", "failed", "canceled"].includes(data.status)) finish(data, model);
+  else setStatus(`The progress stream closed while request ${id} was ${data?.status ?? "unknown"}; it goes on: run it again to follow it, or poll /api/v4/check.`);
 }
 
 function parseEvent(block) {

@@ -325,7 +325,8 @@ class Runner:
             on_step(step + 1, total)
             return kwargs
 
-        model_id = req.model_id or self.default_model
+        # Started without --model (one model, --lora): whatever the server calls it, that model runs.
+        model_id = (req.model_id or self.default_model) if self.spec.models else self.default_model
         if self.adapters is None or model_id not in self.adapters.models:
             raise ProtocolError(f"model {model_id!r} is not served by this worker (it serves {', '.join(self.adapters.models if self.adapters else [])})")
         started = time.perf_counter()
