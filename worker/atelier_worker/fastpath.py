@@ -96,7 +96,10 @@ def apply_fast_path(pipe: object, opts: Optimizations, log: object | None = None
     if opts.fp8_weights:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
 
-        quantize_(transformer, Float8DynamicActivationFloat8WeightConfig())
+        # The base projections only: the LoRA slot's own small matrices stay in bf16, because a model switch
+        # copies the next LoRA into them in place, and a copy into an fp8 tensor would not be a plain copy.
+        quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(),
+                  filter_fn=lambda module, fqn: isinstance(module, torch.nn.Linear) and ".lora_" not in fqn)
         applied.append("fp8_weights")
     if opts.compile_transformer:
         pipe.transformer = torch.compile(transformer, mode="max-autotune-no-cudagraphs", fullgraph=True)  # type: ignore[attr-defined]
