@@ -23,6 +23,8 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from harness import server  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -52,29 +54,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny-from", type=Path, help="an existing data folder whose tiny/ model to reuse")
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="atelier-cp-"))
-    if args.tiny_from and (args.tiny_from / "tiny").exists():
-        (data / "tiny").symlink_to((args.tiny_from / "tiny").resolve())
-    proc = subprocess.Popen(
-        [args.bin, "serve", "--port", "0", "--data-dir", str(data), "--python", sys.executable,
-         "--worker-dir", str(REPO / "worker"), "--models-dir", str(REPO / "models"), "--log-level", "warning",
-         "--rate-limit", "10000000"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    out: list[str] = []
-    threading.Thread(target=lambda: [out.append(l) for l in proc.stdout], daemon=True).start()
-    try:
-        deadline = time.monotonic() + 300
-        url = key = None
-        while time.monotonic() < deadline and not (url and key):
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited with status {proc.returncode}; run it by hand to see why")
-            text = "".join(out)
-            m, k = re.search(r"listening on (http://[0-9.]+:\d+)", text), re.search(r"(atl_[A-Za-z0-9]{44})", text)
-            url, key = (m and m.group(1)), (k and k.group(1))
-            time.sleep(0.1)
-        while requests.get(f"{url}/healthz", timeout=5).json()["status"] != "ok":
-            time.sleep(0.2)
+    data = Path(tempfile.mkdtemp(prefix="atelier-cp-")) / "data"
+    # The rate limit lifted, so wrk measures the server and not the limiter.
+    with server(args.bin, data, "--rate-limit", "10000000", tiny_from=args.tiny_from) as (proc, url, key):
         auth = {"Authorization": f"Bearer {key}"}
         run = requests.post(f"{url}/api/v4/run", headers=auth, timeout=120, data={
             "model_id": "flux-cute-3d-kawaii", "prompt": "Cute 3d Kawaii, a cat", "aspect_ratio": "1:1",
@@ -100,9 +82,6 @@ def main() -> None:
         for name, r in (("/healthz (baseline)", health), ("/api/v4/check", check)):
             print(f"{name:<22}{r['rps']:>12.0f}{r['p99_ms']:>9.2f}{r['errors']:>9}{r['rps'] / health['rps']:>8.3f}")
         print(f"server memory (RSS): idle {idle:.1f} MiB, under load at most {max(peak):.1f} MiB")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 if __name__ == "__main__":

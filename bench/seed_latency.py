@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +22,9 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "worker"))
+sys.path.insert(0, str(REPO / "bench"))
+from harness import server  # noqa: E402
+
 log = logging.getLogger("bench")
 
 
@@ -42,23 +41,7 @@ def prompt_for(i: int, distinct: bool) -> str:
 
 
 def through_atelier(binary: str, data: Path, runs: int, size: int, steps: int, distinct: bool) -> list[float]:
-    proc = subprocess.Popen(
-        [binary, "serve", "--port", "0", "--data-dir", str(data), "--python", sys.executable,
-         "--worker-dir", str(REPO / "worker"), "--models-dir", str(REPO / "models"), "--log-level", "warning"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    out: list[str] = []
-    threading.Thread(target=lambda: [out.append(l) for l in proc.stdout], daemon=True).start()
-    try:
-        deadline = time.monotonic() + 300
-        url = key = None
-        while time.monotonic() < deadline and not (url and key):
-            text = "".join(out)
-            m, k = re.search(r"listening on (http://[0-9.]+:\d+)", text), re.search(r"(atl_[A-Za-z0-9]{44})", text)
-            url, key = (m and m.group(1)), (k and k.group(1))
-            time.sleep(0.1)
-        while requests.get(f"{url}/healthz", timeout=5).json()["status"] != "ok":
-            time.sleep(0.2)
+    with server(binary, data) as (_, url, key):
         megapixels = "1" if size == 1024 else "0.25"
         shape = {"aspect_ratio": "custom", "width": 256, "height": 256} if size == 256 else {"aspect_ratio": "1:1", "megapixels": megapixels}
         body = {"model_id": "flux-cute-3d-kawaii", "prompt": PROMPT, **shape,
@@ -74,9 +57,6 @@ def through_atelier(binary: str, data: Path, runs: int, size: int, steps: int, d
             if i > 0:  # the first run warms the worker's caches, as the baseline's first run does
                 times.append(time.perf_counter() - t)
         return times
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def in_process(tiny: Path, out_dir: Path, runs: int, size: int, steps: int, distinct: bool) -> list[float]:

@@ -8,11 +8,8 @@ another (waiting for each image), so the queue holds at most one run per client.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +17,8 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from harness import server  # noqa: E402
 
 
 def main() -> int:
@@ -32,29 +31,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--tiny-from", type=Path, help="an existing data folder whose tiny/ model to reuse")
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="atelier-tp-"))
-    if args.tiny_from and (args.tiny_from / "tiny").exists():
-        (data / "tiny").symlink_to((args.tiny_from / "tiny").resolve())
-    proc = subprocess.Popen(
-        [args.bin, "serve", "--port", "0", "--data-dir", str(data), "--python", sys.executable, "--workers", str(args.workers),
-         "--worker-dir", str(REPO / "worker"), "--models-dir", str(REPO / "models"), "--log-level", "warning",
-         "--rate-limit", "10000000", "--max-concurrent-runs", "1000", "--wait", "600"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    out: list[str] = []
-    threading.Thread(target=lambda: [out.append(l) for l in proc.stdout], daemon=True).start()
-    try:
-        deadline = time.monotonic() + 300
-        url = key = None
-        while time.monotonic() < deadline and not (url and key):
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited with status {proc.returncode}")
-            text = "".join(out)
-            m, k = re.search(r"listening on (http://[0-9.]+:\d+)", text), re.search(r"(atl_[A-Za-z0-9]{44})", text)
-            url, key = (m and m.group(1)), (k and k.group(1))
-            time.sleep(0.1)
-        while not all(w["state"] in ("idle", "busy") for w in requests.get(f"{url}/healthz", timeout=5).json()["workers"]):
-            time.sleep(0.2)
+    data = Path(tempfile.mkdtemp(prefix="atelier-tp-")) / "data"
+    with server(args.bin, data, "--workers", str(args.workers), "--rate-limit", "10000000",
+                "--max-concurrent-runs", "1000", "--wait", "600", tiny_from=args.tiny_from) as (_, url, key):
         body = {"model_id": "flux-cute-3d-kawaii", "prompt": "Cute 3d Kawaii, a cat", "aspect_ratio": "custom",
                 "width": args.size, "height": args.size, "num_inference_steps": args.steps, "seed": 1}
 
@@ -79,9 +58,6 @@ def main() -> int:
         print(f"{'clients':>8}{'images':>8}{'images/s':>10}{'ratio':>8}")
         for clients, images, rate in rows:
             print(f"{clients:>8}{images:>8}{rate:>10.2f}{rate / rows[0][2]:>8.2f}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
     return 0
 
 
