@@ -114,6 +114,28 @@ def measure(name: str, pipe, embeds, pooled, args, scale: float, slot=None) -> d
     return row
 
 
+def batch_per_image(pipe, slot, embeds, pooled, args, n: int) -> float:
+    """Seconds per image when one call makes n images (each its own generator), on the standard path: whether
+    batching compatible runs would pay on this card."""
+    import torch
+
+    def once() -> float:
+        generators = [torch.Generator("cpu").manual_seed(i) for i in range(n)]
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        with torch.inference_mode():
+            slot.activate(slot.loaded, 1.0)
+            pipe(prompt_embeds=embeds.repeat(n, 1, 1), pooled_prompt_embeds=pooled.repeat(n, 1), height=args.size,
+                 width=args.size, num_inference_steps=args.steps, guidance_scale=3.5, generator=generators, output_type="pil")
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return (time.perf_counter() - started) / n
+
+    once()
+    return statistics.median(once() for _ in range(max(1, args.runs - 1)))
+
+
 def lora_switch(pipe, slot, embeds, pooled, args) -> dict:
     """Switches between the two models in the slot on the compiled path: the time of a switch, and whether the
     next image (after a switch and a scale never used before) made torch.compile recompile."""
@@ -153,6 +175,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--lora-rank", type=int, default=16)
     parser.add_argument("--paths", default="eager,standard,fast")
+    parser.add_argument("--batch", type=int, default=4, help="also time a batch of this many images on the standard path (0: skip)")
     parser.add_argument("--off", default="", help="fast-path switches to turn off, comma-separated (e.g. fp8_weights)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -176,9 +199,14 @@ def main() -> None:
         pipe.unload_lora_weights()
     # Atelier's worker: both LoRAs as two models in its adapter slot.
     slot = AdapterSlot(pipe, "style", {"first": loras["first"], "second": loras["second"]})
+    batched: dict = {}
     if "standard" in paths:
         # The worker's standard path is the loaded bf16 pipeline with SDPA attention (diffusers' default).
         rows.append(measure("standard", pipe, embeds, pooled, args, 1.0, slot))
+        if args.batch > 1:
+            per_image = batch_per_image(pipe, slot, embeds, pooled, args, args.batch)
+            batched = {"batch": args.batch, "s_per_image": per_image, "ratio_to_batch_1": per_image / rows[-1]["s_per_image"]}
+            log.info("standard, batch %d: %.3f s/image", args.batch, per_image)
     switch: dict = {}
     if "fast" in paths:
         started = time.perf_counter()
@@ -198,12 +226,15 @@ def main() -> None:
         ratio = r["s_per_image"] / base if base else float("nan")
         peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "n/a"
         print(f"{r['path']:<10}{r['s_per_image']:>10.3f}{ratio:>8.3f}{peak:>10}{r['first_call_s']:>14.1f}")
+    if batched:
+        print(f"standard path, batch {batched['batch']}: {batched['s_per_image']:.3f} s/image "
+              f"({batched['ratio_to_batch_1']:.3f} of batch 1)")
     if switch:
         print(f"LoRA switch on the compiled path: median {switch['median_ms']:.1f} ms (max {switch['max_ms']:.1f}); "
               f"image after a switch and a new scale {switch['after_s']:.3f} s; recompiled: {switch['recompiled']}")
     if args.out:
         args.out.write_text(json.dumps({"machine": machine, "torch": torch.__version__, "size": args.size,
-                                        "steps": args.steps, "rows": rows, "lora_switch": switch}, indent=2))
+                                        "steps": args.steps, "rows": rows, "batch": batched, "lora_switch": switch}, indent=2))
 
 
 if __name__ == "__main__":
