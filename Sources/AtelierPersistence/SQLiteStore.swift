@@ -568,8 +568,13 @@ public final class SQLiteStore: KeyStore, JobStore, WebhookStore, Sendable {
         try db.transaction { c in
             let rows = try c.query(
                 """
-                SELECT * FROM webhook_deliveries WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ?
-                ORDER BY next_attempt_at LIMIT ?
+                SELECT * FROM webhook_deliveries d
+                WHERE d.delivered_at IS NULL AND d.gave_up_at IS NULL AND d.next_attempt_at <= ?
+                  -- A run's events go out in order: its completed waits while its start is still pending.
+                  AND NOT (d.event = 'completed' AND EXISTS (
+                    SELECT 1 FROM webhook_deliveries e WHERE e.job_id = d.job_id AND e.event = 'start'
+                      AND e.delivered_at IS NULL AND e.gave_up_at IS NULL))
+                ORDER BY d.next_attempt_at, d.created_at LIMIT ?
                 """,
                 [.double(now.timeIntervalSince1970), .int(Int64(limit))]
             )

@@ -110,3 +110,23 @@ extension LedgerStoreTests {
         #expect(try await audit(store, account).isEmpty)
     }
 }
+
+extension LedgerStoreTests {
+    @Test func aRunsCompletedEventWaitsForItsStartEvent() async throws {
+        let store = try SQLiteStore(path: path)
+        let account = try await funded(store, 1000)
+        let id: Int64 = 710_000_000_000_090
+        var hooked = job(id, account: account, price: 100)
+        hooked.webhook = WebhookSubscription(url: "https://example.com/hook", events: [.start, .completed], baseURL: "http://x")
+        try await store.insert(hooked)
+        let t0 = Date()
+        _ = try #require(try await store.claimNext(now: t0, lease: 30))
+        #expect(try await store.complete(id: id, attempt: 1, result: result(images: 1), now: t0))
+        // Both are due; only the start goes out, and the completed follows once the start was delivered.
+        let first = try await store.claimDueWebhooks(now: t0.addingTimeInterval(1), limit: 10, claimFor: 60)
+        #expect(first.map(\.event) == [.start])
+        #expect(try await store.claimDueWebhooks(now: t0.addingTimeInterval(2), limit: 10, claimFor: 60).isEmpty)
+        try await store.recordWebhookAttempt(id: first[0].id, body: "{}", outcome: .delivered, now: t0.addingTimeInterval(2))
+        #expect(try await store.claimDueWebhooks(now: t0.addingTimeInterval(3), limit: 10, claimFor: 60).map(\.event) == [.completed])
+    }
+}
