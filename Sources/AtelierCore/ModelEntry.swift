@@ -40,6 +40,8 @@ public struct ModelEntry: Sendable, Codable, Equatable {
             case currency
             case minorUnits = "minor_units"
         }
+        /// For people: "0.03 USD".
+        public var display: String { MoneyText.format(Int64(minorUnits), currency) }
     }
 
     public var id: String

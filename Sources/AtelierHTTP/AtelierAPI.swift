@@ -188,11 +188,7 @@ public struct AtelierAPI: Sendable {
         guard let hook = try WebhookSubscription.parse(url: url, filter: filter, baseURL: baseURL(for: request)) else { return nil }
         let host = URL(string: hook.url)?.host ?? ""
         let policy = config.outboundPolicy
-        // getaddrinfo blocks: resolve on a thread of its own, not the server's event loop.
-        let verdict = await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: policy.check(host: host)) }
-        }
-        if case .refused(let why) = verdict {
+        if case .refused(let why) = await resolvingOffThread({ policy.check(host: host) }) {
             throw AtelierError.invalid("webhook", "unsafe_url", "webhook: \(why)")
         }
         return hook
@@ -288,7 +284,7 @@ public struct AtelierAPI: Sendable {
             description = e.description
             triggerWords = e.triggerWords
             pricePerImage = Price(currency: e.pricePerImage.currency, minorUnits: e.pricePerImage.minorUnits,
-                                  display: MoneyText.format(Int64(e.pricePerImage.minorUnits), e.pricePerImage.currency))
+                                  display: e.pricePerImage.display)
             license = e.license
             parameters = e.parameters.filter(\.supported)
         }
@@ -482,6 +478,7 @@ public struct AtelierAPI: Sendable {
         let raw = try await readParameters(request)
         let account = try await authenticate(request, body: raw)
         let id = try Self.requestID(raw["request_id"])
+        var queuedInputsToRemove = false
         switch try await jobs.cancel(id: id, accountID: account.accountID, now: clock.now()) {
         case .notFound:
             throw AtelierError.notFound("no run with request_id \(id) for this API key's account")
@@ -489,17 +486,15 @@ public struct AtelierAPI: Sendable {
             throw AtelierError.conflict(code: "already_finished",
                                         message: "run \(id) already \(status.rawValue); there is nothing to cancel")
         case .canceled(let wasRunning):
-            if wasRunning {
-                queue.cancel(id)  // the supervisor deletes the inputs when the worker has let go of them
-            } else if let job = try await jobs.job(id: id) {
-                inputs?.remove(job.request.inputImages)
-            }
+            // Running: the supervisor deletes the inputs once the worker has let go of them.
+            if wasRunning { queue.cancel(id) } else { queuedInputsToRemove = true }
             await queue.events.jobFinished(id)
             context.logger.info("run \(id) canceled by its account (\(wasRunning ? "was running" : "was queued"))")
         case .alreadyFinished:
             break
         }
         let job = try await ownedJob(id, account: account)
+        if queuedInputsToRemove { inputs?.remove(job.request.inputImages) }
         return JSONResponse.make(status: .ok, SuccessEnvelope(data: try await view(of: job, request: request)))
     }
 
@@ -562,17 +557,22 @@ public struct AtelierAPI: Sendable {
         else {
             throw AtelierError.notFound("no such output")
         }
+        // Names are random and never reused, so a file never changes: cache it for good.
+        return try await Self.imageFile(path: path, format: format, cacheControl: "public, max-age=31536000, immutable",
+                                        missing: "no such output", context: context)
+    }
+
+    /// An image file from disk, or a 404 saying `missing` if it is not there.
+    static func imageFile(path: String, format: OutputFormat, cacheControl: String, missing: String,
+                          context: AtelierRequestContext) async throws -> Response {
         let body: ResponseBody
         do {
             body = try await FileIO().loadFile(path: path, context: context)
         } catch {
-            throw AtelierError.notFound("no such output")
+            throw AtelierError.notFound(missing)
         }
-        var headers: HTTPFields = [:]
-        headers[.contentType] = format.contentType
-        // Names are random and never reused, so a file never changes: cache it for good.
-        headers[.cacheControl] = "public, max-age=31536000, immutable"
-        headers[.init("X-Content-Type-Options")!] = "nosniff"
+        let headers: HTTPFields = [.contentType: format.contentType, .cacheControl: cacheControl,
+                                   HTTPField.Name("X-Content-Type-Options")!: "nosniff"]
         return Response(status: .ok, headers: headers, body: body)
     }
 

@@ -38,6 +38,14 @@ public enum OutboundFailure: Error, Sendable, Equatable {
     }
 }
 
+/// Runs a name lookup (getaddrinfo, which blocks) on a thread of its own, so it never holds the server's event
+/// loops or Swift's shared executor while a DNS server takes its time.
+func resolvingOffThread<T: Sendable>(_ lookup: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: lookup()) }
+    }
+}
+
 public struct OutboundResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
@@ -114,11 +122,7 @@ public struct OutboundClient: Sendable {
         configuration.timeout = .init(connect: limits.connectTimeout, read: .seconds(Int64(limits.totalTimeout.components.seconds) + 1))
         if !policy.allowsHost(host) {
             let policy = self.policy
-            // getaddrinfo blocks: resolve on a thread of its own, not on a shared executor.
-            let resolved = await withCheckedContinuation { continuation in
-                Thread.detachNewThread { continuation.resume(returning: policy.checkedAddresses(host: host)) }
-            }
-            switch resolved {
+            switch await resolvingOffThread({ policy.checkedAddresses(host: host) }) {
             case .failure(let refusal): throw OutboundFailure.refused(refusal.reason)
             case .success(let addresses): configuration.dnsOverride = [host: addresses[0]]
             }

@@ -83,15 +83,15 @@ public struct Playground: Sendable {
 
     func sampleURL(_ id: String) -> String? {
         guard let samples else { return nil }
-        for ext in ["webp", "png", "jpg"] where FileManager.default.fileExists(atPath: samples.appendingPathComponent("\(id).\(ext)").path) {
-            return "/samples/\(id).\(ext)"
-        }
-        return nil
+        // `atelier models set-sample` keeps at most one, in the run's output format.
+        return OutputFormat.allCases.map { "\(id).\($0.fileExtension)" }
+            .first { FileManager.default.fileExists(atPath: samples.appendingPathComponent($0).path) }
+            .map { "/samples/\($0)" }
     }
 
     func index() -> String {
         let cards = catalog.ids.compactMap { catalog[$0] }.map { e -> String in
-            let price = MoneyText.format(Int64(e.pricePerImage.minorUnits), e.pricePerImage.currency)
+            let price = e.pricePerImage.display
             let sample = sampleURL(e.id).map { "<img src=\"\(Self.escape($0))\" alt=\"A sample image made by \(Self.escape(e.title))\" width=\"256\" height=\"256\" loading=\"lazy\">" }
                 ?? "<div class=\"no-sample\" role=\"img\" aria-label=\"No sample image yet\">No sample yet</div>"
             let words = e.triggerWords.map { "<code>\(Self.escape($0))</code>" }.joined(separator: ", ")
@@ -115,7 +115,7 @@ public struct Playground: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         // JSONEncoder escapes "/", so "</script>" cannot appear in the embedded data.
         let data = (try? encoder.encode(AtelierAPI.ModelView(e))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        let price = MoneyText.format(Int64(e.pricePerImage.minorUnits), e.pricePerImage.currency)
+        let price = e.pricePerImage.display
         let body = """
         <h1>\(Self.escape(e.title))</h1>
         <p class="lede">\(Self.escape(e.description)) <span class="price">\(Self.escape(price)) per image.</span></p>
@@ -200,12 +200,7 @@ public struct Playground: Sendable {
         guard parts.count == 2, catalog[String(parts[0])] != nil, let format = OutputFormat(rawValue: String(parts[1])) else {
             throw AtelierError.notFound("no such sample")
         }
-        let body: ResponseBody
-        do {
-            body = try await FileIO().loadFile(path: samples.appendingPathComponent(name).path, context: context)
-        } catch {
-            throw AtelierError.notFound("no such sample")
-        }
-        return Response(status: .ok, headers: [.contentType: format.contentType, .cacheControl: "public, max-age=3600"], body: body)
+        return try await AtelierAPI.imageFile(path: samples.appendingPathComponent(name).path, format: format,
+                                              cacheControl: "public, max-age=3600", missing: "no such sample", context: context)
     }
 }

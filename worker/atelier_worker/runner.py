@@ -165,13 +165,9 @@ def resolve_base(spec: ModelSpec) -> str:
         ) from exc
 
 
-def resolve_lora(spec: ModelSpec) -> tuple[str, str] | None:
-    """Returns (folder or repo, weight file name) as load_lora_weights wants them. A wrong local path otherwise
-    surfaces as diffusers' misleading 'offline mode, you must specify a weight_name' error, so check it here."""
-    return resolve_lora_ref(spec.lora, spec.lora_weight_name)
-
-
 def resolve_lora_ref(ref: str | None, weight_name: str | None) -> tuple[str, str] | None:
+    """Returns (folder, weight file name) of a local file or a cached repo file. A wrong local path otherwise
+    surfaces as diffusers' misleading 'offline mode, you must specify a weight_name' error, so check it here."""
     if ref is None:
         return None
     if _looks_local(ref):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from atelier_worker.protocol import GenerateRequest, OutputSpec
-from atelier_worker.runner import ModelSpec, Runner, RunnerOptions, WeightsMissing, resolve_base, resolve_lora
+from atelier_worker.runner import ModelSpec, Runner, RunnerOptions, WeightsMissing, resolve_base, resolve_lora_ref
 from atelier_worker.tiny import TINY_LORA_KEYS_PREFIX, _clip_vocab, _t5_vocab
 
 
@@ -121,4 +121,4 @@ def test_missing_weights_say_what_to_download(tmp_path: Path) -> None:
     with pytest.raises(WeightsMissing, match="not in the Hugging Face cache"):
         resolve_base(ModelSpec(base="black-forest-labs/FLUX.1-dev", lora=None))
     with pytest.raises(WeightsMissing, match="Cute-3d-Kawaii"):
-        resolve_lora(ModelSpec(base="x", lora=str(tmp_path / "missing.safetensors")))
+        resolve_lora_ref(str(tmp_path / "missing.safetensors"), None)
