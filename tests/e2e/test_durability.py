@@ -219,7 +219,8 @@ def test_sigterm_drains_then_exits_0_and_queued_runs_wait_for_the_next_start(tmp
 def test_a_run_still_running_at_the_drain_timeout_is_requeued_and_finished_after_restart(tmp_path_factory, server) -> None:
     data_dir = data_dir_sharing_tiny(tmp_path_factory, server, "drain-timeout")
     srv = launch(data_dir, "--drain-timeout", "1")
-    running = submit(srv, num_inference_steps="50")
+    # 1024² × 50 steps: several seconds even on a fast machine, so it is surely still running when the 1 s ends.
+    running = submit(srv, num_inference_steps="50", megapixels="1")
     wait_for(srv, running, running_with_progress)
     srv.process.send_signal(signal.SIGTERM)
     assert srv.process.wait(timeout=60) == 0
