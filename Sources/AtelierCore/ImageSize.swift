@@ -32,6 +32,12 @@ public enum SizeTable {
     ]
 
     /// The size for a named aspect ratio; "0.25" megapixels halves each side. Nil for an unknown ratio or megapixels.
+    /// Every size the table gives, 1:1 at 1 MP first: the sizes the compiled go_fast path is warmed up at, so that
+    /// no client's request waits for a compile.
+    public static var allSizes: [ImageSize] {
+        megapixels.flatMap { mp in aspectRatios.compactMap { size(aspectRatio: $0, megapixels: mp) } }
+    }
+
     public static func size(aspectRatio: String, megapixels: String) -> ImageSize? {
         guard let base = oneMegapixel[aspectRatio] else { return nil }
         switch megapixels {

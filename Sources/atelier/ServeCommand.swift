@@ -38,6 +38,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("input-max-mb"), help: "Largest input image (image, mask) in MB, at most 25 (ATELIER_INPUT_MAX_MB; default 20).") var inputMaxMB: String?
     @Option(name: .customLong("input-max-megapixels"), help: "Largest input image in megapixels, read from its header before decoding (ATELIER_INPUT_MAX_MEGAPIXELS; default 40).") var inputMaxMegapixels: String?
     @Option(name: .customLong("web-dir"), help: "Folder of the web pages' assets, app.js and style.css (ATELIER_WEB_DIR; default ./web).") var webDir: String?
+    @Option(name: .customLong("worker-ready-timeout"), help: "Seconds a worker may take to load its model and warm up before it is restarted; on a GPU the go_fast compile takes minutes (ATELIER_WORKER_READY_TIMEOUT; default 1800).") var workerReadyTimeout: String?
     @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
 
     func run() async throws {
@@ -50,7 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
                              rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
                              drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow,
                              inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout,
-                             webDir: webDir),
+                             webDir: webDir, workerReadyTimeout: workerReadyTimeout),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -96,6 +97,7 @@ struct Server {
         supervisorConfig.jobTimeout = .seconds(settings.jobTimeoutSeconds)
         supervisorConfig.drainTimeout = .seconds(settings.drainTimeoutSeconds)
         supervisorConfig.maxAttempts = settings.maxAttempts
+        supervisorConfig.readyTimeout = .seconds(settings.workerReadyTimeoutSeconds)
         let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, inputs: inputs,
                                           logger: logger)
 
@@ -202,6 +204,9 @@ struct Server {
             }
         }
         if let checker = first.safetyChecker { args += ["--safety-checker", checker] }
+        // On a GPU with fp8 the worker compiles its go_fast transformer and runs it once at each of these before
+        // it reports ready (minutes on FLUX.1-dev: --worker-ready-timeout allows for it); elsewhere it ignores them.
+        args += ["--warmup-sizes", SizeTable.allSizes.map { "\($0.width)x\($0.height)" }.joined(separator: ",")]
         return WorkerLaunch(python: settings.python, workerDirectory: settings.workerDirectory, arguments: args,
                             environment: ["OMP_NUM_THREADS": String(settings.workerThreads)])
     }

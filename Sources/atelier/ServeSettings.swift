@@ -43,6 +43,8 @@ struct ServeSettings {
     var inputMaxMegabytes = 20
     var inputMaxMegapixels = 40
     var fetchTimeoutSeconds = 20
+    /// Loading FLUX.1-dev and compiling go_fast with autotuned fp8 matmuls took over 7 minutes on an H100.
+    var workerReadyTimeoutSeconds = 1800
 
     struct Flags {
         var host: String?
@@ -69,6 +71,7 @@ struct ServeSettings {
         var inputMaxMegapixels: String? = nil
         var fetchTimeout: String? = nil
         var webDir: String? = nil
+        var workerReadyTimeout: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -122,6 +125,7 @@ struct ServeSettings {
         s.inputMaxMegabytes = try int(flags.inputMaxMB, "INPUT_MAX_MB", 1...25, s.inputMaxMegabytes)
         s.inputMaxMegapixels = try int(flags.inputMaxMegapixels, "INPUT_MAX_MEGAPIXELS", 1...400, s.inputMaxMegapixels)
         s.fetchTimeoutSeconds = try int(flags.fetchTimeout, "FETCH_TIMEOUT", 1...600, s.fetchTimeoutSeconds)
+        s.workerReadyTimeoutSeconds = try int(flags.workerReadyTimeout, "WORKER_READY_TIMEOUT", 10...86_400, s.workerReadyTimeoutSeconds)
         if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw SettingError(setting: name, why: "must be an http(s) URL such as https://images.example.com; got \"\(v)\"")

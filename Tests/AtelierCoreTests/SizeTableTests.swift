@@ -38,4 +38,12 @@ import Testing
         #expect(SizeTable.roundUpToMultipleOf16(1000) == 1008)
         #expect(SizeTable.roundUpToMultipleOf16(1440) == 1440)
     }
+
+    @Test func theWarmUpListHoldsEveryTableSizeOnceWithOneMegapixelSquareFirst() {
+        let sizes = SizeTable.allSizes
+        #expect(sizes.first == ImageSize(width: 1024, height: 1024))
+        #expect(sizes.count == SizeTable.aspectRatios.count * SizeTable.megapixels.count)
+        #expect(Set(sizes.map(\.description)).count == sizes.count)
+        #expect(sizes.contains(ImageSize(width: 512, height: 512)))
+    }
 }

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--safety-checker", default="none", help="none, or fixture:seed-mod:M:R (tests only)")
     s.add_argument("--no-warmup", action="store_true")
     s.add_argument("--no-fast-path", action="store_true")
+    s.add_argument("--warmup-sizes", type=parse_sizes, default=((1024, 1024),), metavar="WxH[,WxH…]",
+                   help="sizes the compiled go_fast path is warmed up at before the worker is ready (the server "
+                        "passes its size table)")
     t = sub.add_parser("tiny", help="build the tiny random FLUX pipeline and LoRA (offline)")
     t.add_argument("out_dir")
     t.add_argument("--extra-lora", action="append", default=[], metavar="MODEL_ID",
@@ -46,6 +49,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return tiny_main([args.out_dir] + [f"--extra-lora={m}" for m in args.extra_lora])
     return run_serve(args)
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """`1024x1024,1344x768` → ((1024, 1024), (1344, 768))."""
+    try:
+        sizes = tuple((int(w), int(h)) for w, h in (part.lower().split("x") for part in text.split(",") if part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--warmup-sizes takes WxH pairs separated by commas, got {text!r}") from None
+    if not sizes or any(w <= 0 or h <= 0 for w, h in sizes):
+        raise argparse.ArgumentTypeError(f"--warmup-sizes needs positive sizes, got {text!r}")
+    return sizes
 
 
 def parse_model(text: str):
@@ -75,7 +89,8 @@ def run_serve(args: argparse.Namespace) -> int:
         safety_checker=args.safety_checker,
     )
     options = RunnerOptions(
-        device=args.device, threads=args.threads, warmup=not args.no_warmup, enable_fast_path=not args.no_fast_path
+        device=args.device, threads=args.threads, warmup=not args.no_warmup, enable_fast_path=not args.no_fast_path,
+        warmup_sizes=args.warmup_sizes,
     )
     try:
         runner = Runner(spec, options)

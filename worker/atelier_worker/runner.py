@@ -17,7 +17,7 @@ from .fastpath import (
     DeviceCapabilities,
     Optimizations,
     PathChoice,
-    apply_fast_path,
+    build_fast_pipeline,
     choose_path,
     detect_capabilities,
     effective_lora_scale,
@@ -132,6 +132,9 @@ class RunnerOptions:
     enable_fast_path: bool = True
     optimizations: Optimizations = field(default_factory=Optimizations)
     prompt_cache_size: int = 32  # text-encoder outputs kept for repeated prompts; 0 turns the cache off
+    # Sizes the compiled fast path is run at once during start-up (the server passes its size table), so no
+    # client's request pays for a compile. 1024×1024 first: its graph is compiled for that shape alone.
+    warmup_sizes: tuple[tuple[int, int], ...] = ((1024, 1024),)
 
 
 def _looks_local(ref: str) -> bool:
@@ -199,6 +202,7 @@ class Runner:
         self.spec = spec
         self.options = options
         self.pipe: Any = None
+        self.fast_pipe: Any = None  # go_fast: its own fp8, compiled transformer beside the standard one
         self.caps: DeviceCapabilities | None = None
         self.device = "cpu"
         self.random_weights = False
@@ -253,17 +257,28 @@ class Runner:
         return wanted
 
     def _prepare_fast_path(self) -> None:
-        """fp8 + compile, switch by switch (fastpath.apply_fast_path, which the GPU benchmark runs too)."""
-        applied = apply_fast_path(self.pipe, self.options.optimizations)
+        """fp8 + compile, switch by switch (fastpath.build_fast_pipeline, which the GPU benchmark runs too)."""
+        self.fast_pipe, applied = build_fast_pipeline(self.pipe, self.options.optimizations)
         log.info("fast path prepared: %s", ", ".join(applied) or "no switch on")
         self.fast_loaded = True
 
     def _warmup(self) -> None:
+        """One step on the standard pipeline, and on the fast one one step at each warm-up size: its compiles
+        (minutes on FLUX.1-dev) happen here, before the worker says it is ready, not in a client's request."""
         import torch
 
-        generator = torch.Generator("cpu").manual_seed(0)
-        self.pipe("warm up", height=256, width=256, num_inference_steps=1, guidance_scale=3.0, generator=generator,
-                  output_type="pil")
+        def one_step(pipe: Any, width: int, height: int) -> None:
+            generator = torch.Generator("cpu").manual_seed(0)
+            pipe("warm up", height=height, width=width, num_inference_steps=1, guidance_scale=3.0,
+                 generator=generator, output_type="pil")
+
+        with torch.inference_mode():
+            one_step(self.pipe, 256, 256)
+            if self.fast_pipe is not None:
+                for width, height in self.options.warmup_sizes:
+                    started = time.perf_counter()
+                    one_step(self.fast_pipe, width, height)
+                    log.info("fast path warmed up at %dx%d in %.1f s", width, height, time.perf_counter() - started)
 
     def pipeline_for(self, req: GenerateRequest) -> Any:
         """The text-to-image pipeline, or an image-to-image / inpainting one built with `from_pipe`: the same
@@ -308,7 +323,7 @@ class Runner:
         # One generator per image, each seeded by the server: image i depends only on its own seed.
         generators = [torch.Generator("cpu").manual_seed(o.seed) for o in req.outputs]
         total = req.num_inference_steps
-        pipe = self.pipeline_for(req)
+        pipe = self.fast_pipe if choice.fast else self.pipeline_for(req)
         inputs: dict[str, Any] = {}
         if req.image is not None:
             image, mask = load_inputs(req.image, req.mask)
