@@ -41,9 +41,12 @@ public struct JobResult: Sendable, Equatable, Codable {
     public var encodeMs: Double
     /// Nil in rows written before the safety hook existed.
     public var safety: SafetyOutcome?
+    /// Runs that shared this run's pipeline call (1: it ran alone); nil in rows written before batching existed.
+    public var batchSize: Int?
     public init(outputs: [JobOutput], path: String, pathReason: String, inferenceMs: Double, encodeMs: Double,
-                safety: SafetyOutcome? = nil) {
+                safety: SafetyOutcome? = nil, batchSize: Int? = nil) {
         self.safety = safety
+        self.batchSize = batchSize
         self.outputs = outputs
         self.path = path
         self.pathReason = pathReason

@@ -52,6 +52,10 @@ public protocol JobStore: Sendable {
     /// `now + lease`; nil when none is queued. The returned job's `attempts` is the claim's fencing token: every
     /// later write for this claim names it, and a write with a stale token changes nothing.
     func claimNext(now: Date, lease: TimeInterval) async throws -> Job?
+    /// Claims, as `claimNext` does, the oldest queued jobs that may share `job`'s pipeline call (the same
+    /// `RunRequest.batchKey`), in queue order, while their images fit in `maxImages`; stops at the first that
+    /// does not fit. Empty when `job` has no key.
+    func claimCompatible(with job: Job, maxImages: Int, now: Date, lease: TimeInterval) async throws -> [Job]
     /// Extends the lease of a running job's current attempt; false if the claim was lost (the job was canceled,
     /// finished, or taken over after the lease expired): the worker must stop, its result would be refused.
     func renewLease(id: Int64, attempt: Int, until: Date) async throws -> Bool

@@ -4,6 +4,8 @@ import Foundation
 /// Messages of the worker protocol (contracts/worker-protocol.md), decoded leniently: unknown fields are ignored.
 public enum WorkerInbound: Sendable, Equatable {
     case generate(GenerateCommand)
+    /// Compatible runs (equal `RunRequest.batchKey`) made in one pipeline call; each is answered on its own.
+    case generateBatch([GenerateCommand])
     /// Stop the named job at its next denoising step (the worker answers with an `error` whose code is `canceled`).
     case cancel(jobID: String)
     case shutdown
@@ -130,9 +132,12 @@ public struct WorkerResult: Sendable, Equatable, Decodable {
     public var pathReason: String
     public var timings: [String: Double]
     public var safety: SafetyOutcome?
+    /// Runs that shared the pipeline call; absent from workers that do not batch.
+    public var batchSize: Int?
     enum CodingKeys: String, CodingKey {
         case images, path, timings, safety
         case jobID = "job_id"
+        case batchSize = "batch_size"
         case pathReason = "path_reason"
     }
 }
@@ -180,6 +185,14 @@ extension WorkerInbound {
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             data = try e.encode(g)
+        case .generateBatch(let jobs):
+            struct Batch: Encodable {
+                var type = "generate_batch"
+                var jobs: [GenerateCommand]
+            }
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            data = try e.encode(Batch(jobs: jobs))
         case .cancel(let id):
             data = try JSONEncoder().encode(["type": "cancel", "job_id": id])
         case .shutdown:

@@ -96,6 +96,12 @@ public final class SQLiteStore: KeyStore, JobStore, WebhookStore, Sendable {
         );
         CREATE INDEX webhook_due ON webhook_deliveries(next_attempt_at) WHERE delivered_at IS NULL AND gave_up_at IS NULL;
         """,
+        // Batching: runs with the same key (RunRequest.batchKey) can share a pipeline call. NULL: always alone
+        // (and every run written before this migration).
+        """
+        ALTER TABLE jobs ADD COLUMN batch_key TEXT;
+        CREATE INDEX jobs_batch ON jobs(batch_key, created_at, id) WHERE status = 'queued' AND batch_key IS NOT NULL;
+        """,
     ]
 
     public init(path: String) throws {
@@ -320,14 +326,14 @@ public final class SQLiteStore: KeyStore, JobStore, WebhookStore, Sendable {
             do {
                 try c.query(
                     """
-                    INSERT INTO jobs(id, account_id, model_id, parameters, seed, output_names, status, attempts, created_at, price_per_image, webhook)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO jobs(id, account_id, model_id, parameters, seed, output_names, status, attempts, created_at, price_per_image, webhook, batch_key)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                     [
                         .int(job.id), .int(job.accountID), .text(job.request.modelID), .text(parameters),
                         .int(Int64(job.seed)), .text(names), .text(job.status.rawValue),
                         .int(Int64(job.attempts)), .double(job.createdAt.timeIntervalSince1970), .int(job.pricePerImage),
-                        webhook.map(SQLiteValue.text) ?? .null,
+                        webhook.map(SQLiteValue.text) ?? .null, job.request.batchKey.map(SQLiteValue.text) ?? .null,
                     ]
                 )
             } catch let error as SQLiteError where error.isConstraintViolation {
@@ -415,6 +421,38 @@ public final class SQLiteStore: KeyStore, JobStore, WebhookStore, Sendable {
             let job = try c.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(Self.decodeJob)
             if job?.attempts == 1 { try Self.enqueueWebhook(c, jobID: id, event: .start, now: now) }
             return job
+        }
+    }
+
+    public func claimCompatible(with job: Job, maxImages: Int, now: Date, lease: TimeInterval) async throws -> [Job] {
+        guard let key = job.request.batchKey, maxImages > 0 else { return [] }
+        return try db.transaction { c in
+            var room = maxImages
+            var claimed: [Job] = []
+            // Queue order, as claimNext: a batch never lets a later run overtake an earlier compatible one.
+            let rows = try c.query(
+                "SELECT * FROM jobs WHERE status = 'queued' AND batch_key = ? ORDER BY created_at, id LIMIT ?",
+                [.text(key), .int(Int64(maxImages))]
+            )
+            for row in rows {
+                let queued = try Self.decodeJob(row)
+                guard queued.request.numOutputs <= room else { break }
+                try c.query(
+                    """
+                    UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = ?, lease_expires_at = ?
+                    WHERE id = ? AND status = 'queued'
+                    """,
+                    [.double(now.timeIntervalSince1970), .double(now.timeIntervalSince1970 + lease), .int(queued.id)]
+                )
+                guard c.changes == 1,
+                      let job = try c.query("SELECT * FROM jobs WHERE id = ?", [.int(queued.id)]).first.map(Self.decodeJob)
+                else { continue }
+                if job.attempts == 1 { try Self.enqueueWebhook(c, jobID: job.id, event: .start, now: now) }
+                claimed.append(job)
+                room -= job.request.numOutputs
+                if room == 0 { break }
+            }
+            return claimed
         }
     }
 

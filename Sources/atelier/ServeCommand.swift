@@ -39,6 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("input-max-megapixels"), help: "Largest input image in megapixels, read from its header before decoding (ATELIER_INPUT_MAX_MEGAPIXELS; default 40).") var inputMaxMegapixels: String?
     @Option(name: .customLong("web-dir"), help: "Folder of the web pages' assets, app.js and style.css (ATELIER_WEB_DIR; default ./web).") var webDir: String?
     @Option(name: .customLong("worker-ready-timeout"), help: "Seconds a worker may take to load its model and warm up before it is restarted; on a GPU the go_fast compile takes minutes (ATELIER_WORKER_READY_TIMEOUT; default 1800).") var workerReadyTimeout: String?
+    @Option(name: .customLong("batch-size"), help: "Most images one pipeline call makes from compatible queued runs (same model, size, steps, guidance, LoRA scale and go_fast); 1 turns batching off. Pays on CPUs and for small images, not at 1024² on an H100 (ATELIER_BATCH_SIZE; default 1).") var batchSize: String?
     @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
 
     func run() async throws {
@@ -51,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
                              rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
                              drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow,
                              inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout,
-                             webDir: webDir, workerReadyTimeout: workerReadyTimeout),
+                             webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -98,6 +99,7 @@ struct Server {
         supervisorConfig.drainTimeout = .seconds(settings.drainTimeoutSeconds)
         supervisorConfig.maxAttempts = settings.maxAttempts
         supervisorConfig.readyTimeout = .seconds(settings.workerReadyTimeoutSeconds)
+        supervisorConfig.batchSize = settings.batchSize
         let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, inputs: inputs,
                                           logger: logger)
 

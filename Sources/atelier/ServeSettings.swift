@@ -45,6 +45,8 @@ struct ServeSettings {
     var fetchTimeoutSeconds = 20
     /// Loading FLUX.1-dev and compiling go_fast with autotuned fp8 matmuls took over 7 minutes on an H100.
     var workerReadyTimeoutSeconds = 1800
+    /// Images per pipeline call from compatible queued runs; 1: no batching (SupervisorConfiguration.batchSize).
+    var batchSize = 1
 
     struct Flags {
         var host: String?
@@ -72,6 +74,7 @@ struct ServeSettings {
         var fetchTimeout: String? = nil
         var webDir: String? = nil
         var workerReadyTimeout: String? = nil
+        var batchSize: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -125,6 +128,7 @@ struct ServeSettings {
         s.inputMaxMegabytes = try int(flags.inputMaxMB, "INPUT_MAX_MB", 1...25, s.inputMaxMegabytes)
         s.inputMaxMegapixels = try int(flags.inputMaxMegapixels, "INPUT_MAX_MEGAPIXELS", 1...400, s.inputMaxMegapixels)
         s.fetchTimeoutSeconds = try int(flags.fetchTimeout, "FETCH_TIMEOUT", 1...600, s.fetchTimeoutSeconds)
+        s.batchSize = try int(flags.batchSize, "BATCH_SIZE", 1...64, s.batchSize)
         s.workerReadyTimeoutSeconds = try int(flags.workerReadyTimeout, "WORKER_READY_TIMEOUT", 10...86_400, s.workerReadyTimeoutSeconds)
         if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {

@@ -27,6 +27,20 @@ import Testing
         #expect(r.images.count == 1 && r.images[0].seed == 1234567 && r.images[0].width == 1024 && r.path == "standard")
         #expect(r.timings["inference_ms"] == 2712.4)
         #expect(r.safety == SafetyOutcome(checker: "fixture:seed-mod:4:1", ran: true, dropped: 1))
+        #expect(r.batchSize == 1)
+    }
+
+    /// A batch line carries each job as the generate fixture does, in a `jobs` list.
+    @Test func generateBatchLineMatchesTheFixture() throws {
+        struct Batch: Decodable, Equatable {
+            var type: String
+            var jobs: [GenerateCommand]
+        }
+        let fixture = try JSONDecoder().decode(Batch.self, from: Data(line("generate_batch").utf8))
+        let data = try WorkerInbound.generateBatch(fixture.jobs).encodedLine()
+        #expect(data.last == 0x0A)
+        #expect(try JSONDecoder().decode(Batch.self, from: data) == fixture)
+        #expect(fixture.type == "generate_batch" && fixture.jobs.map(\.outputs.count) == [1, 2])
     }
 
     @Test func error() throws {

@@ -78,7 +78,14 @@ class Cancel:
     job_id: str
 
 
-Inbound = GenerateRequest | Shutdown | Cancel
+@dataclass(frozen=True)
+class GenerateBatch:
+    """Compatible runs made in one pipeline call; each is answered on its own (progress, result or error)."""
+
+    jobs: list[GenerateRequest]
+
+
+Inbound = GenerateRequest | GenerateBatch | Shutdown | Cancel
 
 
 def _need(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -105,8 +112,17 @@ def parse_inbound(line: str) -> Inbound:
         return Shutdown()
     if kind == "cancel":
         return Cancel(job_id=str(_need(obj, "job_id", str)))
+    if kind == "generate_batch":
+        jobs = _need(obj, "jobs", list)
+        if not jobs or not all(isinstance(j, dict) for j in jobs):
+            raise ProtocolError("generate_batch needs a non-empty list of generate objects in 'jobs'")
+        return GenerateBatch(jobs=[_parse_generate(j) for j in jobs])
     if kind != "generate":
         raise ProtocolError(f"unknown message type {kind!r}")
+    return _parse_generate(obj)
+
+
+def _parse_generate(obj: dict[str, Any]) -> GenerateRequest:
     outputs_raw = _need(obj, "outputs", list)
     outputs = []
     for item in outputs_raw:
@@ -178,6 +194,7 @@ class Result:
     path_reason: str
     timings: dict[str, float] = field(default_factory=dict)
     safety: SafetyReport = field(default_factory=lambda: SafetyReport(checker=None, ran=False, dropped=0))
+    batch_size: int = 1  # runs that shared the pipeline call
     type: str = "result"
 
 

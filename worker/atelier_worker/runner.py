@@ -34,6 +34,14 @@ class AllImagesFlagged(RuntimeError):
     """Every image of a run was flagged by the safety checker: nothing is delivered."""
 
 
+class RunSkipped(RuntimeError):
+    """A run of a batch that was canceled while the call ran: its images are not written."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"run {job_id} was canceled during its batch")
+        self.job_id = job_id
+
+
 class InputUnreadable(ValueError):
     """An input image passed the server's header checks but does not decode (corrupt inside)."""
 
@@ -315,13 +323,28 @@ class Runner:
         )
 
     def generate(self, req: GenerateRequest, on_step: Callable[[int, int], None]) -> Result:
+        outcome = self.generate_batch([req], on_step)[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def generate_batch(self, reqs: list[GenerateRequest], on_step: Callable[[int, int], None],
+                       skip: Callable[[str], bool] = lambda _job_id: False) -> list[Result | Exception]:
+        """Makes the images of one or more compatible runs (`batchable`) in one pipeline call: every image has
+        its own generator from its own seed, every run its own prompt, safety check, encoding and result. A
+        failure of the call itself raises; a run's own failure (all its images flagged, a write that failed) is
+        returned in its place. `skip(job_id)` is asked before a run's images are written: a run canceled while
+        the call ran gets a `Canceled`-like answer from the caller instead."""
         import torch
 
         assert self.pipe is not None and self.caps is not None
+        req = reqs[0]
+        if len(reqs) > 1 and not batchable(reqs):
+            raise ProtocolError("the runs of a batch must share model, size, steps, guidance, LoRA scale and go_fast, and have no input image")
         choice: PathChoice = choose_path(req.go_fast, self.caps, self.fast_loaded, has_image=req.image is not None)
         scale = effective_lora_scale(req.lora_scale, choice)
         # One generator per image, each seeded by the server: image i depends only on its own seed.
-        generators = [torch.Generator("cpu").manual_seed(o.seed) for o in req.outputs]
+        generators = [torch.Generator("cpu").manual_seed(o.seed) for r in reqs for o in r.outputs]
         total = req.num_inference_steps
         pipe = self.fast_pipe if choice.fast else self.pipeline_for(req)
         inputs: dict[str, Any] = {}
@@ -341,17 +364,19 @@ class Runner:
         if self.adapters is None or model_id not in self.adapters.models:
             raise ProtocolError(f"model {model_id!r} is not served by this worker (it serves {', '.join(self.adapters.models if self.adapters else [])})")
         started = time.perf_counter()
-        count = len(req.outputs)
         with torch.inference_mode():
             # The model's LoRA into the slot (a no-op when it is there already) and the scale into its tensors.
             self.adapters.activate(model_id, scale)
             if self.prompt_cache is not None:
-                # Embeddings of a batch of one, repeated per image: the same tensors the pipeline would make.
-                embeds, pooled = self.prompt_cache.embeddings(self.pipe, req.prompt, model_id, scale)
-                text = {"prompt_embeds": embeds.repeat(count, 1, 1), "pooled_prompt_embeds": pooled.repeat(count, 1),
+                # Embeddings of a batch of one per prompt, repeated per image: the tensors the pipeline would make.
+                parts = [(self.prompt_cache.embeddings(self.pipe, r.prompt, model_id, scale), len(r.outputs)) for r in reqs]
+                text = {"prompt_embeds": torch.cat([e.repeat(n, 1, 1) for (e, _), n in parts]),
+                        "pooled_prompt_embeds": torch.cat([p.repeat(n, 1) for (_, p), n in parts]),
                         "num_images_per_prompt": 1}
+            elif len(reqs) == 1:
+                text = {"prompt": req.prompt, "num_images_per_prompt": len(req.outputs)}
             else:
-                text = {"prompt": req.prompt, "num_images_per_prompt": count}
+                text = {"prompt": [r.prompt for r in reqs for _ in r.outputs], "num_images_per_prompt": 1}
             out = pipe(
                 **text,
                 height=req.height,
@@ -365,19 +390,36 @@ class Runner:
                 **inputs,
             )
         inference_ms = (time.perf_counter() - started) * 1000
-        verdicts = [False] * len(out.images)
+        outcomes: list[Result | Exception] = []
+        first = 0
+        for r in reqs:
+            images = out.images[first:first + len(r.outputs)]
+            first += len(r.outputs)
+            if skip(r.job_id):
+                outcomes.append(RunSkipped(r.job_id))
+                continue
+            try:
+                outcomes.append(self._deliver(r, images, choice, inference_ms, len(reqs)))
+            except (AllImagesFlagged, OSError) as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _deliver(self, req: GenerateRequest, pictures: list[Any], choice: PathChoice, inference_ms: float,
+                 batch_size: int) -> Result:
+        """One run's share of a call: its safety check, its files, its result."""
+        verdicts = [False] * len(pictures)
         ran = self.checker is not None and req.safety_check
         if ran:
-            verdicts = self.checker.flags(out.images, [o.seed for o in req.outputs])
+            verdicts = self.checker.flags(pictures, [o.seed for o in req.outputs])
         dropped = sum(verdicts)
-        if dropped == len(out.images):
+        if dropped == len(pictures):
             raise AllImagesFlagged(
                 f"all {dropped} image(s) were flagged by the safety checker and none was delivered; "
                 "try another prompt or seed"
             )
         encode_started = time.perf_counter()
         images: list[ImageResult] = []
-        for spec, image, flagged in zip(req.outputs, out.images, verdicts, strict=True):
+        for spec, image, flagged in zip(req.outputs, pictures, verdicts, strict=True):
             if flagged:
                 continue  # never written: a flagged image does not exist for the client
             size = encode(image, spec.path, req.output_format, req.output_quality)
@@ -395,4 +437,14 @@ class Runner:
                 "encode_ms": round(encode_ms, 1),
                 "total_ms": round(inference_ms + encode_ms, 1),
             },
+            batch_size=batch_size,
         )
+
+
+def batchable(reqs: list[GenerateRequest]) -> bool:
+    """Whether these runs can share one pipeline call: the fields the call's tensors depend on are equal (the
+    server's RunRequest.batchKey), and none has an input image."""
+    def key(r: GenerateRequest) -> tuple[Any, ...]:
+        return (r.model_id, r.width, r.height, r.num_inference_steps, r.guidance, r.lora_scale, r.go_fast)
+
+    return all(r.image is None for r in reqs) and len({key(r) for r in reqs}) == 1

@@ -9,9 +9,10 @@ import threading
 from typing import TextIO
 
 from .protocol import (
-    Cancel, Error, GenerateRequest, Outbound, Progress, ProtocolError, Shutdown, encode_outbound, parse_inbound,
+    Cancel, Error, GenerateBatch, GenerateRequest, Outbound, Progress, ProtocolError, Result, Shutdown,
+    encode_outbound, parse_inbound,
 )
-from .runner import AllImagesFlagged, InputUnreadable, Runner
+from .runner import AllImagesFlagged, InputUnreadable, Runner, RunSkipped, batchable
 
 log = logging.getLogger("atelier.serve")
 
@@ -70,7 +71,7 @@ class CancelBoard:
             return self._everything or job_id in self._ids
 
 
-def read_inbound(inp: TextIO, work: queue.Queue[GenerateRequest | Shutdown], board: CancelBoard, channel: Channel) -> None:
+def read_inbound(inp: TextIO, work: queue.Queue[GenerateRequest | GenerateBatch | Shutdown], board: CancelBoard, channel: Channel) -> None:
     """The reader thread: stdin is read while a job runs, so a `cancel` reaches the step callback mid-job."""
     for line in inp:
         line = line.strip()
@@ -96,7 +97,7 @@ def read_inbound(inp: TextIO, work: queue.Queue[GenerateRequest | Shutdown], boa
 def serve(runner: Runner, inp: TextIO, channel: Channel) -> int:
     channel.send(runner.ready_message())
     log.info("ready")
-    work: queue.Queue[GenerateRequest | Shutdown] = queue.Queue()
+    work: queue.Queue[GenerateRequest | GenerateBatch | Shutdown] = queue.Queue()
     board = CancelBoard()
     threading.Thread(target=read_inbound, args=(inp, work, board, channel), name="stdin-reader", daemon=True).start()
     while True:
@@ -104,56 +105,92 @@ def serve(runner: Runner, inp: TextIO, channel: Channel) -> int:
         if isinstance(message, Shutdown):
             log.info("shutting down")
             return EXIT_OK
-        handle(runner, message, channel, board)
+        handle_batch(runner, message.jobs if isinstance(message, GenerateBatch) else [message], channel, board)
 
 
 def handle(runner: Runner, req: GenerateRequest, channel: Channel, board: CancelBoard | None = None) -> None:
+    handle_batch(runner, [req], channel, board)
+
+
+def failure(exc: BaseException) -> tuple[str, str]:
+    """The protocol error code and message for what went wrong in a run."""
+    if isinstance(exc, ProtocolError):  # e.g. a model this worker does not serve
+        return "invalid_request", str(exc)
+    if isinstance(exc, AllImagesFlagged):
+        return "safety_flagged", str(exc)
+    if isinstance(exc, InputUnreadable):
+        return "invalid_input", str(exc)
+    if isinstance(exc, MemoryError):
+        return "out_of_memory", str(exc) or "out of memory"
+    if isinstance(exc, OSError):
+        log.error("writing the image failed: %s", exc)
+        return "encode_failed", f"writing the image failed: {exc}"
+    log.error("generation failed: %s: %s", exc.__class__.__name__, exc, exc_info=exc)
+    kind = "out_of_memory" if "out of memory" in str(exc).lower() else "generation_failed"
+    return kind, f"{exc.__class__.__name__}: {exc}"
+
+
+def handle_batch(runner: Runner, reqs: list[GenerateRequest], channel: Channel, board: CancelBoard | None = None) -> None:
+    """Runs one job, or compatible jobs in one pipeline call, and answers each on its own. A cancel stops the
+    call only once every job of it is canceled; a job canceled alone inside a batch gets `canceled` and its
+    images are not written. Runs that cannot share a call (the server never sends them) run one by one."""
     board = board or CancelBoard()
-    try:
-        req.validate()
-    except ProtocolError as exc:
-        channel.send(Error(job_id=req.job_id, code="invalid_request", message=str(exc)))
+    valid: list[GenerateRequest] = []
+    for req in reqs:
+        try:
+            req.validate()
+            valid.append(req)
+        except ProtocolError as exc:
+            channel.send(Error(job_id=req.job_id, code="invalid_request", message=str(exc)))
+    if len(valid) > 1 and not batchable(valid):
+        log.warning("runs %s cannot share a pipeline call; running them one by one", ", ".join(r.job_id for r in valid))
+        for req in valid:
+            handle_batch(runner, [req], channel, board)
         return
+    if not valid:
+        return
+    ids = [r.job_id for r in valid]
+
+    def canceled_all() -> bool:
+        return all(board.is_set(i) for i in ids)
 
     def on_step(step: int, total: int) -> None:
-        if board.is_set(req.job_id):
+        if canceled_all():
             raise Canceled()
-        channel.send(Progress(req.job_id, step, total))
+        for i in ids:
+            if not board.is_set(i):
+                channel.send(Progress(i, step, total))
+
+    def canceled(job_id: str) -> Error:
+        log.info("job %s canceled; stopped before finishing", job_id)
+        return Error(job_id=job_id, code="canceled", message="canceled by the server")
 
     try:
-        if board.is_set(req.job_id):
+        if canceled_all():
             raise Canceled()
-        result = runner.generate(req, on_step)
-    except ProtocolError as exc:  # e.g. a model this worker does not serve
-        channel.send(Error(job_id=req.job_id, code="invalid_request", message=str(exc)))
-        return
+        outcomes = runner.generate_batch(valid, on_step, skip=board.is_set)
     except Canceled:
-        board.take(req.job_id)
-        log.info("job %s canceled; stopped before finishing", req.job_id)
-        channel.send(Error(job_id=req.job_id, code="canceled", message="canceled by the server"))
-        return
-    except AllImagesFlagged as exc:
-        channel.send(Error(job_id=req.job_id, code="safety_flagged", message=str(exc)))
-        return
-    except InputUnreadable as exc:
-        channel.send(Error(job_id=req.job_id, code="invalid_input", message=str(exc)))
-        return
-    except MemoryError as exc:
-        channel.send(Error(job_id=req.job_id, code="out_of_memory", message=str(exc) or "out of memory"))
-        return
-    except OSError as exc:
-        log.exception("writing the image failed")
-        channel.send(Error(job_id=req.job_id, code="encode_failed", message=f"writing the image failed: {exc}"))
+        for i in ids:
+            channel.send(canceled(i))
         return
     except Exception as exc:  # noqa: BLE001 - report any pipeline failure and stay alive for the next job
-        log.exception("generation failed")
-        kind = "out_of_memory" if "out of memory" in str(exc).lower() else "generation_failed"
-        channel.send(Error(job_id=req.job_id, code=kind, message=f"{exc.__class__.__name__}: {exc}"))
+        code, message = failure(exc)
+        for i in ids:
+            channel.send(Error(job_id=i, code=code, message=message))
         return
     finally:
-        board.take(req.job_id)  # a cancel that arrived too late must not linger
-    channel.send(result)
-    log.info("job %s done in %.0f ms (%s path)", req.job_id, result.timings["total_ms"], result.path)
+        for i in ids:
+            board.take(i)  # a cancel that arrived too late must not linger
+    for req, outcome in zip(valid, outcomes, strict=True):
+        if isinstance(outcome, RunSkipped):
+            channel.send(canceled(req.job_id))
+        elif isinstance(outcome, Result):
+            channel.send(outcome)
+            log.info("job %s done in %.0f ms (%s path%s)", req.job_id, outcome.timings["total_ms"], outcome.path,
+                     f", batch of {len(valid)}" if len(valid) > 1 else "")
+        else:
+            code, message = failure(outcome)
+            channel.send(Error(job_id=req.job_id, code=code, message=message))
 
 
 def stdio_channel() -> tuple[TextIO, Channel]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from atelier_worker.protocol import (
     Cancel,
     Error,
+    GenerateBatch,
     GenerateRequest,
     ImageResult,
     Progress,
@@ -21,6 +23,8 @@ from atelier_worker.protocol import (
     parse_inbound,
 )
 
+from atelier_worker.runner import batchable
+
 from .conftest import FIXTURES
 
 
@@ -32,6 +36,20 @@ def test_generate_fixture_parses_to_typed_request() -> None:
     assert req.outputs[0].seed == 1234567 and req.outputs[0].path.endswith(".webp")
     assert req.safety_check is True
     req.validate()
+
+
+def test_generate_batch_fixture_parses_to_its_jobs() -> None:
+    batch = parse_inbound((FIXTURES / "generate_batch.json").read_text())
+    assert isinstance(batch, GenerateBatch)
+    assert [j.job_id for j in batch.jobs] == ["212121212121212", "212121212121213"]
+    assert [len(j.outputs) for j in batch.jobs] == [1, 2]
+    assert batchable(batch.jobs)
+    assert not batchable([batch.jobs[0], replace(batch.jobs[1], width=512)])
+
+
+def test_an_empty_batch_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="generate_batch"):
+        parse_inbound('{"type": "generate_batch", "jobs": []}')
 
 
 def test_shutdown_fixture() -> None:
@@ -53,7 +71,7 @@ def test_outbound_fixtures_match_what_the_worker_encodes(name: str) -> None:
     elif name == "result":
         msg = Result(job_id=fixture["job_id"], images=[ImageResult(**i) for i in fixture["images"]],
                      path=fixture["path"], path_reason=fixture["path_reason"], timings=fixture["timings"],
-                     safety=SafetyReport(**fixture["safety"]))
+                     safety=SafetyReport(**fixture["safety"]), batch_size=fixture["batch_size"])
     else:
         msg = Error(job_id=fixture["job_id"], code=fixture["code"], message=fixture["message"])
     assert json.loads(encode_outbound(msg)) == fixture
