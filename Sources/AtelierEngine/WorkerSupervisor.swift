@@ -26,6 +26,9 @@ public struct SupervisorConfiguration: Sendable {
     /// batching off. Each run keeps its own seed, result and charge. Measured: it pays on the CPU and for small
     /// images; at 1024² on an H100 two images in one call took 0.988 of two calls (docs/benchmarks.md).
     public var batchSize: Int = 1
+    /// With batching on, how long a claim that did not fill its batch waits once for more compatible runs; zero:
+    /// never waits (a run is never delayed, but runs arriving together split into a batch of one and the rest).
+    public var batchWindow: Duration = .zero
     /// Times every timeout, backoff and poll; tests pass a manual clock so they never sleep.
     public var clock: any Clock<Duration> = ContinuousClock()
     public init() {}
@@ -291,10 +294,7 @@ public final class WorkerSupervisor: Service, Sendable {
                 await wake.wait(upTo: config.pollInterval)
                 continue
             }
-            let room = config.batchSize - first.request.numOutputs
-            let batch = room > 0
-                ? [first] + (try await store.claimCompatible(with: first, maxImages: room, now: clock.now(), lease: config.lease.timeInterval))
-                : [first]
+            let batch = try await gatherBatch(after: first)
             update(slot) { $0.state = .busy; $0.jobID = first.id }
             running.withLock { for job in batch { $0[job.id] = (worker, job.attempts) } }
             for job in batch { await events.jobStarted(job.id, attempt: job.attempts) }
@@ -323,6 +323,26 @@ public final class WorkerSupervisor: Service, Sendable {
             }
         }
         return true
+    }
+
+    /// The first job and the queued ones that may share its call, up to `batchSize` images. When the batch is not
+    /// full and `batchWindow` is set, waits that long once for more compatible runs: clients answered together
+    /// send their next requests together, and the first arrival would otherwise always run alone.
+    private func gatherBatch(after first: Job) async throws -> [Job] {
+        var batch = [first]
+        var room = config.batchSize - first.request.numOutputs
+        guard room > 0, first.request.batchKey != nil else { return batch }
+        func claim() async throws {
+            let more = try await store.claimCompatible(with: first, maxImages: room, now: clock.now(), lease: config.lease.timeInterval)
+            batch += more
+            room -= more.reduce(0) { $0 + $1.request.numOutputs }
+        }
+        try await claim()
+        if room > 0, config.batchWindow > .zero, !isStopping {
+            try? await config.clock.sleep(for: config.batchWindow)
+            try await claim()
+        }
+        return batch
     }
 
     /// Renews each job's lease every third of its length until cancelled. A refused renewal means that claim was

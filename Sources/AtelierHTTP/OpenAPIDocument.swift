@@ -1481,6 +1481,10 @@ public enum OpenAPIDocument {
        },
        "total_ms": {
         "type": "number"
+       },
+       "batch_size": {
+        "type": "integer",
+        "description": "Runs that shared the pipeline call (1: it ran alone; the server's --batch-size)."
        }
       }
      },

@@ -20,10 +20,13 @@ public struct RunView: Encodable, Sendable {
         public var inferenceMs: Double
         public var encodeMs: Double
         public var totalMs: Double?
+        /// Runs that shared the pipeline call (`--batch-size`); 1: it ran alone. `inference_ms` is the shared call's.
+        public var batchSize: Int?
         enum CodingKeys: String, CodingKey {
             case inferenceMs = "inference_ms"
             case encodeMs = "encode_ms"
             case totalMs = "total_ms"
+            case batchSize = "batch_size"
         }
     }
 
@@ -120,7 +123,7 @@ public struct RunView: Encodable, Sendable {
             if job.request.numOutputs > 1 { seeds = result.outputs.map(\.seed) }
             path = result.path
             pathReason = result.pathReason
-            var timings = Timings(inferenceMs: result.inferenceMs, encodeMs: result.encodeMs)
+            var timings = Timings(inferenceMs: result.inferenceMs, encodeMs: result.encodeMs, batchSize: result.batchSize)
             if let s = job.startedAt, let f = job.finishedAt { timings.totalMs = (f.timeIntervalSince(s) * 10_000).rounded() / 10 }
             self.timings = timings
             let s = result.safety ?? SafetyOutcome(checker: nil, ran: false, dropped: 0)

@@ -40,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("web-dir"), help: "Folder of the web pages' assets, app.js and style.css (ATELIER_WEB_DIR; default ./web).") var webDir: String?
     @Option(name: .customLong("worker-ready-timeout"), help: "Seconds a worker may take to load its model and warm up before it is restarted; on a GPU the go_fast compile takes minutes (ATELIER_WORKER_READY_TIMEOUT; default 1800).") var workerReadyTimeout: String?
     @Option(name: .customLong("batch-size"), help: "Most images one pipeline call makes from compatible queued runs (same model, size, steps, guidance, LoRA scale and go_fast); 1 turns batching off. Pays on CPUs and for small images, not at 1024² on an H100 (ATELIER_BATCH_SIZE; default 1).") var batchSize: String?
+    @Option(name: .customLong("batch-window-ms"), help: "With --batch-size above 1, milliseconds a run that did not fill its batch waits for more compatible runs (ATELIER_BATCH_WINDOW_MS; default 0).") var batchWindowMs: String?
     @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
 
     func run() async throws {
@@ -52,7 +53,7 @@ struct ServeCommand: AsyncParsableCommand {
                              rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
                              drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow,
                              inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout,
-                             webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize),
+                             webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize, batchWindowMs: batchWindowMs),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -100,6 +101,7 @@ struct Server {
         supervisorConfig.maxAttempts = settings.maxAttempts
         supervisorConfig.readyTimeout = .seconds(settings.workerReadyTimeoutSeconds)
         supervisorConfig.batchSize = settings.batchSize
+        supervisorConfig.batchWindow = .milliseconds(settings.batchWindowMilliseconds)
         let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, inputs: inputs,
                                           logger: logger)
 

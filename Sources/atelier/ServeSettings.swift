@@ -47,6 +47,7 @@ struct ServeSettings {
     var workerReadyTimeoutSeconds = 1800
     /// Images per pipeline call from compatible queued runs; 1: no batching (SupervisorConfiguration.batchSize).
     var batchSize = 1
+    var batchWindowMilliseconds = 0
 
     struct Flags {
         var host: String?
@@ -75,6 +76,7 @@ struct ServeSettings {
         var webDir: String? = nil
         var workerReadyTimeout: String? = nil
         var batchSize: String? = nil
+        var batchWindowMs: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -129,6 +131,7 @@ struct ServeSettings {
         s.inputMaxMegapixels = try int(flags.inputMaxMegapixels, "INPUT_MAX_MEGAPIXELS", 1...400, s.inputMaxMegapixels)
         s.fetchTimeoutSeconds = try int(flags.fetchTimeout, "FETCH_TIMEOUT", 1...600, s.fetchTimeoutSeconds)
         s.batchSize = try int(flags.batchSize, "BATCH_SIZE", 1...64, s.batchSize)
+        s.batchWindowMilliseconds = try int(flags.batchWindowMs, "BATCH_WINDOW_MS", 0...10_000, s.batchWindowMilliseconds)
         s.workerReadyTimeoutSeconds = try int(flags.workerReadyTimeout, "WORKER_READY_TIMEOUT", 10...86_400, s.workerReadyTimeoutSeconds)
         if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {

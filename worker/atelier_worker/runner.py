@@ -339,8 +339,8 @@ class Runner:
 
         assert self.pipe is not None and self.caps is not None
         req = reqs[0]
-        if len(reqs) > 1 and not batchable(reqs):
-            raise ProtocolError("the runs of a batch must share model, size, steps, guidance, LoRA scale and go_fast, and have no input image")
+        if len(reqs) > 1 and not self.can_batch(reqs):
+            raise ProtocolError("the runs of a batch must share model, size, steps, guidance, LoRA scale and go_fast, have no input image, and not run the compiled path")
         choice: PathChoice = choose_path(req.go_fast, self.caps, self.fast_loaded, has_image=req.image is not None)
         scale = effective_lora_scale(req.lora_scale, choice)
         # One generator per image, each seeded by the server: image i depends only on its own seed.
@@ -403,6 +403,14 @@ class Runner:
             except (AllImagesFlagged, OSError) as exc:
                 outcomes.append(exc)
         return outcomes
+
+    def can_batch(self, reqs: list[GenerateRequest]) -> bool:
+        """Whether these runs may share one call here: compatible, and not on the compiled go_fast path, which is
+        warmed up for one image per call; another batch size would recompile (minutes) inside a request."""
+        if not batchable(reqs):
+            return False
+        assert self.caps is not None
+        return not choose_path(reqs[0].go_fast, self.caps, self.fast_loaded).fast
 
     def _deliver(self, req: GenerateRequest, pictures: list[Any], choice: PathChoice, inference_ms: float,
                  batch_size: int) -> Result:

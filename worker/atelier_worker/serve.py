@@ -12,7 +12,7 @@ from .protocol import (
     Cancel, Error, GenerateBatch, GenerateRequest, Outbound, Progress, ProtocolError, Result, Shutdown,
     encode_outbound, parse_inbound,
 )
-from .runner import AllImagesFlagged, InputUnreadable, Runner, RunSkipped, batchable
+from .runner import AllImagesFlagged, InputUnreadable, Runner, RunSkipped
 
 log = logging.getLogger("atelier.serve")
 
@@ -133,7 +133,8 @@ def failure(exc: BaseException) -> tuple[str, str]:
 def handle_batch(runner: Runner, reqs: list[GenerateRequest], channel: Channel, board: CancelBoard | None = None) -> None:
     """Runs one job, or compatible jobs in one pipeline call, and answers each on its own. A cancel stops the
     call only once every job of it is canceled; a job canceled alone inside a batch gets `canceled` and its
-    images are not written. Runs that cannot share a call (the server never sends them) run one by one."""
+    images are not written. Runs that cannot share a call here (incompatible, which the server never sends, or
+    on the compiled go_fast path) run one by one."""
     board = board or CancelBoard()
     valid: list[GenerateRequest] = []
     for req in reqs:
@@ -142,7 +143,7 @@ def handle_batch(runner: Runner, reqs: list[GenerateRequest], channel: Channel, 
             valid.append(req)
         except ProtocolError as exc:
             channel.send(Error(job_id=req.job_id, code="invalid_request", message=str(exc)))
-    if len(valid) > 1 and not batchable(valid):
+    if len(valid) > 1 and not runner.can_batch(valid):
         log.warning("runs %s cannot share a pipeline call; running them one by one", ", ".join(r.job_id for r in valid))
         for req in valid:
             handle_batch(runner, [req], channel, board)

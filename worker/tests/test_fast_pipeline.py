@@ -126,3 +126,11 @@ def test_warm_up_runs_the_fast_pipeline_at_each_size(two_paths: Runner) -> None:
     finally:
         two_paths.pipe, two_paths.fast_pipe = standard, fast
     assert calls == [(256, 256), (1024, 1024), (1344, 768)]
+
+
+def test_go_fast_runs_are_not_batched_on_the_compiled_path(two_paths: Runner, tmp_path: Path) -> None:
+    """The compiled transformer is warmed up for one image per call; a batch would recompile in a request."""
+    fast = [request(tmp_path, f"b{i}", go_fast=True, outputs=[OutputSpec(str(tmp_path / f"b{i}.png"), i)]) for i in range(2)]
+    standard = [replace(r, go_fast=False) for r in fast]
+    assert not two_paths.can_batch(fast)
+    assert two_paths.can_batch(standard)
