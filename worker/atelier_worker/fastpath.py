@@ -40,7 +40,11 @@ class Optimizations:
     # Compile each repeated block once (diffusers' compile_repeated_blocks) instead of the whole transformer: the
     # same kernels, a fraction of the compile time, since FLUX's 57 blocks share two shapes of code.
     regional_compile: bool = True
-    compile_mode: str = "max-autotune-no-cudagraphs"  # autotuned matmuls; CUDA graphs off (LoRA tensors change)
+    compile_mode: str = "max-autotune-no-cudagraphs"  # autotuned kernels; CUDA graphs off (LoRA tensors change)
+    # Let Inductor also try Triton kernels for the matmuls. Off: cuBLAS only (max_autotune_gemm_backends="ATEN").
+    # On an H100, autotuning FLUX's fp8 matmuls took 39-88 s per shape (over 7 minutes at start-up) and cuBLAS's
+    # _scaled_mm won every shape, by 8-28 % (docs/benchmarks.md), so the search costs minutes and buys nothing.
+    autotune_gemms: bool = False
     fuse_qkv: bool = True  # one matmul for q, k and v
     channels_last_vae: bool = True
 
@@ -128,6 +132,11 @@ def build_fast_pipeline(pipe: Any, opts: Optimizations) -> tuple[Any, list[str]]
                   filter_fn=lambda module, fqn: isinstance(module, torch.nn.Linear) and ".lora_" not in fqn)
         applied.append("fp8_weights")
     if opts.compile_transformer:
+        if not opts.autotune_gemms:
+            import torch._inductor.config as inductor_config
+
+            inductor_config.max_autotune_gemm_backends = "ATEN"
+            applied.append("gemms_cublas_only")
         if opts.regional_compile and getattr(transformer, "_repeated_blocks", None):
             transformer.compile_repeated_blocks(mode=opts.compile_mode, fullgraph=True)
             applied.append(f"compile_repeated_blocks({opts.compile_mode})")

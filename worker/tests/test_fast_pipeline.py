@@ -94,7 +94,7 @@ def test_the_compiled_path_does_not_recompile_on_a_switch_or_a_new_scale(two_pat
 
     compiled = replace(NO_FP8, compile_transformer=True, compile_mode="default")
     fast, applied = build_fast_pipeline(two_paths.pipe, compiled)
-    assert applied == ["compile_repeated_blocks(default)"]
+    assert applied == ["gemms_cublas_only", "compile_repeated_blocks(default)"]
     eager_fast = two_paths.fast_pipe
     two_paths.fast_pipe = fast
     torch._dynamo.utils.counters.clear()
