@@ -8,9 +8,12 @@ from pathlib import Path
 
 from PIL import Image
 
-# WebP method 4 is Pillow's default; method 0 is 2-5x faster at 1024x1024 (DESIGN.md) for slightly larger files.
-# Kept at the default until the performance issue measures the trade on real images.
-WEBP_METHOD = 4
+# WebP effort (0-6; Pillow's default is 4). bench/encode_speed.py at 1024x1024, quality 80, on a render-like image:
+# method 2 takes 0.42 of method 4's time (30 ms against 71 ms on the 2-core VM) for a file 9 % larger; methods
+# 3 and 4 cost the same, 5 and 6 make files a third smaller for 1.07x and 1.8x the time. 40 ms is 2 % of a
+# go_fast image, paid on every image; the 4 KB more are not felt. (The demo model's noise images are the odd
+# case: method 2 makes them larger; they are not what clients download.)
+WEBP_METHOD = 2
 
 
 def encode(image: Image.Image, path: str, fmt: str, quality: int) -> int:
