@@ -22,7 +22,7 @@ from .fastpath import (
     detect_capabilities,
     effective_lora_scale,
 )
-from .protocol import GenerateRequest, ImageResult, ProtocolError, Ready, Result, SafetyReport
+from .protocol import GenerateRequest, ImageResult, OutputSpec, ProtocolError, Ready, Result, SafetyReport
 from .safety import SafetyChecker, load_checker
 
 log = logging.getLogger("atelier.runner")
@@ -140,6 +140,9 @@ class RunnerOptions:
     enable_fast_path: bool = True
     optimizations: Optimizations = field(default_factory=Optimizations)
     prompt_cache_size: int = 32  # text-encoder outputs kept for repeated prompts; 0 turns the cache off
+    # Encode a run's (or a batch's) images on several threads: Pillow's encoders release the GIL, and 4 WebP
+    # images at 1024² took 0.55 of the serial time on 2 cores. 1 encodes one after another.
+    encode_threads: int = 4
     # Sizes the compiled fast path is run at once during start-up (the server passes its size table), so no
     # client's request pays for a compile. 1024×1024 first: its graph is compiled for that shape alone.
     warmup_sizes: tuple[tuple[int, int], ...] = ((1024, 1024),)
@@ -248,6 +251,7 @@ class Runner:
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
         log.info("prompt cache: %s", f"{self.options.prompt_cache_size} entries" if self.prompt_cache else "off")
+        log.info("encoding threads: %d", self.options.encode_threads)
         if self.options.enable_fast_path and self.caps.fast_path_reason is None:
             self._prepare_fast_path()
         if self.random_weights:
@@ -426,13 +430,22 @@ class Runner:
                 "try another prompt or seed"
             )
         encode_started = time.perf_counter()
-        images: list[ImageResult] = []
-        for spec, image, flagged in zip(req.outputs, pictures, verdicts, strict=True):
-            if flagged:
-                continue  # never written: a flagged image does not exist for the client
+        # A flagged image is never written: it does not exist for the client.
+        kept = [(spec, image) for spec, image, flagged in zip(req.outputs, pictures, verdicts, strict=True) if not flagged]
+
+        def write(item: tuple[OutputSpec, Any]) -> ImageResult:
+            spec, image = item
             size = encode(image, spec.path, req.output_format, req.output_quality)
-            images.append(ImageResult(path=spec.path, seed=spec.seed, width=image.width, height=image.height,
-                                      bytes=size, format=req.output_format))
+            return ImageResult(path=spec.path, seed=spec.seed, width=image.width, height=image.height, bytes=size,
+                               format=req.output_format)
+
+        if len(kept) > 1 and self.options.encode_threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(self.options.encode_threads, len(kept)), thread_name_prefix="encode") as pool:
+                images = list(pool.map(write, kept))  # in output order; an OSError surfaces here
+        else:
+            images = [write(item) for item in kept]
         encode_ms = (time.perf_counter() - encode_started) * 1000
         return Result(
             job_id=req.job_id,

@@ -122,3 +122,20 @@ def test_missing_weights_say_what_to_download(tmp_path: Path) -> None:
         resolve_base(ModelSpec(base="black-forest-labs/FLUX.1-dev", lora=None))
     with pytest.raises(WeightsMissing, match="Cute-3d-Kawaii"):
         resolve_lora_ref(str(tmp_path / "missing.safetensors"), None)
+
+
+def test_encoding_on_threads_writes_the_same_files_in_order(runner: Runner, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    def files(name: str, threads: int) -> list[tuple[int, str]]:
+        outs = [OutputSpec(str(tmp_path / f"{name}{i}.png"), 300 + i) for i in range(3)]
+        original = runner.options
+        runner.options = replace(original, encode_threads=threads)
+        try:
+            result = runner.generate(request(tmp_path, name, output_format="png", outputs=outs), lambda *_: None)
+        finally:
+            runner.options = original
+        assert [i.path for i in result.images] == [o.path for o in outs]
+        return [(i.seed, digest(i.path)) for i in result.images]
+
+    assert files("serial", 1) == files("threads", 4)
