@@ -1,7 +1,8 @@
 """Encoding: seconds and bytes per 1024×1024 image for WebP methods 0–6 (quality 80), JPEG and PNG, through the
 worker's own `encode` (Pillow). Two synthetic images, made here so the bench needs no files: `render` (smooth
 shading, soft shapes and light grain, like the 3D renders FLUX makes) and `noise` (what the tiny demo model makes,
-the worst case). The baseline is WebP method 4, Pillow's default.
+the worst case). The baseline is WebP method 4, Pillow's default. Then a run's four images encoded one after another
+(the baseline) against on --threads threads, as the worker does (`RunnerOptions.encode_threads`).
 
     .venv/bin/python bench/encode_speed.py --repeats 5
 """
@@ -46,6 +47,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="atelier-encode-"))
     variants = [(f"webp m{m}", "webp", m) for m in range(7)] + [("jpg q80", "jpg", None), ("png", "png", None)]
@@ -66,7 +68,35 @@ def main() -> int:
         print(f"{'encoder':<10}{'ms':>9}{'ratio':>8}{'KiB':>9}{'size ratio':>12}")
         for label, t, b in rows:
             print(f"{label:<10}{t * 1000:>9.1f}{t / base_t:>8.2f}{b / 1024:>9.1f}{b / base_b:>12.2f}")
+    parallel_encoding(args, folder)
     return 0
+
+
+def parallel_encoding(args: argparse.Namespace, folder: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    enc.WEBP_METHOD = 2
+    images = [render_like(args.size, seed) for seed in range(4)]
+
+    def write(item: tuple[int, Image.Image]) -> int:
+        return enc.encode(item[1], str(folder / f"run-{item[0]}.webp"), "webp", 80)
+
+    def serial() -> float:
+        started = time.perf_counter()
+        [write(item) for item in enumerate(images)]
+        return time.perf_counter() - started
+
+    def threaded() -> float:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.threads) as pool:
+            list(pool.map(write, enumerate(images)))
+        return time.perf_counter() - started
+
+    pairs = [(serial(), threaded()) for _ in range(args.repeats + 1)][1:]  # interleaved; the first is a warm-up
+    one = statistics.median(p[0] for p in pairs)
+    many = statistics.median(p[1] for p in pairs)
+    print(f"\nfour render-like images, WebP method 2: serial {one * 1000:.1f} ms, on {args.threads} threads "
+          f"{many * 1000:.1f} ms (ratio {many / one:.2f})")
 
 
 if __name__ == "__main__":
