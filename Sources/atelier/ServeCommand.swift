@@ -102,6 +102,7 @@ struct Server {
         supervisorConfig.readyTimeout = .seconds(settings.workerReadyTimeoutSeconds)
         supervisorConfig.batchSize = settings.batchSize
         supervisorConfig.batchWindow = .milliseconds(settings.batchWindowMilliseconds)
+        logger.info("\(settings.batchSize > 1 ? "batching: up to \(settings.batchSize) images per pipeline call, window \(settings.batchWindowMilliseconds) ms" : "batching: off (--batch-size 1)"); worker ready timeout \(settings.workerReadyTimeoutSeconds) s")
         let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, inputs: inputs,
                                           logger: logger)
 
