@@ -376,7 +376,7 @@ public final class WorkerSupervisor: Service, Sendable {
     /// answer; a crash, a broken protocol or the timeout (`jobTimeout` per run in the call) ends all that are left.
     private func run(_ batch: [Job], on worker: WorkerProcess) async -> [Int64: Outcome] {
         var outcomes: [Int64: Outcome] = [:]
-        var commands: [GenerateCommand] = []
+        var commands: [(id: Int64, command: GenerateCommand)] = []
         for job in batch {
             var paths: [String] = []
             for name in job.outputNames {
@@ -392,16 +392,17 @@ public final class WorkerSupervisor: Service, Sendable {
                 outcomes[job.id] = .failed(WorkerErrorReport(jobID: String(job.id), code: "storage_error", message: "the run's input images are not where they were stored"))
                 continue
             }
-            commands.append(GenerateCommand(job: job, paths: paths, inputPaths: inputPaths.compactMap { $0 }))
+            commands.append((job.id, GenerateCommand(job: job, paths: paths, inputPaths: inputPaths.compactMap { $0 })))
         }
         guard !commands.isEmpty else { return outcomes }
         do {
-            try worker.send(commands.count == 1 ? .generate(commands[0]) : .generateBatch(commands))
+            try worker.send(commands.count == 1 ? .generate(commands[0].command) : .generateBatch(commands.map(\.command)))
         } catch {
-            for c in commands { outcomes[Int64(c.jobID) ?? 0] = .protocolBroken("writing to the worker failed: \(error)") }
+            for c in commands { outcomes[c.id] = .protocolBroken("writing to the worker failed: \(error)") }
             return outcomes
         }
-        let waiting = Dictionary(uniqueKeysWithValues: commands.compactMap { c in Int64(c.jobID).map { (c.jobID, $0) } })
+        // The worker names jobs by the string it was sent.
+        let waiting = Dictionary(uniqueKeysWithValues: commands.map { ($0.command.jobID, $0.id) })
         let events = self.events
         let timeout = config.jobTimeout * commands.count
         let sleeper = config.clock

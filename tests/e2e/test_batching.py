@@ -14,13 +14,18 @@ from .conftest import account, data_dir_sharing_tiny, launch, stop
 from .test_durability import PRICE, TERMINAL, auth, cancel, check, running_with_progress, submit, wait_for
 
 
+def occupy_the_worker(srv) -> int:
+    """A long run that keeps the only worker busy while the runs under test queue up behind it."""
+    blocker = submit(srv, num_inference_steps="50", megapixels="1", seed="1")
+    wait_for(srv, blocker, running_with_progress)
+    return blocker
+
+
 def test_compatible_queued_runs_share_one_call_and_are_each_charged(tmp_path_factory, server) -> None:
     srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "batching"), "--batch-size", "4")
     try:
         before = account(srv)
-        # A long run keeps the only worker busy while the others queue up behind it.
-        blocker = submit(srv, num_inference_steps="50", megapixels="1", seed="1")
-        wait_for(srv, blocker, running_with_progress)
+        blocker = occupy_the_worker(srv)
         # 40 steps: long enough to cancel one of them while their shared call runs.
         same = [submit(srv, seed=str(100 + i), prompt=f"Cute 3d Kawaii, friend number {i}", output_format="png",
                        num_inference_steps="40") for i in range(3)]
@@ -52,8 +57,7 @@ def test_a_worker_killed_during_a_batch_loses_no_run_and_charges_each_once(tmp_p
     srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "batching-crash"), "--batch-size", "3")
     try:
         before = account(srv)
-        blocker = submit(srv, num_inference_steps="50", megapixels="1", seed="1")
-        wait_for(srv, blocker, running_with_progress)
+        blocker = occupy_the_worker(srv)
         runs = [submit(srv, seed=str(300 + i), num_inference_steps="40") for i in range(3)]
         assert cancel(srv, blocker).status_code == 200
         wait_for(srv, runs[0], running_with_progress)

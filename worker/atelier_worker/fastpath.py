@@ -96,8 +96,9 @@ def _shallow_transformer_copy(transformer: Any) -> Any:
     shared: dict[int, Any] = {id(t): t for t in transformer.parameters()}
     shared.update({id(t): t for t in transformer.buffers()})
     for module in transformer.modules():
-        for value in getattr(module, "scaling", {}).values() if isinstance(getattr(module, "scaling", None), dict) else ():
-            shared[id(value)] = value
+        scaling = getattr(module, "scaling", None)  # PEFT LoRA layers: adapter name → scaling tensor
+        if isinstance(scaling, dict):
+            shared.update({id(v): v for v in scaling.values()})
     return copy.deepcopy(transformer, memo=shared)
 
 

@@ -108,10 +108,6 @@ def serve(runner: Runner, inp: TextIO, channel: Channel) -> int:
         handle_batch(runner, message.jobs if isinstance(message, GenerateBatch) else [message], channel, board)
 
 
-def handle(runner: Runner, req: GenerateRequest, channel: Channel, board: CancelBoard | None = None) -> None:
-    handle_batch(runner, [req], channel, board)
-
-
 def failure(exc: BaseException) -> tuple[str, str]:
     """The protocol error code and message for what went wrong in a run."""
     if isinstance(exc, ProtocolError):  # e.g. a model this worker does not serve

@@ -34,3 +34,19 @@ def runner(tiny_dir: Path):
     )
     r.load()
     return r
+
+
+def multi_model_runner(tiny_dir: Path, with_base_only: bool = False):
+    """A loaded CPU runner serving two LoRA models on the tiny base (and the base alone when asked)."""
+    from atelier_worker.adapters import CatalogModel
+    from atelier_worker.runner import ModelSpec, Runner, RunnerOptions
+    from atelier_worker.tiny import build_extra_lora
+
+    models = (CatalogModel("kawaii", str(tiny_dir / "tiny-lora.safetensors")),
+              CatalogModel("second-style", str(build_extra_lora(tiny_dir, "second-style"))))
+    if with_base_only:
+        models += (CatalogModel("base-only"),)
+    r = Runner(ModelSpec(base=str(tiny_dir / "pipeline"), lora=None, allow_random_weights=True, models=models),
+               RunnerOptions(device="cpu", threads=1, warmup=False))
+    r.load()
+    return r

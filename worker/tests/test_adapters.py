@@ -8,25 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from atelier_worker.adapters import CatalogModel
 from atelier_worker.protocol import GenerateRequest, OutputSpec, ProtocolError
-from atelier_worker.runner import ModelSpec, Runner, RunnerOptions
-from atelier_worker.tiny import build_extra_lora
+from atelier_worker.runner import Runner
+
+from .conftest import multi_model_runner
 
 
 @pytest.fixture(scope="module")
 def multi(tiny_dir: Path) -> Runner:
-    second = build_extra_lora(tiny_dir, "second-style")
-    r = Runner(
-        ModelSpec(base=str(tiny_dir / "pipeline"), lora=None, allow_random_weights=True, models=(
-            CatalogModel("kawaii", str(tiny_dir / "tiny-lora.safetensors")),
-            CatalogModel("second-style", str(second)),
-            CatalogModel("base-only"),
-        )),
-        RunnerOptions(device="cpu", threads=1, warmup=False),
-    )
-    r.load()
-    return r
+    return multi_model_runner(tiny_dir, with_base_only=True)
 
 
 def request(tmp: Path, name: str, model_id: str | None, **overrides) -> GenerateRequest:

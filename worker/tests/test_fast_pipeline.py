@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from atelier_worker.adapters import CatalogModel
 from atelier_worker.fastpath import DeviceCapabilities, Optimizations, build_fast_pipeline
 from atelier_worker.protocol import GenerateRequest, OutputSpec
-from atelier_worker.runner import ModelSpec, Runner, RunnerOptions
-from atelier_worker.tiny import build_extra_lora
+from atelier_worker.runner import Runner
+
+from .conftest import multi_model_runner
 
 NO_FP8 = Optimizations(fp8_weights=False, compile_transformer=False, channels_last_vae=False)
 HOPPER = DeviceCapabilities(cuda=True, compute_capability=(9, 0), torchao=True)
@@ -23,15 +23,7 @@ HOPPER = DeviceCapabilities(cuda=True, compute_capability=(9, 0), torchao=True)
 
 @pytest.fixture(scope="module")
 def two_paths(tiny_dir: Path) -> Runner:
-    second = build_extra_lora(tiny_dir, "second-style")
-    r = Runner(
-        ModelSpec(base=str(tiny_dir / "pipeline"), lora=None, allow_random_weights=True, models=(
-            CatalogModel("kawaii", str(tiny_dir / "tiny-lora.safetensors")),
-            CatalogModel("second-style", str(second)),
-        )),
-        RunnerOptions(device="cpu", threads=1, warmup=False),
-    )
-    r.load()
+    r = multi_model_runner(tiny_dir)
     # What load() does on a Hopper GPU, with the switches a CPU can run.
     r.fast_pipe, _ = build_fast_pipeline(r.pipe, NO_FP8)
     r.fast_loaded = True
