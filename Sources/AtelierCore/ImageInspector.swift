@@ -40,7 +40,7 @@ public enum ImageInspector {
             throw problem("truncated_image", "the \(sniff(bytes)!.label) data is truncated or malformed (its structure ends early); send the whole file")
         }
         guard header.width > 0, header.height > 0 else {
-            throw problem("invalid_image", "the \(header.format.label) header gives a size of \(header.width)×\(header.height)")
+            throw problem("invalid_image_size", "the \(header.format.label) header gives a size of \(header.width)×\(header.height)")
         }
         let pixels = header.width.multipliedReportingOverflow(by: header.height)
         if pixels.overflow || pixels.partialValue > limits.maxPixels {

@@ -55,9 +55,10 @@ public struct ParameterSchema: Sendable {
                 p.add(d.name, "empty", "\(d.name) must not be empty")
                 return nil
             }
-            if let max = d.maxLength, s.count > max {
+            // Counted in Unicode code points, as JSON Schema's maxLength counts them.
+            if let max = d.maxLength, s.unicodeScalars.count > max {
                 let why = d.maxLengthReason.map { " (\($0))" } ?? ""
-                p.add(d.name, "too_long", "\(d.name) must be at most \(max) characters\(why); got \(s.count)")
+                p.add(d.name, "too_long", "\(d.name) must be at most \(max) characters\(why); got \(s.unicodeScalars.count)")
                 return nil
             }
             return .string(s)

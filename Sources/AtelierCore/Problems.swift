@@ -56,7 +56,7 @@ public struct Problems: Sendable {
         var parsed: Int?
         switch v {
         case .number(let d) where d == d.rounded() && abs(d) < 1e15: parsed = Int(d)
-        case .string(let s): parsed = Int(s.trimmingCharacters(in: .whitespaces)) ?? Double(s).flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil }
+        case .string(let s) where NumberText.isInteger(s): parsed = Int(s.split(separator: ".").first ?? "")
         default: parsed = nil
         }
         guard let n = parsed else {
@@ -75,7 +75,7 @@ public struct Problems: Sendable {
         var parsed: Double?
         switch v {
         case .number(let d): parsed = d
-        case .string(let s): parsed = Double(s.trimmingCharacters(in: .whitespaces))
+        case .string(let s) where NumberText.isDecimal(s): parsed = Double(s)
         default: parsed = nil
         }
         guard let x = parsed, x.isFinite else {
@@ -113,7 +113,7 @@ public struct Problems: Sendable {
         var parsed: UInt64?
         switch v {
         case .number(let d) where d >= 0 && d == d.rounded() && d <= Double(RunRequest.maxSeed): parsed = UInt64(d)
-        case .string(let s): parsed = UInt64(s.trimmingCharacters(in: .whitespaces))
+        case .string(let s) where !s.isEmpty && s.utf8.allSatisfy({ (0x30...0x39).contains($0) }): parsed = UInt64(s)
         default: parsed = nil
         }
         guard let n = parsed, n <= RunRequest.maxSeed else {
@@ -125,5 +125,32 @@ public struct Problems: Sendable {
 
     static func format(_ x: Double) -> String {
         x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : String(x)
+    }
+}
+
+/// The one grammar of numbers sent as text (form and multipart send nothing else), as the OpenAPI document's
+/// patterns state it: `-?digits` with `.0…` allowed for integers and `.digits` for numbers; no spaces, signs,
+/// exponents or words ("1e3", " 28", "+5", "inf" are refused, not guessed at).
+public enum NumberText {
+    public static func isInteger(_ s: String) -> Bool {
+        let (whole, fraction) = split(s)
+        return whole && fraction.allSatisfy { $0 == 0x30 }
+    }
+
+    public static func isDecimal(_ s: String) -> Bool {
+        split(s).whole
+    }
+
+    /// Whether the part before any "." is `-?digits`, and the digits after it (nil-free: empty when there is no
+    /// "."; a "." with no digits after it makes `whole` false).
+    private static func split(_ s: String) -> (whole: Bool, fraction: [UInt8]) {
+        var bytes = Array(s.utf8)
+        if bytes.first == 0x2D { bytes.removeFirst() }
+        let dot = bytes.firstIndex(of: 0x2E)
+        let integer = dot.map { Array(bytes[..<$0]) } ?? bytes
+        let fraction = dot.map { Array(bytes[($0 + 1)...]) } ?? []
+        let digits: ([UInt8]) -> Bool = { $0.allSatisfy { (0x30...0x39).contains($0) } }
+        let ok = !integer.isEmpty && digits(integer) && (dot == nil || (!fraction.isEmpty && digits(fraction)))
+        return (ok, fraction)
     }
 }

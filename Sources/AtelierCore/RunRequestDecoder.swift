@@ -41,7 +41,13 @@ public struct RunRequestDecoder: Sendable {
         var rest = raw
         rest["model_id"] = nil
         rest["api_key"] = nil  // the key, read by the HTTP layer
-        let hasImage = ![nil, .null, .string("")].contains(rest["image"])
+        // Blank text is no image (as ImageSource reads it); any other value is one, to be checked as such.
+        let hasImage: Bool =
+            switch rest["image"] {
+            case nil, .null?: false
+            case .string(let s)?: !s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            default: true
+            }
         let definitions = entry.parameters.map { d in
             var d = d
             if hasImage && d.name == "aspect_ratio" { d.required = false }

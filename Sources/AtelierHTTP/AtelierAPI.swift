@@ -5,7 +5,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
-import Logging
+import NIOCore
 
 /// Where queued jobs go and how their ends are heard: the supervisor in production, a test double in unit tests.
 public protocol RunQueue: Sendable {
@@ -82,7 +82,8 @@ public struct AtelierAPI: Sendable {
 
     public func buildRouter() -> Router<AtelierRequestContext> {
         let router = Router(context: AtelierRequestContext.self)
-        router.add(middleware: ErrorEnvelopeMiddleware())
+        let allowed = AllowedMethods()
+        router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
         router.post("/api/v4/run") { request, context in try await self.run(request, context: context) }
         router.get("/api/v4/check") { request, context in try await self.check(request, context: context) }
         router.post("/api/v4/check") { request, context in try await self.check(request, context: context) }
@@ -100,6 +101,7 @@ public struct AtelierAPI: Sendable {
             Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
                      body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
+        allowed.load(router.routes)
         return router
     }
 
@@ -187,9 +189,8 @@ public struct AtelierAPI: Sendable {
     func webhookSubscription(url: ParameterValue?, filter: ParameterValue?, request: Request) async throws -> WebhookSubscription? {
         guard let hook = try WebhookSubscription.parse(url: url, filter: filter, baseURL: baseURL(for: request)) else { return nil }
         let host = URL(string: hook.url)?.host ?? ""
-        let policy = config.outboundPolicy
-        if case .refused(let why) = await resolvingOffThread({ policy.check(host: host) }) {
-            throw AtelierError.invalid("webhook", "unsafe_url", "webhook: \(why)")
+        if case .failure(let refusal) = await HostResolver.checked(host: host, policy: config.outboundPolicy) {
+            throw AtelierError.invalid("webhook", "unsafe_url", "webhook: \(refusal.reason)")
         }
         return hook
     }
@@ -201,7 +202,8 @@ public struct AtelierAPI: Sendable {
     /// server's window. 0 answers at once with the request_id. A longer ask than the server's --max-wait is cut to it.
     func waitWindow(_ request: Request, body: ParameterValue?) throws -> Duration {
         func parse(_ text: String, _ param: String) throws -> Duration {
-            guard let n = Int(text.trimmingCharacters(in: .whitespaces)), (0...Self.maxWait).contains(n) else {
+            let whole = text.trimmingCharacters(in: .whitespaces).split(separator: ".").first.map(String.init) ?? ""
+            guard NumberText.isInteger(text), let n = Int(whole), (0...Self.maxWait).contains(n) else {
                 throw AtelierError.invalid(param, "out_of_range", "\(param) must be whole seconds from 0 to \(Self.maxWait); got \"\(text)\"")
             }
             return min(.seconds(n), config.maxWait)
@@ -506,6 +508,9 @@ public struct AtelierAPI: Sendable {
         do {
             body = try await request.body.collect(upTo: config.maxBodyBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw AtelierError.bodyTooLarge(limit: config.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            // A body without Content-Length (chunked) that grew past the limit while it streamed.
             throw AtelierError.bodyTooLarge(limit: config.maxBodyBytes)
         }
         return try BodyParser.parse(body, contentType: request.headers[.contentType])

@@ -1,6 +1,5 @@
 import AtelierCore
 import Foundation
-import MultipartKit
 import NIOCore
 
 /// Reads a request body of any of the three encodings clients of the hosted API send (JSON; form-urlencoded;
@@ -13,14 +12,14 @@ public enum BodyParser {
         switch type {
         case "application/json", "":
             // curl -d without -H sends form encoding; a body with no type at all is tried as JSON.
-            return try parseJSON(body)
+            return try checkedText(parseJSON(body))
         case "application/x-www-form-urlencoded":
-            return try parseForm(String(buffer: body))
+            return try checkedText(parseForm(body))
         case "multipart/form-data":
             guard let boundary = parameter("boundary", in: contentType ?? "") else {
                 throw .malformedBody("multipart/form-data needs a boundary in its Content-Type header")
             }
-            return try parseMultipart(body, boundary: boundary)
+            return try checkedText(parseMultipart(body, boundary: boundary))
         default:
             throw .unsupportedMediaType(
                 "Content-Type \(type) is not accepted; send application/json, application/x-www-form-urlencoded or multipart/form-data"
@@ -38,98 +37,99 @@ public enum BodyParser {
         return nil
     }
 
-    /// A JSON scalar, decoded without Foundation's number/bool confusion.
-    enum Scalar: Decodable {
-        case value(ParameterValue)
-        case list([String])
-        case nested
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if c.decodeNil() { self = .value(.null) }
-            else if let b = try? c.decode(Bool.self) { self = .value(.bool(b)) }
-            else if let d = try? c.decode(Double.self) { self = .value(.number(d)) }
-            else if let s = try? c.decode(String.self) { self = .value(.string(s)) }
-            else if let l = try? c.decode([String].self) { self = .list(l) }
-            else { self = .nested }
-        }
-    }
-
     static func parseJSON(_ body: ByteBuffer) throws(AtelierError) -> [String: ParameterValue] {
-        let object: [String: Scalar]
-        do {
-            object = try JSONDecoder().decode([String: Scalar].self, from: Data(buffer: body))
-        } catch {
-            throw .malformedBody("the body is not a JSON object of parameters (\(Self.describe(error))); send e.g. {\"model_id\": \"flux-cute-3d-kawaii\", \"prompt\": \"…\"}")
-        }
         var out: [String: ParameterValue] = [:]
-        for (k, v) in object {
+        for (k, v) in try JSONBody.parameters(Array(body.readableBytesView)) {
             switch v {
-            case .value(let p): out[k] = p
+            case .string(let s): out[k] = .string(s)
+            case .number(let d): out[k] = .number(d)
+            case .bool(let b): out[k] = .bool(b)
+            case .null: out[k] = .null
             // The one list parameter; form and multipart clients send it comma-separated, which is what it becomes.
             // An empty list is kept visible (not "absent") so it is refused, not defaulted.
-            case .list(let l) where k == "webhook_events_filter": out[k] = .string(l.isEmpty ? "[]" : l.joined(separator: ","))
-            case .list, .nested: throw .malformedBody("\(k) must be a string, number or boolean, not an object or array")
+            case .array(let items) where k == "webhook_events_filter":
+                let strings = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
+                guard strings.count == items.count else { throw .malformedBody("\(k) must be a list of strings") }
+                out[k] = .string(strings.isEmpty ? "[]" : strings.joined(separator: ","))
+            case .array, .object: throw .malformedBody("\(k) must be a string, number or boolean, not an object or array")
             }
         }
         return out
     }
 
-    static func describe(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let ctx) = error { return ctx.debugDescription }
-        if case DecodingError.typeMismatch(_, let ctx) = error { return ctx.debugDescription }
-        return "invalid JSON"
-    }
-
-    static func parseForm(_ text: String) throws(AtelierError) -> [String: ParameterValue] {
+    static func parseForm(_ body: ByteBuffer) throws(AtelierError) -> [String: ParameterValue] {
         var out: [String: ParameterValue] = [:]
-        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let key = decodeFormComponent(kv[0]), let value = decodeFormComponent(kv.count > 1 ? kv[1] : "") else {
-                throw .malformedBody("the form body has a badly percent-encoded field near \"\(pair.prefix(40))\"")
+        for pair in body.readableBytesView.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let kv = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            let near = String(decoding: pair.prefix(40), as: UTF8.self)
+            guard let keyBytes = percentDecoded(kv[0]), let key = String(validating: keyBytes, as: UTF8.self) else {
+                throw .malformedBody("the form body has a badly encoded field name near \"\(near)\"")
             }
-            if out[key] != nil { throw .malformedBody("\(key) is given twice in the form body; send it once") }
+            guard let valueBytes = percentDecoded(kv.count > 1 ? kv[1] : []) else {
+                throw .invalid(key, "malformed_body", "\(key) is badly percent-encoded in the form body (a % must be followed by two hex digits)")
+            }
+            guard let value = String(validating: valueBytes, as: UTF8.self) else {
+                throw .invalid(key, "invalid_text", "\(key) is not valid UTF-8 once percent-decoded; send it as UTF-8 text")
+            }
+            guard out[key] == nil else { throw duplicate(key, "form") }
             out[key] = .string(value)
         }
         return out
     }
 
-    static func decodeFormComponent(_ s: Substring) -> String? {
-        s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    /// application/x-www-form-urlencoded: `+` is a space, `%XX` a byte; nil for a broken escape.
+    static func percentDecoded(_ s: some Collection<UInt8>) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(s.count)
+        var i = s.startIndex
+        while i != s.endIndex {
+            let b = s[i]
+            if b == UInt8(ascii: "%") {
+                let h = s.index(after: i)
+                guard h != s.endIndex, s.index(after: h) != s.endIndex,
+                      let v = UInt8(String(decoding: [s[h], s[s.index(after: h)]], as: UTF8.self), radix: 16) else { return nil }
+                out.append(v)
+                i = s.index(h, offsetBy: 2)
+                continue
+            }
+            out.append(b == UInt8(ascii: "+") ? 0x20 : b)
+            i = s.index(after: i)
+        }
+        return out
+    }
+
+    static func duplicate(_ name: String, _ encoding: String) -> AtelierError {
+        .invalid(name, "duplicate_parameter", "\(name) is given twice in the \(encoding) body; send it once")
     }
 
     static func parseMultipart(_ body: ByteBuffer, boundary: String) throws(AtelierError) -> [String: ParameterValue] {
-        final class Collector {
-            var parts: [(headers: [String: String], body: [UInt8])] = []
-            var headers: [String: String] = [:]
-            var bytes: [UInt8] = []
-        }
-        let collector = Collector()
-        let parser = MultipartParser(boundary: boundary)
-        parser.onHeader = { name, value in collector.headers[name.lowercased()] = value }
-        parser.onBody = { buffer in collector.bytes.append(contentsOf: buffer.readableBytesView) }
-        parser.onPartComplete = {
-            collector.parts.append((collector.headers, collector.bytes))
-            collector.headers = [:]
-            collector.bytes = []
-        }
-        do {
-            try parser.execute(body)
-        } catch {
-            throw .malformedBody("the multipart body could not be read (\(error)); check its boundary")
-        }
         var out: [String: ParameterValue] = [:]
-        for part in collector.parts {
+        for part in try MultipartBody.parts(Array(body.readableBytesView), boundary: boundary) {
             let disposition = part.headers["content-disposition"] ?? ""
-            guard let name = parameter("name", in: disposition) else {
-                throw .malformedBody("a multipart part has no name in its Content-Disposition header")
+            guard disposition.lowercased().hasPrefix("form-data"), let name = parameter("name", in: disposition) else {
+                throw .malformedBody("a multipart part has no \"Content-Disposition: form-data; name=...\" header")
             }
-            if out[name] != nil { throw .malformedBody("\(name) is given twice in the multipart body; send it once") }
+            guard out[name] == nil else { throw duplicate(name, "multipart") }
             if let filename = parameter("filename", in: disposition) {
-                out[name] = .file(bytes: part.body, filename: filename, contentType: part.headers["content-type"])
+                out[name] = .file(bytes: Array(part.body), filename: filename, contentType: part.headers["content-type"])
             } else {
-                out[name] = .string(String(decoding: part.body, as: UTF8.self))
+                guard let text = String(validating: part.body, as: UTF8.self) else {
+                    throw .invalid(name, "invalid_text", "\(name) is not valid UTF-8; send it as UTF-8 text (or as a file part, with a filename)")
+                }
+                out[name] = .string(text)
             }
+        }
+        return out
+    }
+
+    /// Every text value and every name obeys `TextRules`, whichever encoding carried it.
+    static func checkedText(_ values: [String: ParameterValue]) throws(AtelierError) -> [String: ParameterValue] {
+        var out: [String: ParameterValue] = [:]
+        for (name, value) in values {
+            if (try? TextRules.checked(name, param: name)) != name {
+                throw .malformedBody("a parameter name holds a control character; parameter names are plain words like prompt")
+            }
+            if case .string(let s) = value { out[name] = .string(try TextRules.checked(s, param: name)) } else { out[name] = value }
         }
         return out
     }

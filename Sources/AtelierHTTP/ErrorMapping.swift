@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import NIOCore
 
 /// The one place that turns errors into HTTP statuses and the public error envelope:
 /// `{"success": false, "message": "…", "error": {"code": "…", "param": "…", "details": [...]}}`.
@@ -21,10 +22,20 @@ public enum ErrorMapping {
         public var data: RunView?
     }
 
+    /// Problems of a parameter's content that no schema can state; the request's form was right.
+    public static let contentProblemCodes: Set<String> = [
+        "unsafe_url", "fetch_failed", "image_too_large", "empty_image", "unsupported_format", "truncated_image",
+        "invalid_image_size", "too_many_pixels", "invalid_data_uri", "too_few_steps",
+    ]
+
     public static func status(for error: AtelierError) -> HTTPResponse.Status {
         switch error {
         case .unauthorized: .unauthorized
         case .insufficientCredit: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
+        // The document's schema says what well-formed is (400 outside it); a well-formed value whose content
+        // cannot be used (an image that does not decode, a URL that does not answer, an internal address) is 422.
+        case .invalidParameters(let problems) where !problems.isEmpty && problems.allSatisfy({ contentProblemCodes.contains($0.code) }):
+            .unprocessableContent
         case .invalidParameters, .malformedBody: .badRequest
         case .bodyTooLarge: .contentTooLarge
         case .unsupportedMediaType: .unsupportedMediaType
@@ -105,10 +116,14 @@ public enum ErrorMapping {
             switch e.status {
             case .notFound: (code, message) = ("not_found", "no such route; docs/api.md lists the API's routes")
             case .contentTooLarge: (code, message) = ("body_too_large", e.body ?? "the request body is too large")
-            case .methodNotAllowed: (code, message) = ("method_not_allowed", "this route does not take that method")
+            case .methodNotAllowed: (code, message) = ("method_not_allowed", e.body ?? "this route does not take that method")
             default: (code, message) = (e.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"), e.body ?? e.status.reasonPhrase)
             }
             return JSONResponse.make(status: e.status, Envelope(message: message, error: .init(code: code)), headers: e.headers)
+        }
+        // A chunked body that grows past the limit (collect(upTo:) throws this, not an HTTPError).
+        if let tooMany = error as? NIOTooManyBytesError {
+            return response(for: AtelierError.bodyTooLarge(limit: tooMany.maxBytes ?? 0))
         }
         logger.error("unexpected error: \(String(reflecting: error))")
         return response(for: AtelierError.internalError(String(describing: error)))
@@ -116,11 +131,24 @@ public enum ErrorMapping {
 }
 
 /// Wraps every route so that any thrown error leaves as the public envelope.
+/// A known path asked with a method it does not take becomes a 405 with `Allow` instead of the router's 404.
 public struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    let allowed: AllowedMethods?
+
+    public init(allowed: AllowedMethods? = nil) {
+        self.allowed = allowed
+    }
+
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            if let methods = allowed?.methods(for: request.uri.path), !methods.contains(request.method.rawValue) {
+                let refusal = HTTPError(.methodNotAllowed, headers: [.allow: methods.joined(separator: ", ")],
+                                        message: "\(request.uri.path) takes \(methods.joined(separator: ", ")), not \(request.method.rawValue)")
+                return ErrorMapping.response(for: refusal, logger: context.logger)
+            }
+            return ErrorMapping.response(for: error, logger: context.logger)
         } catch {
             return ErrorMapping.response(for: error, logger: context.logger)
         }

@@ -38,14 +38,6 @@ public enum OutboundFailure: Error, Sendable, Equatable {
     }
 }
 
-/// Runs a name lookup (getaddrinfo, which blocks) on a thread of its own, so it never holds the server's event
-/// loops or Swift's shared executor while a DNS server takes its time.
-func resolvingOffThread<T: Sendable>(_ lookup: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(returning: lookup()) }
-    }
-}
-
 public struct OutboundResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
@@ -120,12 +112,12 @@ public struct OutboundClient: Sendable {
         let host = rawHost.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         configuration.timeout = .init(connect: limits.connectTimeout, read: .seconds(Int64(limits.totalTimeout.components.seconds) + 1))
-        if !policy.allowsHost(host) {
-            let policy = self.policy
-            switch await resolvingOffThread({ policy.checkedAddresses(host: host) }) {
-            case .failure(let refusal): throw OutboundFailure.refused(refusal.reason)
-            case .success(let addresses): configuration.dnsOverride = [host: addresses[0]]
-            }
+        switch await HostResolver.checked(host: host, policy: policy) {
+        case .failure(let refusal): throw OutboundFailure.refused(refusal.reason)
+        case .success(let addresses?):
+            // The connection goes to an address that was judged, not to the name (which could answer differently now).
+            configuration.dnsOverride = [host: addresses[0]]
+        case .success(nil): break  // allow-listed by the operator
         }
         let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         let outcome: Result<OutboundResponse, any Error>

@@ -64,3 +64,109 @@ import Testing
         }
     }
 }
+
+@Suite struct HostResolverTests {
+    @Test func namesResolvingInsideAreRefusedUnlessAllowed() async {
+        guard case .failure(let refusal) = await HostResolver.checked(host: "localhost", policy: OutboundAddressPolicy()) else {
+            Issue.record("localhost must be refused")
+            return
+        }
+        #expect(refusal.reason.contains("--outbound-allow localhost"))
+        #expect(await HostResolver.checked(host: "localhost", policy: OutboundAddressPolicy(allowedHosts: ["LocalHost"])) == .success(nil))
+        // Every spelling the resolver accepts is judged as the address it means.
+        for spelled in ["127.0.0.1", "2130706433", "0x7f.1", "0177.0.0.1", "::7f00:1", "[::ffff:127.0.0.1]", "0"] {
+            guard case .failure = await HostResolver.checked(host: spelled, policy: OutboundAddressPolicy()) else {
+                Issue.record("\(spelled) must be refused")
+                continue
+            }
+        }
+    }
+}
+
+@Suite struct StrictBodyTests {
+    func parse(_ body: [UInt8], _ type: String) throws(AtelierError) -> [String: ParameterValue] {
+        try BodyParser.parse(ByteBuffer(bytes: body), contentType: type)
+    }
+
+    func param(of error: any Error) -> String? {
+        guard case AtelierError.invalidParameters(let problems)? = error as? AtelierError else { return nil }
+        return problems.first.map { "\($0.param):\($0.code)" }
+    }
+
+    @Test(arguments: [
+        (#"{"prompt":"a","prompt":"b"}"#, "prompt:duplicate_parameter"),
+        (#"{"prompt":"a\u0000b"}"#, "prompt:invalid_text"),
+        (#"{"prompt":"a\ud800"}"#, "prompt:invalid_text"),
+        ("{\"prompt\":\"a\nb\"}", "prompt:invalid_text"),  // a raw line break inside a JSON string
+        (#"{"webhook_events_filter":["start",{"a":1,"a":2}]}"#, "webhook_events_filter:duplicate_parameter"),
+    ])
+    func jsonProblemsNameTheParameter(body: String, expected: String) {
+        #expect(throws: (any Error).self) { try parse(Array(body.utf8), "application/json") }
+        do { _ = try parse(Array(body.utf8), "application/json") } catch { #expect(param(of: error) == expected) }
+    }
+
+    @Test func jsonInvalidUTF8IsNamed() {
+        let body = Array(#"{"prompt":"a"#.utf8) + [0xFF] + Array(#""}"#.utf8)
+        do { _ = try parse(body, "application/json"); Issue.record("accepted") } catch { #expect(param(of: error) == "prompt:invalid_text") }
+    }
+
+    @Test(arguments: ["", "[1]", "{", #"{"a":1,}"#, #"{"a":01}"#, #"{"a":1} x"#, String(repeating: "[", count: 100_000)])
+    func malformedJSONIsA400(body: String) {
+        do { _ = try parse(Array(body.utf8), "application/json") } catch { #expect(ErrorMapping.status(for: error) == .badRequest) }
+    }
+
+    @Test func jsonNumbersEscapesAndSurrogatePairs() throws {
+        let p = try parse(Array(#"{"a":-1.5e2,"b":"\u00e9\ud83d\ude00\n"}"#.utf8), "application/json")
+        #expect(p["a"] == .number(-150))
+        #expect(p["b"] == .string("é😀\n"))
+    }
+
+    @Test func textRulesNormalizeCRLFAndRefuseOtherControls() throws {
+        #expect(try TextRules.checked("a\r\nb\tc\n", param: "p") == "a\nb\tc\n")
+        for bad in ["a\rb", "a\u{0}", "\u{1B}[0m", "\u{7F}", "\u{85}", "a\r"] {
+            #expect(throws: AtelierError.self) { try TextRules.checked(bad, param: "p") }
+        }
+    }
+
+    static let boundary = "zz"
+    static func part(_ name: String, _ value: String) -> String {
+        "--zz\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n"
+    }
+
+    @Test func multipartPreambleEpilogueAndPadding() throws {
+        let body = "preamble\r\n" + Self.part("a", "1") + "--zz  \r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n2\r\n--zz--\r\nepilogue"
+        #expect(try parse(Array(body.utf8), "multipart/form-data; boundary=zz") == ["a": .string("1"), "b": .string("2")])
+    }
+
+    @Test(arguments: [
+        part("a", "1"),                                     // no closing boundary
+        part("a", "1") + "--zy--\r\n",                       // another closing boundary
+        part("a", "1") + "--zzz--\r\n",                      // a longer boundary line
+        "--zz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1",  // the part never ends
+        "--zz\r\nContent-Disposition: form-data; name=\"a\"\r\n--zz--", // no blank line after the headers
+        "no boundary at all",
+        part("a", "1") + part("a", "2") + "--zz--",            // a name twice
+    ])
+    func malformedMultipartIsRefused(body: String) {
+        #expect(throws: AtelierError.self) { try parse(Array(body.utf8), "multipart/form-data; boundary=zz") }
+    }
+
+    /// Every prefix of a valid multipart body, and every single-byte flip of it, is either the same parameters or
+    /// a refusal: never a crash, never other parameters from a cut-off body.
+    @Test func truncationsAndFlipsOfMultipartNeverYieldACutOffBody() throws {
+        let body = Array((Self.part("prompt", "Cute 3d Kawaii") + Self.part("seed", "42") + "--zz--\r\n").utf8)
+        let whole = try parse(body, "multipart/form-data; boundary=zz")
+        let closeEnd = body.count - 2  // the "\r\n" after "--zz--" is epilogue
+        for n in 1..<closeEnd {  // (an empty body is no parameters at all)
+            #expect(throws: AtelierError.self) { try parse(Array(body.prefix(n)), "multipart/form-data; boundary=zz") }
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            var mutated = body
+            mutated[Int.random(in: 0..<body.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            if let p = try? parse(mutated, "multipart/form-data; boundary=zz") {
+                #expect(p.count <= whole.count)
+            }
+        }
+    }
+}

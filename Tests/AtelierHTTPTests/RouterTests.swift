@@ -152,7 +152,8 @@ extension InMemoryRunQueue: RunQueue {}
         // aspect_ratio is required unless an image gives the size: an anyOf of the two.
         let required = Set(run["required"] as? [String] ?? [])
         #expect(required == Set(entry.parameters.filter { $0.required && $0.name != "aspect_ratio" }.map(\.name) + ["model_id"]))
-        let alternatives = (run["anyOf"] as? [[String: Any]] ?? []).compactMap { $0["required"] as? [String] }
+        let rules = run["allOf"] as? [[String: Any]] ?? []
+        let alternatives = (rules.first?["anyOf"] as? [[String: Any]] ?? []).compactMap { $0["required"] as? [String] }
         #expect(alternatives == [["aspect_ratio"], ["image"]])
     }
 

@@ -3,61 +3,17 @@
 Run from the repository root: python3 docs/tools/openapi_source.py
 """
 import json
-seed_max = 9007199254740991
-boolean_any = {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false", "True", "False", "1", "0"]}]}
-def num(lo, hi, integer, desc, default):
-    t = "integer" if integer else "number"
-    pattern = "^-?[0-9]+(\\.0+)?$" if integer else "^-?[0-9]+(\\.[0-9]+)?$"
-    schema = {"description": desc, "oneOf": [{"type": t, "minimum": lo, "maximum": hi}, {"type": "string", "pattern": pattern}]}
-    if default is not None:
-        schema["default"] = default
-    return schema
-run_input = {
-  "type": "object",
-  "additionalProperties": False,
-  "required": ["model_id", "prompt"],
-  # aspect_ratio is required unless an image gives the size.
-  "anyOf": [{"required": ["aspect_ratio"]}, {"required": ["image"]}],
-  "properties": {
-    "model_id": {"type": "string", "enum": ["flux-cute-3d-kawaii"], "description": "The model to run."},
-    "api_key": {"type": "string", "description": "The API key, for clients that cannot set the Authorization header."},
-    "prompt": {"type": "string", "minLength": 1, "maxLength": 3000, "pattern": "\\S",
-               "description": "What to draw; at most 3000 characters (the T5 encoder reads at most 512 tokens)."},
-    "aspect_ratio": {"type": "string", "enum": ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21", "custom"]},
-    "width": num(256, 1440, True, "With aspect_ratio custom only; rounded up to a multiple of 16.", None),
-    "height": num(256, 1440, True, "With aspect_ratio custom only; rounded up to a multiple of 16.", None),
-    "megapixels": {"description": "1 or 0.25 (each side halved).", "default": "1",
-                   "oneOf": [{"type": "string", "enum": ["1", "0.25"]}, {"type": "number", "enum": [1, 0.25]}]},
-    "num_outputs": num(1, 4, True, "Images in one run; output is then a list.", 1),
-    "num_inference_steps": num(1, 50, True, "Denoising steps.", 28),
-    "guidance": num(0, 10, False, "Distilled guidance. Alias: guidance_scale.", 3),
-    "guidance_scale": num(0, 10, False, "Alias of guidance; send one of the two.", 3),
-    "seed": {"description": "0 to 2^53-1, or \"\" / absent for a random seed; the seed used is returned.",
-             "oneOf": [{"type": "integer", "minimum": 0, "maximum": seed_max},
-                       {"type": "string", "pattern": "^([0-9]{1,16})?$"}]},
-    "output_format": {"type": "string", "enum": ["webp", "jpg", "jpeg", "png"], "default": "webp"},
-    "output_quality": num(0, 100, True, "For webp and jpg; ignored for png.", 80),
-    "lora_scale": num(-1, 3, False, "LoRA strength; 0 gives the base model's image.", 1),
-    "go_fast": {**boolean_any, "default": True, "description": "fp8 + compiled transformer where the GPU supports it."},
-    "prompt_strength": num(0, 1, False, "With image: how much to change it, above 0 up to 1 (1.0 keeps nothing of it).", 0.8),
-    "image": {"type": "string", "maxLength": 30000000, "pattern": "^(data:|[hH][tT][tT][pP][sS]?://|$)",
-              "description": "Image-to-image input: a multipart file, a data: URI (base64) or an http(s) URL; PNG, JPEG or WebP, at most 20 MB and 40 megapixels. The output takes its size (at most 1440 a side, multiples of 16); aspect_ratio and megapixels are ignored."},
-    "mask": {"type": "string", "maxLength": 30000000, "pattern": "^(data:|[hH][tT][tT][pP][sS]?://|$)",
-             "description": "Inpainting mask, in the same forms as image; white is repainted. Needs image; resized to its size."},
-    "disable_safety_checker": {**boolean_any, "default": False},
-    "wait": {"description": "Seconds to hold the connection for the run (0-600); 0 answers at once with the request_id. Also `Prefer: wait=N`.",
-             "oneOf": [{"type": "integer", "minimum": 0, "maximum": 600}, {"type": "string", "pattern": "^[0-9]{1,3}$"}]},
-    "webhook": {"type": "string", "maxLength": 2048,
-                "description": "http(s) URL POSTed the /check body when the run starts and ends, signed per Standard Webhooks (see docs/api.md)."},
-    "webhook_events_filter": {"description": "Which events to send: start, completed (default both). Comma-separated, or a JSON array.",
-                              "oneOf": [{"type": "string", "pattern": "^( *(start|completed)( *, *(start|completed))* *)?$"},
-                                        {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["start", "completed"]}}]},
-  },
-}
-run_input["properties"]["guidance"]["oneOf"][0]["minimum"] = 0
+from pathlib import Path
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_input_schema import TEXT, int_range, integer_text, run_input as catalog_run_input  # noqa: E402
+
+# The run parameters come from the catalog (models/*.json), not from this file.
+run_input = catalog_run_input(Path("models"))
 check_input = {"type": "object", "additionalProperties": False, "required": ["request_id"],
-               "properties": {"request_id": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]{1,18}$"}]},
-                              "api_key": {"type": "string"}}}
+               "properties": {"request_id": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 999999999999999999},
+                                                       {"type": "string", "pattern": "^ *[0-9]{1,18} *$"}]},
+                              "api_key": {"type": "string", "pattern": TEXT}}}
 run_data = {
   "type": "object",
   "description": "A run. While it is queued or running, /run answers with request_id and status only; /check and the event stream have the rest.",
@@ -188,8 +144,8 @@ doc = {
             "400": common["400"], "401": common["401"], "429": common["429"]}}},
     "/api/v4/usage": {"get": {
         "operationId": "usage", "summary": "Charged runs of the key's account, newest first, paged",
-        "parameters": [{"name": "limit", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,3}$"}},
-                       {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
+        "parameters": [{"name": "limit", "in": "query", "schema": {"type": "string", "pattern": f"^\\+?0*{int_range(1, 200)}$"}},
+                       {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^\\+?0*[1-9][0-9]{0,17}$"}}],
         "responses": {"200": {"description": "One page.", "content": {"application/json": {"schema": {
             "type": "object", "required": ["success", "data"], "properties": {"success": {"const": True},
             "data": {"type": "object", "required": ["items", "currency"], "properties": {

@@ -225,7 +225,7 @@ def test_loopback_urls_are_refused_by_default_without_a_connection(server, spell
     before = account(server)["balance"]
     try:
         r = run(server, data={**FIELDS, "image": f"http://{spelling}:{listener.port}/cat.png"})
-        assert r.status_code == 400, r.text
+        assert r.status_code == 422, r.text
         err = r.json()["error"]
         assert err["param"] == "image" and err["code"] == "unsafe_url"
         assert "not a public address" in r.json()["message"] and "--outbound-allow" in r.json()["message"]
@@ -240,7 +240,7 @@ def test_loopback_urls_are_refused_by_default_without_a_connection(server, spell
                                  "http://[::1]/a.png", "http://[::ffff:127.0.0.1]/a.png", "http://0.0.0.0/a.png"])
 def test_internal_addresses_are_refused(server, url: str) -> None:
     r = run(server, data={**FIELDS, "mask": "", "image": url})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "unsafe_url", r.text
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unsafe_url", r.text
 
 
 def test_redirects_are_rechecked_and_bounded(allowed, files) -> None:
@@ -248,7 +248,7 @@ def test_redirects_are_rechecked_and_bounded(allowed, files) -> None:
     try:
         files.routes["/to-private"] = (302, {"Location": f"http://127.0.0.2:{inner.port}/x.png"}, b"")
         r = run(allowed, data={**FIELDS, "image": files.url("/to-private")})
-        assert r.status_code == 400 and r.json()["error"]["code"] == "unsafe_url", r.text
+        assert r.status_code == 422 and r.json()["error"]["code"] == "unsafe_url", r.text
         assert "127.0.0.2" in r.json()["message"]
         time.sleep(0.2)
         assert inner.accepted == 0
@@ -257,7 +257,7 @@ def test_redirects_are_rechecked_and_bounded(allowed, files) -> None:
     for i in range(5):
         files.routes[f"/loop{i}"] = (301, {"Location": f"/loop{i + 1}"}, b"")
     r = run(allowed, data={**FIELDS, "image": files.url("/loop0")})
-    assert r.status_code == 400 and "more than 3 times" in r.json()["message"], r.text
+    assert r.status_code == 422 and "more than 3 times" in r.json()["message"], r.text
     # A redirect within the allowed host is followed.
     files.routes["/real.png"] = (200, {}, picture((48, 32)))
     files.routes["/moved"] = (307, {"Location": "/real.png"}, b"")
@@ -269,14 +269,14 @@ def test_slow_and_endless_bodies_are_cut_off(allowed, files) -> None:
     before = account(allowed)["balance"]
     started = time.monotonic()
     r = run(allowed, data={**FIELDS, "image": files.url("/slow.png")})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "fetch_failed", r.text
+    assert r.status_code == 422 and r.json()["error"]["code"] == "fetch_failed", r.text
     assert "within 3 s" in r.json()["message"]
     assert time.monotonic() - started < 10
     r = run(allowed, data={**FIELDS, "image": files.url("/endless.png")})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "image_too_large", r.text
+    assert r.status_code == 422 and r.json()["error"]["code"] == "image_too_large", r.text
     assert "2000000 bytes" in r.json()["message"]
     r = run(allowed, data={**FIELDS, "image": files.url("/missing.png")})
-    assert r.status_code == 400 and "HTTP 404" in r.json()["message"], r.text
+    assert r.status_code == 422 and "HTTP 404" in r.json()["message"], r.text
     assert account(allowed)["balance"] == before
     assert inputs_left(allowed) == []
 
@@ -295,10 +295,10 @@ def test_bad_images_are_refused_before_decoding_at_no_cost(server) -> None:
     ]
     for upload, param, code in cases:
         r = run(server, data={**FIELDS, "aspect_ratio": "1:1"}, files=upload)
-        assert r.status_code == 400, r.text
+        assert r.status_code == (400 if code == "mask_without_image" else 422), r.text
         assert r.json()["error"]["param"] == param and r.json()["error"]["code"] == code, r.text
     r = run(server, data={**FIELDS, "prompt_strength": "0"}, files={"image": ("a.png", picture((8, 8)), "image/png")})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt_strength", r.text
+    assert r.status_code == 422 and r.json()["error"]["param"] == "prompt_strength", r.text
     assert account(server)["balance"] == before
     assert inputs_left(server) == []
 

@@ -161,7 +161,7 @@ def test_webhooks_to_internal_addresses_are_refused_at_no_cost(server, url: str)
     before = account(server)
     r = requests.post(f"{server.base_url}/api/v4/run", headers={"Authorization": f"Bearer {server.key}"}, timeout=60,
                       data={"model_id": "flux-cute-3d-kawaii", "prompt": "x", "webhook": url})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 422, r.text
     body = r.json()
     assert body["error"]["param"] == "webhook" and body["error"]["code"] == "unsafe_url"
     assert "--outbound-allow" in body["message"]
