@@ -31,7 +31,9 @@ public struct WebhookSubscription: Sendable, Equatable, Codable {
         var problems = Problems()
         var link: String?
         switch url {
-        case nil, .null?, .string("")?: link = nil
+        case nil, .null?: link = nil
+        // Blank is no webhook, as blank is no image.
+        case .string(let s)? where s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty: link = nil
         case .string(let s)?:
             let trimmed = s.trimmingCharacters(in: .whitespaces)
             if trimmed.count > maxURLLength {

@@ -518,6 +518,9 @@ public struct AtelierAPI: Sendable {
 
     /// `Authorization: Bearer <key>`, or an `api_key` body field (the hosted API accepts both).
     func authenticate(_ request: Request, body: [String: ParameterValue]) async throws -> KeyRecord {
+        if let value = body["api_key"], case .string = value {} else if let value = body["api_key"] {
+            throw AtelierError.invalid("api_key", "invalid_type", "api_key must be the key as a string; got \(value.display)")
+        }
         var presented: String?
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)

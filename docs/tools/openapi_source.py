@@ -11,7 +11,7 @@ from run_input_schema import TEXT, int_range, integer_text, run_input as catalog
 # The run parameters come from the catalog (models/*.json), not from this file.
 run_input = catalog_run_input(Path("models"))
 check_input = {"type": "object", "additionalProperties": False, "required": ["request_id"],
-               "properties": {"request_id": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 999999999999999999},
+               "properties": {"request_id": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 9007199254740991},
                                                        {"type": "string", "pattern": "^ *[0-9]{1,18} *$"}]},
                               "api_key": {"type": "string", "pattern": TEXT}}}
 run_data = {
@@ -56,11 +56,26 @@ error_body = {
   },
 }
 def err(desc): return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-def bodies(ref):
+def bodies(ref, form_ref=None):
+    # Form and multipart bodies carry text only: no null, numbers or booleans as such (RunForm).
+    form_ref = form_ref or ref
     return {"required": True, "content": {
         "application/json": {"schema": {"$ref": ref}},
-        "application/x-www-form-urlencoded": {"schema": {"$ref": ref}},
-        "multipart/form-data": {"schema": {"$ref": ref}}}}
+        "application/x-www-form-urlencoded": {"schema": {"$ref": form_ref}},
+        "multipart/form-data": {"schema": {"$ref": form_ref}}}}
+
+
+def text_only(schema):
+    if isinstance(schema, dict):
+        out = {k: text_only(v) for k, v in schema.items()}
+        # Only the text forms: a form client writes every value as text, so a number alternative would reach
+        # the server in whatever spelling the client's language prints (1.25e-56).
+        if isinstance(out.get("oneOf"), list):
+            out["oneOf"] = [a for a in out["oneOf"] if a.get("type") == "string"]
+        return out
+    if isinstance(schema, list):
+        return [text_only(v) for v in schema]
+    return schema
 ok_run = {"description": "The run: finished (output set), failed is reported as an error, or still queued/running when the wait window ended.",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunResponse"}}}}
 ok_run_linked = {**ok_run, "links": {"CheckRun": {"operationId": "checkGet",
@@ -83,7 +98,7 @@ doc = {
         "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                         "description": "Same key and same request: the first run's answer, never a second run or charge (kept 48 h, per API key).",
                         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}}],
-        "requestBody": bodies("#/components/schemas/RunInput"),
+        "requestBody": bodies("#/components/schemas/RunInput", "#/components/schemas/RunForm"),
         "responses": {"200": ok_run_linked, **common,
                       "402": err("The account's available credit does not cover price × num_outputs; nothing was queued."),
                       "409": err("The first request with this Idempotency-Key is still running."),
@@ -176,7 +191,7 @@ doc = {
     "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                        "description": "An Atelier key (atl_…); `atelier keys create --account NAME` makes one."}},
     "schemas": {
-      "RunInput": run_input, "CheckInput": check_input, "RunData": run_data,
+      "RunInput": run_input, "RunForm": text_only(run_input), "CheckInput": check_input, "RunData": run_data,
       "RunResponse": {"type": "object", "required": ["success", "data"],
                       "properties": {"success": {"const": True}, "data": {"$ref": "#/components/schemas/RunData"}}},
       "Error": error_body,

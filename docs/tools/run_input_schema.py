@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 SEED_MAX = 9007199254740991
+CUSTOM = "^[cC][uU][sS][tT][oO][mM]$"
 # Text: no control characters but tab and line feed; CR only before LF (TextRules.swift).
 # (The server also takes CR LF as a line break; the document leaves CR out to keep its patterns simple to
 # generate from: schemathesis' coverage phase took minutes on the exact form.)
@@ -39,10 +40,12 @@ def _same_length(a: str, b: str) -> list[str]:
         return [a]
     if len(a) == 1:
         return [f"[{a}-{b}]"]
+    rest = len(a) - 1
+    if a[1:] == "0" * rest and b[1:] == "9" * rest:
+        return [f"[{a[0]}-{b[0]}][0-9]{{{rest}}}"]
     if a[0] == b[0]:
         return [a[0] + p for p in _wrap(_same_length(a[1:], b[1:]))]
     out: list[str] = []
-    rest = len(a) - 1
     out += [a[0] + p for p in _wrap(_same_length(a[1:], "9" * rest))]
     if int(b[0]) - int(a[0]) > 1:
         out.append(f"[{int(a[0]) + 1}-{int(b[0]) - 1}][0-9]{{{rest}}}")
@@ -121,9 +124,10 @@ def parameter(d: dict) -> dict:
                         # No leading zeros in the document: with them the pattern took schemathesis minutes to cover.
                         {"type": "string", "pattern": f"^{int_range(0, SEED_MAX)}?$"}], False)
     elif kind == "file":
-        data = "[dD][aA][tT][aA]:(?:[^,;]*;)*[bB][aA][sS][eE]64(?:;[^,]*)?,.*"
+        # Text rules hold here too: around and inside the value only spaces, tabs and line feeds.
+        data = "[dD][aA][tT][aA]:(?:[!-+\\--:<-~]*;)*[bB][aA][sS][eE]64(?:;[!-+\\--~]*)?,[A-Za-z0-9+/= \\t\\n]*"
         url = "[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?"
-        out = optional([{"type": "string", "maxLength": 30000000, "pattern": f"^\\s*(?:{data}|{url})?\\s*$"}], False)
+        out = optional([{"type": "string", "maxLength": 30000000, "pattern": f"^[ \\t\\n]*(?:{data}|{url})?[ \\t\\n]*$"}], False)
     else:
         raise ValueError(f"unknown kind {kind}")
     out["description"] = desc
@@ -168,7 +172,19 @@ def run_input(models_dir: Path) -> dict:
         # aspect_ratio is required unless an image gives the size. (Further rules between parameters, such as
         # width and height only with custom and mask only with image, are stated in the descriptions: as
         # if/then/else schemas they made schemathesis' coverage phase run for minutes.)
-        {"anyOf": [{"required": ["aspect_ratio"]}, {"required": ["image"]}]},
+        # (null and "" are no value to the server.)
+        {"anyOf": [{"required": ["aspect_ratio"], "properties": {"aspect_ratio": {"type": "string", "minLength": 1}}},
+                   {"required": ["image"], "properties": {"image": {"type": "string", "pattern": "\\S"}}}]},
+        # Without an image, custom needs width and height, and no other ratio takes them.
+        {"if": {"allOf": [{"required": ["aspect_ratio"], "properties": {"aspect_ratio": {"type": "string", "pattern": CUSTOM}}}, blank("image")]},
+         "then": {"not": {"anyOf": [blank("width"), blank("height")]}}},
+        {"if": {"allOf": [{"required": ["aspect_ratio"], "properties": {"aspect_ratio": {"not": {"type": "string", "pattern": CUSTOM}}}}, blank("image")]},
+         "then": {"allOf": [blank("width"), blank("height")]}},
+        # A mask needs an image to paint on.
+        {"if": {"not": blank("mask")}, "then": {"not": blank("image")}},
+        # A filter needs a webhook to filter.
+        {"if": {"required": ["webhook_events_filter"], "properties": {"webhook_events_filter": {"type": ["string", "array"], "minLength": 1}}},
+         "then": {"required": ["webhook"], "properties": {"webhook": {"type": "string", "pattern": "\\S"}}}},
     ]
     for name, d in definitions.items():
         for alias in d.get("aliases", []):
