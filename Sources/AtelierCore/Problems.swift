@@ -56,7 +56,7 @@ public struct Problems: Sendable {
         var parsed: Int?
         switch v {
         case .number(let d) where d == d.rounded() && abs(d) < 1e15: parsed = Int(d)
-        case .string(let s) where NumberText.isInteger(s): parsed = Int(s.split(separator: ".").first ?? "")
+        case .string(let s): parsed = NumberText.integer(s)
         default: parsed = nil
         }
         guard let n = parsed else {
@@ -75,7 +75,7 @@ public struct Problems: Sendable {
         var parsed: Double?
         switch v {
         case .number(let d): parsed = d
-        case .string(let s) where NumberText.isDecimal(s): parsed = Double(s)
+        case .string(let s): parsed = NumberText.decimal(s)
         default: parsed = nil
         }
         guard let x = parsed, x.isFinite else {
@@ -132,13 +132,16 @@ public struct Problems: Sendable {
 /// patterns state it: `-?digits` with `.0…` allowed for integers and `.digits` for numbers; no spaces, signs,
 /// exponents or words ("1e3", " 28", "+5", "inf" are refused, not guessed at).
 public enum NumberText {
-    public static func isInteger(_ s: String) -> Bool {
+    /// The integer `s` spells (`28`, `-3`, `28.0`), or nil.
+    public static func integer(_ s: String) -> Int? {
         let (whole, fraction) = split(s)
-        return whole && fraction.allSatisfy { $0 == 0x30 }
+        guard whole, fraction.allSatisfy({ $0 == 0x30 }) else { return nil }
+        return Int(s.split(separator: ".", omittingEmptySubsequences: false)[0])
     }
 
-    public static func isDecimal(_ s: String) -> Bool {
-        split(s).whole
+    /// The number `s` spells (`2.5`, `-1`), or nil.
+    public static func decimal(_ s: String) -> Double? {
+        split(s).whole ? Double(s) : nil
     }
 
     /// Whether the part before any "." is `-?digits`, and the digits after it (nil-free: empty when there is no

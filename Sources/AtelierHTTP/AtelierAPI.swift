@@ -202,8 +202,7 @@ public struct AtelierAPI: Sendable {
     /// server's window. 0 answers at once with the request_id. A longer ask than the server's --max-wait is cut to it.
     func waitWindow(_ request: Request, body: ParameterValue?) throws -> Duration {
         func parse(_ text: String, _ param: String) throws -> Duration {
-            let whole = text.trimmingCharacters(in: .whitespaces).split(separator: ".").first.map(String.init) ?? ""
-            guard NumberText.isInteger(text), let n = Int(whole), (0...Self.maxWait).contains(n) else {
+            guard let n = NumberText.integer(text), (0...Self.maxWait).contains(n) else {
                 throw AtelierError.invalid(param, "out_of_range", "\(param) must be whole seconds from 0 to \(Self.maxWait); got \"\(text)\"")
             }
             return min(.seconds(n), config.maxWait)
@@ -518,8 +517,9 @@ public struct AtelierAPI: Sendable {
 
     /// `Authorization: Bearer <key>`, or an `api_key` body field (the hosted API accepts both).
     func authenticate(_ request: Request, body: [String: ParameterValue]) async throws -> KeyRecord {
-        if let value = body["api_key"], case .string = value {} else if let value = body["api_key"] {
-            throw AtelierError.invalid("api_key", "invalid_type", "api_key must be the key as a string; got \(value.display)")
+        switch body["api_key"] {
+        case nil, .string?: break
+        case let value?: throw AtelierError.invalid("api_key", "invalid_type", "api_key must be the key as a string; got \(value.display)")
         }
         var presented: String?
         if let header = request.headers[.authorization] {

@@ -4,7 +4,6 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
-import NIOCore
 
 /// The one place that turns errors into HTTP statuses and the public error envelope:
 /// `{"success": false, "message": "…", "error": {"code": "…", "param": "…", "details": [...]}}`.
@@ -120,10 +119,6 @@ public enum ErrorMapping {
             default: (code, message) = (e.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"), e.body ?? e.status.reasonPhrase)
             }
             return JSONResponse.make(status: e.status, Envelope(message: message, error: .init(code: code)), headers: e.headers)
-        }
-        // A chunked body that grows past the limit (collect(upTo:) throws this, not an HTTPError).
-        if let tooMany = error as? NIOTooManyBytesError {
-            return response(for: AtelierError.bodyTooLarge(limit: tooMany.maxBytes ?? 0))
         }
         logger.error("unexpected error: \(String(reflecting: error))")
         return response(for: AtelierError.internalError(String(describing: error)))
