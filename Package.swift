@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         // Webhook delivery. HummingbirdTesting builds it for the tests already, so CI compiles it once either way.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // The shared database for several API nodes (issue 15). PostgresClient is a ServiceLifecycle service.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The system's libsqlite3 (Debian: libsqlite3-dev); a thin typed wrapper lives in AtelierPersistence.
@@ -34,7 +36,12 @@ let package = Package(
         ),
         .target(
             name: "AtelierPersistence",
-            dependencies: ["AtelierCore", "CSQLite"],
+            dependencies: [
+                "AtelierCore", "CSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -91,7 +98,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AtelierPersistenceTests",
-            dependencies: ["AtelierPersistence", "AtelierCore"]
+            dependencies: ["AtelierPersistence", "AtelierCore", .product(name: "PostgresNIO", package: "postgres-nio")]
         ),
         .testTarget(
             name: "AtelierHTTPTests",

@@ -64,6 +64,16 @@ public struct JobFailure: Sendable, Equatable, Codable {
     }
 }
 
+/// Steps done of the steps a running attempt makes.
+public struct JobProgress: Sendable, Equatable, Codable {
+    public var step: Int
+    public var total: Int
+    public init(step: Int, total: Int) {
+        self.step = step
+        self.total = total
+    }
+}
+
 /// A run as persisted: the request, its lifecycle and its outcome.
 public struct Job: Sendable, Equatable {
     /// The public request_id: a random 15-digit integer, like the hosted service's.
@@ -84,13 +94,16 @@ public struct Job: Sendable, Equatable {
     public var finishedAt: Date?
     /// Where the run's events are POSTed, if the client asked.
     public var webhook: WebhookSubscription?
+    /// The running attempt's last reported step, as stored for requests on other nodes (throttled).
+    public var progress: JobProgress?
 
     public init(
         id: Int64, accountID: Int64, request: RunRequest, outputNames: [String], pricePerImage: Int64 = 0,
         status: JobStatus = .queued,
         attempts: Int = 0, result: JobResult? = nil, failure: JobFailure? = nil, createdAt: Date,
-        startedAt: Date? = nil, finishedAt: Date? = nil, webhook: WebhookSubscription? = nil
+        startedAt: Date? = nil, finishedAt: Date? = nil, webhook: WebhookSubscription? = nil, progress: JobProgress? = nil
     ) {
+        self.progress = progress
         self.webhook = webhook
         self.id = id
         self.accountID = accountID

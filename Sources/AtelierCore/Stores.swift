@@ -11,7 +11,7 @@ public struct Account: Sendable, Equatable, Codable {
     }
 }
 
-/// Accounts, their API keys and their money. Implementations: `SQLiteStore` (AtelierPersistence).
+/// Accounts, their API keys and their money. Implementations: `SQLiteStore`, `PostgresStore` (AtelierPersistence).
 public protocol KeyStore: Sendable {
     /// Returns the account's id, creating the account if it does not exist.
     func ensureAccount(named name: String) async throws -> Int64
@@ -41,15 +41,16 @@ public protocol KeyStore: Sendable {
 }
 
 /// Runs: the durable queue. Every state change is a checked transition, so a late or repeated report cannot
-/// change a finished job. Implementations: `SQLiteStore`.
+/// change a finished job. Implementations: `SQLiteStore`, `PostgresStore`.
 public protocol JobStore: Sendable {
     /// Persists a new queued job and its hold (price × num_outputs) in one transaction. Throws
     /// `JobStoreError.duplicateID` if the id is taken (the caller picks another) and
     /// `JobStoreError.insufficientCredit` if the account's available balance is short (nothing is written).
     func insert(_ job: Job, idempotency: IdempotencyClaim?, maxInProgress: Int) async throws
     func job(id: Int64) async throws -> Job?
-    /// Atomically moves the oldest queued job to running, counts the attempt and gives the claimer a lease until
-    /// `now + lease`; nil when none is queued. The returned job's `attempts` is the claim's fencing token: every
+    /// Atomically moves the oldest queued job to running, counts the attempt and gives the claimer a lease of
+    /// `lease` seconds on the store's clock (the database's own on PostgreSQL, where nodes' clocks differ; `now`
+    /// on SQLite, where one machine holds the file); nil when none is queued. The returned job's `attempts` is the claim's fencing token: every
     /// later write for this claim names it, and a write with a stale token changes nothing.
     func claimNext(now: Date, lease: TimeInterval) async throws -> Job?
     /// Claims, as `claimNext` does, the oldest queued jobs that may share `job`'s pipeline call (the same
@@ -58,7 +59,9 @@ public protocol JobStore: Sendable {
     func claimCompatible(with job: Job, maxImages: Int, now: Date, lease: TimeInterval) async throws -> [Job]
     /// Extends the lease of a running job's current attempt; false if the claim was lost (the job was canceled,
     /// finished, or taken over after the lease expired): the worker must stop, its result would be refused.
-    func renewLease(id: Int64, attempt: Int, until: Date) async throws -> Bool
+    func renewLease(id: Int64, attempt: Int, lease: TimeInterval, now: Date) async throws -> Bool
+    /// Records a running attempt's progress so requests on any node can show it; false if the claim was lost.
+    func recordProgress(id: Int64, attempt: Int, step: Int, total: Int) async throws -> Bool
     /// Records success and settles its hold (capture price × images delivered, release the rest) in one
     /// transaction; returns false (and changes nothing) if the job is not running this attempt any more.
     func complete(id: Int64, attempt: Int, result: JobResult, now: Date) async throws -> Bool
@@ -72,14 +75,32 @@ public protocol JobStore: Sendable {
     /// Cancels an account's run: a queued run never starts, a running one is marked canceled at once (its worker
     /// is told to stop, and whatever it reports later is refused); the hold is released either way.
     func cancel(id: Int64, accountID: Int64, now: Date) async throws -> CancelOutcome
-    /// Running jobs whose lease expired before `expiredBefore` (their worker or server stopped renewing) are
-    /// retried or failed as `retryOrFail` does. On start-up the server passes `.distantFuture`: no lease from a
-    /// previous process is still held.
-    func recoverAbandoned(expiredBefore: Date, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RecoveryReport
+    /// Running jobs in `scope` (their worker or server stopped renewing) are retried or failed as `retryOrFail`
+    /// does. A lone server starts with `.all`: no lease from a previous process is still held. Nodes sharing a
+    /// database (`sharedByNodes`) only ever take `.expired` ones: the others belong to live nodes.
+    func recoverAbandoned(_ scope: LeaseScope, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RecoveryReport
+    /// True when several server processes may use this store at once (PostgreSQL).
+    var sharedByNodes: Bool { get }
     /// How many queued runs are ahead of this one (0: next); nil when it is not queued.
     func queuePosition(id: Int64) async throws -> Int?
     /// All jobs of an account (for audits and usage).
     func jobs(accountID: Int64) async throws -> [Job]
+}
+
+/// Which running jobs `recoverAbandoned` takes back.
+public enum LeaseScope: Sendable, Equatable {
+    /// Those whose lease lapsed on the store's clock.
+    case expired
+    /// All of them (start-up of the only process using the store).
+    case all
+}
+
+/// The database cannot be reached (a restart, a failover, the network). Requests answer 503 with Retry-After;
+/// a write in flight may or may not have been committed, which the idempotency key makes safe to retry.
+public struct StoreUnavailable: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { "the database is unavailable: \(reason)" }
 }
 
 public enum RetryOutcome: Sendable, Equatable {
@@ -141,7 +162,7 @@ public enum WebhookAttemptOutcome: Sendable, Equatable {
     case gaveUp(error: String)
 }
 
-/// The webhook outbox. Implementations: `SQLiteStore`.
+/// The webhook outbox. Implementations: `SQLiteStore`, `PostgresStore`.
 public protocol WebhookStore: Sendable {
     /// Deliveries due now, claimed for `claimFor` seconds (a dispatcher that dies mid-attempt retries after it).
     func claimDueWebhooks(now: Date, limit: Int, claimFor: TimeInterval) async throws -> [WebhookDelivery]
@@ -195,4 +216,14 @@ public protocol OutputStorage: Sendable {
     func localPath(for name: String) -> String?
     /// Deletes the named file if it exists (inputs of a run that ended; outputs a canceled run made anyway).
     func remove(name: String)
+}
+
+/// Everything a server keeps in its database: one value of this type is what `--database` opens.
+public typealias AtelierStore = KeyStore & JobStore & WebhookStore
+
+extension JobStore {
+    /// A run with no idempotency key and no cap on the account's runs in progress.
+    public func insert(_ job: Job, idempotency: IdempotencyClaim? = nil) async throws {
+        try await insert(job, idempotency: idempotency, maxInProgress: .max)
+    }
 }

@@ -1,11 +1,10 @@
+import AtelierCore
+
 /// In-process notifications about runs: a request handler subscribes before it queues its job, so a job that
 /// finishes at once is never missed, then waits up to its window; event streams (SSE) follow a run's life. The
 /// database stays the source of truth: a notification only says "look again" or carries progress.
 public actor JobEvents {
-    public struct Progress: Sendable, Equatable {
-        public var step: Int
-        public var total: Int
-    }
+    public typealias Progress = JobProgress
 
     /// What happened to a run, in the order it happens.
     public enum Event: Sendable, Equatable {
@@ -109,6 +108,12 @@ public actor JobEvents {
     }
 
     public func currentProgress(_ id: Int64) -> Progress? { progress[id] }
+
+    /// Runs someone here waits for or streams: on a shared database, `RunWatcher` checks these for an end that
+    /// this node was not told of (a lost notification, an outage).
+    public func watchedIDs() -> [Int64] {
+        Array(Set(waiters.keys).union(streams.keys))
+    }
 
     /// Shutdown: every waiting request answers now (with the run's state as it stands) and every stream ends.
     public func releaseAll() {

@@ -29,6 +29,8 @@ public struct SupervisorConfiguration: Sendable {
     /// With batching on, how long a claim that did not fill its batch waits once for more compatible runs; zero:
     /// never waits (a run is never delayed, but runs arriving together split into a batch of one and the rest).
     public var batchWindow: Duration = .zero
+    /// On a shared database, how often a running job's progress is stored for requests on other nodes.
+    public var progressInterval: Duration = .milliseconds(500)
     /// Times every timeout, backoff and poll; tests pass a manual clock so they never sleep.
     public var clock: any Clock<Duration> = ContinuousClock()
     public init() {}
@@ -86,6 +88,8 @@ public final class WorkerSupervisor: Service, Sendable {
     private let running = Mutex<[Int64: (worker: WorkerProcess, attempt: Int)]>([:])
     private let slots: Mutex<[WorkerSlotStatus]>
     private let firstReady = Mutex<[CheckedContinuation<Void, Never>]>([])
+    /// When each running job's progress was last stored (shared databases only).
+    private let progressSharedAt = Mutex<[Int64: Date]>([:])
 
     public init(
         launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any OutputStorage,
@@ -116,8 +120,9 @@ public final class WorkerSupervisor: Service, Sendable {
     }
 
     public func run() async throws {
-        // No lease from a previous process is still held: whatever it left running is retried or failed now.
-        let recovered = try await recoverAbandoned(expiredBefore: .distantFuture)
+        // Alone on its store, no lease from a previous process is still held: whatever it left running is retried
+        // or failed now. On a shared database the other nodes' leases are live; only lapsed ones are taken.
+        let recovered = try await recoverAbandoned(store.sharedByNodes ? .expired : .all)
         if !recovered.isEmpty {
             logger.warning("recovered runs left running by a previous server process: \(recovered.requeued.count) requeued, \(recovered.failed.count) failed")
         }
@@ -130,6 +135,8 @@ public final class WorkerSupervisor: Service, Sendable {
                     }
                     try await slots.waitForAll()
                 }
+                // An API-only node has no slots, but its sweeper serves the shared queue until shutdown.
+                if config.workerCount == 0, !isStopping { try? await gracefulShutdown() }
                 // The slots are done (drained, or one failed fatally): the sweeper stops too.
                 group.cancelAll()
             }
@@ -175,18 +182,20 @@ public final class WorkerSupervisor: Service, Sendable {
         let clock = config.clock
         while !isStopping {
             // Cancelled by `run` once the slots are done.
-            do { try await clock.sleep(for: config.lease) } catch { return }
+            // Half a lease: a run whose claimer died is back in the queue at most 1.5 leases after its last renewal.
+            do { try await clock.sleep(for: config.lease / 2) } catch { return }
             if isStopping { return }
-            let report = try await recoverAbandoned(expiredBefore: self.clock.now())
+            // A database outage must not stop the sweeper: it tries again next period.
+            guard let report = try? await recoverAbandoned(.expired) else { continue }
             if !report.isEmpty {
                 logger.warning("runs whose lease expired: \(report.requeued.count) requeued, \(report.failed.count) failed")
             }
         }
     }
 
-    private func recoverAbandoned(expiredBefore: Date) async throws -> RecoveryReport {
+    private func recoverAbandoned(_ scope: LeaseScope) async throws -> RecoveryReport {
         let report = try await store.recoverAbandoned(
-            expiredBefore: expiredBefore, maxAttempts: config.maxAttempts,
+            scope, maxAttempts: config.maxAttempts,
             failure: JobFailure(code: "worker_lost", message: "the worker running this request stopped \(config.maxAttempts) times; no image was made and nothing was charged"),
             now: clock.now()
         )
@@ -347,16 +356,30 @@ public final class WorkerSupervisor: Service, Sendable {
 
     /// Renews each job's lease every third of its length until cancelled. A refused renewal means that claim was
     /// lost (canceled, or taken over): the worker is told to stop that job (inside a batch it stops only when
-    /// every job of the call is canceled), and its result would be refused anyway.
+    /// every job of the call is canceled), and its result would be refused anyway. A renewal that cannot reach
+    /// the database is tried again; once a whole lease has passed since the last one that did, another node may
+    /// have taken the run over, so the worker stops it too.
     private func renewLeases(of batch: [Job], on worker: WorkerProcess) async {
         let clock = config.clock
         let lease = config.lease
         var held = Set(batch.map(\.id))
-        while !Task.isCancelled {
+        // Renewals in a row that could not reach the database: three are a whole lease.
+        var unreached: [Int64: Int] = [:]
+        while !Task.isCancelled, !held.isEmpty {
             do { try await clock.sleep(for: lease / 3) } catch { return }
             for job in batch where held.contains(job.id) {
-                let renewed = (try? await store.renewLease(id: job.id, attempt: job.attempts, until: self.clock.now().addingTimeInterval(lease.timeInterval))) ?? true
-                if !renewed {
+                let renewed: Bool
+                do {
+                    renewed = try await store.renewLease(id: job.id, attempt: job.attempts, lease: lease.timeInterval, now: self.clock.now())
+                } catch {
+                    unreached[job.id, default: 0] += 1
+                    guard unreached[job.id, default: 0] >= 3 else { continue }
+                    logger.error("run \(job.id): its lease could not be renewed for \(lease) (\(error)); stopping its worker's attempt")
+                    renewed = false
+                }
+                if renewed {
+                    unreached[job.id] = nil
+                } else {
                     held.remove(job.id)
                     try? worker.send(.cancel(jobID: String(job.id)))
                 }
@@ -403,6 +426,7 @@ public final class WorkerSupervisor: Service, Sendable {
         }
         // The worker names jobs by the string it was sent.
         let waiting = Dictionary(uniqueKeysWithValues: commands.map { ($0.command.jobID, $0.id) })
+        let attempts = Dictionary(uniqueKeysWithValues: batch.map { ($0.id, $0.attempts) })
         let events = self.events
         let timeout = config.jobTimeout * commands.count
         let sleeper = config.clock
@@ -416,7 +440,10 @@ public final class WorkerSupervisor: Service, Sendable {
                 for await event in worker.events {
                     switch event {
                     case .message(.progress(let p)):
-                        if let id = waiting[p.jobID] { await events.jobProgressed(id, step: p.step, total: p.total) }
+                        if let id = waiting[p.jobID] {
+                            await events.jobProgressed(id, step: p.step, total: p.total)
+                            self.shareProgress(id, attempt: attempts[id] ?? 0, step: p.step, total: p.total)
+                        }
                     case .message(.result(let r)):
                         if let id = waiting[r.jobID] { got[id] = .succeeded(r) }
                     case .message(.error(let e)):
@@ -443,6 +470,22 @@ public final class WorkerSupervisor: Service, Sendable {
         }
         for id in waiting.values { outcomes[id] = answered[id] ?? .timedOut }
         return outcomes
+    }
+
+    /// On a shared database, progress is stored so requests on other nodes see it: at most every
+    /// `progressInterval` per run, and the last step always. Fire and forget: a slow database must not hold up
+    /// reading the worker's answers.
+    private func shareProgress(_ id: Int64, attempt: Int, step: Int, total: Int) {
+        guard store.sharedByNodes else { return }
+        let now = clock.now()
+        let due = progressSharedAt.withLock { sent -> Bool in
+            if step < total, let last = sent[id], now.timeIntervalSince(last) < config.progressInterval.timeInterval { return false }
+            sent[id] = step < total ? now : nil
+            return true
+        }
+        guard due else { return }
+        let store = self.store
+        Task { _ = try? await store.recordProgress(id: id, attempt: attempt, step: step, total: total) }
     }
 
     private func record(_ outcome: Outcome, for job: Job) async throws {
@@ -503,6 +546,7 @@ public final class WorkerSupervisor: Service, Sendable {
             ended = outcome != .requeued
             logger.error("run \(job.id): \(why)")
         }
+        progressSharedAt.withLock { $0[job.id] = nil }
         if ended {
             removeInputs(of: job)
             await events.jobFinished(job.id)

@@ -445,7 +445,8 @@ public struct AtelierAPI: Sendable {
 
     /// A run's full view: outcome, progress while it runs, place in the queue while it waits.
     func view(of job: Job, request: Request) async throws -> RunView {
-        let progress = await queue.events.currentProgress(job.id)
+        // A run on another node's worker: its progress as stored (throttled) when this node heard none.
+        let progress = await queue.events.currentProgress(job.id) ?? (job.status == .running ? job.progress : nil)
         let position = job.status == .queued ? try await jobs.queuePosition(id: job.id) : nil
         return RunView(job: job, baseURL: baseURL(for: request), progress: progress, queuePosition: position)
     }
@@ -594,7 +595,8 @@ public struct AtelierAPI: Sendable {
     /// Ready for traffic: at least one worker ready and the database answering; 503 otherwise, so a load balancer
     /// sends requests elsewhere.
     func ready() async throws -> Response {
-        let workerReady = Self.anyWorkerReady(queue.workerStatus)
+        // An API-only node (--workers 0 on a shared database) serves without workers of its own.
+        let workerReady = queue.workerStatus.isEmpty || Self.anyWorkerReady(queue.workerStatus)
         let database = (try? await keys.keyCount()) != nil
         let draining = queue.isDraining
         let ok = workerReady && database && !draining

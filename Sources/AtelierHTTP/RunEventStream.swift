@@ -43,7 +43,7 @@ extension AtelierAPI {
                     try await send("queued", RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
                 case .running:
                     try await send("started", StartedData(requestID: id, attempt: job.attempts))
-                    if let p = await api.queue.events.currentProgress(id) {
+                    if let p = await api.queue.events.currentProgress(id) ?? job.progress {
                         try await send("progress", ProgressData(requestID: id, step: p.step, total: p.total))
                     }
                 case .succeeded, .failed, .canceled:

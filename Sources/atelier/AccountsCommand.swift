@@ -11,7 +11,7 @@ private func parseAmount(_ text: String) throws -> Int64 {
     return v
 }
 
-private func requireAccount(_ store: SQLiteStore, _ name: String) async throws -> Account {
+private func requireAccount(_ store: any KeyStore, _ name: String) async throws -> Account {
     guard let account = try await store.account(named: name) else {
         throw ValidationError("no account \"\(name)\"; `atelier accounts list` shows them, `atelier accounts create \(name)` makes it")
     }
@@ -35,7 +35,7 @@ struct AccountsCommand: AsyncParsableCommand {
         )
         @OptionGroup var data: DataDirOption
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             var problems: [String] = []
             var runs = 0
             for a in try await store.accounts() {
@@ -58,7 +58,7 @@ struct AccountsCommand: AsyncParsableCommand {
         @OptionGroup var data: DataDirOption
         func run() async throws {
             guard !name.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("NAME must not be empty") }
-            let store = try data.openStore()
+            let store = try await data.openStore()
             let id = try await store.ensureAccount(named: name)
             print("account \(name) (id \(id))")
         }
@@ -68,7 +68,7 @@ struct AccountsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List accounts with their balances.")
         @OptionGroup var data: DataDirOption
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             print("ACCOUNT          BALANCE          HELD             AVAILABLE")
             for a in try await store.accounts() {
                 let b = try await store.balance(accountID: a.id)
@@ -83,7 +83,7 @@ struct AccountsCommand: AsyncParsableCommand {
         @Argument(help: "Account name.") var name: String
         @OptionGroup var data: DataDirOption
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             let account = try await requireAccount(store, name)
             let b = try await store.balance(accountID: account.id)
             print("account:   \(account.name) (id \(account.id))")
@@ -140,7 +140,7 @@ struct CreditsCommand: AsyncParsableCommand {
 
     static func apply(kind: LedgerKind, value: Int64, account: String, reason: String, data: DataDirOption) async throws {
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--reason must say why") }
-        let store = try data.openStore()
+        let store = try await data.openStore()
         let a = try await requireAccount(store, account)
         do {
             let b = try await store.addCredit(accountID: a.id, amount: value, kind: kind, reason: reason, now: Date())
@@ -160,7 +160,7 @@ extension AccountsCommand {
         @Argument(help: "Account name.") var name: String
         @OptionGroup var data: DataDirOption
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             let account = try await requireAccount(store, name)
             print("webhook secret: \(try await store.rotateWebhookSecret(accountID: account.id))")
         }

@@ -3,21 +3,6 @@ import AtelierPersistence
 import ArgumentParser
 import Foundation
 
-struct DataDirOption: ParsableArguments {
-    @Option(name: .customLong("data-dir"), help: "Data folder holding atelier.sqlite (ATELIER_DATA_DIR; default ./data).")
-    var dataDir: String?
-
-    var directory: String {
-        dataDir ?? ProcessInfo.processInfo.environment["ATELIER_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "data"
-    }
-
-    func openStore() throws -> SQLiteStore {
-        let dir = directory
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return try SQLiteStore(path: URL(fileURLWithPath: dir).appendingPathComponent("atelier.sqlite").path)
-    }
-}
-
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
@@ -32,7 +17,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard !account.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--account must not be empty") }
-            let store = try data.openStore()
+            let store = try await data.openStore()
             let id = try await store.ensureAccount(named: account)
             let key = APIKey.generate()
             try await store.addKey(key, accountID: id)
@@ -46,7 +31,7 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var data: DataDirOption
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             let keys = try await store.listKeys()
             let formatter = ISO8601DateFormatter()
             print("PREFIX            ACCOUNT          CREATED               STATUS")
@@ -63,7 +48,7 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var data: DataDirOption
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             guard try await store.revokeKey(prefix: prefix) else {
                 throw ValidationError("no key with prefix \(prefix); `atelier keys list` shows them")
             }

@@ -22,7 +22,7 @@ struct ModelsCommand: AsyncParsableCommand {
         @OptionGroup var data: DataDirOption
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             guard let job = try await store.job(id: requestID) else {
                 throw ValidationError("no run \(requestID) in \(data.directory)")
             }

@@ -19,7 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on; 0 picks a free one (ATELIER_PORT; default 8080).") var port: String?
     @Option(name: .customLong("data-dir"), help: "Folder for the SQLite file, outputs and the demo model (ATELIER_DATA_DIR; default ./data).") var dataDir: String?
     @Option(help: "demo (tiny random model) or production (the catalog's real weights) (ATELIER_PROFILE; default demo).") var profile: String?
-    @Option(help: "Number of worker processes (ATELIER_WORKERS; default 1).") var workers: String?
+    @Option(help: "Number of worker processes; 0 for an API-only node on a shared PostgreSQL database (ATELIER_WORKERS; default 1).") var workers: String?
     @Option(help: "Python interpreter with the worker's packages (ATELIER_PYTHON; default .venv/bin/python).") var python: String?
     @Option(name: .customLong("worker-dir"), help: "Folder holding the atelier_worker package (ATELIER_WORKER_DIR; default ./worker).") var workerDir: String?
     @Option(name: .customLong("models-dir"), help: "Folder of model catalog files (ATELIER_MODELS_DIR; default ./models).") var modelsDir: String?
@@ -41,6 +41,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("worker-ready-timeout"), help: "Seconds a worker may take to load its model and warm up before it is restarted; on a GPU the go_fast compile takes minutes (ATELIER_WORKER_READY_TIMEOUT; default 1800).") var workerReadyTimeout: String?
     @Option(name: .customLong("batch-size"), help: "Most images one pipeline call makes from compatible queued runs (same model, size, steps, guidance, LoRA scale and go_fast); 1 turns batching off. Pays on CPUs and for small images, not at 1024² on an H100 (ATELIER_BATCH_SIZE; default 1).") var batchSize: String?
     @Option(name: .customLong("batch-window-ms"), help: "With --batch-size above 1, milliseconds a run that did not fill its batch waits for more compatible runs (ATELIER_BATCH_WINDOW_MS; default 0).") var batchWindowMs: String?
+    @Option(help: "sqlite:PATH, or postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=…&pool_size=N] shared by several nodes (ATELIER_DATABASE; default sqlite:DATA_DIR/atelier.sqlite).") var database: String?
+    @Option(help: "Seconds a worker's claim on a run holds without renewal; a run whose node died is retried after it (ATELIER_LEASE; default 30).") var lease: String?
     @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
 
     func run() async throws {
@@ -53,7 +55,8 @@ struct ServeCommand: AsyncParsableCommand {
                              rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
                              drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow,
                              inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout,
-                             webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize, batchWindowMs: batchWindowMs),
+                             webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize, batchWindowMs: batchWindowMs,
+                             database: database, lease: lease),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -89,7 +92,19 @@ struct Server {
         let entries = catalog.ids.compactMap { catalog[$0] }
         try Self.checkOneBase(entries)
         try FileManager.default.createDirectory(atPath: settings.dataDirectory, withIntermediateDirectories: true)
-        let store = try SQLiteStore(path: settings.databasePath)
+        let nodeID = StoreOpener.newNodeID()
+        let store: any AtelierStore
+        var postgres: PostgresStore?
+        switch settings.database {
+        case .sqlite:
+            store = try await StoreOpener.open(settings.database, nodeID: nodeID, logger: logger, setting: databaseSetting).store
+        case .postgres(let pg):
+            // Its pool runs as the first service of the group (so it stops last); migrations wait for it below.
+            let shared = PostgresStore(settings: pg, nodeID: nodeID, logger: logger)
+            store = shared
+            postgres = shared
+        }
+        logger.info("database: \(settings.database.summary); node \(nodeID)")
         let storage = try LocalFolderStorage(root: settings.outputsDirectory)
         let inputs = try LocalFolderStorage(root: settings.inputsDirectory)
         let launch = try workerLaunch(for: entries)
@@ -102,6 +117,7 @@ struct Server {
         supervisorConfig.readyTimeout = .seconds(settings.workerReadyTimeoutSeconds)
         supervisorConfig.batchSize = settings.batchSize
         supervisorConfig.batchWindow = .milliseconds(settings.batchWindowMilliseconds)
+        supervisorConfig.lease = .seconds(settings.leaseSeconds)
         logger.info("\(settings.batchSize > 1 ? "batching: up to \(settings.batchSize) images per pipeline call, window \(settings.batchWindowMilliseconds) ms" : "batching: off (--batch-size 1)"); worker ready timeout \(settings.workerReadyTimeoutSeconds) s")
         let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, inputs: inputs,
                                           logger: logger)
@@ -123,29 +139,74 @@ struct Server {
                              limiter: RateLimiter(config: limits), inputStorage: inputs,
                              playground: Playground(catalog: catalog, webDirectory: settings.webDirectory, samples: settings.samplesDirectory))
 
-        let demoKey = try await firstStartKey(store: store)
         let settings = self.settings
-        let app = Application(
-            router: api.buildRouter(),
-            server: AtelierAPI.server(),
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Atelier"),
-            services: [supervisor, webhooks],
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? settings.port
-                Banner.print(host: settings.host, port: port, profile: settings.profile, modelID: modelID, newKey: demoKey)
-            },
-            logger: logger
-        )
-        // The drain service is last, so on SIGTERM it stops first: intake closes and running jobs finish (or are
-        // requeued) before the HTTP server and the workers stop. Exit status 0.
-        let drain = Drain(supervisor: supervisor, timeout: .seconds(settings.drainTimeoutSeconds), logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app, drain], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let logger = self.logger
+        let databaseSetting = self.databaseSetting
+        let shared = postgres
+        // Started once the database is migrated and the demo key made: then the HTTP server, the workers and the
+        // webhook dispatcher. The drain service is last, so on SIGTERM it stops first: intake closes and running
+        // jobs finish (or are requeued) before the HTTP server and the workers stop. Exit status 0.
+        let server = Startup(logger: logger) {
+            if let shared {
+                do { try await shared.migrate() } catch {
+                    throw StartupFailure(message: "\(databaseSetting): cannot use \(settings.database.summary): \(error)")
+                }
+            }
+            let demoKey = try await Self.firstStartKey(store: store, profile: settings.profile)
+            let app = Application(
+                router: api.buildRouter(),
+                server: AtelierAPI.server(),
+                configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Atelier"),
+                services: [supervisor, webhooks],
+                onServerRunning: { channel in
+                    let port = channel.localAddress?.port ?? settings.port
+                    Banner.print(host: settings.host, port: port, profile: settings.profile, modelID: modelID, newKey: demoKey)
+                },
+                logger: logger
+            )
+            let drain = Drain(supervisor: supervisor, timeout: .seconds(settings.drainTimeoutSeconds), logger: logger)
+            return ServiceGroup(configuration: .init(services: [app, drain], logger: logger))
+        }
+        // On a shared database the pool comes first (it stops last), then the notification listener and the
+        // watcher that polls for what notifications missed.
+        var services: [any Service] = []
+        if let postgres, case .postgres(let pg) = settings.database {
+            let watcher = RunWatcher(events: supervisor.events, store: store, wake: supervisor.wake, logger: logger)
+            let listener = PostgresEventListener(
+                settings: pg, nodeID: nodeID, logger: logger,
+                onEvent: { event in await Self.apply(event, to: supervisor) },
+                onSubscribed: { await watcher.pollOnce() }
+            )
+            services = [postgres, listener, watcher]
+        }
+        let group = ServiceGroup(configuration: .init(services: services + [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
             logger.info("stopped")
         } catch let error as SupervisorError {
             logger.critical("\(error.description)")
             throw ExitCode(3)
+        } catch let error as StartupFailure {
+            logger.critical("\(error.message)")
+            throw ExitCode(2)
+        }
+    }
+
+    private var databaseSetting: String {
+        settings.databaseURL == nil ? "--data-dir" : "--database"
+    }
+
+    /// Another node's change to a run, told to this node's waiting requests, event streams and worker slots.
+    static func apply(_ event: StoreEvent, to supervisor: WorkerSupervisor) async {
+        switch event {
+        case .queued: await supervisor.jobQueued()
+        case .started(let id, let attempt): await supervisor.events.jobStarted(id, attempt: attempt)
+        case .progress(let id, let step, let total): await supervisor.events.jobProgressed(id, step: step, total: total)
+        case .requeued(let id): await supervisor.events.jobRequeued(id)
+        case .finished(let id):
+            await supervisor.events.jobFinished(id)
+            // Canceled (or failed by a sweeper) elsewhere while this node's worker runs it: stop the worker.
+            supervisor.cancel(id)
         }
     }
 
@@ -153,8 +214,8 @@ struct Server {
     static let demoCredit: Int64 = 10_000
 
     /// Demo profile: on first start (no keys at all) create a `demo` account with credit and a key, printed once.
-    func firstStartKey(store: SQLiteStore) async throws -> APIKey? {
-        guard settings.profile == .demo, try await store.keyCount() == 0 else { return nil }
+    static func firstStartKey(store: any KeyStore, profile: Profile) async throws -> APIKey? {
+        guard profile == .demo, try await store.keyCount() == 0 else { return nil }
         let account = try await store.ensureAccount(named: "demo")
         _ = try await store.addCredit(accountID: account, amount: Self.demoCredit, kind: .credit,
                                       reason: "demo credit on first start", now: Date())

@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierPersistence
 import Foundation
 
 /// Which weights the server runs. `demo` uses the tiny random model built on first start; `production` uses the
@@ -48,6 +49,10 @@ struct ServeSettings {
     /// Images per pipeline call from compatible queued runs; 1: no batching (SupervisorConfiguration.batchSize).
     var batchSize = 1
     var batchWindowMilliseconds = 0
+    /// nil: the SQLite file in the data folder.
+    var databaseURL: DatabaseURL?
+    /// How long a claim holds a run without renewal (SupervisorConfiguration.lease).
+    var leaseSeconds = 30
 
     struct Flags {
         var host: String?
@@ -77,6 +82,8 @@ struct ServeSettings {
         var workerReadyTimeout: String? = nil
         var batchSize: String? = nil
         var batchWindowMs: String? = nil
+        var database: String? = nil
+        var lease: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -105,7 +112,14 @@ struct ServeSettings {
             }
             s.profile = p
         }
-        s.workers = try int(flags.workers, "WORKERS", 1...64, s.workers)
+        s.workers = try int(flags.workers, "WORKERS", 0...64, s.workers)
+        if let (v, name) = pick(flags.database, "DATABASE") {
+            do { s.databaseURL = try DatabaseURL.parse(v) } catch { throw SettingError(setting: name, why: error.why) }
+        }
+        if s.workers == 0, s.database.isSQLite {
+            throw SettingError(setting: "--workers", why: "0 (an API-only node) needs a shared PostgreSQL --database whose other nodes run workers; with SQLite nothing would run the queue")
+        }
+        s.leaseSeconds = try int(flags.lease, "LEASE", 2...3_600, s.leaseSeconds)
         if let (v, _) = pick(flags.python, "PYTHON") { s.python = v }
         if let (v, _) = pick(flags.workerDir, "WORKER_DIR") { s.workerDirectory = v }
         if let (v, _) = pick(flags.modelsDir, "MODELS_DIR") { s.modelsDirectory = v }
@@ -148,7 +162,10 @@ struct ServeSettings {
         return s
     }
 
-    var databasePath: String { URL(fileURLWithPath: dataDirectory).appendingPathComponent("atelier.sqlite").path }
+    /// `--database`, else the SQLite file in the data folder (`sqlite:./data/atelier.sqlite` by default).
+    var database: DatabaseURL {
+        databaseURL ?? .sqlite(path: URL(fileURLWithPath: dataDirectory).appendingPathComponent("atelier.sqlite").path)
+    }
     var outputsDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("outputs") }
     var samplesDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("samples") }
     var inputsDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("inputs") }

@@ -6,7 +6,7 @@ import Testing
 /// Batching's claim: compatible queued runs in queue order while their images fit, each its own claim (attempt,
 /// lease, start event, hold), and never a run with an input image or another key.
 extension LedgerStoreTests {
-    func queued(_ store: SQLiteStore, _ account: Int64, _ id: Int64, images: Int = 1, steps: Int = 1, at offset: TimeInterval) async throws -> Job {
+    func queued(_ store: any AtelierStore, _ account: Int64, _ id: Int64, images: Int = 1, steps: Int = 1, at offset: TimeInterval) async throws -> Job {
         var j = job(id, account: account, price: 10, images: images)
         j.request.numInferenceSteps = steps
         j.createdAt = Date(timeIntervalSince1970: 1_800_000_000 + offset)
@@ -14,8 +14,9 @@ extension LedgerStoreTests {
         return j
     }
 
-    @Test func compatibleRunsAreClaimedInQueueOrderWhileTheirImagesFit() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func compatibleRunsAreClaimedInQueueOrderWhileTheirImagesFit(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 10_000)
         let base: Int64 = 720_000_000_000_000
         _ = try await queued(store, account, base + 1, at: 1)
@@ -32,7 +33,7 @@ extension LedgerStoreTests {
         #expect(try await store.job(id: base + 4)?.status == .queued)
         #expect(try await store.job(id: base + 5)?.status == .queued)
         // Each claim is its own: its lease renews and it completes and is charged on its own.
-        #expect(try await store.renewLease(id: base + 3, attempt: 1, until: now.addingTimeInterval(60)))
+        #expect(try await store.renewLease(id: base + 3, attempt: 1, lease: 60, now: now))
         #expect(try await store.complete(id: base + 3, attempt: 1, result: result(images: 2), now: now))
         #expect(try await store.fail(id: base + 1, attempt: 1, failure: .init(code: "canceled", message: "c"), now: now))
         #expect(try await store.balance(accountID: account) == Balance(balance: 10_000 - 20, held: 10 + 20 + 10))
@@ -40,8 +41,9 @@ extension LedgerStoreTests {
         #expect(try await audit(store, account).isEmpty)
     }
 
-    @Test func aRunWithAnInputImageIsNeverBatched() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func aRunWithAnInputImageIsNeverBatched(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 10_000)
         let base: Int64 = 720_000_000_000_100
         var withImage = job(base + 1, account: account, price: 10)

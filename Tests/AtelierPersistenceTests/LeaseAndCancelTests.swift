@@ -6,50 +6,59 @@ import Testing
 /// The durable queue's claims: leases, fencing, retries after a lost worker, cancel, and queue positions, with the
 /// money checked after each step.
 extension LedgerStoreTests {
-    @Test func aStaleAttemptCanNeitherCompleteNorFailNorCharge() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func aStaleAttemptCanNeitherCompleteNorFailNorCharge(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 1000)
         let id: Int64 = 710_000_000_000_001
         try await store.insert(job(id, account: account, price: 100, images: 2))
+        // Leases are timed on the store's clock (the database's, on PostgreSQL), so a lease that lapsed is one
+        // claimed with a negative length: no test sleeps.
         let t0 = Date()
-        let first = try #require(try await store.claimNext(now: t0, lease: 30))
+        let first = try #require(try await store.claimNext(now: t0, lease: -1))
         #expect(first.attempts == 1)
-        // The first claimer stops renewing; past its lease the job goes back to the queue and is claimed again.
-        let report = try await store.recoverAbandoned(expiredBefore: t0.addingTimeInterval(31), maxAttempts: 3,
-                                                      failure: .init(code: "worker_lost", message: "m"), now: t0.addingTimeInterval(31))
+        // The first claimer stopped renewing; its lease lapsed, so the job goes back to the queue and is claimed again.
+        let report = try await store.recoverAbandoned(.expired, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: t0)
         #expect(report == RecoveryReport(requeued: [id]))
         #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 200))
-        let second = try #require(try await store.claimNext(now: t0.addingTimeInterval(32), lease: 30))
+        let second = try #require(try await store.claimNext(now: t0, lease: 3600))
         #expect(second.attempts == 2)
         // The first claimer wakes up: every write it tries is refused and nothing is charged.
-        #expect(try await !store.renewLease(id: id, attempt: 1, until: t0.addingTimeInterval(90)))
-        #expect(try await !store.complete(id: id, attempt: 1, result: result(images: 2), now: t0.addingTimeInterval(33)))
-        #expect(try await !store.fail(id: id, attempt: 1, failure: .init(code: "x", message: "y"), now: t0.addingTimeInterval(33)))
+        #expect(try await !store.renewLease(id: id, attempt: 1, lease: 3600, now: t0))
+        #expect(try await !store.recordProgress(id: id, attempt: 1, step: 1, total: 2))
+        #expect(try await !store.complete(id: id, attempt: 1, result: result(images: 2), now: t0))
+        #expect(try await !store.fail(id: id, attempt: 1, failure: .init(code: "x", message: "y"), now: t0))
         #expect(try await store.retryOrFail(id: id, attempt: 1, maxAttempts: 3, failure: .init(code: "x", message: "y"), now: t0) == .fenced)
         #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 200))
-        // The current claimer renews and completes: one capture.
-        #expect(try await store.renewLease(id: id, attempt: 2, until: t0.addingTimeInterval(90)))
-        #expect(try await store.complete(id: id, attempt: 2, result: result(images: 2), now: t0.addingTimeInterval(40)))
+        // The current claimer renews, reports progress and completes: one capture.
+        #expect(try await store.renewLease(id: id, attempt: 2, lease: 3600, now: t0))
+        #expect(try await store.recordProgress(id: id, attempt: 2, step: 1, total: 2))
+        #expect(try await store.job(id: id)?.progress == JobProgress(step: 1, total: 2))
+        #expect(try await store.complete(id: id, attempt: 2, result: result(images: 2), now: t0))
         #expect(try await store.balance(accountID: account) == Balance(balance: 800, held: 0))
         #expect(try await audit(store, account).isEmpty)
     }
 
-    @Test func aLeaseStillRenewedIsNotTakenOver() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func aLeaseStillRenewedIsNotTakenOver(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 1000)
         let id: Int64 = 710_000_000_000_002
         try await store.insert(job(id, account: account, price: 100))
         let t0 = Date()
-        _ = try await store.claimNext(now: t0, lease: 30)
-        #expect(try await store.renewLease(id: id, attempt: 1, until: t0.addingTimeInterval(60)))
-        let report = try await store.recoverAbandoned(expiredBefore: t0.addingTimeInterval(45), maxAttempts: 3,
-                                                      failure: .init(code: "worker_lost", message: "m"), now: t0.addingTimeInterval(45))
+        // Claimed with a lapsed lease, then renewed: the renewal is what counts.
+        _ = try await store.claimNext(now: t0, lease: -1)
+        #expect(try await store.renewLease(id: id, attempt: 1, lease: 3600, now: t0))
+        let report = try await store.recoverAbandoned(.expired, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: t0)
         #expect(report.isEmpty)
         #expect(try await store.job(id: id)?.status == .running)
+        // A restart of the only process takes every running job back, live lease or not.
+        #expect(try await db.open().recoverAbandoned(.all, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: t0) == RecoveryReport(requeued: [id]))
     }
 
-    @Test func aJobIsRetriedAtMostMaxAttemptsThenFailsWithItsHoldReleased() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func aJobIsRetriedAtMostMaxAttemptsThenFailsWithItsHoldReleased(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 1000)
         let id: Int64 = 710_000_000_000_003
         try await store.insert(job(id, account: account, price: 100))
@@ -68,8 +77,9 @@ extension LedgerStoreTests {
         #expect(try await audit(store, account).isEmpty)
     }
 
-    @Test func aRequeuedJobKeepsItsPlaceAtTheHeadOfTheQueue() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func aRequeuedJobKeepsItsPlaceAtTheHeadOfTheQueue(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 1000)
         let t0 = Date()
         for (i, id) in [710_000_000_000_011, 710_000_000_000_012, 710_000_000_000_013].enumerated() {
@@ -87,8 +97,9 @@ extension LedgerStoreTests {
         #expect(try await store.claimNext(now: t0, lease: 30)?.id == 710_000_000_000_011)
     }
 
-    @Test func cancelWhileQueuedWhileRunningAndAfterCompletion() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func cancelWhileQueuedWhileRunningAndAfterCompletion(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 1000)
         let other = try await funded(store, 0)
         let queued: Int64 = 710_000_000_000_021, running: Int64 = 710_000_000_000_022, done: Int64 = 710_000_000_000_023
@@ -112,8 +123,9 @@ extension LedgerStoreTests {
 }
 
 extension LedgerStoreTests {
-    @Test func aRunsCompletedEventWaitsForItsStartEvent() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func aRunsCompletedEventWaitsForItsStartEvent(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 1000)
         let id: Int64 = 710_000_000_000_090
         var hooked = job(id, account: account, price: 100)

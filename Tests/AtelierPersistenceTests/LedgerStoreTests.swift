@@ -3,16 +3,9 @@ import AtelierPersistence
 import Foundation
 import Testing
 
-/// Money in a real SQLite file: holds, captures, releases, refusals and the ledger's invariants.
+/// The store conformance suite, part 1, on every backend (a real SQLite file, a real PostgreSQL server): money.
+/// Holds, captures, releases, refusals and the ledger's invariants.
 @Suite struct LedgerStoreTests {
-    let path: String
-
-    init() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-ledger-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        path = dir.appendingPathComponent("atelier.sqlite").path
-    }
-
     func job(_ id: Int64, account: Int64, price: Int64, images: Int = 1) -> Job {
         let request = RunRequest(
             modelID: "m", prompt: "p", aspectRatio: "1:1", megapixels: "1", size: .init(width: 8, height: 8),
@@ -28,18 +21,19 @@ import Testing
                   path: "standard", pathReason: "", inferenceMs: 1, encodeMs: 1)
     }
 
-    func audit(_ store: SQLiteStore, _ account: Int64) async throws -> [String] {
+    func audit(_ store: any AtelierStore, _ account: Int64) async throws -> [String] {
         LedgerRules.audit(entries: try await store.ledger(accountID: account), jobs: try await store.jobs(accountID: account))
     }
 
-    func funded(_ store: SQLiteStore, _ minor: Int64) async throws -> Int64 {
+    func funded(_ store: any AtelierStore, _ minor: Int64) async throws -> Int64 {
         let account = try await store.ensureAccount(named: "acct-\(UUID().uuidString.prefix(6))")
         _ = try await store.addCredit(accountID: account, amount: minor, kind: .credit, reason: "test", now: Date())
         return account
     }
 
-    @Test func aRunHoldsThenCapturesPerDeliveredImageAndReleasesTheRest() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func aRunHoldsThenCapturesPerDeliveredImageAndReleasesTheRest(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 1000)
         try await store.insert(job(700_000_000_000_001, account: account, price: 75, images: 4))
         #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 300))
@@ -54,8 +48,9 @@ import Testing
         #expect(try await audit(store, account).isEmpty)
     }
 
-    @Test func aFailedRunCostsNothing() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func aFailedRunCostsNothing(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 500)
         try await store.insert(job(700_000_000_000_002, account: account, price: 75, images: 2))
         _ = try await store.claimNext(now: Date(), lease: 60)
@@ -64,8 +59,9 @@ import Testing
         #expect(try await audit(store, account).isEmpty)
     }
 
-    @Test func aShortBalanceIsRefusedAndNothingIsWritten() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func aShortBalanceIsRefusedAndNothingIsWritten(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 100)
         await #expect(throws: JobStoreError.insufficientCredit(needed: 150, available: 100)) {
             try await store.insert(job(700_000_000_000_003, account: account, price: 75, images: 2))
@@ -74,28 +70,31 @@ import Testing
         #expect(try await store.ledger(accountID: account).map(\.kind) == [.credit])
     }
 
-    @Test func runsLeftRunningByADeadServerAreReleased() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func runsLeftRunningByADeadServerAreReleased(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 500)
         try await store.insert(job(700_000_000_000_004, account: account, price: 75))
         _ = try await store.claimNext(now: Date(), lease: 60)
-        let restarted = try SQLiteStore(path: path)
-        let report = try await restarted.recoverAbandoned(expiredBefore: .distantFuture, maxAttempts: 1, failure: .init(code: "worker_lost", message: "m"), now: Date())
+        let restarted = try await db.open()
+        let report = try await restarted.recoverAbandoned(.all, maxAttempts: 1, failure: .init(code: "worker_lost", message: "m"), now: Date())
         #expect(report == RecoveryReport(requeued: [], failed: [700_000_000_000_004]))
         #expect(try await restarted.balance(accountID: account) == Balance(balance: 500, held: 0))
         #expect(try await audit(restarted, account).isEmpty)
     }
 
-    @Test func theLedgerIsAppendOnly() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func theLedgerIsAppendOnly(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         _ = try await funded(store, 500)
-        let db = try SQLiteDatabase(path: path)
-        #expect(throws: SQLiteError.self) { try db.query("UPDATE ledger SET amount = 1") }
-        #expect(throws: SQLiteError.self) { try db.query("DELETE FROM ledger") }
+        await #expect(throws: (any Error).self) { try await db.executeRaw("UPDATE ledger SET amount = 1") }
+        await #expect(throws: (any Error).self) { try await db.executeRaw("DELETE FROM ledger") }
+        #expect(try await store.ledger(accountID: try #require(try await store.accounts().first).id).map(\.amount) == [500])
     }
 
-    @Test func adjustmentsCannotTakeAnAccountBelowZero() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func adjustmentsCannotTakeAnAccountBelowZero(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await funded(store, 500)
         try await store.insert(job(700_000_000_000_005, account: account, price: 300))
         await #expect(throws: JobStoreError.wouldGoNegative(available: 200)) {
@@ -105,11 +104,12 @@ import Testing
         #expect(b == Balance(balance: 300, held: 300) && b.available == 0)
     }
 
-    /// Twenty runs priced 75 against 500, from two connections at once (as two server processes would): exactly
+    /// Twenty runs priced 75 against 500, from two stores at once (as two server processes would): exactly
     /// six are accepted, and the balance never goes below zero.
-    @Test func concurrentRunsNeverSpendTheSameCreditTwice() async throws {
-        let a = try SQLiteStore(path: path)
-        let b = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func concurrentRunsNeverSpendTheSameCreditTwice(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let a = try await db.open()
+        let b = try await db.open()
         let account = try await funded(a, 500)
         let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
             for i in 0..<20 {
@@ -132,9 +132,10 @@ import Testing
     }
 
     /// One idempotency key from two connections at once: one run, one hold; the rest learn which run it was.
-    @Test func oneIdempotencyKeyMakesOneRun() async throws {
-        let a = try SQLiteStore(path: path)
-        let b = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func oneIdempotencyKeyMakesOneRun(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let a = try await db.open()
+        let b = try await db.open()
         let account = try await funded(a, 10_000)
         let claim = IdempotencyClaim(scope: "atl_k", key: "k-1", fingerprint: "f")
         let outcomes = try await withThrowingTaskGroup(of: Int64?.self) { group in
@@ -167,10 +168,11 @@ import Testing
 
     /// Random sequences of top-ups, runs, successes with some images dropped, failures, repeated completions and
     /// restarts, from a fixed seed: after every step the ledger audit is clean and the balance matches the model.
-    @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
-    func randomSequencesKeepTheInvariants(seed: UInt64) async throws {
+    @Test(arguments: Backend.allCases, [1, 2, 3, 4, 5] as [UInt64])
+    func randomSequencesKeepTheInvariants(_ backend: Backend, seed: UInt64) async throws {
+        let db = try await TestDatabase.make(backend)
         var rng = SplitMix64(seed: seed)
-        var store = try SQLiteStore(path: path)
+        var store = try await db.open()
         let account = try await funded(store, 0)
         var expectedBalance: Int64 = 0
         var nextID: Int64 = 720_000_000_000_000
@@ -210,8 +212,8 @@ import Testing
                 }
             default:
                 // A restart: runs left running fail and are released.
-                store = try SQLiteStore(path: path)
-                _ = try await store.recoverAbandoned(expiredBefore: .distantFuture, maxAttempts: 1, failure: .init(code: "worker_lost", message: "m"), now: Date())
+                store = try await db.open()
+                _ = try await store.recoverAbandoned(.all, maxAttempts: 1, failure: .init(code: "worker_lost", message: "m"), now: Date())
                 running.removeAll()
             }
             let problems = try await audit(store, account)

@@ -3,17 +3,8 @@ import AtelierPersistence
 import Foundation
 import Testing
 
-/// Against a real SQLite file in a temporary folder.
-@Suite struct SQLiteStoreTests {
-    let dir: URL
-    let path: String
-
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-sqlite-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        path = dir.appendingPathComponent("atelier.sqlite").path
-    }
-
+/// The store conformance suite, part 2, on every backend: keys, runs and claims.
+@Suite struct StoreConformanceTests {
     static let request = RunRequest(
         modelID: "flux-cute-3d-kawaii", prompt: "p", aspectRatio: "1:1", megapixels: "1",
         size: .init(width: 1024, height: 1024), numOutputs: 1, numInferenceSteps: 28, guidance: 3, seed: 42,
@@ -24,8 +15,9 @@ import Testing
         Job(id: id, accountID: account, request: Self.request, outputNames: ["\(id).webp"], createdAt: Date(timeIntervalSince1970: t))
     }
 
-    @Test func keysAreStoredByHashAndRevocable() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func keysAreStoredByHashAndRevocable(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await store.ensureAccount(named: "alice")
         #expect(try await store.ensureAccount(named: "alice") == account)
         let key = APIKey.generate()
@@ -36,12 +28,14 @@ import Testing
         #expect(try await store.revokeKey(prefix: key.prefix))
         #expect(try await store.lookupKey(hash: key.hash)?.revokedAt != nil)
         #expect(try await !store.revokeKey(prefix: "atl_nosuchprefix"))
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: path)) + ((try? Data(contentsOf: URL(fileURLWithPath: path + "-wal"))) ?? Data())
+        let bytes = try await db.keptKeyBytes()
+        #expect(bytes.range(of: Data(key.hash.utf8)) != nil)
         #expect(bytes.range(of: Data(key.plaintext.utf8)) == nil)
     }
 
-    @Test func jobsRoundTripAndClaimInOrder() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func jobsRoundTripAndClaimInOrder(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await store.ensureAccount(named: "a")
         try await store.insert(job(200_000_000_000_002, account: account, at: 2))
         try await store.insert(job(200_000_000_000_001, account: account, at: 1))
@@ -56,8 +50,9 @@ import Testing
         #expect(try await store.claimNext(now: Date(), lease: 60) == nil)
     }
 
-    @Test func terminalStatesAreWrittenOnce() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func terminalStatesAreWrittenOnce(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await store.ensureAccount(named: "a")
         try await store.insert(job(300_000_000_000_001, account: account, at: 1))
         let result = JobResult(outputs: [.init(name: "x.webp", seed: 42, width: 8, height: 8, bytes: 1)], path: "standard",
@@ -72,24 +67,26 @@ import Testing
         #expect(done.status == .succeeded && done.result == result && done.failure == nil)
     }
 
-    @Test func orphanedRunningJobsAreRequeuedOnRestart() async throws {
-        let store = try SQLiteStore(path: path)
+    @Test(arguments: Backend.allCases) func orphanedRunningJobsAreRequeuedOnRestart(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await store.ensureAccount(named: "a")
         try await store.insert(job(400_000_000_000_001, account: account, at: 1))
         try await store.insert(job(400_000_000_000_002, account: account, at: 2))
         _ = try await store.claimNext(now: Date(), lease: 60)
-        let reopened = try SQLiteStore(path: path)
-        let report = try await reopened.recoverAbandoned(expiredBefore: .distantFuture, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: Date())
+        let reopened = try await db.open()
+        let report = try await reopened.recoverAbandoned(.all, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: Date())
         #expect(report == RecoveryReport(requeued: [400_000_000_000_001]))
         #expect(try await reopened.job(id: 400_000_000_000_001)?.status == .queued)
         #expect(try await reopened.job(id: 400_000_000_000_002)?.status == .queued)
         #expect(try await reopened.claimNext(now: Date(), lease: 60)?.id == 400_000_000_000_001)
     }
 
-    /// Two connections (as two server processes would have) claiming at once: every job is claimed exactly once.
-    @Test func concurrentClaimsNeverShareAJob() async throws {
-        let a = try SQLiteStore(path: path)
-        let b = try SQLiteStore(path: path)
+    /// Two stores (as two server processes would have) claiming at once: every job is claimed exactly once.
+    @Test(arguments: Backend.allCases) func concurrentClaimsNeverShareAJob(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let a = try await db.open()
+        let b = try await db.open()
         let account = try await a.ensureAccount(named: "a")
         let ids: [Int64] = (1...40).map { 500_000_000_000_000 + Int64($0) }
         for (i, id) in ids.enumerated() { try await a.insert(job(id, account: account, at: Double(i))) }
@@ -107,13 +104,14 @@ import Testing
     }
 }
 
-extension SQLiteStoreTests {
-    @Test func webhookSecretsAreMadeOnceAndRotated() async throws {
-        let store = try SQLiteStore(path: path)
+extension StoreConformanceTests {
+    @Test(arguments: Backend.allCases) func webhookSecretsAreMadeOnceAndRotated(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
         let account = try await store.ensureAccount(named: "hooks")
         let first = try await store.webhookSecret(accountID: account)
         #expect(first.hasPrefix("whsec_"))
-        #expect(try await SQLiteStore(path: path).webhookSecret(accountID: account) == first)  // kept across restarts
+        #expect(try await db.open().webhookSecret(accountID: account) == first)  // kept across restarts
         let rotated = try await store.rotateWebhookSecret(accountID: account)
         let current = try await store.webhookSecret(accountID: account)
         #expect(rotated != first && current == rotated)

@@ -1,0 +1,133 @@
+import AtelierCore
+import Foundation
+import PostgresNIO
+
+/// The PostgreSQL schema, versioned as SQLite's is: each migration runs once, in a transaction, under an advisory
+/// lock so nodes starting together do not race. Columns mirror SQLite's one for one (times are epoch seconds as
+/// `double precision`), so `atelier db copy` moves rows unchanged.
+extension PostgresStore {
+    /// One migration per entry; each is a list of statements (the extended protocol runs one at a time).
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE accounts (
+                id BIGSERIAL PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                created_at DOUBLE PRECISION NOT NULL,
+                webhook_secret TEXT
+            )
+            """,
+            """
+            CREATE TABLE api_keys (
+                hash TEXT PRIMARY KEY,
+                prefix TEXT NOT NULL UNIQUE,
+                account_id BIGINT NOT NULL REFERENCES accounts(id),
+                created_at DOUBLE PRECISION NOT NULL,
+                revoked_at DOUBLE PRECISION
+            )
+            """,
+            """
+            CREATE TABLE jobs (
+                id BIGINT PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES accounts(id),
+                model_id TEXT NOT NULL,
+                parameters TEXT NOT NULL,
+                seed BIGINT NOT NULL,
+                output_names TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed','canceled')),
+                attempts BIGINT NOT NULL DEFAULT 0,
+                result TEXT,
+                error_code TEXT,
+                error_message TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                started_at DOUBLE PRECISION,
+                finished_at DOUBLE PRECISION,
+                price_per_image BIGINT NOT NULL DEFAULT 0,
+                lease_expires_at DOUBLE PRECISION,
+                webhook TEXT,
+                batch_key TEXT,
+                progress_step BIGINT,
+                progress_total BIGINT
+            )
+            """,
+            "CREATE INDEX jobs_queue ON jobs(created_at, id) WHERE status = 'queued'",
+            "CREATE INDEX jobs_leases ON jobs(lease_expires_at) WHERE status = 'running'",
+            "CREATE INDEX jobs_account ON jobs(account_id, status)",
+            "CREATE INDEX jobs_batch ON jobs(batch_key, created_at, id) WHERE status = 'queued' AND batch_key IS NOT NULL",
+            // Money: an append-only ledger; balances are derived from it. One hold, capture and release per run.
+            """
+            CREATE TABLE ledger (
+                id BIGSERIAL PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES accounts(id),
+                job_id BIGINT REFERENCES jobs(id),
+                kind TEXT NOT NULL CHECK (kind IN ('credit','adjustment','hold','capture','release')),
+                amount BIGINT NOT NULL,
+                reason TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                CHECK (kind = 'adjustment' OR amount >= 0),
+                CHECK ((job_id IS NULL) = (kind IN ('credit','adjustment')))
+            )
+            """,
+            "CREATE UNIQUE INDEX ledger_once_per_run ON ledger(job_id, kind) WHERE job_id IS NOT NULL",
+            "CREATE INDEX ledger_account ON ledger(account_id)",
+            """
+            CREATE FUNCTION atelier_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$
+            """,
+            """
+            CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger
+            FOR EACH ROW EXECUTE FUNCTION atelier_ledger_append_only()
+            """,
+            """
+            CREATE TABLE idempotency (
+                scope TEXT NOT NULL,
+                key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                job_id BIGINT NOT NULL REFERENCES jobs(id),
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (scope, key)
+            )
+            """,
+            "CREATE INDEX idempotency_age ON idempotency(created_at)",
+            """
+            CREATE TABLE webhook_deliveries (
+                id TEXT PRIMARY KEY,
+                job_id BIGINT NOT NULL REFERENCES jobs(id),
+                event TEXT NOT NULL CHECK (event IN ('start', 'completed')),
+                created_at DOUBLE PRECISION NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                next_attempt_at DOUBLE PRECISION NOT NULL,
+                delivered_at DOUBLE PRECISION,
+                gave_up_at DOUBLE PRECISION,
+                last_error TEXT,
+                body TEXT,
+                UNIQUE (job_id, event)
+            )
+            """,
+            "CREATE INDEX webhook_due ON webhook_deliveries(next_attempt_at) WHERE delivered_at IS NULL AND gave_up_at IS NULL",
+        ],
+    ]
+
+    /// Applies the migrations this database has not had; returns the schema version it is at now.
+    @discardableResult
+    public func migrate() async throws -> Int {
+        let logger = self.logger
+        return try await transaction { c in
+            // One node migrates at a time; the others wait here, then find nothing left to do.
+            try await c.query("SELECT pg_advisory_xact_lock(7215046361)", logger: logger)
+            try await c.query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)", logger: logger)
+            var current = 0
+            for try await v in try await c.query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version", logger: logger).decode(Int64.self) {
+                current = Int(v)
+            }
+            guard current <= Self.migrations.count else {
+                throw StoreQueryError(sqlState: "", message: "the database is at schema version \(current), newer than this atelier (\(Self.migrations.count)); upgrade atelier")
+            }
+            for (i, statements) in Self.migrations.enumerated() where i + 1 > current {
+                for sql in statements { try await c.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+                try await c.query("INSERT INTO schema_version(version) VALUES (\(i + 1))", logger: logger)
+            }
+            return Self.migrations.count
+        }
+    }
+}

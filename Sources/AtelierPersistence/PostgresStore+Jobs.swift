@@ -1,0 +1,125 @@
+import AtelierCore
+import Foundation
+import PostgresNIO
+
+/// Runs: accepting one with its hold, settling its hold, reading them.
+extension PostgresStore {
+    public func insert(_ job: Job, idempotency: IdempotencyClaim? = nil, maxInProgress: Int = .max) async throws {
+        let parameters = try SQLiteStore.json(job.request)
+        let names = try SQLiteStore.json(job.outputNames)
+        let webhook = try job.webhook.map(SQLiteStore.json)
+        let hold = job.holdAmount
+        let logger = self.logger
+        let node = nodeID
+        let created = job.createdAt.timeIntervalSince1970
+        do {
+            try await transaction { c in
+                // The account's row lock orders every spend of its credit, the cap on runs in progress and the
+                // idempotency lookup (its scope is one of the account's keys) across all nodes.
+                guard try await Self.lockAccount(c, job.accountID, logger: logger) else { throw JobStoreError.noSuchAccount(job.accountID) }
+                if let claim = idempotency {
+                    try await c.query("DELETE FROM idempotency WHERE created_at < \(created - IdempotencyClaim.retention)", logger: logger)
+                    let prior = try await c.query(
+                        "SELECT fingerprint, job_id FROM idempotency WHERE scope = \(claim.scope) AND key = \(claim.key)", logger: logger)
+                    for try await (fingerprint, jobID) in prior.decode((String, Int64).self) {
+                        throw JobStoreError.idempotencyKeyUsed(jobID: jobID, sameRequest: fingerprint == claim.fingerprint)
+                    }
+                }
+                if maxInProgress < .max {
+                    var busy = 0
+                    for try await n in try await c.query(
+                        "SELECT COUNT(*)::bigint FROM jobs WHERE account_id = \(job.accountID) AND status IN ('queued', 'running')",
+                        logger: logger
+                    ).decode(Int64.self) { busy = Int(n) }
+                    if busy >= maxInProgress { throw JobStoreError.tooManyRunsInProgress(busy) }
+                }
+                let available = try await Self.balance(c, job.accountID, logger: logger).available
+                guard available >= hold else { throw JobStoreError.insufficientCredit(needed: hold, available: available) }
+                try await c.query(
+                    """
+                    INSERT INTO jobs(id, account_id, model_id, parameters, seed, output_names, status, attempts, created_at,
+                                     price_per_image, webhook, batch_key)
+                    VALUES (\(job.id), \(job.accountID), \(job.request.modelID), \(parameters), \(Int64(job.seed)), \(names),
+                            \(job.status.rawValue), \(Int64(job.attempts)), \(created), \(job.pricePerImage), \(webhook),
+                            \(job.request.batchKey))
+                    """, logger: logger)
+                try await c.query(
+                    "INSERT INTO ledger(account_id, job_id, kind, amount, created_at) VALUES (\(job.accountID), \(job.id), 'hold', \(hold), \(created))",
+                    logger: logger)
+                if let claim = idempotency {
+                    try await c.query(
+                        """
+                        INSERT INTO idempotency(scope, key, fingerprint, job_id, created_at)
+                        VALUES (\(claim.scope), \(claim.key), \(claim.fingerprint), \(job.id), \(created))
+                        """, logger: logger)
+                }
+                try await Self.notify(c, .queued(job.id), node: node, logger: logger)
+            }
+        } catch let error as StoreQueryError where error.sqlState == "23505" {
+            // A unique violation: the id is taken (the caller draws another). The idempotency key cannot collide
+            // here, since its lookup ran under the account's lock.
+            throw JobStoreError.duplicateID(job.id)
+        }
+    }
+
+    /// As SQLite's `settle`: capture for `delivered` images, release the rest, in the transaction that made the run
+    /// terminal; the unique index refuses a second capture or release anyway.
+    static func settle(_ c: PostgresConnection, jobID: Int64, delivered: Int, now: Double, logger: Logger) async throws {
+        let rows = try await c.query(
+            """
+            SELECT l.amount, l.account_id, j.price_per_image FROM ledger l JOIN jobs j ON j.id = l.job_id
+            WHERE l.job_id = \(jobID) AND l.kind = 'hold'
+            """, logger: logger)
+        var hold: (amount: Int64, account: Int64, price: Int64)?
+        for try await (amount, account, price) in rows.decode((Int64, Int64, Int64).self) { hold = (amount, account, price) }
+        guard let hold else { return }
+        let (capture, release) = LedgerRules.settle(hold: hold.amount, pricePerImage: hold.price, delivered: delivered)
+        if capture > 0 {
+            try await c.query(
+                "INSERT INTO ledger(account_id, job_id, kind, amount, created_at) VALUES (\(hold.account), \(jobID), 'capture', \(capture), \(now))",
+                logger: logger)
+        }
+        try await c.query(
+            "INSERT INTO ledger(account_id, job_id, kind, amount, created_at) VALUES (\(hold.account), \(jobID), 'release', \(release), \(now))",
+            logger: logger)
+    }
+
+    public func jobs(accountID: Int64) async throws -> [Job] {
+        try await rows("SELECT * FROM jobs WHERE account_id = \(accountID) ORDER BY created_at, id").map(Self.decodeJob)
+    }
+
+    public func job(id: Int64) async throws -> Job? {
+        try await rows("SELECT * FROM jobs WHERE id = \(id)").first.map(Self.decodeJob)
+    }
+
+    static func decodeJob(_ r: PostgresRandomAccessRow) throws -> Job {
+        let decoder = JSONDecoder()
+        let request = try decoder.decode(RunRequest.self, from: Data((r.text("parameters") ?? "{}").utf8))
+        let names = try decoder.decode([String].self, from: Data((r.text("output_names") ?? "[]").utf8))
+        let result = try r.text("result").map { try decoder.decode(JobResult.self, from: Data($0.utf8)) }
+        let failure = r.text("error_code").map { JobFailure(code: $0, message: r.text("error_message") ?? "") }
+        return Job(
+            id: r.int("id") ?? 0,
+            accountID: r.int("account_id") ?? 0,
+            request: request,
+            outputNames: names,
+            pricePerImage: r.int("price_per_image") ?? 0,
+            status: JobStatus(rawValue: r.text("status") ?? "") ?? .failed,
+            attempts: Int(r.int("attempts") ?? 0),
+            result: result,
+            failure: failure,
+            createdAt: r.date("created_at") ?? Date(timeIntervalSince1970: 0),
+            startedAt: r.date("started_at"),
+            finishedAt: r.date("finished_at"),
+            webhook: try r.text("webhook").map { try decoder.decode(WebhookSubscription.self, from: Data($0.utf8)) },
+            progress: r.int("progress_step").flatMap { step in r.int("progress_total").map { JobProgress(step: Int(step), total: Int($0)) } }
+        )
+    }
+
+    /// The statement's rows, decoded as jobs (for `RETURNING *`).
+    static func jobRows(_ c: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> [Job] {
+        var out: [Job] = []
+        for try await row in try await c.query(query, logger: logger) { out.append(try decodeJob(row.makeRandomAccess())) }
+        return out
+    }
+}
