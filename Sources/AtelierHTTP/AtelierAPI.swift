@@ -17,6 +17,12 @@ public protocol RunQueue: Sendable {
     var isDraining: Bool { get }
     /// Worker slots, for /healthz.
     var workerStatus: [WorkerSlotStatus] { get }
+    /// False on an API-only node (`--workers 0`): other nodes' workers run its queue, so it is ready without any.
+    var runsWorkers: Bool { get }
+}
+
+extension RunQueue {
+    public var runsWorkers: Bool { true }
 }
 
 extension WorkerSupervisor: RunQueue {
@@ -596,7 +602,7 @@ public struct AtelierAPI: Sendable {
     /// sends requests elsewhere.
     func ready() async throws -> Response {
         // An API-only node (--workers 0 on a shared database) serves without workers of its own.
-        let workerReady = queue.workerStatus.isEmpty || Self.anyWorkerReady(queue.workerStatus)
+        let workerReady = !queue.runsWorkers || Self.anyWorkerReady(queue.workerStatus)
         let database = (try? await keys.keyCount()) != nil
         let draining = queue.isDraining
         let ok = workerReady && database && !draining
