@@ -35,6 +35,9 @@ public enum AtelierError: Error, Sendable, Equatable {
     case rateLimited(message: String, retryAfter: Int, limit: Int?, remaining: Int?, reset: Int?)
     /// The engine cannot take work (no worker ready).
     case unavailable(String)
+    /// The database cannot be reached (a restart, a failover): nothing was queued unless the answer says so;
+    /// retry after Retry-After (with the same Idempotency-Key, a retry cannot make a second run).
+    case databaseUnavailable
     /// The server is draining for a restart: it takes no new runs; retry shortly (on another instance).
     case shuttingDown
     /// The request conflicts with the run's state (e.g. canceling a run that already finished).

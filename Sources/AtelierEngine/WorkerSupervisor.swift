@@ -302,11 +302,20 @@ public final class WorkerSupervisor: Service, Sendable {
     /// Serves jobs until shutdown (returns true: the worker is still alive) or the worker dies (returns false).
     private func serveJobs(slot: Int, worker: WorkerProcess) async throws -> Bool {
         while !isStopping {
-            guard let first = try await store.claimNext(now: clock.now(), lease: config.lease.timeInterval) else {
+            let claimed: Job?
+            do {
+                claimed = try await store.claimNext(now: clock.now(), lease: config.lease.timeInterval)
+            } catch {
+                // The database is unreachable (a restart, a failover): nothing was claimed; look again later.
+                logger.warning("worker slot \(slot): cannot claim from the queue: \(error)")
+                try? await config.clock.sleep(for: config.pollInterval)
+                continue
+            }
+            guard let first = claimed else {
                 await wake.wait(upTo: config.pollInterval)
                 continue
             }
-            let batch = try await gatherBatch(after: first)
+            let batch = await gatherBatch(after: first)
             update(slot) { $0.state = .busy; $0.jobID = first.id }
             running.withLock { for job in batch { $0[job.id] = (worker, job.attempts) } }
             for job in batch { await events.jobStarted(job.id, attempt: job.attempts) }
@@ -322,7 +331,7 @@ public final class WorkerSupervisor: Service, Sendable {
             var workerBroken = false
             for job in batch {
                 let outcome = outcomes[job.id] ?? .protocolBroken("the run ended without an outcome")
-                try await record(outcome, for: job)
+                await recordDurably(outcome, for: job)
                 switch outcome {
                 case .crashed, .timedOut, .protocolBroken: workerBroken = true
                 case .succeeded, .failed: break
@@ -340,21 +349,39 @@ public final class WorkerSupervisor: Service, Sendable {
     /// The first job and the queued ones that may share its call, up to `batchSize` images. When the batch is not
     /// full and `batchWindow` is set, waits that long once for more compatible runs: clients answered together
     /// send their next requests together, and the first arrival would otherwise always run alone.
-    private func gatherBatch(after first: Job) async throws -> [Job] {
+    private func gatherBatch(after first: Job) async -> [Job] {
         var batch = [first]
         var room = config.batchSize - first.request.numOutputs
         guard room > 0, first.request.batchKey != nil else { return batch }
-        func claim() async throws {
-            let more = try await store.claimCompatible(with: first, maxImages: room, now: clock.now(), lease: config.lease.timeInterval)
+        func claim() async {
+            // An unreachable database claims nothing more: the batch runs as it is.
+            guard let more = try? await store.claimCompatible(with: first, maxImages: room, now: clock.now(), lease: config.lease.timeInterval) else { return }
             batch += more
             room -= more.reduce(0) { $0 + $1.request.numOutputs }
         }
-        try await claim()
+        await claim()
         if room > 0, config.batchWindow > .zero, !isStopping {
             try? await config.clock.sleep(for: config.batchWindow)
-            try await claim()
+            await claim()
         }
         return batch
+    }
+
+    /// Records an outcome, retrying while the database cannot be reached (with backoff, up to a few seconds
+    /// apart). If the outage outlasts the lease, another node may take the run over; the write, once it gets
+    /// through, is then refused by the fence and nothing is charged twice.
+    private func recordDurably(_ outcome: Outcome, for job: Job) async {
+        var backoff: Duration = .milliseconds(200)
+        while true {
+            do {
+                try await record(outcome, for: job)
+                return
+            } catch {
+                logger.warning("run \(job.id): cannot record its outcome yet (\(error)); retrying in \(backoff)")
+                try? await config.clock.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
     }
 
     /// Renews each job's lease every third of its length until cancelled. A refused renewal means that claim was
@@ -509,6 +536,9 @@ public final class WorkerSupervisor: Service, Sendable {
             )
             if try await store.complete(id: job.id, attempt: attempt, result: result, now: now) {
                 logger.info("run \(job.id) succeeded: \(outputs.count) image(s), \(Int(r.timings["total_ms"] ?? 0)) ms, \(r.path) path")
+            } else if let stored = try await store.job(id: job.id), stored.status == .succeeded, stored.attempts == attempt {
+                // A retry of a write whose commit went through while its answer was lost (a database restart).
+                logger.info("run \(job.id) succeeded: its result was already recorded")
             } else {
                 // Canceled (or taken over) while the worker finished: the images were never delivered nor charged.
                 for image in r.images { try? FileManager.default.removeItem(atPath: image.path) }

@@ -42,7 +42,7 @@ public enum ErrorMapping {
         case .idempotencyMismatch: .unprocessableContent
         case .idempotencyInProgress: .conflict
         case .modelNotFound, .notFound: .notFound
-        case .unavailable, .shuttingDown: .serviceUnavailable
+        case .unavailable, .shuttingDown, .databaseUnavailable: .serviceUnavailable
         case .conflict: .conflict
         case .runFailed(let code, _):
             // Infrastructure failures are worth retrying: 503. Every image flagged, or an input image that does not
@@ -82,6 +82,9 @@ public enum ErrorMapping {
         case .modelNotFound(let id): Envelope(message: "no model \"\(id)\"; GET /api/v4/models lists them", error: .init(code: "model_not_found", param: "model_id"))
         case .notFound(let m): Envelope(message: m, error: .init(code: "not_found"))
         case .unavailable(let m): Envelope(message: m, error: .init(code: "unavailable"))
+        case .databaseUnavailable:
+            Envelope(message: "the database is unreachable for the moment; retry in a few seconds (send the same Idempotency-Key so a retry never makes a second run)",
+                     error: .init(code: "database_unavailable"))
         case .shuttingDown:
             Envelope(message: "the server is shutting down and takes no new runs; retry in a few seconds", error: .init(code: "shutting_down"))
         case .conflict(let code, let m): Envelope(message: m, error: .init(code: code))
@@ -105,6 +108,10 @@ public enum ErrorMapping {
 
     /// Errors that are not ours (the router's 404, Hummingbird's body limit) get the same envelope.
     public static func response(for error: any Error, logger: Logger) -> Response {
+        if let e = error as? StoreUnavailable {
+            logger.warning("database unavailable: \(e.reason)")
+            return response(for: AtelierError.databaseUnavailable)
+        }
         if let e = error as? AtelierError {
             if case .internalError(let detail) = e { logger.error("internal error: \(detail)") }
             return response(for: e)

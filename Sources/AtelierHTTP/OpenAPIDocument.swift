@@ -133,6 +133,16 @@ public enum OpenAPIDocument {
        }
       }
      },
+     "503": {
+      "description": "The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued), or the database is unreachable (database_unavailable); see Retry-After.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
      "402": {
       "description": "The account's available credit does not cover price \u00d7 num_outputs; nothing was queued.",
       "content": {
@@ -165,16 +175,6 @@ public enum OpenAPIDocument {
      },
      "500": {
       "description": "The generation failed.",
-      "content": {
-       "application/json": {
-        "schema": {
-         "$ref": "#/components/schemas/Error"
-        }
-       }
-      }
-     },
-     "503": {
-      "description": "The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued); see Retry-After.",
       "content": {
        "application/json": {
         "schema": {
@@ -234,6 +234,16 @@ public enum OpenAPIDocument {
      },
      "429": {
       "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "The database is unreachable for the moment (database_unavailable); see Retry-After.",
       "content": {
        "application/json": {
         "schema": {
@@ -330,6 +340,16 @@ public enum OpenAPIDocument {
      },
      "415": {
       "description": "A Content-Type other than JSON, form or multipart.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "The database is unreachable for the moment (database_unavailable); see Retry-After.",
       "content": {
        "application/json": {
         "schema": {
@@ -436,6 +456,16 @@ public enum OpenAPIDocument {
        }
       }
      },
+     "503": {
+      "description": "The database is unreachable for the moment (database_unavailable); see Retry-After.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
      "404": {
       "description": "No such run for this key's account.",
       "content": {
@@ -530,6 +560,16 @@ public enum OpenAPIDocument {
      },
      "429": {
       "description": "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "The database is unreachable for the moment (database_unavailable); see Retry-After.",
       "content": {
        "application/json": {
         "schema": {

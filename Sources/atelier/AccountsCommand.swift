@@ -35,20 +35,9 @@ struct AccountsCommand: AsyncParsableCommand {
         )
         @OptionGroup var data: DataDirOption
         func run() async throws {
-            let store = try await data.openStore()
-            var problems: [String] = []
-            var runs = 0
-            for a in try await store.accounts() {
-                let jobs = try await store.jobs(accountID: a.id)
-                runs += jobs.count
-                problems += LedgerRules.audit(entries: try await store.ledger(accountID: a.id), jobs: jobs).map { "\(a.name): \($0)" }
-            }
-            if problems.isEmpty {
-                print("ledger OK: \(try await store.accounts().count) account(s), \(runs) run(s)")
-            } else {
-                problems.forEach { print($0) }
-                throw ExitCode(1)
-            }
+            let audit = try await LedgerAudit.run(on: try await data.openStore())
+            audit.print()
+            if !audit.problems.isEmpty { throw ExitCode(1) }
         }
     }
 

@@ -88,7 +88,8 @@ common = {"400": err("A parameter or the body is invalid; nothing was queued."),
           "401": err("Missing, unknown or revoked API key."),
           "429": err("Too many requests for this API key, or too many runs in progress for its account; see Retry-After."),
           "413": err("The body is larger than the limit."),
-          "415": err("A Content-Type other than JSON, form or multipart.")}
+          "415": err("A Content-Type other than JSON, form or multipart."),
+          "503": err("The database is unreachable for the moment (database_unavailable); see Retry-After.")}
 doc = {
   "openapi": "3.1.0",
   "info": {"title": "Atelier", "version": "1.0.0",
@@ -107,12 +108,12 @@ doc = {
                       "409": err("The first request with this Idempotency-Key is still running."),
                       "422": err("Every image was flagged by the safety checker, or the Idempotency-Key was used with a different request."),
                       "500": err("The generation failed."),
-                      "503": err("The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued); see Retry-After.")}}},
+                      "503": err("The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued), or the database is unreachable (database_unavailable); see Retry-After.")}}},
     "/api/v4/check": {
         "get": {"operationId": "checkGet", "summary": "A run's status and outcome",
                 "parameters": [{"name": "request_id", "in": "query", "required": True,
                                 "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
-                "responses": {"200": ok_run, "400": common["400"], "401": common["401"], "429": common["429"],
+                "responses": {"200": ok_run, "400": common["400"], "401": common["401"], "429": common["429"], "503": common["503"],
                               "404": err("No such run for this key's account.")}},
         "post": {"operationId": "checkPost", "summary": "A run's status and outcome",
                  "requestBody": bodies("#/components/schemas/CheckInput"),
@@ -130,7 +131,7 @@ doc = {
                                   "type": "object", "required": ["event", "data"],
                                   "properties": {"id": {"type": "string"}, "data": {"type": "string"},
                                                  "event": {"type": "string", "enum": ["queued", "started", "progress", "completed", "failed", "canceled"]}}}}}},
-                      "400": common["400"], "401": common["401"], "429": common["429"],
+                      "400": common["400"], "401": common["401"], "429": common["429"], "503": common["503"],
                       "404": err("No such run for this key's account.")}}},
     "/api/v4/models": {"get": {
         "operationId": "models", "summary": "The catalog: models, prices and parameters",
