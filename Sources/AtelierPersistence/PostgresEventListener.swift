@@ -30,6 +30,12 @@ public final class PostgresEventListener: Service, Sendable {
     }
 
     func configuration() throws -> PostgresConnection.Configuration {
+        try PostgresStore.connectionConfiguration(settings)
+    }
+}
+
+extension PostgresStore {
+    static func connectionConfiguration(_ settings: DatabaseURL.PostgresSettings) throws -> PostgresConnection.Configuration {
         var config: PostgresConnection.Configuration
         switch settings.endpoint {
         case .tcp(let host, let port):
@@ -42,6 +48,20 @@ public final class PostgresEventListener: Service, Sendable {
         return config
     }
 
+    /// One connection made and closed, so start-up can say at once why the database cannot be used (refused,
+    /// a wrong password, no such database) instead of waiting out the pool's retries.
+    public static func probe(_ settings: DatabaseURL.PostgresSettings, logger: Logger) async throws {
+        do {
+            let c = try await PostgresConnection.connect(configuration: try connectionConfiguration(settings), id: 0, logger: logger)
+            try await c.close()
+        } catch let e as PSQLError {
+            if let message = e.serverInfo?[.message] { throw StoreUnavailable(message) }
+            throw StoreUnavailable(e.underlying.map { String(describing: $0) } ?? "\(e.code)")
+        }
+    }
+}
+
+extension PostgresEventListener {
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
             var backoff: Duration = .milliseconds(200)
@@ -55,7 +75,7 @@ public final class PostgresEventListener: Service, Sendable {
                     return
                 } catch {
                     if Task.isCancelled { return }
-                    self.logger.warning("database notifications lost (\(error)); listening again in \(backoff)")
+                    self.logger.warning("database notifications lost (\(PostgresStore.mapped(PostgresStore.cause(error)))); listening again in \(backoff)")
                 }
                 lostBefore = true
                 try await Task.sleep(for: backoff)

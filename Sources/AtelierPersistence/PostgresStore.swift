@@ -145,7 +145,7 @@ public final class PostgresStore: AtelierStore, Service, Sendable {
                 }
                 return StoreQueryError(sqlState: state, message: e.serverInfo?[.message] ?? "")
             }
-            return StoreUnavailable("\(e.code)")
+            return StoreUnavailable(e.underlying.map { String(describing: $0) } ?? "\(e.code)")
         }
         // The pool's own errors (circuit breaker tripped, pool shut down) are of a type postgres-nio does not export.
         if error is ChannelError || error is IOError || String(reflecting: type(of: error)).contains("ConnectionPoolError") {

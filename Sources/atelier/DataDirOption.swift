@@ -28,7 +28,9 @@ struct DataDirOption: ParsableArguments {
 
     /// The store, migrated. PostgreSQL's pool runs for the rest of this (short-lived) command.
     func openStore() async throws -> any AtelierStore {
-        try await StoreOpener.open(try location(), nodeID: "admin-" + StoreOpener.newNodeID(), logger: Logger(label: "atelier"), setting: "--database").store
+        var logger = Logger(label: "atelier")
+        logger.logLevel = .warning
+        return try await StoreOpener.open(try location(), nodeID: "admin-" + StoreOpener.newNodeID(), logger: logger, setting: "--database").store
     }
 }
 
@@ -54,6 +56,7 @@ enum StoreOpener {
             let store = PostgresStore(settings: settings, nodeID: nodeID, logger: logger)
             Task { try await store.run() }
             do {
+                try await PostgresStore.probe(settings, logger: logger)
                 try await store.migrate()
             } catch {
                 throw ValidationError("\(setting): cannot use \(location.summary): \(error)")

@@ -147,8 +147,11 @@ struct Server {
         // webhook dispatcher. The drain service is last, so on SIGTERM it stops first: intake closes and running
         // jobs finish (or are requeued) before the HTTP server and the workers stop. Exit status 0.
         let server = Startup(logger: logger) {
-            if let shared {
-                do { try await shared.migrate() } catch {
+            if let shared, case .postgres(let pg) = settings.database {
+                do {
+                    try await PostgresStore.probe(pg, logger: logger)
+                    try await shared.migrate()
+                } catch {
                     throw StartupFailure(message: "\(databaseSetting): cannot use \(settings.database.summary): \(error)")
                 }
             }
