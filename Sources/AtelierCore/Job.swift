@@ -1,4 +1,5 @@
 import Foundation
+import Crypto
 
 /// One image produced by a run.
 public struct JobOutput: Sendable, Equatable, Codable {
@@ -126,4 +127,18 @@ public struct Job: Sendable, Equatable {
     public var holdAmount: Int64 { LedgerRules.hold(pricePerImage: pricePerImage, images: request.numOutputs) }
 
     public static let idRange: ClosedRange<Int64> = 100_000_000_000_000...999_999_999_999_999
+}
+
+extension Job {
+    /// The names this attempt writes its images to. The first attempt uses the names reserved at acceptance;
+    /// a later one (after its node died or paused past its lease) gets names of its own, derived from them, so a
+    /// stale attempt that finishes late can neither overwrite nor delete the images of the attempt that won.
+    public func outputNames(forAttempt attempt: Int) -> [String] {
+        guard attempt > 1 else { return outputNames }
+        return outputNames.map { name in
+            let parts = name.split(separator: ".", maxSplits: 1)
+            let digest = SHA256.hash(data: Data("\(name)#\(attempt)".utf8)).map { String(format: "%02x", $0) }.joined()
+            return String(digest.prefix(32)) + (parts.count == 2 ? ".\(parts[1])" : "")
+        }
+    }
 }

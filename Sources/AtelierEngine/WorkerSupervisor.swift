@@ -432,7 +432,7 @@ public final class WorkerSupervisor: Service, Sendable {
         var commands: [(id: Int64, command: GenerateCommand)] = []
         for job in batch {
             var paths: [String] = []
-            for name in job.outputNames {
+            for name in job.outputNames(forAttempt: job.attempts) {
                 guard let path = storage.localPath(for: name) else {
                     outcomes[job.id] = .failed(WorkerErrorReport(jobID: String(job.id), code: "storage_error", message: "invalid output name \(name)"))
                     break
@@ -524,7 +524,8 @@ public final class WorkerSupervisor: Service, Sendable {
         var ended = true
         switch outcome {
         case .succeeded(let r):
-            let names = Dictionary(uniqueKeysWithValues: zip(job.outputNames.compactMap { storage.localPath(for: $0) }, job.outputNames))
+            let attemptNames = job.outputNames(forAttempt: attempt)
+            let names = Dictionary(uniqueKeysWithValues: zip(attemptNames.compactMap { storage.localPath(for: $0) }, attemptNames))
             let outputs = r.images.map {
                 JobOutput(name: names[$0.path] ?? URL(fileURLWithPath: $0.path).lastPathComponent, seed: $0.seed,
                           width: $0.width, height: $0.height, bytes: $0.bytes)
