@@ -88,6 +88,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // bench/database.py's claim-latency probe; not shipped.
+        .executableTarget(
+            name: "atelier-bench",
+            dependencies: ["AtelierCore", "AtelierPersistence", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "AtelierCoreTests",
             dependencies: ["AtelierCore", "AtelierTesting"]

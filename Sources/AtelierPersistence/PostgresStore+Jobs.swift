@@ -8,57 +8,28 @@ extension PostgresStore {
         let parameters = try SQLiteStore.json(job.request)
         let names = try SQLiteStore.json(job.outputNames)
         let webhook = try job.webhook.map(SQLiteStore.json)
-        let hold = job.holdAmount
-        let logger = self.logger
-        let node = nodeID
-        let created = job.createdAt.timeIntervalSince1970
-        do {
-            try await transaction { c in
-                // The account's row lock orders every spend of its credit, the cap on runs in progress and the
-                // idempotency lookup (its scope is one of the account's keys) across all nodes.
-                guard try await Self.lockAccount(c, job.accountID, logger: logger) else { throw JobStoreError.noSuchAccount(job.accountID) }
-                if let claim = idempotency {
-                    try await c.query("DELETE FROM idempotency WHERE created_at < \(created - IdempotencyClaim.retention)", logger: logger)
-                    let prior = try await c.query(
-                        "SELECT fingerprint, job_id FROM idempotency WHERE scope = \(claim.scope) AND key = \(claim.key)", logger: logger)
-                    for try await (fingerprint, jobID) in prior.decode((String, Int64).self) {
-                        throw JobStoreError.idempotencyKeyUsed(jobID: jobID, sameRequest: fingerprint == claim.fingerprint)
-                    }
-                }
-                if maxInProgress < .max {
-                    var busy = 0
-                    for try await n in try await c.query(
-                        "SELECT COUNT(*)::bigint FROM jobs WHERE account_id = \(job.accountID) AND status IN ('queued', 'running')",
-                        logger: logger
-                    ).decode(Int64.self) { busy = Int(n) }
-                    if busy >= maxInProgress { throw JobStoreError.tooManyRunsInProgress(busy) }
-                }
-                let available = try await Self.balance(c, job.accountID, logger: logger).available
-                guard available >= hold else { throw JobStoreError.insufficientCredit(needed: hold, available: available) }
-                try await c.query(
-                    """
-                    INSERT INTO jobs(id, account_id, model_id, parameters, seed, output_names, status, attempts, created_at,
-                                     price_per_image, webhook, batch_key)
-                    VALUES (\(job.id), \(job.accountID), \(job.request.modelID), \(parameters), \(Int64(job.seed)), \(names),
-                            \(job.status.rawValue), \(Int64(job.attempts)), \(created), \(job.pricePerImage), \(webhook),
-                            \(job.request.batchKey))
-                    """, logger: logger)
-                try await c.query(
-                    "INSERT INTO ledger(account_id, job_id, kind, amount, created_at) VALUES (\(job.accountID), \(job.id), 'hold', \(hold), \(created))",
-                    logger: logger)
-                if let claim = idempotency {
-                    try await c.query(
-                        """
-                        INSERT INTO idempotency(scope, key, fingerprint, job_id, created_at)
-                        VALUES (\(claim.scope), \(claim.key), \(claim.fingerprint), \(job.id), \(created))
-                        """, logger: logger)
-                }
-                try await Self.notify(c, .queued(job.id), node: node, logger: logger)
-            }
-        } catch let error as StoreQueryError where error.sqlState == "23505" {
-            // A unique violation: the id is taken (the caller draws another). The idempotency key cannot collide
-            // here, since its lookup ran under the account's lock.
-            throw JobStoreError.duplicateID(job.id)
+        let limit: Int64? = maxInProgress < .max ? Int64(maxInProgress) : nil
+        let payload = StoreEvent.queued(job.id).payload(node: nodeID)
+        // One statement (migration 2's function): the account's row lock orders every spend of its credit, the
+        // cap on runs in progress and the idempotency lookup (its scope is one of the account's keys) across all
+        // nodes, and is held only while the function runs.
+        guard let row = try await rows("""
+            SELECT outcome, a, b FROM atelier_accept_run(
+              \(job.id), \(job.accountID), \(job.request.modelID), \(parameters), \(Int64(job.seed)), \(names),
+              \(job.createdAt.timeIntervalSince1970), \(job.pricePerImage), \(webhook), \(job.request.batchKey), \(job.holdAmount),
+              \(limit), \(idempotency?.scope), \(idempotency?.key), \(idempotency?.fingerprint),
+              \(job.createdAt.timeIntervalSince1970 - IdempotencyClaim.retention), \(Self.channel), \(payload))
+            """).first else { throw StoreQueryError(sqlState: "", message: "atelier_accept_run returned no row") }
+        let a = row.int("a") ?? 0
+        let b = row.int("b") ?? 0
+        switch row.text("outcome") ?? "" {
+        case "ok": return
+        case "no_account": throw JobStoreError.noSuchAccount(job.accountID)
+        case "idempotency_used": throw JobStoreError.idempotencyKeyUsed(jobID: a, sameRequest: b == 1)
+        case "too_many": throw JobStoreError.tooManyRunsInProgress(Int(a))
+        case "insufficient": throw JobStoreError.insufficientCredit(needed: a, available: b)
+        case "duplicate_id": throw JobStoreError.duplicateID(job.id)
+        case let other: throw StoreQueryError(sqlState: "", message: "atelier_accept_run answered \(other)")
         }
     }
 
