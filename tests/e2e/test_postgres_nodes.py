@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from .conftest import BIN, REPO, SEED_PROMPT, concurrently, data_dir_sharing_tiny, launch
+from .conftest import BIN, REPO, SEED_PROMPT, concurrently, data_dir_sharing_tiny, launch, stop
 from .test_durability import read_events
 
 PRICE = 3  # cents per image, from the catalog
@@ -311,3 +311,50 @@ def test_a_database_outage_answers_503_with_retry_after_and_loses_nothing(cluste
     assert r.status_code == 200 and r.json()["data"]["status"] == "succeeded", r.text
     assert psql(cluster.url, "SELECT COUNT(*) FROM jobs j JOIN accounts a ON a.id = j.account_id WHERE a.name = 'outage'") == "2"
     cluster.audit()
+
+
+def test_db_copy_moves_a_single_box_install_onto_postgres(tmp_path_factory, server) -> None:
+    if not PG_URL:
+        pytest.fail("ATELIER_TEST_POSTGRES_URL is not set; `make test` starts the PostgreSQL test cluster and sets it")
+    data = data_dir_sharing_tiny(tmp_path_factory, server, "copy")
+    box = launch(data, "--wait", "60")
+    key = box.key
+    done = post(box, key, wait=60, num_inference_steps=2).json()["data"]
+    canceled = post(box, key, wait=0, num_inference_steps=50, megapixels="1").json()["data"]["request_id"]
+    requests.post(f"{box.base_url}/api/v4/cancel", headers=auth(key), json={"request_id": canceled}, timeout=30)
+    before = balance_of(box, key)
+    stop(box)
+
+    target = PG_URL.rsplit("/", 1)[0] + "/atelier_copy_" + uuid.uuid4().hex[:8]
+    psql(PG_URL, f"CREATE DATABASE {target.rsplit('/', 1)[1]}")
+    assert "schema up to date" in cli(target, "db", "migrate").stdout
+    copy = subprocess.run([BIN, "db", "copy", "--from", f"sqlite:{data / 'atelier.sqlite'}", "--to", target],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert copy.returncode == 0, copy.stdout + copy.stderr
+    assert "jobs: 2 row(s) copied" in copy.stdout and "ledger OK: 1 account(s), 2 run(s)" in copy.stdout, copy.stdout
+    again = subprocess.run([BIN, "db", "copy", "--from", f"sqlite:{data / 'atelier.sqlite'}", "--to", target],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert again.returncode != 0 and "already holds" in again.stderr, again.stdout + again.stderr
+
+    # The same key, runs, outputs and money, now served from PostgreSQL; new ids continue after the copied ones.
+    node = launch(data, "--database", target, "--wait", "60", key=key)
+    try:
+        assert balance_of(node, key) == before
+        old = check(node, key, done["request_id"])
+        assert old["status"] == "succeeded" and old["output"].rsplit("/", 1)[1] == done["output"].rsplit("/", 1)[1]
+        assert requests.get(old["output"], timeout=10).status_code == 200
+        assert check(node, key, canceled)["status"] == "canceled"
+        assert post(node, key, wait=60).json()["data"]["status"] == "succeeded"
+        cli(target, "credits", "add", "--account", "demo", "1", "--reason", "after the move")
+    finally:
+        node.process.send_signal(signal.SIGTERM)
+        node.process.wait(timeout=45)
+    out = cli(target, "accounts", "audit").stdout
+    assert "ledger OK: 1 account(s), 3 run(s)" in out, out
+
+
+def balance_of(node, key: str) -> dict:
+    r = requests.get(f"{node.base_url}/api/v4/account", headers=auth(key), timeout=10)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    return {k: data[k] for k in ("balance", "held", "available")}
