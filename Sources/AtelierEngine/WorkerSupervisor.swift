@@ -88,6 +88,8 @@ public final class WorkerSupervisor: Service, Sendable {
     private let running = Mutex<[Int64: (worker: WorkerProcess, attempt: Int)]>([:])
     private let slots: Mutex<[WorkerSlotStatus]>
     private let firstReady = Mutex<[CheckedContinuation<Void, Never>]>([])
+    /// Runs whose attempt this node stopped because it could not renew their lease: back to the queue, not failed.
+    private let leaseLost = Mutex<Set<Int64>>([])
     /// When each running job's progress was last stored (shared databases only).
     private let progressSharedAt = Mutex<[Int64: Date]>([:])
 
@@ -395,7 +397,8 @@ public final class WorkerSupervisor: Service, Sendable {
         var held = Set(batch.map(\.id))
         // Renewals in a row that could not reach the database: three are a whole lease.
         var unreached: [Int64: Int] = [:]
-        while !Task.isCancelled, !held.isEmpty {
+        // Runs until cancelled, even with nothing left to renew: `serveJobs` takes the first task to end as the run's.
+        while !Task.isCancelled {
             do { try await clock.sleep(for: lease / 3) } catch { return }
             for job in batch where held.contains(job.id) {
                 let renewed: Bool
@@ -405,6 +408,7 @@ public final class WorkerSupervisor: Service, Sendable {
                     unreached[job.id, default: 0] += 1
                     guard unreached[job.id, default: 0] >= 3 else { continue }
                     logger.error("run \(job.id): its lease could not be renewed for \(lease) (\(error)); stopping its worker's attempt")
+                    leaseLost.withLock { _ = $0.insert(job.id) }
                     renewed = false
                 }
                 if renewed {
@@ -545,6 +549,16 @@ public final class WorkerSupervisor: Service, Sendable {
                 for image in r.images { try? FileManager.default.removeItem(atPath: image.path) }
                 logger.info("run \(job.id) finished after it was canceled or taken over; its images were discarded")
             }
+        case .failed(let e) where e.code == "canceled" && leaseLost.withLock({ $0.contains(job.id) }):
+            // Stopped here because its lease could not be renewed, not by the client: another attempt runs it
+            // (unless another node took it over already, and then this write is fenced).
+            let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts, failure: JobFailure(
+                code: "worker_lost",
+                message: "the server running this request lost its database connection \(config.maxAttempts) times; no image was made and nothing was charged"
+            ), now: now)
+            leaseLost.withLock { _ = $0.remove(job.id) }
+            ended = outcome != .requeued
+            logger.warning("run \(job.id): attempt \(attempt) stopped after its lease could not be renewed; \(outcome == .requeued ? "the run goes back to the queue" : "nothing changed")")
         case .failed(let e) where e.code == "canceled":
             // The store already holds the cancel; this changes nothing unless the job somehow still runs.
             _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(code: e.code, message: e.message), now: now)

@@ -60,6 +60,7 @@ while True:
     stopped = False
     for step in range(1, total + 1):
         if msg["job_id"] in canceled:
+            canceled.discard(msg["job_id"])  # taken, as the real worker's CancelBoard does: a later attempt runs
             stopped = True
             break
         if mode == "slow":

@@ -15,7 +15,8 @@ import Testing
 
     func makeSupervisor(
         mode: String, jobTimeout: Duration = .seconds(300), clock: any Clock<Duration> = ContinuousClock(),
-        configure: (inout SupervisorConfiguration) -> Void = { _ in }
+        configure: (inout SupervisorConfiguration) -> Void = { _ in },
+        wrap: (SQLiteStore) -> any JobStore = { $0 }
     ) throws -> (WorkerSupervisor, SQLiteStore, LocalFolderStorage) {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: dir.appendingPathComponent("db.sqlite").path)
@@ -32,7 +33,7 @@ import Testing
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        return (WorkerSupervisor(launch: launch, config: config, store: store, storage: storage, logger: logger), store, storage)
+        return (WorkerSupervisor(launch: launch, config: config, store: wrap(store), storage: storage, logger: logger), store, storage)
     }
 
     func enqueue(_ store: SQLiteStore, _ storage: LocalFolderStorage, id: Int64, steps: Int = 3) async throws -> Job {
