@@ -167,6 +167,7 @@ def test_twenty_runs_over_three_nodes_against_credit_for_six(cluster) -> None:
 
 def test_one_idempotency_key_sent_to_two_nodes_at_once_makes_one_run(cluster) -> None:
     key = funded_key(cluster, "idem", 20)
+    made: list[int] = []
     for attempt in range(5):
         idem = f"idem-{uuid.uuid4().hex}"
         targets = iter([cluster["A"], cluster["B"]])
@@ -182,7 +183,11 @@ def test_one_idempotency_key_sent_to_two_nodes_at_once_makes_one_run(cluster) ->
         ids = {r.json()["data"]["request_id"] for r in responses if r.status_code == 200}
         ids |= {int(r.json()["message"].split("request_id ")[1].split(")")[0]) for r in responses if r.status_code == 409}
         assert len(ids) == 1, [r.text for r in responses]
+        made.append(ids.pop())
     assert psql(cluster.url, "SELECT COUNT(*) FROM jobs j JOIN accounts a ON a.id = j.account_id WHERE a.name = 'idem'") == "5"
+    # The audit reads runs and ledger one after the other, not as one snapshot: let the runs end first.
+    for request_id in made:
+        wait_for(cluster["C"], key, request_id, lambda d: d["status"] == "succeeded")
     cluster.audit()
 
 
