@@ -65,8 +65,11 @@ extension WorkerSupervisorTests {
             #expect(try await sqlite.job(id: job.id)?.attempts == 1)
             #expect(try await sqlite.job(id: job.id)?.status == .running)
             // The third: the worker is told to stop, and the run is claimed again as attempt 2, which renews.
-            clock.advance(by: .seconds(10))
-            try await waitUntil { try await sqlite.job(id: job.id)?.attempts == 2 }
+            // (Advanced until it happens: the renewal task may have registered its sleep after an earlier advance.)
+            try await waitUntil {
+                clock.advance(by: .seconds(10))
+                return try await sqlite.job(id: job.id)?.attempts == 2
+            }
             #expect(await supervisor.events.wait(job.id, timeout: .seconds(30)))
             let done = try #require(try await sqlite.job(id: job.id))
             #expect(done.status == .succeeded && done.attempts == 2, "\(done.status) \(done.attempts) \(String(describing: done.failure))")
