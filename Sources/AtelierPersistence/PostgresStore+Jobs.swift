@@ -56,41 +56,18 @@ extension PostgresStore {
     }
 
     public func jobs(accountID: Int64) async throws -> [Job] {
-        try await rows("SELECT * FROM jobs WHERE account_id = \(accountID) ORDER BY created_at, id").map(Self.decodeJob)
+        try await rows("SELECT * FROM jobs WHERE account_id = \(accountID) ORDER BY created_at, id").map(StoredRecords.job)
     }
 
     public func job(id: Int64) async throws -> Job? {
-        try await rows("SELECT * FROM jobs WHERE id = \(id)").first.map(Self.decodeJob)
+        try await rows("SELECT * FROM jobs WHERE id = \(id)").first.map(StoredRecords.job)
     }
 
-    static func decodeJob(_ r: PostgresRandomAccessRow) throws -> Job {
-        let decoder = JSONDecoder()
-        let request = try decoder.decode(RunRequest.self, from: Data((r.text("parameters") ?? "{}").utf8))
-        let names = try decoder.decode([String].self, from: Data((r.text("output_names") ?? "[]").utf8))
-        let result = try r.text("result").map { try decoder.decode(JobResult.self, from: Data($0.utf8)) }
-        let failure = r.text("error_code").map { JobFailure(code: $0, message: r.text("error_message") ?? "") }
-        return Job(
-            id: r.int("id") ?? 0,
-            accountID: r.int("account_id") ?? 0,
-            request: request,
-            outputNames: names,
-            pricePerImage: r.int("price_per_image") ?? 0,
-            status: JobStatus(rawValue: r.text("status") ?? "") ?? .failed,
-            attempts: Int(r.int("attempts") ?? 0),
-            result: result,
-            failure: failure,
-            createdAt: r.date("created_at") ?? Date(timeIntervalSince1970: 0),
-            startedAt: r.date("started_at"),
-            finishedAt: r.date("finished_at"),
-            webhook: try r.text("webhook").map { try decoder.decode(WebhookSubscription.self, from: Data($0.utf8)) },
-            progress: r.int("progress_step").flatMap { step in r.int("progress_total").map { JobProgress(step: Int(step), total: Int($0)) } }
-        )
-    }
 
     /// The statement's rows, decoded as jobs (for `RETURNING *`).
     static func jobRows(_ c: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> [Job] {
         var out: [Job] = []
-        for try await row in try await c.query(query, logger: logger) { out.append(try decodeJob(row.makeRandomAccess())) }
+        for try await row in try await c.query(query, logger: logger) { out.append(try StoredRecords.job(row.makeRandomAccess())) }
         return out
     }
 }

@@ -19,22 +19,14 @@ extension PostgresStore {
         _ = try await rows("INSERT INTO api_keys(hash, prefix, account_id, created_at) VALUES (\(key.hash), \(key.prefix), \(accountID), \(now))")
     }
 
-    static let keySelect = """
-        SELECT k.prefix, k.account_id, a.name, k.created_at, k.revoked_at
-        FROM api_keys k JOIN accounts a ON a.id = k.account_id
-        """
 
-    static func keyRecord(_ r: PostgresRandomAccessRow) -> KeyRecord {
-        KeyRecord(prefix: r.text("prefix") ?? "", accountID: r.int("account_id") ?? 0, accountName: r.text("name") ?? "",
-                  createdAt: r.date("created_at") ?? Date(timeIntervalSince1970: 0), revokedAt: r.date("revoked_at"))
-    }
 
     public func lookupKey(hash: String) async throws -> KeyRecord? {
-        try await rows(PostgresQuery(unsafeSQL: Self.keySelect + " WHERE k.hash = $1", binds: Self.binds(hash))).first.map(Self.keyRecord)
+        try await rows(PostgresQuery(unsafeSQL: StoredRecords.keySelect + " WHERE k.hash = $1", binds: Self.binds(hash))).first.map(StoredRecords.key)
     }
 
     public func listKeys() async throws -> [KeyRecord] {
-        try await rows(PostgresQuery(unsafeSQL: Self.keySelect + " ORDER BY k.created_at")).map(Self.keyRecord)
+        try await rows(PostgresQuery(unsafeSQL: StoredRecords.keySelect + " ORDER BY k.created_at")).map(StoredRecords.key)
     }
 
     public func revokeKey(prefix: String) async throws -> Bool {
@@ -45,16 +37,13 @@ extension PostgresStore {
     }
 
     public func account(named name: String) async throws -> Account? {
-        try await rows("SELECT id, name, created_at FROM accounts WHERE name = \(name)").first.map(Self.accountRow)
+        try await rows("SELECT id, name, created_at FROM accounts WHERE name = \(name)").first.map(StoredRecords.account)
     }
 
     public func accounts() async throws -> [Account] {
-        try await rows("SELECT id, name, created_at FROM accounts ORDER BY id").map(Self.accountRow)
+        try await rows("SELECT id, name, created_at FROM accounts ORDER BY id").map(StoredRecords.account)
     }
 
-    static func accountRow(_ r: PostgresRandomAccessRow) -> Account {
-        Account(id: r.int("id") ?? 0, name: r.text("name") ?? "", createdAt: r.date("created_at") ?? Date(timeIntervalSince1970: 0))
-    }
 
     /// As SQLite's: balance = credits + adjustments − captures; held = holds − captures − releases.
     static func balance(_ c: PostgresConnection, _ accountID: Int64, logger: Logger) async throws -> Balance {

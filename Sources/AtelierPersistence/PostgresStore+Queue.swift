@@ -44,7 +44,7 @@ extension PostgresStore {
                 """
                 SELECT * FROM jobs WHERE status = 'queued' AND batch_key = \(key)
                 ORDER BY created_at, id LIMIT \(Int64(maxImages)) FOR UPDATE SKIP LOCKED
-                """, logger: logger) { candidates.append(try Self.decodeJob(row.makeRandomAccess())) }
+                """, logger: logger) { candidates.append(try StoredRecords.job(row.makeRandomAccess())) }
             var room = maxImages
             var claimed: [Job] = []
             for queued in candidates {

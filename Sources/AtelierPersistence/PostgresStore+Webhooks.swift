@@ -17,13 +17,6 @@ extension PostgresStore {
             """, logger: logger)
     }
 
-    static func delivery(_ r: PostgresRandomAccessRow) -> WebhookDelivery {
-        WebhookDelivery(
-            id: r.text("id") ?? "", jobID: r.int("job_id") ?? 0, event: WebhookEvent(rawValue: r.text("event") ?? "") ?? .completed,
-            attempts: Int(r.int("attempts") ?? 0), createdAt: r.date("created_at") ?? Date(timeIntervalSince1970: 0),
-            body: r.text("body"), deliveredAt: r.date("delivered_at"), gaveUpAt: r.date("gave_up_at"), lastError: r.text("last_error")
-        )
-    }
 
     public func claimDueWebhooks(now: Date, limit: Int, claimFor: TimeInterval) async throws -> [WebhookDelivery] {
         let at = now.timeIntervalSince1970
@@ -39,7 +32,7 @@ extension PostgresStore {
             )
             UPDATE webhook_deliveries w SET next_attempt_at = \(at + claimFor) FROM due WHERE w.id = due.id
             RETURNING w.*
-            """).map(Self.delivery).sorted { $0.createdAt < $1.createdAt }
+            """).map(StoredRecords.delivery).sorted { $0.createdAt < $1.createdAt }
     }
 
     public func recordWebhookAttempt(id: String, body: String, outcome: WebhookAttemptOutcome, now: Date) async throws {
@@ -60,6 +53,6 @@ extension PostgresStore {
     }
 
     public func webhookDeliveries(jobID: Int64) async throws -> [WebhookDelivery] {
-        try await rows("SELECT * FROM webhook_deliveries WHERE job_id = \(jobID) ORDER BY created_at, event DESC").map(Self.delivery)
+        try await rows("SELECT * FROM webhook_deliveries WHERE job_id = \(jobID) ORDER BY created_at, event DESC").map(StoredRecords.delivery)
     }
 }

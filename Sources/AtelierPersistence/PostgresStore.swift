@@ -167,9 +167,8 @@ public struct StoreQueryError: Error, CustomStringConvertible {
     public var description: String { "PostgreSQL refused a statement (SQLSTATE \(sqlState)): \(message)" }
 }
 
-extension PostgresRandomAccessRow {
+extension PostgresRandomAccessRow: StoredRow {
     func int(_ name: String) -> Int64? { try? self[name].decode(Int64?.self) }
     func text(_ name: String) -> String? { try? self[name].decode(String?.self) }
     func double(_ name: String) -> Double? { try? self[name].decode(Double?.self) }
-    func date(_ name: String) -> Date? { double(name).map { Date(timeIntervalSince1970: $0) } }
 }

@@ -92,34 +92,11 @@ extension SQLiteStore {
     }
 
     public func jobs(accountID: Int64) async throws -> [Job] {
-        try db.query("SELECT * FROM jobs WHERE account_id = ? ORDER BY created_at, id", [.int(accountID)]).map(Self.decodeJob)
+        try db.query("SELECT * FROM jobs WHERE account_id = ? ORDER BY created_at, id", [.int(accountID)]).map(StoredRecords.job)
     }
 
-    static func decodeJob(_ r: SQLiteRow) throws -> Job {
-        let decoder = JSONDecoder()
-        let request = try decoder.decode(RunRequest.self, from: Data((r.text("parameters") ?? "{}").utf8))
-        let names = try decoder.decode([String].self, from: Data((r.text("output_names") ?? "[]").utf8))
-        let result = try r.text("result").map { try decoder.decode(JobResult.self, from: Data($0.utf8)) }
-        let failure = r.text("error_code").map { JobFailure(code: $0, message: r.text("error_message") ?? "") }
-        return Job(
-            id: r.int("id") ?? 0,
-            accountID: r.int("account_id") ?? 0,
-            request: request,
-            outputNames: names,
-            pricePerImage: r.int("price_per_image") ?? 0,
-            status: JobStatus(rawValue: r.text("status") ?? "") ?? .failed,
-            attempts: Int(r.int("attempts") ?? 0),
-            result: result,
-            failure: failure,
-            createdAt: Date(timeIntervalSince1970: r.double("created_at") ?? 0),
-            startedAt: r.double("started_at").map { Date(timeIntervalSince1970: $0) },
-            finishedAt: r.double("finished_at").map { Date(timeIntervalSince1970: $0) },
-            webhook: try r.text("webhook").map { try decoder.decode(WebhookSubscription.self, from: Data($0.utf8)) },
-            progress: r.int("progress_step").flatMap { step in r.int("progress_total").map { JobProgress(step: Int(step), total: Int($0)) } }
-        )
-    }
 
     public func job(id: Int64) async throws -> Job? {
-        try db.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(Self.decodeJob)
+        try db.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(StoredRecords.job)
     }
 }

@@ -22,27 +22,14 @@ extension SQLiteStore {
         )
     }
 
-    static let keySelect = """
-        SELECT k.prefix, k.account_id, a.name, k.created_at, k.revoked_at
-        FROM api_keys k JOIN accounts a ON a.id = k.account_id
-        """
 
-    static func keyRecord(_ r: SQLiteRow) -> KeyRecord {
-        KeyRecord(
-            prefix: r.text("prefix") ?? "",
-            accountID: r.int("account_id") ?? 0,
-            accountName: r.text("name") ?? "",
-            createdAt: Date(timeIntervalSince1970: r.double("created_at") ?? 0),
-            revokedAt: r.double("revoked_at").map { Date(timeIntervalSince1970: $0) }
-        )
-    }
 
     public func lookupKey(hash: String) async throws -> KeyRecord? {
-        try db.query(Self.keySelect + " WHERE k.hash = ?", [.text(hash)]).first.map(Self.keyRecord)
+        try db.query(StoredRecords.keySelect + " WHERE k.hash = ?", [.text(hash)]).first.map(StoredRecords.key)
     }
 
     public func listKeys() async throws -> [KeyRecord] {
-        try db.query(Self.keySelect + " ORDER BY k.created_at").map(Self.keyRecord)
+        try db.query(StoredRecords.keySelect + " ORDER BY k.created_at").map(StoredRecords.key)
     }
 
     public func revokeKey(prefix: String) async throws -> Bool {
@@ -57,16 +44,13 @@ extension SQLiteStore {
     }
 
     public func account(named name: String) async throws -> Account? {
-        try db.query("SELECT id, name, created_at FROM accounts WHERE name = ?", [.text(name)]).first.map(Self.accountRow)
+        try db.query("SELECT id, name, created_at FROM accounts WHERE name = ?", [.text(name)]).first.map(StoredRecords.account)
     }
 
     public func accounts() async throws -> [Account] {
-        try db.query("SELECT id, name, created_at FROM accounts ORDER BY id").map(Self.accountRow)
+        try db.query("SELECT id, name, created_at FROM accounts ORDER BY id").map(StoredRecords.account)
     }
 
-    static func accountRow(_ r: SQLiteRow) -> Account {
-        Account(id: r.int("id") ?? 0, name: r.text("name") ?? "", createdAt: Date(timeIntervalSince1970: r.double("created_at") ?? 0))
-    }
 
     /// balance = credits + adjustments − captures; held = holds − captures − releases (a run's capture and release
     /// are written together and add up to its hold, so a resolved hold drops out).

@@ -16,7 +16,7 @@ extension SQLiteStore {
                 """,
                 [.double(now.timeIntervalSince1970), .double(now.timeIntervalSince1970 + lease), .int(id)]
             )
-            let job = try c.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(Self.decodeJob)
+            let job = try c.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(StoredRecords.job)
             if job?.attempts == 1 { try Self.enqueueWebhook(c, jobID: id, event: .start, now: now) }
             return job
         }
@@ -33,7 +33,7 @@ extension SQLiteStore {
                 [.text(key), .int(Int64(maxImages))]
             )
             for row in rows {
-                let queued = try Self.decodeJob(row)
+                let queued = try StoredRecords.job(row)
                 guard queued.request.numOutputs <= room else { break }
                 try c.query(
                     """
@@ -43,7 +43,7 @@ extension SQLiteStore {
                     [.double(now.timeIntervalSince1970), .double(now.timeIntervalSince1970 + lease), .int(queued.id)]
                 )
                 guard c.changes == 1,
-                      let job = try c.query("SELECT * FROM jobs WHERE id = ?", [.int(queued.id)]).first.map(Self.decodeJob)
+                      let job = try c.query("SELECT * FROM jobs WHERE id = ?", [.int(queued.id)]).first.map(StoredRecords.job)
                 else { continue }
                 if job.attempts == 1 { try Self.enqueueWebhook(c, jobID: job.id, event: .start, now: now) }
                 claimed.append(job)

@@ -23,14 +23,6 @@ extension SQLiteStore {
         return "msg_" + String((0..<24).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] })
     }
 
-    static func delivery(_ r: SQLiteRow) -> WebhookDelivery {
-        WebhookDelivery(
-            id: r.text("id") ?? "", jobID: r.int("job_id") ?? 0, event: WebhookEvent(rawValue: r.text("event") ?? "") ?? .completed,
-            attempts: Int(r.int("attempts") ?? 0), createdAt: Date(timeIntervalSince1970: r.double("created_at") ?? 0),
-            body: r.text("body"), deliveredAt: r.double("delivered_at").map { Date(timeIntervalSince1970: $0) },
-            gaveUpAt: r.double("gave_up_at").map { Date(timeIntervalSince1970: $0) }, lastError: r.text("last_error")
-        )
-    }
 
     public func claimDueWebhooks(now: Date, limit: Int, claimFor: TimeInterval) async throws -> [WebhookDelivery] {
         try db.transaction { c in
@@ -50,7 +42,7 @@ extension SQLiteStore {
                 try c.query("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?",
                             [.double(now.timeIntervalSince1970 + claimFor), .text(row.text("id") ?? "")])
             }
-            return rows.map(Self.delivery)
+            return rows.map(StoredRecords.delivery)
         }
     }
 
@@ -71,6 +63,6 @@ extension SQLiteStore {
     }
 
     public func webhookDeliveries(jobID: Int64) async throws -> [WebhookDelivery] {
-        try db.query("SELECT * FROM webhook_deliveries WHERE job_id = ? ORDER BY created_at, event DESC", [.int(jobID)]).map(Self.delivery)
+        try db.query("SELECT * FROM webhook_deliveries WHERE job_id = ? ORDER BY created_at, event DESC", [.int(jobID)]).map(StoredRecords.delivery)
     }
 }
