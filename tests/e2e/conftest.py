@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -127,6 +128,19 @@ def account(srv: RunningServer, key: str | None = None) -> dict:
     r = requests.get(f"{srv.base_url}/api/v4/account", headers={"Authorization": f"Bearer {key or srv.key}"}, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()["data"]
+
+
+def settled(srv) -> dict:
+    """The account once no run of this server is queued or running: a run accepted by an earlier test may still
+    be charged, and a balance taken before that charge would not be the balance to compare with."""
+    deadline = time.monotonic() + 120
+    while True:
+        with sqlite3.connect(srv.data_dir / "atelier.sqlite") as db:
+            open_runs = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
+        if open_runs == 0:
+            return account(srv)
+        assert time.monotonic() < deadline, f"{open_runs} run(s) still open after 120 s"
+        time.sleep(0.1)
 
 
 def data_dir_sharing_tiny(tmp_path_factory: pytest.TempPathFactory, server: RunningServer, name: str) -> Path:

@@ -18,7 +18,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import account, data_dir_sharing_tiny, launch, stop
+from .conftest import account, data_dir_sharing_tiny, launch, settled, stop
 
 BASE = {"model_id": "flux-cute-3d-kawaii", "prompt": "Cute 3d Kawaii cat", "aspect_ratio": "1:1",
         "megapixels": "0.25", "num_inference_steps": "1"}
@@ -89,7 +89,7 @@ def post(srv, **kwargs) -> requests.Response:
 @pytest.mark.parametrize("host", REFUSED_HOSTS)
 def test_every_internal_form_is_refused_as_image_and_webhook_without_a_connection(hard, host: str) -> None:
     listener = CountingListener()
-    before, queued = account(hard), jobs_in(hard)
+    before, queued = settled(hard), jobs_in(hard)
     try:
         url = f"http://{host}:{listener.port}/x"
         for fields in ({**BASE, "image": url + ".png"}, {**BASE, "webhook": url}):
@@ -158,7 +158,7 @@ MALFORMED = {
 
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_malformed_multipart_is_400_and_queues_nothing(hard, case: str) -> None:
-    before, queued = account(hard), jobs_in(hard)
+    before, queued = settled(hard), jobs_in(hard)
     r = post(hard, data=MALFORMED[case], headers={"Content-Type": "multipart/form-data; boundary=b0und"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_body", r.text
     assert "multipart" in r.json()["message"]

@@ -21,7 +21,7 @@ import pytest
 import requests
 from PIL import Image
 
-from .conftest import SEED_PROMPT, account, data_dir_sharing_tiny, launch, stop
+from .conftest import SEED_PROMPT, account, data_dir_sharing_tiny, launch, settled, stop
 
 FIELDS = {"model_id": "flux-cute-3d-kawaii", "prompt": SEED_PROMPT, "num_inference_steps": "2", "seed": "7",
           "output_format": "png"}
@@ -222,7 +222,7 @@ def test_strength_changes_the_image_and_the_seed_reproduces_it(allowed) -> None:
 @pytest.mark.parametrize("spelling", ["127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "localhost"])
 def test_loopback_urls_are_refused_by_default_without_a_connection(server, spelling: str) -> None:
     listener = Listener("127.0.0.1")
-    before = account(server)["balance"]
+    before = settled(server)["balance"]
     try:
         r = run(server, data={**FIELDS, "image": f"http://{spelling}:{listener.port}/cat.png"})
         assert r.status_code == 422, r.text
@@ -266,7 +266,7 @@ def test_redirects_are_rechecked_and_bounded(allowed, files) -> None:
 
 
 def test_slow_and_endless_bodies_are_cut_off(allowed, files) -> None:
-    before = account(allowed)["balance"]
+    before = settled(allowed)["balance"]
     started = time.monotonic()
     r = run(allowed, data={**FIELDS, "image": files.url("/slow.png")})
     assert r.status_code == 422 and r.json()["error"]["code"] == "fetch_failed", r.text
@@ -282,7 +282,7 @@ def test_slow_and_endless_bodies_are_cut_off(allowed, files) -> None:
 
 
 def test_bad_images_are_refused_before_decoding_at_no_cost(server) -> None:
-    before = account(server)["balance"]
+    before = settled(server)["balance"]
     bomb = bomb_png()
     assert len(bomb) < 1000
     cases = [

@@ -18,7 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from .conftest import REPO, account
+from .conftest import REPO, account, settled
 
 SHOTS = REPO / "test-artifacts" / "screenshots"
 MODEL = "flux-cute-3d-kawaii"
@@ -94,7 +94,7 @@ def test_index_lists_the_catalog_and_assets_are_cached(server, browser) -> None:
 
 
 def test_run_on_the_page_shows_progress_image_json_and_code(server, browser) -> None:
-    before = account(server)["balance"]
+    before = settled(server)["balance"]
     open_model(browser, server, server.key)
     browser.refresh()  # the key is kept in the browser's local storage
     WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.ID, "field-prompt"))
@@ -143,7 +143,7 @@ def test_run_on_the_page_shows_progress_image_json_and_code(server, browser) -> 
 
 
 def test_errors_are_shown_next_to_their_fields_and_cost_nothing(server, browser) -> None:
-    before = account(server)["balance"]
+    before = settled(server)["balance"]
     open_model(browser, server, server.key)
     fill(browser, "prompt", "Cute 3d Kawaii, a cat")
     fill(browser, "num_inference_steps", "99")

@@ -15,7 +15,7 @@ import requests
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from .conftest import SEED_PROMPT, account, data_dir_sharing_tiny, launch, stop
+from .conftest import SEED_PROMPT, account, data_dir_sharing_tiny, launch, settled, stop
 
 
 class Receiver:
@@ -158,7 +158,7 @@ def test_a_receiver_that_is_down_then_back_gets_the_event_once_with_one_webhook_
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://localhost/hook", "http://169.254.169.254/latest/meta-data",
                                  "http://10.0.0.1/hook", "http://[::1]/hook"])
 def test_webhooks_to_internal_addresses_are_refused_at_no_cost(server, url: str) -> None:
-    before = account(server)
+    before = settled(server)
     r = requests.post(f"{server.base_url}/api/v4/run", headers={"Authorization": f"Bearer {server.key}"}, timeout=60,
                       data={"model_id": "flux-cute-3d-kawaii", "prompt": "x", "webhook": url})
     assert r.status_code == 422, r.text
