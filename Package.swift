@@ -44,9 +44,20 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // S3 from Swift: a SigV4 signer on swift-crypto and put/get/head/delete over AsyncHTTPClient (issue 16).
+        .target(
+            name: "AtelierS3",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "AtelierStorage",
-            dependencies: ["AtelierCore"],
+            dependencies: ["AtelierCore", "AtelierS3", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -93,6 +104,10 @@ let package = Package(
             name: "atelier-bench",
             dependencies: ["AtelierCore", "AtelierPersistence", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AtelierS3Tests",
+            dependencies: ["AtelierS3"]
         ),
         .testTarget(
             name: "AtelierCoreTests",
