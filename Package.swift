@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "atelier",
             dependencies: [
-                "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine", "AtelierHTTP",
+                "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierS3", "AtelierEngine", "AtelierHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

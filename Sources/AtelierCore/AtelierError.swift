@@ -38,6 +38,8 @@ public enum AtelierError: Error, Sendable, Equatable {
     /// The database cannot be reached (a restart, a failover): nothing was queued unless the answer says so;
     /// retry after Retry-After (with the same Idempotency-Key, a retry cannot make a second run).
     case databaseUnavailable
+    /// The image store (an S3 bucket) cannot be reached: retry after Retry-After.
+    case storageUnavailable
     /// The server is draining for a restart: it takes no new runs; retry shortly (on another instance).
     case shuttingDown
     /// The request conflicts with the run's state (e.g. canceling a run that already finished).

@@ -73,9 +73,9 @@ public final class WorkerSupervisor: Service, Sendable {
     let launch: WorkerLaunch
     let config: SupervisorConfiguration
     let store: any JobStore
-    let storage: any OutputStorage
+    let storage: any ImageStorage
     /// Where a run's input images are kept until it ends (nil: no image inputs configured).
-    let inputs: (any OutputStorage)?
+    let inputs: (any ImageStorage)?
     public let events: JobEvents
     public let wake: WakeSignal
     let clock: any WallClock
@@ -94,8 +94,8 @@ public final class WorkerSupervisor: Service, Sendable {
     private let progressSharedAt = Mutex<[Int64: Date]>([:])
 
     public init(
-        launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any OutputStorage,
-        inputs: (any OutputStorage)? = nil, events: JobEvents? = nil, wake: WakeSignal? = nil,
+        launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any ImageStorage,
+        inputs: (any ImageStorage)? = nil, events: JobEvents? = nil, wake: WakeSignal? = nil,
         clock: any WallClock = SystemWallClock(), logger: Logger
     ) {
         self.inputs = inputs
@@ -206,7 +206,7 @@ public final class WorkerSupervisor: Service, Sendable {
         )
         for id in report.requeued { await events.jobRequeued(id) }
         for id in report.failed {
-            if let job = try? await store.job(id: id) { removeInputs(of: job) }
+            if let job = try? await store.job(id: id) { await removeInputs(of: job) }
             await events.jobFinished(id)
         }
         if !report.requeued.isEmpty { await wake.signal() }
@@ -214,8 +214,9 @@ public final class WorkerSupervisor: Service, Sendable {
     }
 
     /// A run's inputs are kept while it may still be run again, and deleted once it ended.
-    private func removeInputs(of job: Job) {
-        for input in job.request.inputImages { inputs?.remove(name: input.file) }
+    private func removeInputs(of job: Job) async {
+        guard let inputs else { return }
+        for input in job.request.inputImages { await inputs.remove(name: input.file) }
     }
 
     private func update(_ slot: Int, _ change: (inout WorkerSlotStatus) -> Void) {
@@ -323,7 +324,7 @@ public final class WorkerSupervisor: Service, Sendable {
             for job in batch { await events.jobStarted(job.id, attempt: job.attempts) }
             if batch.count > 1 { logger.info("runs \(batch.map { String($0.id) }.joined(separator: ", ")) share one pipeline call") }
             let outcomes = await withTaskGroup(of: [Int64: Outcome]?.self) { group in
-                group.addTask { await self.run(batch, on: worker) }
+                group.addTask { await self.runAndStore(batch, on: worker) }
                 group.addTask { await self.renewLeases(of: batch, on: worker); return nil }
                 let done = await group.next() ?? nil
                 group.cancelAll()
@@ -336,7 +337,7 @@ public final class WorkerSupervisor: Service, Sendable {
                 await recordDurably(outcome, for: job)
                 switch outcome {
                 case .crashed, .timedOut, .protocolBroken: workerBroken = true
-                case .succeeded, .failed: break
+                case .succeeded, .failed, .storageFailed: break
                 }
             }
             update(slot) { $0.state = .idle; $0.jobID = nil }
@@ -427,29 +428,46 @@ public final class WorkerSupervisor: Service, Sendable {
         case crashed(status: Int32, signaled: Bool, log: [String])
         case timedOut
         case protocolBroken(String)
+        /// The worker made the images but they could not be stored (or the inputs could not be read): the run is
+        /// retried, never recorded as succeeded without its images.
+        case storageFailed(String)
+    }
+
+    /// Runs the batch on the worker and stores the images it made, while the leases are renewed alongside: a
+    /// run is succeeded only once its images are in the store.
+    private func runAndStore(_ batch: [Job], on worker: WorkerProcess) async -> [Int64: Outcome] {
+        var inputPaths: [Int64: [String]] = [:]
+        var outcomes: [Int64: Outcome] = [:]
+        for job in batch {
+            switch await localInputs(of: job) {
+            case .success(let paths): inputPaths[job.id] = paths
+            case .failure(let problem): outcomes[job.id] = problem.outcome(jobID: job.id)
+            }
+        }
+        let runnable = batch.filter { inputPaths[$0.id] != nil }
+        if !runnable.isEmpty {
+            outcomes.merge(await run(runnable, inputPaths: inputPaths, on: worker)) { $1 }
+        }
+        for job in batch { releaseInputs(of: job) }
+        return await storeImages(of: batch, outcomes)
     }
 
     /// Sends the jobs as one command (`generate` alone, `generate_batch` for several) and waits until each has its
     /// answer; a crash, a broken protocol or the timeout (`jobTimeout` per run in the call) ends all that are left.
-    private func run(_ batch: [Job], on worker: WorkerProcess) async -> [Int64: Outcome] {
+    private func run(_ batch: [Job], inputPaths: [Int64: [String]], on worker: WorkerProcess) async -> [Int64: Outcome] {
         var outcomes: [Int64: Outcome] = [:]
         var commands: [(id: Int64, command: GenerateCommand)] = []
         for job in batch {
             var paths: [String] = []
             for name in job.outputNames(forAttempt: job.attempts) {
-                guard let path = storage.localPath(for: name) else {
+                guard let path = storage.stagingPath(for: name) else {
                     outcomes[job.id] = .failed(WorkerErrorReport(jobID: String(job.id), code: "storage_error", message: "invalid output name \(name)"))
                     break
                 }
                 paths.append(path)
             }
             if outcomes[job.id] != nil { continue }
-            let inputPaths = job.request.inputImages.map { inputs?.localPath(for: $0.file) }
-            guard !inputPaths.contains(where: { $0 == nil }) else {
-                outcomes[job.id] = .failed(WorkerErrorReport(jobID: String(job.id), code: "storage_error", message: "the run's input images are not where they were stored"))
-                continue
-            }
-            commands.append((job.id, GenerateCommand(job: job, paths: paths, inputPaths: inputPaths.compactMap { $0 })))
+            commands.append((job.id, GenerateCommand(job: job, paths: paths, inputPaths: inputPaths[job.id] ?? [])))
         }
         guard !commands.isEmpty else { return outcomes }
         do {
@@ -529,7 +547,7 @@ public final class WorkerSupervisor: Service, Sendable {
         switch outcome {
         case .succeeded(let r):
             let attemptNames = job.outputNames(forAttempt: attempt)
-            let names = Dictionary(uniqueKeysWithValues: zip(attemptNames.compactMap { storage.localPath(for: $0) }, attemptNames))
+            let names = Dictionary(uniqueKeysWithValues: zip(attemptNames.compactMap { storage.stagingPath(for: $0) }, attemptNames))
             let outputs = r.images.map {
                 JobOutput(name: names[$0.path] ?? URL(fileURLWithPath: $0.path).lastPathComponent, seed: $0.seed,
                           width: $0.width, height: $0.height, bytes: $0.bytes)
@@ -546,7 +564,8 @@ public final class WorkerSupervisor: Service, Sendable {
                 logger.info("run \(job.id) succeeded: its result was already recorded")
             } else {
                 // Canceled (or taken over) while the worker finished: the images were never delivered nor charged.
-                for image in r.images { try? FileManager.default.removeItem(atPath: image.path) }
+                // The names are this attempt's own, so this never touches the images of the attempt that won.
+                for name in attemptNames { await storage.remove(name: name) }
                 logger.info("run \(job.id) finished after it was canceled or taken over; its images were discarded")
             }
         case .failed(let e) where e.code == "canceled" && leaseLost.withLock({ $0.contains(job.id) }):
@@ -588,6 +607,14 @@ public final class WorkerSupervisor: Service, Sendable {
                 message: "the run took longer than \(config.jobTimeout.components.seconds) s and was stopped; try fewer steps or a smaller size"
             ), now: now)
             logger.error("run \(job.id) overran \(config.jobTimeout); killing its worker")
+        case .storageFailed(let why):
+            for name in job.outputNames(forAttempt: attempt) { await storage.remove(name: name) }
+            let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts, failure: JobFailure(
+                code: "storage_unavailable",
+                message: "the image store could not be reached to keep this request's images (attempt \(attempt) of \(config.maxAttempts)); nothing was charged. Send the request again."
+            ), now: now)
+            ended = outcome != .requeued
+            logger.error("run \(job.id): \(why); \(outcome == .requeued ? "the run goes back to the queue" : "the run failed")")
         case .protocolBroken(let why):
             let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts,
                                                       failure: JobFailure(code: "worker_crashed", message: "the worker stopped answering: \(why)"), now: now)
@@ -596,7 +623,7 @@ public final class WorkerSupervisor: Service, Sendable {
         }
         progressSharedAt.withLock { $0[job.id] = nil }
         if ended {
-            removeInputs(of: job)
+            await removeInputs(of: job)
             await events.jobFinished(job.id)
         } else {
             await events.jobRequeued(job.id)

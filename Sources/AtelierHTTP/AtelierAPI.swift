@@ -46,6 +46,8 @@ public struct APIConfiguration: Sendable {
     public var imageLimits = ImageLimits()
     /// Time limits (and redirects) for fetching an input image URL; its byte cap is `imageLimits.maxBytes`.
     public var fetchLimits = OutboundLimits()
+    /// How output URLs reach the images: through this API (the default), a presigned redirect, or a CDN.
+    public var outputURLs: OutputURLMode = .proxy
     public init() {}
 }
 
@@ -54,7 +56,7 @@ public struct AtelierAPI: Sendable {
     public let catalog: ModelCatalog
     public let keys: any KeyStore
     public let jobs: any JobStore
-    public let storage: any OutputStorage
+    public let storage: any ImageStorage
     public let queue: any RunQueue
     public let clock: any WallClock
     public let config: APIConfiguration
@@ -65,11 +67,12 @@ public struct AtelierAPI: Sendable {
     public let playground: Playground?
     /// Encoded /check answers of finished runs.
     let finishedRuns = FinishedRunCache()
+    var links: OutputLinks { OutputLinks(mode: config.outputURLs, storage: storage) }
 
     public init(
-        catalog: ModelCatalog, keys: any KeyStore, jobs: any JobStore, storage: any OutputStorage, queue: any RunQueue,
+        catalog: ModelCatalog, keys: any KeyStore, jobs: any JobStore, storage: any ImageStorage, queue: any RunQueue,
         clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init(), limiter: RateLimiter = RateLimiter(),
-        inputStorage: (any OutputStorage)? = nil, playground: Playground? = nil
+        inputStorage: (any ImageStorage)? = nil, playground: Playground? = nil
     ) {
         self.playground = playground
         inputs = inputStorage.map {
@@ -107,6 +110,17 @@ public struct AtelierAPI: Sendable {
             Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
                      body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
+        allowed.load(router.routes)
+        return router
+    }
+
+    /// A worker node's router: /healthz and /readyz only.
+    public func buildHealthRouter() -> Router<AtelierRequestContext> {
+        let router = Router(context: AtelierRequestContext.self)
+        let allowed = AllowedMethods()
+        router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
+        router.get("/healthz") { _, _ in self.health() }
+        router.get("/readyz") { _, _ in try await self.ready() }
         allowed.load(router.routes)
         return router
     }
@@ -177,7 +191,7 @@ public struct AtelierAPI: Sendable {
     /// What /run answers for a run in its current state. Still queued or running when the wait window ended:
     /// the request_id and status only, as the hosted service documents; /api/v4/check has the rest.
     func runResponse(_ job: Job, request: Request, headers: HTTPFields = [:]) -> Response {
-        let view = RunView(job: job, baseURL: baseURL(for: request))
+        let view = RunView(job: job, baseURL: baseURL(for: request), links: links)
         switch job.status {
         case .failed:
             let failure = job.failure ?? JobFailure(code: "failed", message: "the run failed")
@@ -454,7 +468,7 @@ public struct AtelierAPI: Sendable {
         // A run on another node's worker: its progress as stored (throttled) when this node heard none.
         let progress = await queue.events.currentProgress(job.id) ?? (job.status == .running ? job.progress : nil)
         let position = job.status == .queued ? try await jobs.queuePosition(id: job.id) : nil
-        return RunView(job: job, baseURL: baseURL(for: request), progress: progress, queuePosition: position)
+        return RunView(job: job, baseURL: baseURL(for: request), links: links, progress: progress, queuePosition: position)
     }
 
     static func requestID(_ value: ParameterValue?) throws -> Int64 {
@@ -562,19 +576,6 @@ public struct AtelierAPI: Sendable {
         if let configured = config.publicBaseURL { return configured }
         let host = request.head.authority ?? "127.0.0.1"
         return "http://\(host)"
-    }
-
-    // MARK: /storage/outputs
-
-    func output(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        guard let name = context.parameters.get("name"), let path = storage.localPath(for: name),
-              let format = OutputFormat(rawValue: String(name.split(separator: ".").last ?? ""))
-        else {
-            throw AtelierError.notFound("no such output")
-        }
-        // Names are random and never reused, so a file never changes: cache it for good.
-        return try await Self.imageFile(path: path, format: format, cacheControl: "public, max-age=31536000, immutable",
-                                        missing: "no such output", context: context)
     }
 
     /// An image file from disk, or a 404 saying `missing` if it is not there.

@@ -42,13 +42,13 @@ public enum ErrorMapping {
         case .idempotencyMismatch: .unprocessableContent
         case .idempotencyInProgress: .conflict
         case .modelNotFound, .notFound: .notFound
-        case .unavailable, .shuttingDown, .databaseUnavailable: .serviceUnavailable
+        case .unavailable, .shuttingDown, .databaseUnavailable, .storageUnavailable: .serviceUnavailable
         case .conflict: .conflict
         case .runFailed(let code, _):
             // Infrastructure failures are worth retrying: 503. Every image flagged, or an input image that does not
             // decode: the request's content, 422.
             // A failure of the generation itself is a 500.
-            if ["worker_crashed", "worker_lost", "timeout", "server_restarted"].contains(code) { .serviceUnavailable }
+            if ["worker_crashed", "worker_lost", "timeout", "server_restarted", "storage_unavailable"].contains(code) { .serviceUnavailable }
             else if code == "safety_flagged" || code == "invalid_input" { .unprocessableContent }
             else { .internalServerError }
         case .internalError: .internalServerError
@@ -85,6 +85,8 @@ public enum ErrorMapping {
         case .databaseUnavailable:
             Envelope(message: "the database is unreachable for the moment; retry in a few seconds (send the same Idempotency-Key so a retry never makes a second run)",
                      error: .init(code: "database_unavailable"))
+        case .storageUnavailable:
+            Envelope(message: "the image store is unreachable for the moment; retry in a few seconds", error: .init(code: "storage_unavailable"))
         case .shuttingDown:
             Envelope(message: "the server is shutting down and takes no new runs; retry in a few seconds", error: .init(code: "shutting_down"))
         case .conflict(let code, let m): Envelope(message: m, error: .init(code: code))
@@ -111,6 +113,10 @@ public enum ErrorMapping {
         if let e = error as? StoreUnavailable {
             logger.warning("database unavailable: \(e.reason)")
             return response(for: AtelierError.databaseUnavailable)
+        }
+        if let e = error as? StorageUnavailable {
+            logger.warning("image store unavailable: \(e.reason)")
+            return response(for: AtelierError.storageUnavailable)
         }
         if let e = error as? AtelierError {
             if case .internalError(let detail) = e { logger.error("internal error: \(detail)") }

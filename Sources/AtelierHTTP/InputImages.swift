@@ -6,12 +6,12 @@ import Foundation
 /// every source's bytes recognised and bounded by `ImageInspector`, then written to the input storage, where
 /// the worker reads them (on every attempt, so a retry after a crash uses the same bytes) until the run ends.
 public struct InputImages: Sendable {
-    public let storage: any OutputStorage
+    public let storage: any ImageStorage
     public let client: OutboundClient
     public let limits: ImageLimits
     public let fetchLimits: OutboundLimits
 
-    public init(storage: any OutputStorage, client: OutboundClient, limits: ImageLimits, fetchLimits: OutboundLimits) {
+    public init(storage: any ImageStorage, client: OutboundClient, limits: ImageLimits, fetchLimits: OutboundLimits) {
         self.storage = storage
         self.client = client
         self.limits = limits
@@ -25,10 +25,10 @@ public struct InputImages: Sendable {
         // Both are read and checked before either is stored, so a bad mask leaves no stored image behind.
         let image = try await read(imageSource, param: "image")
         let mask: ([UInt8], ImageHeader, InputImage.Origin)? = if let m = pending.mask { try await read(m, param: "mask") } else { nil }
-        let storedImage = try store(image.0, image.1, origin: image.2, param: "image")
+        let storedImage = try await store(image.0, image.1, origin: image.2, param: "image")
         var storedMask: InputImage?
         if let mask {
-            do { storedMask = try store(mask.0, mask.1, origin: mask.2, param: "mask") }
+            do { storedMask = try await store(mask.0, mask.1, origin: mask.2, param: "mask") }
             catch { remove([storedImage]); throw error }
         }
         run.attach(image: storedImage, mask: storedMask)
@@ -65,18 +65,25 @@ public struct InputImages: Sendable {
         return (bytes, try ImageInspector.inspect(bytes, param: param, limits: limits), origin)
     }
 
-    func store(_ bytes: [UInt8], _ header: ImageHeader, origin: InputImage.Origin, param: String) throws(AtelierError) -> InputImage {
+    func store(_ bytes: [UInt8], _ header: ImageHeader, origin: InputImage.Origin, param: String) async throws(AtelierError) -> InputImage {
         let name = storage.newName(format: header.format)
-        guard let path = storage.localPath(for: name), FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
-            throw .internalError("the \(param) input could not be stored")
+        do {
+            try await storage.put(name: name, bytes: bytes)
+        } catch is StorageUnavailable {
+            throw .storageUnavailable
+        } catch {
+            throw .internalError("the \(param) input could not be stored: \(error)")
         }
         let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
         return InputImage(file: name, format: header.format, width: header.width, height: header.height,
                           bytes: bytes.count, sha256: digest, origin: origin)
     }
 
-    /// Deletes stored inputs (a run that was not queued, or one that ended).
+    /// Deletes stored inputs (a run that was not queued, or one that ended), in the background: the answer does
+    /// not wait for the store, and a failed delete is only logged.
     public func remove(_ inputs: [InputImage]) {
-        for input in inputs { storage.remove(name: input.file) }
+        guard !inputs.isEmpty else { return }
+        let storage = self.storage
+        Task { for input in inputs { await storage.remove(name: input.file) } }
     }
 }

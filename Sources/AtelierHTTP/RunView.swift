@@ -101,7 +101,7 @@ public struct RunView: Encodable, Sendable {
         case completedAt = "completed_at"
     }
 
-    public init(job: Job, baseURL: String, progress: JobEvents.Progress? = nil, queuePosition: Int? = nil) {
+    public init(job: Job, baseURL: String, links: OutputLinks? = nil, progress: JobEvents.Progress? = nil, queuePosition: Int? = nil) {
         self.queuePosition = queuePosition
         attempts = job.attempts
         createdAt = job.createdAt
@@ -117,7 +117,7 @@ public struct RunView: Encodable, Sendable {
         width = job.request.size.width
         height = job.request.size.height
         if let result = job.result, job.status == .succeeded {
-            let urls = result.outputs.map { "\(baseURL)/storage/outputs/\($0.name)" }
+            let urls = result.outputs.map { links?.url(for: $0.name, apiBaseURL: baseURL) ?? "\(baseURL)/storage/outputs/\($0.name)" }
             output = job.request.numOutputs > 1 ? .many(urls) : urls.first.map(Output.one)
             outputType = "image"
             if job.request.numOutputs > 1 { seeds = result.outputs.map(\.seed) }

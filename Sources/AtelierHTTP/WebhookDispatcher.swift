@@ -17,6 +17,8 @@ public struct WebhookConfiguration: Sendable {
     /// A delivery not accepted this long after its event is given up (and logged).
     public var retryWindow: TimeInterval = 24 * 3600
     public var policy = OutboundAddressPolicy()
+    /// Output URLs in payloads, as the API's answers build them (a CDN's, with `--output-urls public`).
+    public var links: OutputLinks?
     public init() {}
 }
 
@@ -73,7 +75,7 @@ public final class WebhookDispatcher: Service, Sendable {
                 try await outbox.recordWebhookAttempt(id: delivery.id, body: "", outcome: .gaveUp(error: "the run or its webhook is gone"), now: now)
                 return
             }
-            let body = delivery.body ?? Self.payload(job: job, event: delivery.event, baseURL: hook.baseURL)
+            let body = delivery.body ?? Self.payload(job: job, event: delivery.event, baseURL: hook.baseURL, links: config.links)
             let outcome: WebhookAttemptOutcome
             switch try await send(body: body, delivery: delivery, job: job, url: hook.url, client: client) {
             case nil:
@@ -128,7 +130,7 @@ public final class WebhookDispatcher: Service, Sendable {
     }
 
     /// The /api/v4/check body as of the event: a `start` event shows the run running even if it has since ended.
-    static func payload(job: Job, event: WebhookEvent, baseURL: String) -> String {
+    static func payload(job: Job, event: WebhookEvent, baseURL: String, links: OutputLinks? = nil) -> String {
         var view = job
         if event == .start {
             view.status = .running
@@ -136,7 +138,7 @@ public final class WebhookDispatcher: Service, Sendable {
             view.failure = nil
             view.finishedAt = nil
         }
-        let data = (try? JSONResponse.encoder.encode(SuccessEnvelope(data: RunView(job: view, baseURL: baseURL)))) ?? Data("{}".utf8)
+        let data = (try? JSONResponse.encoder.encode(SuccessEnvelope(data: RunView(job: view, baseURL: baseURL, links: links)))) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 }

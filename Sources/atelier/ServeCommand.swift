@@ -15,69 +15,25 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the API server and its local workers (SQLite and a local output folder by default)."
     )
 
-    @Option(help: "Address to listen on (ATELIER_HOST; default 127.0.0.1).") var host: String?
-    @Option(help: "Port to listen on; 0 picks a free one (ATELIER_PORT; default 8080).") var port: String?
-    @Option(name: .customLong("data-dir"), help: "Folder for the SQLite file, outputs and the demo model (ATELIER_DATA_DIR; default ./data).") var dataDir: String?
-    @Option(help: "demo (tiny random model) or production (the catalog's real weights) (ATELIER_PROFILE; default demo).") var profile: String?
-    @Option(help: "Number of worker processes; 0 for an API-only node on a shared PostgreSQL database (ATELIER_WORKERS; default 1).") var workers: String?
-    @Option(help: "Python interpreter with the worker's packages (ATELIER_PYTHON; default .venv/bin/python).") var python: String?
-    @Option(name: .customLong("worker-dir"), help: "Folder holding the atelier_worker package (ATELIER_WORKER_DIR; default ./worker).") var workerDir: String?
-    @Option(name: .customLong("models-dir"), help: "Folder of model catalog files (ATELIER_MODELS_DIR; default ./models).") var modelsDir: String?
-    @Option(name: .customLong("worker-threads"), help: "Torch threads per CPU worker (ATELIER_WORKER_THREADS; default 1).") var workerThreads: String?
-    @Option(help: "auto, cpu, cuda or cuda:N (ATELIER_DEVICE; default auto).") var device: String?
-    @Option(name: .customLong("job-timeout"), help: "Seconds a run may take on a worker (ATELIER_JOB_TIMEOUT; default 300).") var jobTimeout: String?
-    @Option(help: "Seconds /api/v4/run waits before answering with the request_id only (ATELIER_WAIT; default 60).") var wait: String?
-    @Option(name: .customLong("public-url"), help: "Base URL for output links (ATELIER_PUBLIC_URL; default: from the request's Host).") var publicURL: String?
-    @Option(name: .customLong("log-level"), help: "trace … critical (ATELIER_LOG_LEVEL; default info).") var logLevel: String?
-    @Option(name: .customLong("max-wait"), help: "Longest wait a request may ask for with wait or Prefer: wait=N (ATELIER_MAX_WAIT; default 600).") var maxWait: String?
-    @Option(name: .customLong("rate-limit"), help: "Requests per minute per API key (ATELIER_RATE_LIMIT; default 600).") var rateLimit: String?
-    @Option(name: .customLong("max-concurrent-runs"), help: "Runs an account may have queued or running (ATELIER_MAX_CONCURRENT_RUNS; default 16).") var maxConcurrentRuns: String?
-    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, seconds running jobs get to finish before they are requeued for the next start (ATELIER_DRAIN_TIMEOUT; default 60).") var drainTimeout: String?
-    @Option(name: .customLong("max-attempts"), help: "Attempts a run gets when its worker dies under it (ATELIER_MAX_ATTEMPTS; default 3).") var maxAttempts: String?
-    @Option(name: .customLong("outbound-allow"), help: "Comma-separated hosts webhooks and image URLs may reach although they resolve to internal addresses (ATELIER_OUTBOUND_ALLOW; default none).") var outboundAllow: String?
-    @Option(name: .customLong("input-max-mb"), help: "Largest input image (image, mask) in MB, at most 25 (ATELIER_INPUT_MAX_MB; default 20).") var inputMaxMB: String?
-    @Option(name: .customLong("input-max-megapixels"), help: "Largest input image in megapixels, read from its header before decoding (ATELIER_INPUT_MAX_MEGAPIXELS; default 40).") var inputMaxMegapixels: String?
-    @Option(name: .customLong("web-dir"), help: "Folder of the web pages' assets, app.js and style.css (ATELIER_WEB_DIR; default ./web).") var webDir: String?
-    @Option(name: .customLong("worker-ready-timeout"), help: "Seconds a worker may take to load its model and warm up before it is restarted; on a GPU the go_fast compile takes minutes (ATELIER_WORKER_READY_TIMEOUT; default 1800).") var workerReadyTimeout: String?
-    @Option(name: .customLong("batch-size"), help: "Most images one pipeline call makes from compatible queued runs (same model, size, steps, guidance, LoRA scale and go_fast); 1 turns batching off. Pays on CPUs and for small images, not at 1024² on an H100 (ATELIER_BATCH_SIZE; default 1).") var batchSize: String?
-    @Option(name: .customLong("batch-window-ms"), help: "With --batch-size above 1, milliseconds a run that did not fill its batch waits for more compatible runs (ATELIER_BATCH_WINDOW_MS; default 0).") var batchWindowMs: String?
-    @Option(help: "sqlite:PATH, or postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=…&pool_size=N] shared by several nodes (ATELIER_DATABASE; default sqlite:DATA_DIR/atelier.sqlite).") var database: String?
-    @Option(help: "Seconds a worker's claim on a run holds without renewal; a run whose node died is retried after it (ATELIER_LEASE; default 30).") var lease: String?
-    @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
+    @OptionGroup var options: NodeOptions
 
     func run() async throws {
-        let settings: ServeSettings
-        do {
-            settings = try ServeSettings.resolve(
-                flags: .init(host: host, port: port, dataDir: dataDir, profile: profile, workers: workers, python: python,
-                             workerDir: workerDir, modelsDir: modelsDir, workerThreads: workerThreads, device: device,
-                             jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel,
-                             rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
-                             drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow,
-                             inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout,
-                             webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize, batchWindowMs: batchWindowMs,
-                             database: database, lease: lease),
-                environment: ProcessInfo.processInfo.environment
-            )
-        } catch {
-            throw ValidationError(error.description)
-        }
-        // Writing to a worker that just died must fail with EPIPE, not kill the server.
-        signal(SIGPIPE, SIG_IGN)
-        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "atelier")
-        try await Server(settings: settings, logger: logger).run()
+        let settings = try options.settings()
+        try await Server(settings: settings, role: .apiAndWorkers, logger: NodeOptions.bootstrapLogging(settings)).run()
     }
 }
 
-/// Wires the parts together for `atelier serve`.
+/// What a node runs: `serve` (the API, with workers unless --workers 0) or `worker` (a GPU node: workers only,
+/// with /healthz and /readyz on its port).
+enum NodeRole {
+    case apiAndWorkers
+    case worker
+}
+
+/// Wires the parts together for `atelier serve` and `atelier worker`.
 struct Server {
     let settings: ServeSettings
+    let role: NodeRole
     let logger: Logger
 
     func run() async throws {
@@ -105,8 +61,9 @@ struct Server {
             postgres = shared
         }
         logger.info("database: \(settings.database.summary); node \(nodeID)")
-        let storage = try LocalFolderStorage(root: settings.outputsDirectory)
-        let inputs = try LocalFolderStorage(root: settings.inputsDirectory)
+        let images = try ImageStores.open(settings, nodeID: nodeID, logger: logger)
+        let (storage, inputs) = (images.outputs, images.inputs)
+        logger.info("images: \(settings.storage.summary)\(settings.s3Location.map { " at \($0.endpoint.absoluteString) (\($0.addressing.rawValue) addressing)" } ?? ""); output URLs: \(settings.outputURLs)")
         let launch = try workerLaunch(for: entries)
 
         var supervisorConfig = SupervisorConfiguration()
@@ -130,8 +87,10 @@ struct Server {
         apiConfig.outboundPolicy = OutboundAddressPolicy(allowedHosts: settings.outboundAllow)
         apiConfig.imageLimits = ImageLimits(maxBytes: settings.inputMaxMegabytes * 1_000_000, maxPixels: settings.inputMaxMegapixels * 1_000_000)
         apiConfig.fetchLimits.totalTimeout = .seconds(settings.fetchTimeoutSeconds)
+        apiConfig.outputURLs = settings.outputURLs
         var webhookConfig = WebhookConfiguration()
         webhookConfig.policy = apiConfig.outboundPolicy
+        webhookConfig.links = OutputLinks(mode: settings.outputURLs, storage: storage)
         let webhooks = WebhookDispatcher(outbox: store, jobs: store, keys: store, config: webhookConfig, logger: logger)
         var limits = RateLimiter.Configuration()
         limits.requestsPerMinute = settings.rateLimit
@@ -143,6 +102,7 @@ struct Server {
         let logger = self.logger
         let databaseSetting = self.databaseSetting
         let shared = postgres
+        let role = self.role
         // Started once the database is migrated and the demo key made: then the HTTP server, the workers and the
         // webhook dispatcher. The drain service is last, so on SIGTERM it stops first: intake closes and running
         // jobs finish (or are requeued) before the HTTP server and the workers stop. Exit status 0.
@@ -155,15 +115,25 @@ struct Server {
                     throw StartupFailure(message: "\(databaseSetting): cannot use \(settings.database.summary): \(error)")
                 }
             }
-            let demoKey = try await Self.firstStartKey(store: store, profile: settings.profile)
+            do {
+                try await images.probe()
+            } catch {
+                throw StartupFailure(message: "--storage: cannot use \(settings.storage.summary): \(error)")
+            }
+            // A worker node serves no API: no demo key, no webhooks (the API nodes deliver them from the outbox).
+            let demoKey = role == .worker ? nil : try await Self.firstStartKey(store: store, profile: settings.profile)
             let app = Application(
-                router: api.buildRouter(),
+                router: role == .worker ? api.buildHealthRouter() : api.buildRouter(),
                 server: AtelierAPI.server(),
                 configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Atelier"),
-                services: [supervisor, webhooks],
+                services: role == .worker ? [supervisor] : [supervisor, webhooks],
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? settings.port
-                    Banner.print(host: settings.host, port: port, profile: settings.profile, modelID: modelID, newKey: demoKey)
+                    if role == .worker {
+                        Banner.printWorker(host: settings.host, port: port, workers: settings.workers)
+                    } else {
+                        Banner.print(host: settings.host, port: port, profile: settings.profile, modelID: modelID, newKey: demoKey)
+                    }
                 },
                 logger: logger
             )
@@ -282,6 +252,11 @@ struct Server {
 }
 
 enum Banner {
+    static func printWorker(host: String, port: Int, workers: Int) {
+        let text = "\nAtelier worker node: \(workers) worker(s) on the shared queue; health on http://\(host):\(port)/healthz and /readyz\n"
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
     static func print(host: String, port: Int, profile: Profile, modelID: String, newKey: APIKey?) {
         var lines = ["", "Atelier is listening on http://\(host):\(port) (profile: \(profile.rawValue))"]
         if profile == .demo {

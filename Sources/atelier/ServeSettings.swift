@@ -1,5 +1,8 @@
 import AtelierCore
+import AtelierHTTP
 import AtelierPersistence
+import AtelierS3
+import AtelierStorage
 import Foundation
 
 /// Which weights the server runs. `demo` uses the tiny random model built on first start; `production` uses the
@@ -53,6 +56,16 @@ struct ServeSettings {
     var databaseURL: DatabaseURL?
     /// How long a claim holds a run without renewal (SupervisorConfiguration.lease).
     var leaseSeconds = 30
+    /// nil: the folder `dataDirectory` (outputs/ and inputs/ in it).
+    var storageLocation: StorageLocation?
+    /// The S3 endpoint; nil: AWS's for the region.
+    var s3Endpoint: URL?
+    var s3Region = "us-east-1"
+    /// nil: path-style for a configured endpoint (every S3-compatible server), virtual-host for AWS.
+    var s3Addressing: S3Location.Addressing?
+    /// From AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; only for an s3:// store.
+    var credentials: AWSCredentials?
+    var outputURLs = OutputURLMode.proxy
 
     struct Flags {
         var host: String?
@@ -84,6 +97,13 @@ struct ServeSettings {
         var batchWindowMs: String? = nil
         var database: String? = nil
         var lease: String? = nil
+        var storage: String? = nil
+        var s3Endpoint: String? = nil
+        var s3Region: String? = nil
+        var s3Addressing: String? = nil
+        var outputURLs: String? = nil
+        var presignExpiry: String? = nil
+        var outputPublicURL: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -153,6 +173,7 @@ struct ServeSettings {
             }
             s.publicURL = v.hasSuffix("/") ? String(v.dropLast()) : v
         }
+        try s.resolveStorage(flags: flags, environment: environment, pick: pick, int: int)
         if let (v, name) = pick(flags.logLevel, "LOG_LEVEL") {
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
                 throw SettingError(setting: name, why: "must be one of trace, debug, info, notice, warning, error, critical; got \"\(v)\"")
@@ -166,8 +187,17 @@ struct ServeSettings {
     var database: DatabaseURL {
         databaseURL ?? .sqlite(path: URL(fileURLWithPath: dataDirectory).appendingPathComponent("atelier.sqlite").path)
     }
-    var outputsDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("outputs") }
+    var storage: StorageLocation { storageLocation ?? .folder(path: dataDirectory) }
+    var outputsDirectory: URL {
+        if case .folder(let path) = storage { return URL(fileURLWithPath: path).appendingPathComponent("outputs") }
+        return URL(fileURLWithPath: dataDirectory).appendingPathComponent("outputs")
+    }
+    /// A bucket's images pass through here on this node (worker output before upload, inputs the worker reads).
+    var stagingDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("staging") }
     var samplesDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("samples") }
-    var inputsDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("inputs") }
+    var inputsDirectory: URL {
+        if case .folder(let path) = storage { return URL(fileURLWithPath: path).appendingPathComponent("inputs") }
+        return URL(fileURLWithPath: dataDirectory).appendingPathComponent("inputs")
+    }
     var tinyModelDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("tiny") }
 }

@@ -1,0 +1,82 @@
+import AtelierCore
+import Foundation
+
+/// Why a run's images could not move between the store and the worker.
+enum StorageProblem: Error {
+    /// The store cannot be reached: the run is retried.
+    case unavailable(String)
+    /// The image is not in the store (a configuration fault, such as nodes that do not share one store).
+    case missing(String)
+
+    func outcome(jobID: Int64) -> WorkerSupervisor.Outcome {
+        switch self {
+        case .unavailable(let why): .storageFailed(why)
+        case .missing(let why): .failed(WorkerErrorReport(jobID: String(jobID), code: "storage_error", message: why))
+        }
+    }
+}
+
+extension WorkerSupervisor {
+    /// Files on this machine with the run's input images, for the worker: the stored files themselves for a
+    /// folder, downloads for a bucket.
+    func localInputs(of job: Job) async -> Result<[String], StorageProblem> {
+        guard !job.request.inputImages.isEmpty else { return .success([]) }
+        guard let inputs else { return .failure(.missing("this node keeps no input images, but the run has some")) }
+        var paths: [String] = []
+        for input in job.request.inputImages {
+            do {
+                paths.append(try await inputs.localCopy(of: input.file))
+            } catch let error as StorageUnavailable {
+                releaseInputs(of: job)
+                return .failure(.unavailable("its input images could not be read: \(error.reason)"))
+            } catch {
+                releaseInputs(of: job)
+                return .failure(.missing("the run's input images are not where they were stored (\(error))"))
+            }
+        }
+        return .success(paths)
+    }
+
+    func releaseInputs(of job: Job) {
+        for input in job.request.inputImages { inputs?.releaseLocalCopy(of: input.file) }
+    }
+
+    /// Publishes every image of each succeeded run. An outage gets a few tries a second or two apart (the client
+    /// retries each call too); what still cannot be stored makes the run `storageFailed`, and what this attempt
+    /// stored of it is deleted.
+    func storeImages(of batch: [Job], _ outcomes: [Int64: Outcome]) async -> [Int64: Outcome] {
+        var stored = outcomes
+        for job in batch {
+            guard case .succeeded(let result) = outcomes[job.id] else { continue }
+            let names = job.outputNames(forAttempt: job.attempts)
+            let staged = Set(result.images.map(\.path))
+            for name in names where storage.stagingPath(for: name).map(staged.contains) == true {
+                if let problem = await publish(name) {
+                    stored[job.id] = .storageFailed("image \(name) could not be stored: \(problem)")
+                    for other in names { await storage.remove(name: other) }
+                    break
+                }
+            }
+        }
+        return stored
+    }
+
+    /// nil once stored; the last reason otherwise.
+    private func publish(_ name: String) async -> String? {
+        var pause: Duration = .seconds(1)
+        var last = ""
+        for round in 1...3 {
+            do {
+                try await storage.publish(name: name)
+                return nil
+            } catch {
+                last = "\(error)"
+            }
+            if round < 3 {
+                try? await config.clock.sleep(for: pause)
+                pause *= 2
+            }
+        }
+        return last
+    }
+}

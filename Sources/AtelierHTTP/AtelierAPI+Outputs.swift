@@ -1,0 +1,45 @@
+import AtelierCore
+import AtelierStorage
+import Hummingbird
+import HTTPTypes
+import NIOCore
+
+extension AtelierAPI {
+    /// Names are random and never reused, so an image never changes: cache it for good.
+    static let immutable = "public, max-age=31536000, immutable"
+
+    /// `GET /storage/outputs/NAME`: from this machine's disk, streamed from the bucket (honouring one `Range`),
+    /// or a redirect to a presigned URL, as `--output-urls` says.
+    func output(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        guard let name = context.parameters.get("name"), ImageName.isValid(name),
+              let format = OutputFormat(rawValue: String(name.split(separator: ".").last ?? ""))
+        else {
+            throw AtelierError.notFound("no such output")
+        }
+        if case .presigned(let expires) = config.outputURLs, let url = storage.presignedURL(for: name, expires: expires) {
+            // The redirect may be reused while the URL it names is still valid, by this client only.
+            return Response(status: .temporaryRedirect, headers: [.location: url, .cacheControl: "private, max-age=\(max(0, expires / 2))"])
+        }
+        if let path = storage.localPath(for: name) {
+            return try await Self.imageFile(path: path, format: format, cacheControl: Self.immutable, missing: "no such output", context: context)
+        }
+        let range = request.headers[.range].flatMap(Self.byteRange)
+        guard let image = try await storage.read(name: name, range: range) else { throw AtelierError.notFound("no such output") }
+        var headers: HTTPFields = [.contentType: format.contentType, .cacheControl: Self.immutable, .acceptRanges: "bytes",
+                                   HTTPField.Name("X-Content-Type-Options")!: "nosniff"]
+        if let length = image.contentLength { headers[.contentLength] = String(length) }
+        if let contentRange = image.contentRange { headers[.contentRange] = contentRange }
+        let body = ResponseBody(asyncSequence: image.chunks.map { ByteBuffer(bytes: $0) })
+        return Response(status: image.contentRange == nil ? .ok : .partialContent, headers: headers, body: body)
+    }
+
+    /// `bytes=A-B` or `bytes=A-`; anything else (several ranges, suffixes) is answered whole, as RFC 9110 allows.
+    static func byteRange(_ header: String) -> ClosedRange<Int>? {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let parts = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let start = Int(parts[0]), start >= 0 else { return nil }
+        if parts[1].isEmpty { return start...(Int.max / 2) }
+        guard let end = Int(parts[1]), end >= start else { return nil }
+        return start...end
+    }
+}

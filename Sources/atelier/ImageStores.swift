@@ -1,0 +1,52 @@
+import AtelierCore
+import AtelierS3
+import AtelierStorage
+import Foundation
+import Logging
+
+/// The output and input stores `--storage` names, for one node.
+struct ImageStores {
+    var outputs: any ImageStorage
+    var inputs: any ImageStorage
+    /// Set for a bucket: probed at start so a wrong secret or endpoint stops start-up with S3's own reason.
+    var client: S3Client?
+    var prefix = ""
+
+    static func open(_ settings: ServeSettings, nodeID: String, logger: Logger) throws -> ImageStores {
+        switch settings.storage {
+        case .folder:
+            return ImageStores(outputs: try LocalFolderStorage(root: settings.outputsDirectory),
+                               inputs: try LocalFolderStorage(root: settings.inputsDirectory))
+        case .s3(_, let prefix):
+            guard let location = settings.s3Location, let credentials = settings.credentials else {
+                throw SettingError(setting: "--storage", why: "an s3:// store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            }
+            let client = S3Client(location: location, credentials: credentials)
+            let staging = try stagingFolder(settings.stagingDirectory, nodeID: nodeID)
+            return ImageStores(
+                outputs: try S3Storage(client: client, prefix: prefix, kind: "outputs", staging: staging.appendingPathComponent("outputs"), logger: logger),
+                inputs: try S3Storage(client: client, prefix: prefix, kind: "inputs", staging: staging.appendingPathComponent("inputs"), logger: logger),
+                client: client, prefix: prefix)
+        }
+    }
+
+    /// Reads a key that is not there: 404 means the endpoint, bucket and credentials all work.
+    func probe() async throws {
+        guard let client else { return }
+        _ = try await client.get(key: (prefix.isEmpty ? "" : "\(prefix)/") + ".atelier-probe")
+    }
+
+    /// This process's own staging folder, so nodes that share a data folder never touch each other's files.
+    /// Folders a killed process left behind are removed once they are a day old (a live node's is never that
+    /// old without a write: every image it stages refreshes it).
+    static func stagingFolder(_ root: URL, nodeID: String) throws -> URL {
+        let files = FileManager.default
+        try files.createDirectory(at: root, withIntermediateDirectories: true)
+        let dayAgo = Date().addingTimeInterval(-86_400)
+        for entry in (try? files.contentsOfDirectory(at: root, includingPropertiesForKeys: [.contentModificationDateKey])) ?? [] {
+            let modified = (try? entry.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
+            if modified < dayAgo { try? files.removeItem(at: entry) }
+        }
+        return root.appendingPathComponent(nodeID)
+    }
+}

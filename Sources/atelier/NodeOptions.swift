@@ -1,0 +1,78 @@
+import AtelierCore
+import ArgumentParser
+import Foundation
+import Logging
+
+/// The settings `serve` and `worker` share, as flags; `ServeSettings.resolve` checks them with the environment.
+struct NodeOptions: ParsableArguments {
+    @Option(help: "Address to listen on (ATELIER_HOST; default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on; 0 picks a free one (ATELIER_PORT; default 8080).") var port: String?
+    @Option(name: .customLong("data-dir"), help: "Folder for the SQLite file, outputs and the demo model (ATELIER_DATA_DIR; default ./data).") var dataDir: String?
+    @Option(help: "demo (tiny random model) or production (the catalog's real weights) (ATELIER_PROFILE; default demo).") var profile: String?
+    @Option(help: "Number of worker processes; 0 for an API-only node on a shared PostgreSQL database (ATELIER_WORKERS; default 1).") var workers: String?
+    @Option(help: "Python interpreter with the worker's packages (ATELIER_PYTHON; default .venv/bin/python).") var python: String?
+    @Option(name: .customLong("worker-dir"), help: "Folder holding the atelier_worker package (ATELIER_WORKER_DIR; default ./worker).") var workerDir: String?
+    @Option(name: .customLong("models-dir"), help: "Folder of model catalog files (ATELIER_MODELS_DIR; default ./models).") var modelsDir: String?
+    @Option(name: .customLong("worker-threads"), help: "Torch threads per CPU worker (ATELIER_WORKER_THREADS; default 1).") var workerThreads: String?
+    @Option(help: "auto, cpu, cuda or cuda:N (ATELIER_DEVICE; default auto).") var device: String?
+    @Option(name: .customLong("job-timeout"), help: "Seconds a run may take on a worker (ATELIER_JOB_TIMEOUT; default 300).") var jobTimeout: String?
+    @Option(help: "Seconds /api/v4/run waits before answering with the request_id only (ATELIER_WAIT; default 60).") var wait: String?
+    @Option(name: .customLong("public-url"), help: "Base URL for output links (ATELIER_PUBLIC_URL; default: from the request's Host).") var publicURL: String?
+    @Option(name: .customLong("log-level"), help: "trace … critical (ATELIER_LOG_LEVEL; default info).") var logLevel: String?
+    @Option(name: .customLong("max-wait"), help: "Longest wait a request may ask for with wait or Prefer: wait=N (ATELIER_MAX_WAIT; default 600).") var maxWait: String?
+    @Option(name: .customLong("rate-limit"), help: "Requests per minute per API key (ATELIER_RATE_LIMIT; default 600).") var rateLimit: String?
+    @Option(name: .customLong("max-concurrent-runs"), help: "Runs an account may have queued or running (ATELIER_MAX_CONCURRENT_RUNS; default 16).") var maxConcurrentRuns: String?
+    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, seconds running jobs get to finish before they are requeued for the next start (ATELIER_DRAIN_TIMEOUT; default 60).") var drainTimeout: String?
+    @Option(name: .customLong("max-attempts"), help: "Attempts a run gets when its worker dies under it (ATELIER_MAX_ATTEMPTS; default 3).") var maxAttempts: String?
+    @Option(name: .customLong("outbound-allow"), help: "Comma-separated hosts webhooks and image URLs may reach although they resolve to internal addresses (ATELIER_OUTBOUND_ALLOW; default none).") var outboundAllow: String?
+    @Option(name: .customLong("input-max-mb"), help: "Largest input image (image, mask) in MB, at most 25 (ATELIER_INPUT_MAX_MB; default 20).") var inputMaxMB: String?
+    @Option(name: .customLong("input-max-megapixels"), help: "Largest input image in megapixels, read from its header before decoding (ATELIER_INPUT_MAX_MEGAPIXELS; default 40).") var inputMaxMegapixels: String?
+    @Option(name: .customLong("web-dir"), help: "Folder of the web pages' assets, app.js and style.css (ATELIER_WEB_DIR; default ./web).") var webDir: String?
+    @Option(name: .customLong("worker-ready-timeout"), help: "Seconds a worker may take to load its model and warm up before it is restarted; on a GPU the go_fast compile takes minutes (ATELIER_WORKER_READY_TIMEOUT; default 1800).") var workerReadyTimeout: String?
+    @Option(name: .customLong("batch-size"), help: "Most images one pipeline call makes from compatible queued runs (same model, size, steps, guidance, LoRA scale and go_fast); 1 turns batching off. Pays on CPUs and for small images, not at 1024² on an H100 (ATELIER_BATCH_SIZE; default 1).") var batchSize: String?
+    @Option(name: .customLong("batch-window-ms"), help: "With --batch-size above 1, milliseconds a run that did not fill its batch waits for more compatible runs (ATELIER_BATCH_WINDOW_MS; default 0).") var batchWindowMs: String?
+    @Option(help: "sqlite:PATH, or postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=…&pool_size=N] shared by several nodes (ATELIER_DATABASE; default sqlite:DATA_DIR/atelier.sqlite).") var database: String?
+    @Option(help: "Seconds a worker's claim on a run holds without renewal; a run whose node died is retried after it (ATELIER_LEASE; default 30).") var lease: String?
+    @Option(name: .customLong("storage"), help: "Where images (outputs and inputs) live: file:PATH or s3://BUCKET[/PREFIX], with credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (ATELIER_STORAGE; default file:DATA_DIR).") var storage: String?
+    @Option(name: .customLong("s3-endpoint"), help: "The S3 server, such as http://127.0.0.1:9000 (ATELIER_S3_ENDPOINT; default AWS's endpoint for the region).") var s3Endpoint: String?
+    @Option(name: .customLong("s3-region"), help: "The bucket's region (ATELIER_S3_REGION or AWS_REGION; default us-east-1).") var s3Region: String?
+    @Option(name: .customLong("s3-addressing"), help: "path (https://endpoint/bucket/key) or virtual-host (https://bucket.endpoint/key) (ATELIER_S3_ADDRESSING; default path with --s3-endpoint, virtual-host on AWS).") var s3Addressing: String?
+    @Option(name: .customLong("output-urls"), help: "proxy (this API streams each image), presigned (it redirects to a short-lived presigned URL of the bucket) or public (links point at --output-public-url) (ATELIER_OUTPUT_URLS; default proxy).") var outputURLs: String?
+    @Option(name: .customLong("presign-expiry"), help: "Seconds a presigned image URL stays valid (ATELIER_PRESIGN_EXPIRY; default 900).") var presignExpiry: String?
+    @Option(name: .customLong("output-public-url"), help: "With --output-urls public, the CDN or public bucket URL that serves the store's object keys (ATELIER_OUTPUT_PUBLIC_URL).") var outputPublicURL: String?
+    @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
+
+
+    func settings() throws -> ServeSettings {
+        do {
+            return try ServeSettings.resolve(
+                flags: .init(host: host, port: port, dataDir: dataDir, profile: profile, workers: workers, python: python,
+                             workerDir: workerDir, modelsDir: modelsDir, workerThreads: workerThreads, device: device,
+                             jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel,
+                             rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
+                             drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow,
+                             inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout,
+                             webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize, batchWindowMs: batchWindowMs,
+                             database: database, lease: lease, storage: storage, s3Endpoint: s3Endpoint, s3Region: s3Region,
+                             s3Addressing: s3Addressing, outputURLs: outputURLs, presignExpiry: presignExpiry,
+                             outputPublicURL: outputPublicURL),
+                environment: ProcessInfo.processInfo.environment
+            )
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// Logs to standard error at the configured level; SIGPIPE ignored, so writing to a worker that just died
+    /// fails with EPIPE instead of killing the server.
+    static func bootstrapLogging(_ settings: ServeSettings) -> Logger {
+        signal(SIGPIPE, SIG_IGN)
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "atelier")
+    }
+}
