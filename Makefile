@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.atelier-installed
 TEST_STAMP := $(VENV)/.atelier-test-installed
 SWIFT_FLAGS ?=
 
-.PHONY: run test setup system-deps test-system-deps test-postgres build build-debug test-swift test-python test-e2e clean
+.PHONY: run test setup system-deps test-system-deps test-postgres test-s3 build build-debug test-swift test-python test-e2e clean
 
 run: system-deps setup build
 	.build/release/atelier serve
@@ -35,7 +35,7 @@ build-debug:
 	swift build --build-tests $(SWIFT_FLAGS)
 
 # One configuration (debug) serves the Swift tests and the end-to-end tests, so CI compiles the stack once.
-test: test-system-deps test-postgres setup build-debug test-swift test-python test-e2e
+test: test-system-deps test-postgres setup test-s3 build-debug test-swift test-python test-e2e
 
 # A throw-away PostgreSQL 15 cluster (own port, socket folder and data folder under /tmp, fsync off) that the
 # store conformance suite and the multi-node tests share; installed first if missing.
@@ -43,20 +43,32 @@ TEST_PG_URL = $(shell bash scripts/test-postgres.sh url)
 test-postgres:
 	bash scripts/test-postgres.sh start
 
+# The S3 peer (rclone serve s3, from tests/requirements.txt) that the storage conformance suite and the
+# worker-node tests share.
+TEST_S3_ENV = $(shell bash scripts/test-s3.sh env)
+test-s3: $(TEST_STAMP)
+	bash scripts/test-s3.sh start
+
 system-deps:
 	bash scripts/system-deps.sh run
 
-test-system-deps:
+test-# The S3 peer (rclone serve s3, from tests/requirements.txt) that the storage conformance suite and the
+# worker-node tests share.
+TEST_S3_ENV = $(shell bash scripts/test-s3.sh env)
+test-s3: $(TEST_STAMP)
+	bash scripts/test-s3.sh start
+
+system-deps:
 	bash scripts/system-deps.sh test
 
 test-swift:
-	ATELIER_TEST_POSTGRES_URL=$(TEST_PG_URL) swift test --skip-build $(SWIFT_FLAGS)
+	ATELIER_TEST_POSTGRES_URL=$(TEST_PG_URL) $(TEST_S3_ENV) swift test --skip-build $(SWIFT_FLAGS)
 
 test-python: setup
 	cd worker && ../$(VENV_PY) -m pytest -q tests
 
 test-e2e: setup $(TEST_STAMP)
-	ATELIER_TEST_POSTGRES_URL=$(TEST_PG_URL) ATELIER_BIN=$(CURDIR)/.build/debug/atelier $(VENV_PY) -m pytest -q tests/e2e
+	ATELIER_TEST_POSTGRES_URL=$(TEST_PG_URL) $(TEST_S3_ENV) ATELIER_BIN=$(CURDIR)/.build/debug/atelier $(VENV_PY) -m pytest -q tests/e2e
 
 clean:
 	rm -rf .build $(VENV) data

@@ -110,6 +110,12 @@ let package = Package(
             dependencies: ["AtelierS3"]
         ),
         .testTarget(
+            name: "AtelierStorageTests",
+            dependencies: ["AtelierStorage", "AtelierS3", "AtelierCore",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
             name: "AtelierCoreTests",
             dependencies: ["AtelierCore", "AtelierTesting"]
         ),

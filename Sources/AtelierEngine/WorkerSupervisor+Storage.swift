@@ -41,8 +41,8 @@ extension WorkerSupervisor {
         for input in job.request.inputImages { inputs?.releaseLocalCopy(of: input.file) }
     }
 
-    /// Publishes every image of each succeeded run. An outage gets a few tries a second or two apart (the client
-    /// retries each call too); what still cannot be stored makes the run `storageFailed`, and what this attempt
+    /// Publishes every image of each succeeded run. An outage gets a second try a second later (the S3 client
+    /// retries each call for several seconds too); what still cannot be stored makes the run `storageFailed`, and what this attempt
     /// stored of it is deleted.
     func storeImages(of batch: [Job], _ outcomes: [Int64: Outcome]) async -> [Int64: Outcome] {
         var stored = outcomes
@@ -63,19 +63,16 @@ extension WorkerSupervisor {
 
     /// nil once stored; the last reason otherwise.
     private func publish(_ name: String) async -> String? {
-        var pause: Duration = .seconds(1)
+        let rounds = 2
         var last = ""
-        for round in 1...3 {
+        for round in 1...rounds {
             do {
                 try await storage.publish(name: name)
                 return nil
             } catch {
                 last = "\(error)"
             }
-            if round < 3 {
-                try? await config.clock.sleep(for: pause)
-                pause *= 2
-            }
+            if round < rounds { try? await config.clock.sleep(for: .seconds(1)) }
         }
         return last
     }

@@ -56,13 +56,15 @@ public struct S3Object: Sendable {
 public struct S3Client: Sendable {
     public let location: S3Location
     let signer: SigV4Signer
-    public var attempts = 4
+    /// A refused connection is retried by the HTTP client itself until the connect timeout, so one attempt
+    /// against a server that is down takes about that long.
+    public var attempts = 3
     public var firstBackoff: Duration = .milliseconds(200)
     public var requestTimeout: TimeAmount = .seconds(30)
 
     /// One connection pool for the process: a static is never deinitialised, so it needs no shutdown.
     static let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(
-        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(30))
+        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(30))
     ))
 
     public init(location: S3Location, credentials: AWSCredentials) {
