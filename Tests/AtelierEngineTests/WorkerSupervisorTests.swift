@@ -16,7 +16,8 @@ import Testing
     func makeSupervisor(
         mode: String, jobTimeout: Duration = .seconds(300), clock: any Clock<Duration> = ContinuousClock(),
         configure: (inout SupervisorConfiguration) -> Void = { _ in },
-        wrap: (SQLiteStore) -> any JobStore = { $0 }
+        wrap: (SQLiteStore) -> any JobStore = { $0 },
+        wrapStorage: (LocalFolderStorage) -> any ImageStorage = { $0 }
     ) throws -> (WorkerSupervisor, SQLiteStore, LocalFolderStorage) {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: dir.appendingPathComponent("db.sqlite").path)
@@ -33,7 +34,7 @@ import Testing
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        return (WorkerSupervisor(launch: launch, config: config, store: wrap(store), storage: storage, logger: logger), store, storage)
+        return (WorkerSupervisor(launch: launch, config: config, store: wrap(store), storage: wrapStorage(storage), logger: logger), store, storage)
     }
 
     func enqueue(_ store: SQLiteStore, _ storage: LocalFolderStorage, id: Int64, steps: Int = 3) async throws -> Job {

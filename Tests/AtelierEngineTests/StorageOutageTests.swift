@@ -1,0 +1,80 @@
+import AtelierCore
+import AtelierEngine
+import AtelierPersistence
+import AtelierStorage
+import AtelierTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// The real folder store, except that its first `failures` uploads cannot reach the store, as when the bucket's
+/// server is down while the worker finishes.
+final class UnreachableUploads: ImageStorage {
+    let base: LocalFolderStorage
+    let failuresLeft: Mutex<Int>
+    init(_ base: LocalFolderStorage, failures: Int) {
+        self.base = base
+        failuresLeft = Mutex(failures)
+    }
+    func publish(name: String) async throws {
+        let fail = failuresLeft.withLock { left -> Bool in
+            guard left > 0 else { return false }
+            left -= 1
+            return true
+        }
+        if fail { throw StorageUnavailable("connection refused (test)") }
+        try await base.publish(name: name)
+    }
+    func newName(format: OutputFormat) -> String { base.newName(format: format) }
+    func stagingPath(for name: String) -> String? { base.stagingPath(for: name) }
+    func put(name: String, bytes: [UInt8]) async throws { try await base.put(name: name, bytes: bytes) }
+    func localCopy(of name: String) async throws -> String { try await base.localCopy(of: name) }
+    func releaseLocalCopy(of name: String) { base.releaseLocalCopy(of: name) }
+    func localPath(for name: String) -> String? { base.localPath(for: name) }
+    func read(name: String, range: ClosedRange<Int>?) async throws -> StoredImage? { try await base.read(name: name, range: range) }
+    func presignedURL(for name: String, expires: Int) -> String? { nil }
+    func objectKey(for name: String) -> String? { base.objectKey(for: name) }
+    func remove(name: String) async { await base.remove(name: name) }
+}
+
+extension WorkerSupervisorTests {
+    /// Images that cannot be stored are never delivered: the attempt's files are deleted and the run goes back to
+    /// the queue; the next attempt stores its own (differently named) images and is charged once.
+    @Test func anUploadThatFailsRequeuesTheRunAndTheNextAttemptIsChargedOnce() async throws {
+        // Two failures: both tries of the first attempt's first image.
+        let (supervisor, sqlite, storage) = try makeSupervisor(mode: "ok", wrapStorage: { UnreachableUploads($0, failures: 2) })
+        try await withRunning(supervisor) {
+            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            let job = try await enqueue(sqlite, storage, id: 600_000_000_000_100)
+            await supervisor.events.subscribe(job.id)
+            await supervisor.jobQueued()
+            #expect(await supervisor.events.wait(job.id, timeout: .seconds(60)))
+            let done = try #require(try await sqlite.job(id: job.id))
+            #expect(done.status == .succeeded && done.attempts == 2, "\(done.status) \(done.attempts) \(String(describing: done.failure))")
+            #expect(done.result?.outputs.map(\.name) == job.outputNames(forAttempt: 2))
+            #expect(try await sqlite.balance(accountID: job.accountID) == Balance(balance: 0, held: 0))
+            for name in job.outputNames(forAttempt: 1) { #expect(!FileManager.default.fileExists(atPath: storage.localPath(for: name)!)) }
+            for name in job.outputNames(forAttempt: 2) { #expect(FileManager.default.fileExists(atPath: storage.localPath(for: name)!)) }
+        }
+    }
+
+    /// A store that stays down: after the last attempt the run fails as storage_unavailable with nothing charged
+    /// and no image left behind.
+    @Test func aStoreThatStaysDownFailsTheRunWithNothingCharged() async throws {
+        let (supervisor, sqlite, storage) = try makeSupervisor(mode: "ok", configure: { $0.maxAttempts = 2 },
+                                                               wrapStorage: { UnreachableUploads($0, failures: .max) })
+        try await withRunning(supervisor) {
+            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            let job = try await enqueue(sqlite, storage, id: 600_000_000_000_101)
+            await supervisor.events.subscribe(job.id)
+            await supervisor.jobQueued()
+            #expect(await supervisor.events.wait(job.id, timeout: .seconds(60)))
+            let done = try #require(try await sqlite.job(id: job.id))
+            #expect(done.status == .failed && done.failure?.code == "storage_unavailable", "\(done.status) \(String(describing: done.failure))")
+            #expect(try await sqlite.balance(accountID: job.accountID) == Balance(balance: 20, held: 0))
+            for attempt in 1...2 {
+                for name in job.outputNames(forAttempt: attempt) { #expect(!FileManager.default.fileExists(atPath: storage.localPath(for: name)!)) }
+            }
+        }
+    }
+}
