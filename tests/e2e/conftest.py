@@ -57,19 +57,23 @@ def _pump(stream, sink: list[str]) -> None:
         sink.append(line.rstrip("\n"))
 
 
-def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None, command: str = "serve") -> subprocess.Popen:
     return subprocess.Popen(
-        [BIN, "serve", "--port", "0", "--data-dir", str(data_dir), "--python", PYTHON,
+        [BIN, command, "--port", "0", "--data-dir", str(data_dir), "--python", PYTHON,
          "--worker-dir", str(REPO / "worker"), "--models-dir", str(REPO / "models"), "--drain-timeout", "15", *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})},
     )
 
 
-def launch(data_dir: Path, *extra: str, key: str | None = None) -> RunningServer:
-    """Starts `atelier serve` on a free port and waits for its banner (URL and demo key) and a ready worker. A
-    restart on a used data folder prints no key: pass the one from the first start."""
-    proc = start_server(data_dir, *extra)
+def launch(data_dir: Path, *extra: str, key: str | None = None, env: dict[str, str] | None = None,
+           command: str = "serve") -> RunningServer:
+    """Starts `atelier serve` (or `atelier worker`) on a free port and waits for its banner (URL and demo key) and
+    a ready worker. A restart on a used data folder prints no key: pass the one from the first start. A worker node
+    serves no API and prints no key."""
+    proc = start_server(data_dir, *extra, env=env, command=command)
+    if command == "worker":
+        key = key or ""
     out: list[str] = []
     err: list[str] = []
     threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True).start()
@@ -78,14 +82,15 @@ def launch(data_dir: Path, *extra: str, key: str | None = None) -> RunningServer
     url = None
     while time.monotonic() < deadline and (url is None or key is None):
         text = "\n".join(out)
-        m = re.search(r"listening on (http://[0-9.]+:\d+)", text)
+        m = re.search(r"(?:listening on|health on) (http://[0-9.]+:\d+)", text)
         k = re.search(r"^\s+(atl_[A-Za-z0-9]{44})$", text, re.M)
         url = m.group(1) if m else None
-        key = key or (k.group(1) if k else None)
+        if key is None:
+            key = k.group(1) if k else None
         if proc.poll() is not None:
             raise AssertionError("server exited:\n" + "\n".join(err[-40:]))
         time.sleep(0.1)
-    assert url and key, "no banner; stderr:\n" + "\n".join(err[-40:])
+    assert url and key is not None, "no banner; stderr:\n" + "\n".join(err[-40:])
     srv = RunningServer(proc, url, key, data_dir, out, err)
     srv.wait_ready()
     return srv

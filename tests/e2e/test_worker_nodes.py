@@ -1,0 +1,237 @@
+"""The scale-out topology on one machine: two API-only nodes (`serve --workers 0`, one answering with presigned
+redirects), two GPU worker nodes (`atelier worker`), the PostgreSQL test cluster and the S3 peer
+(`rclone serve s3`, which checks every signature). No node shares a data folder or a disk with another: images
+move through the bucket only. Real processes, real HTTP on loopback; faults are kill -9, SIGSTOP and stopping
+the peer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import BIN, REPO, data_dir_sharing_tiny, launch, stop
+from .test_postgres_nodes import PG_URL, PRICE, auth, busy_with, check, cli, post, psql, wait_for
+
+S3_ENV_NAMES = ("ATELIER_TEST_S3_ENDPOINT", "ATELIER_TEST_S3_BUCKET", "ATELIER_TEST_S3_KEY", "ATELIER_TEST_S3_SECRET",
+                "ATELIER_TEST_S3_ROOT")
+LEASE = "4"
+
+
+def s3_peer(action: str) -> None:
+    subprocess.run(["bash", str(REPO / "scripts" / "test-s3.sh"), action], check=True, timeout=60)
+
+
+class Topology:
+    def __init__(self, tmp_path_factory, server, url: str, s3: dict[str, str]):
+        self.url = url
+        self.prefix = "e2e-" + uuid.uuid4().hex[:8]
+        self.bucket_root = Path(s3["ATELIER_TEST_S3_ROOT"]) / s3["ATELIER_TEST_S3_BUCKET"] / self.prefix
+        self.env = {"AWS_ACCESS_KEY_ID": s3["ATELIER_TEST_S3_KEY"], "AWS_SECRET_ACCESS_KEY": s3["ATELIER_TEST_S3_SECRET"]}
+        self.storage = ["--storage", f"s3://{s3['ATELIER_TEST_S3_BUCKET']}/{self.prefix}",
+                        "--s3-endpoint", s3["ATELIER_TEST_S3_ENDPOINT"]]
+        self.tmp = tmp_path_factory
+        self.server = server
+        self.key: str | None = None
+        self.nodes: dict[str, object] = {}
+
+    def start(self, name: str):
+        """API1 and API2 are API-only nodes (API2 redirects image reads to presigned URLs); W1 and W2 are worker
+        nodes. Each has a data folder of its own."""
+        data = data_dir_sharing_tiny(self.tmp, self.server, f"node-{name}")
+        flags = ["--database", self.url, "--lease", LEASE, *self.storage]
+        if name.startswith("API"):
+            flags += ["--workers", "0", "--wait", "60"] + (["--output-urls", "presigned"] if name == "API2" else [])
+            node = launch(data, *flags, key=self.key, env=self.env)
+            self.key = node.key
+        else:
+            node = launch(data, *flags, env=self.env, command="worker")
+        self.nodes[name] = node
+        return node
+
+    def __getitem__(self, name: str):
+        return self.nodes[name]
+
+    def objects(self) -> set[str]:
+        folder = self.bucket_root / "outputs"
+        return {p.name for p in folder.iterdir()} if folder.exists() else set()
+
+    def audit(self) -> None:
+        out = cli(self.url, "accounts", "audit", check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory, server):
+    if not PG_URL:
+        pytest.fail("ATELIER_TEST_POSTGRES_URL is not set; `make test` starts the PostgreSQL test cluster and sets it")
+    s3 = {n: os.environ.get(n, "") for n in S3_ENV_NAMES}
+    if not all(s3.values()):
+        pytest.fail("the ATELIER_TEST_S3_* variables are not set; `make test` starts the S3 peer (scripts/test-s3.sh) and sets them")
+    name = "atelier_s3_" + uuid.uuid4().hex[:10]
+    psql(PG_URL, f"CREATE DATABASE {name}")
+    t = Topology(tmp_path_factory, server, PG_URL.rsplit("/", 1)[0] + "/" + name, s3)
+    for n in ("API1", "API2", "W1", "W2"):
+        t.start(n)
+    yield t
+    for node in t.nodes.values():
+        stop(node) if node.key else stop_worker(node)
+    t.audit()
+
+
+def stop_worker(node) -> None:
+    node.process.send_signal(signal.SIGTERM)
+    assert node.process.wait(timeout=45) == 0, "\n".join(node.stderr_lines[-30:])
+
+
+def funded_key(t: Topology, name: str, images: int) -> str:
+    key = cli(t.url, "keys", "create", "--account", name).stdout.strip()
+    cli(t.url, "credits", "add", "--account", name, f"{images * PRICE / 100:.2f}", "--reason", "test")
+    return key
+
+
+def money(t: Topology, key: str) -> dict:
+    r = requests.get(f"{t['API1'].base_url}/api/v4/account", headers=auth(key), timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def name_of(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def test_runs_on_either_api_node_are_made_by_the_worker_nodes_and_served_by_both(topology) -> None:
+    t = topology
+    key = funded_key(t, "spread", 6)
+    ids = [post(t[n], key, wait=0).json()["data"]["request_id"] for n in ("API1", "API2", "API1", "API2")]
+    ids.append(post(t["API2"], key, wait=0, num_outputs=2).json()["data"]["request_id"])
+    outputs: list[str] = []
+    for request_id in ids:
+        done = wait_for(t["API1"], key, request_id, lambda d: d["status"] in ("succeeded", "failed"))
+        assert done["status"] == "succeeded", done
+        outputs += done["output"] if isinstance(done["output"], list) else [done["output"]]
+    assert len(outputs) == 6 and {name_of(u) for u in outputs} <= t.objects()
+    for url in outputs:
+        stored = (t.bucket_root / "outputs" / name_of(url)).read_bytes()
+        # Through API1 (streamed from the bucket) and through API2 (a redirect to a presigned URL of the bucket).
+        via_proxy = requests.get(f"{t['API1'].base_url}/storage/outputs/{name_of(url)}", timeout=10)
+        assert via_proxy.status_code == 200 and via_proxy.content == stored
+        assert via_proxy.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        redirect = requests.get(f"{t['API2'].base_url}/storage/outputs/{name_of(url)}", timeout=10, allow_redirects=False)
+        assert redirect.status_code == 307 and "X-Amz-Signature=" in redirect.headers["Location"], redirect.headers
+        assert requests.get(redirect.headers["Location"], timeout=10).content == stored
+        # The peer checks the signature: the same URL naming another object is refused.
+        other = next(n for n in t.objects() if n != name_of(url))
+        assert requests.get(redirect.headers["Location"].replace(name_of(url), other), timeout=10).status_code == 403
+    ranged = requests.get(f"{t['API1'].base_url}/storage/outputs/{name_of(outputs[0])}", headers={"Range": "bytes=0-3"}, timeout=10)
+    assert ranged.status_code == 206 and ranged.content == b"RIFF" and ranged.headers["Content-Range"].startswith("bytes 0-3/")
+    account = money(t, key)
+    assert (account["balance"], account["held"]) == (0, 0)  # six images, each charged once
+    assert psql(t.url, "SELECT COUNT(*) FROM ledger l JOIN accounts a ON a.id = l.account_id "
+                       "WHERE a.name = 'spread' AND kind = 'capture'") == "5"
+    # Worker nodes serve health only.
+    assert requests.get(f"{t['W1'].base_url}/readyz", timeout=5).status_code == 200
+    assert requests.get(f"{t['W1'].base_url}/api/v4/models", timeout=5).status_code == 404
+    t.audit()
+
+
+def run_on_w1(t: Topology, key: str, steps: int = 40) -> int:
+    """A long run that W1 holds (W2 is paused while it is claimed)."""
+    w2 = t["W2"]
+    w2.process.send_signal(signal.SIGSTOP)
+    try:
+        request_id = post(t["API1"], key, wait=0, num_inference_steps=steps, megapixels="1").json()["data"]["request_id"]
+        deadline = time.monotonic() + 60
+        while not busy_with(t["W1"], request_id):
+            assert time.monotonic() < deadline, "W1 never took the run"
+            time.sleep(0.1)
+    finally:
+        w2.process.send_signal(signal.SIGCONT)
+    return request_id
+
+
+def test_kill_9_of_a_worker_node_mid_run_the_other_finishes_it_once(topology) -> None:
+    t = topology
+    key = funded_key(t, "kill", 1)
+    before = t.objects()
+    request_id = run_on_w1(t, key, steps=20)
+    w1 = t.nodes.pop("W1")
+    pids = [w["pid"] for w in w1.workers() if w.get("pid")]
+    w1.process.kill()  # kill -9, and its Python worker with it, as when the GPU machine dies
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    w1.process.wait()
+    done = wait_for(t["API2"], key, request_id, lambda d: d["status"] in ("succeeded", "failed"), timeout=240)
+    assert done["status"] == "succeeded" and done["attempts"] == 2, done
+    assert psql(t.url, f"SELECT kind FROM ledger WHERE job_id = {request_id} ORDER BY id") == "hold\ncapture\nrelease"
+    assert money(t, key)["balance"] == 0
+    # Exactly one object for the one image: the killed attempt stored nothing.
+    assert t.objects() - before == {name_of(done["output"])}
+    t.audit()
+    t.start("W1")
+
+
+def test_the_bucket_down_during_an_upload_never_succeeds_a_run_without_its_image(topology) -> None:
+    t = topology
+    key = funded_key(t, "outage", 1)
+    known = next(iter(t.objects()))
+    request_id = run_on_w1(t, key, steps=30)
+    s3_peer("stop")
+    try:
+        # Reads of images answer 503 with Retry-After while the bucket is down.
+        r = requests.get(f"{t['API1'].base_url}/storage/outputs/{known}", timeout=60)
+        assert r.status_code == 503 and r.headers.get("Retry-After") and r.json()["error"]["code"] == "storage_unavailable", r.text
+        # The worker finishes, cannot store the image, and gives the run back (or fails it): never succeeded.
+        deadline = time.monotonic() + 120
+        while True:
+            data = check(t["API1"], key, request_id)
+            assert data["status"] != "succeeded", data
+            if data["attempts"] >= 2 or data["status"] == "failed":
+                break
+            assert time.monotonic() < deadline, data
+            time.sleep(0.3)
+        assert money(t, key)["balance"] == PRICE  # nothing charged
+    finally:
+        s3_peer("start")
+    done = wait_for(t["API1"], key, request_id, lambda d: d["status"] in ("succeeded", "failed"), timeout=240)
+    account = money(t, key)
+    if done["status"] == "succeeded":
+        assert account["balance"] == 0 and name_of(done["output"]) in t.objects()
+        assert requests.get(done["output"], timeout=10).status_code == 200
+    else:
+        assert done["error"]["code"] == "storage_unavailable" and account["balance"] == PRICE, done
+    assert account["held"] == 0
+    t.audit()
+
+
+def test_a_wrong_secret_stops_a_worker_node_at_start_naming_the_store(topology, tmp_path) -> None:
+    t = topology
+    env = {**os.environ, **t.env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    out = subprocess.run([BIN, "worker", "--port", "0", "--data-dir", str(tmp_path), "--database", t.url, *t.storage,
+                          "--models-dir", str(REPO / "models"), "--worker-dir", str(REPO / "worker")],
+                         capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "--storage" in out.stderr and "SignatureDoesNotMatch" in out.stderr, out.stderr[-2000:]
+    assert "not-the-secret" not in out.stderr + out.stdout
+
+
+def test_sigterm_drains_a_worker_node_its_run_finishes_there_once(topology) -> None:
+    t = topology
+    key = funded_key(t, "drain", 1)
+    request_id = run_on_w1(t, key, steps=20)
+    w1 = t.nodes.pop("W1")
+    stop_worker(w1)  # exits 0 once its running run is finished and stored
+    done = check(t["API1"], key, request_id)
+    assert done["status"] == "succeeded" and done["attempts"] == 1, done
+    assert name_of(done["output"]) in t.objects() and money(t, key)["balance"] == 0
+    assert any("draining" in line for line in w1.stderr_lines)
+    t.start("W1")
