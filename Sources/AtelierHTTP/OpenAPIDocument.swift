@@ -134,7 +134,7 @@ public enum OpenAPIDocument {
       }
      },
      "503": {
-      "description": "The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued), or the database is unreachable (database_unavailable); see Retry-After.",
+      "description": "The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued), or the database is unreachable (database_unavailable), or an input image could not be stored (storage_unavailable); see Retry-After.",
       "content": {
        "application/json": {
         "schema": {
@@ -996,6 +996,15 @@ public enum OpenAPIDocument {
       "schema": {
        "type": "string"
       }
+     },
+     {
+      "name": "Range",
+      "in": "header",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": "One range, bytes=A-B or bytes=A-, honoured when images are in an S3 bucket."
      }
     ],
     "responses": {
@@ -1007,8 +1016,29 @@ public enum OpenAPIDocument {
        "image/png": {}
       }
      },
+     "206": {
+      "description": "The requested range of the image (images in an S3 bucket).",
+      "content": {
+       "image/webp": {},
+       "image/jpeg": {},
+       "image/png": {}
+      }
+     },
+     "307": {
+      "description": "With --output-urls presigned: the image at a presigned URL of the bucket (Location)."
+     },
      "404": {
       "description": "No such output.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "The image store is unreachable for the moment (storage_unavailable); see Retry-After.",
       "content": {
        "application/json": {
         "schema": {

@@ -108,7 +108,7 @@ doc = {
                       "409": err("The first request with this Idempotency-Key is still running."),
                       "422": err("Every image was flagged by the safety checker, or the Idempotency-Key was used with a different request."),
                       "500": err("The generation failed."),
-                      "503": err("The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued), or the database is unreachable (database_unavailable); see Retry-After.")}}},
+                      "503": err("The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued), or the database is unreachable (database_unavailable), or an input image could not be stored (storage_unavailable); see Retry-After.")}}},
     "/api/v4/check": {
         "get": {"operationId": "checkGet", "summary": "A run's status and outcome",
                 "parameters": [{"name": "request_id", "in": "query", "required": True,
@@ -176,10 +176,16 @@ doc = {
             "400": common["400"], "401": common["401"], "429": common["429"]}}},
     "/storage/outputs/{name}": {"get": {
         "operationId": "output", "summary": "A generated image", "security": [],
-        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                       {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
+                        "description": "One range, bytes=A-B or bytes=A-, honoured when images are in an S3 bucket."}],
         "responses": {"200": {"description": "The image; names are random and never reused, so it is cached for good.",
                               "content": {"image/webp": {}, "image/jpeg": {}, "image/png": {}}},
-                      "404": err("No such output.")}}},
+                      "206": {"description": "The requested range of the image (images in an S3 bucket).",
+                              "content": {"image/webp": {}, "image/jpeg": {}, "image/png": {}}},
+                      "307": {"description": "With --output-urls presigned: the image at a presigned URL of the bucket (Location)."},
+                      "404": err("No such output."),
+                      "503": err("The image store is unreachable for the moment (storage_unavailable); see Retry-After.")}}},
     "/healthz": {"get": {
         "operationId": "health", "summary": "Liveness and the workers' state", "security": [],
         "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
