@@ -52,13 +52,7 @@ test-s3: $(TEST_STAMP)
 system-deps:
 	bash scripts/system-deps.sh run
 
-test-# The S3 peer (rclone serve s3, from tests/requirements.txt) that the storage conformance suite and the
-# worker-node tests share.
-TEST_S3_ENV = $(shell bash scripts/test-s3.sh env)
-test-s3: $(TEST_STAMP)
-	bash scripts/test-s3.sh start
-
-system-deps:
+test-system-deps:
 	bash scripts/system-deps.sh test
 
 test-swift:

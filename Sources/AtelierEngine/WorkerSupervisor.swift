@@ -83,15 +83,15 @@ public final class WorkerSupervisor: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
     private let shutdownRequested = Atomic<Bool>(false)
     /// Set when the drain timeout passed: workers still busy are stopped and their jobs requeued.
-    private let drainExpired = Atomic<Bool>(false)
+    let drainExpired = Atomic<Bool>(false)
     /// The worker and attempt of each running job, so a cancel reaches the right process.
     private let running = Mutex<[Int64: (worker: WorkerProcess, attempt: Int)]>([:])
     private let slots: Mutex<[WorkerSlotStatus]>
     private let firstReady = Mutex<[CheckedContinuation<Void, Never>]>([])
     /// Runs whose attempt this node stopped because it could not renew their lease: back to the queue, not failed.
-    private let leaseLost = Mutex<Set<Int64>>([])
+    let leaseLost = Mutex<Set<Int64>>([])
     /// When each running job's progress was last stored (shared databases only).
-    private let progressSharedAt = Mutex<[Int64: Date]>([:])
+    let progressSharedAt = Mutex<[Int64: Date]>([:])
 
     public init(
         launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any ImageStorage,
@@ -214,7 +214,7 @@ public final class WorkerSupervisor: Service, Sendable {
     }
 
     /// A run's inputs are kept while it may still be run again, and deleted once it ended.
-    private func removeInputs(of job: Job) async {
+    func removeInputs(of job: Job) async {
         guard let inputs else { return }
         for input in job.request.inputImages { await inputs.remove(name: input.file) }
     }
@@ -370,23 +370,6 @@ public final class WorkerSupervisor: Service, Sendable {
         return batch
     }
 
-    /// Records an outcome, retrying while the database cannot be reached (with backoff, up to a few seconds
-    /// apart). If the outage outlasts the lease, another node may take the run over; the write, once it gets
-    /// through, is then refused by the fence and nothing is charged twice.
-    private func recordDurably(_ outcome: Outcome, for job: Job) async {
-        var backoff: Duration = .milliseconds(200)
-        while true {
-            do {
-                try await record(outcome, for: job)
-                return
-            } catch {
-                logger.warning("run \(job.id): cannot record its outcome yet (\(error)); retrying in \(backoff)")
-                try? await config.clock.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
-            }
-        }
-    }
-
     /// Renews each job's lease every third of its length until cancelled. A refused renewal means that claim was
     /// lost (canceled, or taken over): the worker is told to stop that job (inside a batch it stops only when
     /// every job of the call is canceled), and its result would be refused anyway. A renewal that cannot reach
@@ -540,96 +523,6 @@ public final class WorkerSupervisor: Service, Sendable {
         Task { _ = try? await store.recordProgress(id: id, attempt: attempt, step: step, total: total) }
     }
 
-    private func record(_ outcome: Outcome, for job: Job) async throws {
-        let now = clock.now()
-        let attempt = job.attempts
-        var ended = true
-        switch outcome {
-        case .succeeded(let r):
-            let attemptNames = job.outputNames(forAttempt: attempt)
-            let names = Dictionary(uniqueKeysWithValues: zip(attemptNames.compactMap { storage.stagingPath(for: $0) }, attemptNames))
-            let outputs = r.images.map {
-                JobOutput(name: names[$0.path] ?? URL(fileURLWithPath: $0.path).lastPathComponent, seed: $0.seed,
-                          width: $0.width, height: $0.height, bytes: $0.bytes)
-            }
-            let result = JobResult(
-                outputs: outputs, path: r.path, pathReason: r.pathReason,
-                inferenceMs: r.timings["inference_ms"] ?? 0, encodeMs: r.timings["encode_ms"] ?? 0, safety: r.safety,
-                batchSize: r.batchSize ?? 1
-            )
-            if try await store.complete(id: job.id, attempt: attempt, result: result, now: now) {
-                logger.info("run \(job.id) succeeded: \(outputs.count) image(s), \(Int(r.timings["total_ms"] ?? 0)) ms, \(r.path) path")
-            } else if let stored = try await store.job(id: job.id), stored.status == .succeeded, stored.attempts == attempt {
-                // A retry of a write whose commit went through while its answer was lost (a database restart).
-                logger.info("run \(job.id) succeeded: its result was already recorded")
-            } else {
-                // Canceled (or taken over) while the worker finished: the images were never delivered nor charged.
-                // The names are this attempt's own, so this never touches the images of the attempt that won.
-                for name in attemptNames { await storage.remove(name: name) }
-                logger.info("run \(job.id) finished after it was canceled or taken over; its images were discarded")
-            }
-        case .failed(let e) where e.code == "canceled" && leaseLost.withLock({ $0.contains(job.id) }):
-            // Stopped here because its lease could not be renewed, not by the client: another attempt runs it
-            // (unless another node took it over already, and then this write is fenced).
-            let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts, failure: JobFailure(
-                code: "worker_lost",
-                message: "the server running this request lost its database connection \(config.maxAttempts) times; no image was made and nothing was charged"
-            ), now: now)
-            leaseLost.withLock { _ = $0.remove(job.id) }
-            ended = outcome != .requeued
-            logger.warning("run \(job.id): attempt \(attempt) stopped after its lease could not be renewed; \(outcome == .requeued ? "the run goes back to the queue" : "nothing changed")")
-        case .failed(let e) where e.code == "canceled":
-            // The store already holds the cancel; this changes nothing unless the job somehow still runs.
-            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(code: e.code, message: e.message), now: now)
-            logger.info("run \(job.id) stopped by its worker after a cancel")
-        case .failed(let e):
-            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(code: e.code, message: e.message), now: now)
-            logger.warning("run \(job.id) failed: \(e.code): \(e.message)")
-        case .crashed(let status, let signaled, let log):
-            if drainExpired.load(ordering: .relaxed) {
-                // Stopped by the drain timeout, not by the request: it does not count as an attempt.
-                let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: .max,
-                                                          failure: JobFailure(code: "server_stopped", message: ""), now: now)
-                ended = outcome != .requeued
-                logger.warning("run \(job.id) was stopped by the drain timeout and goes back to the queue")
-                break
-            }
-            let how = signaled ? "was killed by signal \(status)" : "exited with status \(status)"
-            let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts, failure: JobFailure(
-                code: "worker_crashed",
-                message: "the worker running this request \(how) (attempt \(attempt) of \(config.maxAttempts)); no image was made and nothing was charged. Send the request again."
-            ), now: now)
-            ended = outcome != .requeued
-            logger.error("worker \(how) during run \(job.id) (attempt \(attempt)); \(outcome == .requeued ? "the run goes back to the queue" : "the run failed"); last log lines:\n\(log.suffix(10).joined(separator: "\n"))")
-        case .timedOut:
-            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(
-                code: "timeout",
-                message: "the run took longer than \(config.jobTimeout.components.seconds) s and was stopped; try fewer steps or a smaller size"
-            ), now: now)
-            logger.error("run \(job.id) overran \(config.jobTimeout); killing its worker")
-        case .storageFailed(let why):
-            for name in job.outputNames(forAttempt: attempt) { await storage.remove(name: name) }
-            let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts, failure: JobFailure(
-                code: "storage_unavailable",
-                message: "the image store could not be reached to keep this request's images (attempt \(attempt) of \(config.maxAttempts)); nothing was charged. Send the request again."
-            ), now: now)
-            ended = outcome != .requeued
-            logger.error("run \(job.id): \(why); \(outcome == .requeued ? "the run goes back to the queue" : "the run failed")")
-        case .protocolBroken(let why):
-            let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts,
-                                                      failure: JobFailure(code: "worker_crashed", message: "the worker stopped answering: \(why)"), now: now)
-            ended = outcome != .requeued
-            logger.error("run \(job.id): \(why)")
-        }
-        progressSharedAt.withLock { $0[job.id] = nil }
-        if ended {
-            await removeInputs(of: job)
-            await events.jobFinished(job.id)
-        } else {
-            await events.jobRequeued(job.id)
-            await wake.signal()
-        }
-    }
 }
 
 extension Duration {

@@ -223,19 +223,23 @@ def test_events_and_cancel_work_from_any_node(cluster) -> None:
     cluster.audit()
 
 
-def run_on_a(cluster, key: str, steps: int = 40) -> int:
-    """A long run that node A's worker holds (B is paused while it is claimed, so A takes it)."""
-    b = cluster["B"]
-    b.process.send_signal(signal.SIGSTOP)
+def run_held_by(holder, other, entry, key: str, steps: int = 40) -> int:
+    """A long run posted to `entry` that `holder`'s worker holds (`other`, the only other node with workers, is
+    paused while the run is claimed)."""
+    other.process.send_signal(signal.SIGSTOP)
     try:
-        request_id = post(cluster["C"], key, wait=0, num_inference_steps=steps, megapixels="1").json()["data"]["request_id"]
+        request_id = post(entry, key, wait=0, num_inference_steps=steps, megapixels="1").json()["data"]["request_id"]
         deadline = time.monotonic() + 60
-        while not busy_with(cluster["A"], request_id):
-            assert time.monotonic() < deadline, "node A never took the run"
+        while not busy_with(holder, request_id):
+            assert time.monotonic() < deadline, "the node never took the run"
             time.sleep(0.1)
     finally:
-        b.process.send_signal(signal.SIGCONT)
+        other.process.send_signal(signal.SIGCONT)
     return request_id
+
+
+def run_on_a(cluster, key: str, steps: int = 40) -> int:
+    return run_held_by(cluster["A"], cluster["B"], cluster["C"], key, steps)
 
 
 def test_kill_9_of_a_node_mid_run_another_node_finishes_it_once_and_charges_once(cluster) -> None:

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from .conftest import BIN, REPO, data_dir_sharing_tiny, launch, stop
-from .test_postgres_nodes import PG_URL, PRICE, auth, busy_with, check, cli, post, psql, wait_for
+from .test_postgres_nodes import PG_URL, PRICE, auth, check, cli, post, psql, run_held_by, wait_for
 
 S3_ENV_NAMES = ("ATELIER_TEST_S3_ENDPOINT", "ATELIER_TEST_S3_BUCKET", "ATELIER_TEST_S3_KEY", "ATELIER_TEST_S3_SECRET",
                 "ATELIER_TEST_S3_ROOT")
@@ -142,18 +142,7 @@ def test_runs_on_either_api_node_are_made_by_the_worker_nodes_and_served_by_both
 
 
 def run_on_w1(t: Topology, key: str, steps: int = 40) -> int:
-    """A long run that W1 holds (W2 is paused while it is claimed)."""
-    w2 = t["W2"]
-    w2.process.send_signal(signal.SIGSTOP)
-    try:
-        request_id = post(t["API1"], key, wait=0, num_inference_steps=steps, megapixels="1").json()["data"]["request_id"]
-        deadline = time.monotonic() + 60
-        while not busy_with(t["W1"], request_id):
-            assert time.monotonic() < deadline, "W1 never took the run"
-            time.sleep(0.1)
-    finally:
-        w2.process.send_signal(signal.SIGCONT)
-    return request_id
+    return run_held_by(t["W1"], t["W2"], t["API1"], key, steps)
 
 
 def test_kill_9_of_a_worker_node_mid_run_the_other_finishes_it_once(topology) -> None:
