@@ -93,6 +93,7 @@ let package = Package(
             dependencies: [
                 "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierS3", "AtelierEngine", "AtelierHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -107,7 +108,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AtelierS3Tests",
-            dependencies: ["AtelierS3"]
+            dependencies: ["AtelierS3", .product(name: "AsyncHTTPClient", package: "async-http-client")]
         ),
         .testTarget(
             name: "AtelierStorageTests",

@@ -62,14 +62,21 @@ public struct S3Client: Sendable {
     public var firstBackoff: Duration = .milliseconds(200)
     public var requestTimeout: TimeAmount = .seconds(30)
 
-    /// One connection pool for the process: a static is never deinitialised, so it needs no shutdown.
-    static let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(
-        redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(30))
-    ))
+    /// The connection pool, owned by whoever made it (`makeHTTPClient`), who shuts it down.
+    let http: HTTPClient
 
-    public init(location: S3Location, credentials: AWSCredentials) {
+    public init(location: S3Location, credentials: AWSCredentials, http: HTTPClient) {
         self.location = location
+        self.http = http
         signer = SigV4Signer(credentials: credentials, region: location.region)
+    }
+
+    /// A pool fit for S3: redirects are not followed, and the connect timeout is short, since a refused connection
+    /// is retried by the pool until it and so bounds one attempt against a server that is down.
+    public static func makeHTTPClient() -> HTTPClient {
+        HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(
+            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(30))
+        ))
     }
 
     // MARK: Operations
@@ -141,7 +148,7 @@ public struct S3Client: Sendable {
                 request.body = .bytes(ByteBuffer(bytes: body))
             }
             do {
-                let response = try await Self.http.execute(request, timeout: requestTimeout)
+                let response = try await http.execute(request, timeout: requestTimeout)
                 let status = Int(response.status.code)
                 if (200..<300).contains(status) {
                     if !streaming { _ = try await response.body.collect(upTo: 1 << 20) }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import AtelierCore
 import AtelierS3
 import AtelierStorage
@@ -11,8 +12,10 @@ struct ImageStores {
     /// Set for a bucket: probed at start so a wrong secret or endpoint stops start-up with S3's own reason.
     var client: S3Client?
     var prefix = ""
+    /// The bucket's connection pool, shut down by `close` when the node stops.
+    var http: HTTPClient?
 
-    static func open(_ settings: ServeSettings, nodeID: String, logger: Logger) throws -> ImageStores {
+    static func open(_ settings: ServeSettings, nodeID: String, logger: Logger) async throws -> ImageStores {
         switch settings.storage {
         case .folder:
             return ImageStores(outputs: try LocalFolderStorage(root: settings.outputsDirectory),
@@ -21,13 +24,23 @@ struct ImageStores {
             guard let location = settings.s3Location, let credentials = settings.credentials else {
                 throw SettingError(setting: "--storage", why: "an s3:// store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
             }
-            let client = S3Client(location: location, credentials: credentials)
             let staging = try stagingFolder(settings.stagingDirectory, nodeID: nodeID)
-            return ImageStores(
-                outputs: try S3Storage(client: client, prefix: prefix, kind: "outputs", staging: staging.appendingPathComponent("outputs"), logger: logger),
-                inputs: try S3Storage(client: client, prefix: prefix, kind: "inputs", staging: staging.appendingPathComponent("inputs"), logger: logger),
-                client: client, prefix: prefix)
+            let http = S3Client.makeHTTPClient()
+            let client = S3Client(location: location, credentials: credentials, http: http)
+            do {
+                return ImageStores(
+                    outputs: try S3Storage(client: client, prefix: prefix, kind: "outputs", staging: staging.appendingPathComponent("outputs"), logger: logger),
+                    inputs: try S3Storage(client: client, prefix: prefix, kind: "inputs", staging: staging.appendingPathComponent("inputs"), logger: logger),
+                    client: client, prefix: prefix, http: http)
+            } catch {
+                try? await http.shutdown()
+                throw error
+            }
         }
+    }
+
+    func close() async {
+        try? await http?.shutdown()
     }
 
     /// Reads a key that is not there: 404 means the endpoint, bucket and credentials all work.

@@ -61,10 +61,11 @@ struct Server {
             postgres = shared
         }
         logger.info("database: \(settings.database.summary); node \(nodeID)")
-        let images = try ImageStores.open(settings, nodeID: nodeID, logger: logger)
+        let launch = try workerLaunch(for: entries)
+        // Opened after everything else that may throw: its connection pool must be shut down (below) once made.
+        let images = try await ImageStores.open(settings, nodeID: nodeID, logger: logger)
         let (storage, inputs) = (images.outputs, images.inputs)
         logger.info("images: \(settings.storage.summary)\(settings.s3Location.map { " at \($0.endpoint.absoluteString) (\($0.addressing.rawValue) addressing)" } ?? ""); output URLs: \(settings.outputURLs)")
-        let launch = try workerLaunch(for: entries)
 
         var supervisorConfig = SupervisorConfiguration()
         supervisorConfig.workerCount = settings.workers
@@ -153,8 +154,11 @@ struct Server {
             services = [postgres, listener, watcher]
         }
         let group = ServiceGroup(configuration: .init(services: services + [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let ran: Result<Void, any Error>
+        do { try await group.run(); ran = .success(()) } catch { ran = .failure(error) }
+        await images.close()
         do {
-            try await group.run()
+            try ran.get()
             logger.info("stopped")
         } catch let error as SupervisorError {
             logger.critical("\(error.description)")

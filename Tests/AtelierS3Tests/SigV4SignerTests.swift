@@ -6,6 +6,9 @@ import Testing
 /// Using Query Parameters" in the S3 API reference (bucket examplebucket, 24 May 2013), and the generic
 /// `get-vanilla` cases of the SigV4 test suite (service "service", 30 Aug 2015).
 @Suite struct SigV4SignerTests {
+    /// Only for building clients whose addressing is checked; nothing is sent.
+    static let http = S3Client.makeHTTPClient()
+
     static let docs = SigV4Signer(
         credentials: AWSCredentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
         region: "us-east-1")
@@ -89,9 +92,9 @@ import Testing
 
     @Test func pathAndVirtualHostAddressing() {
         let credentials = AWSCredentials(accessKeyID: "a", secretAccessKey: "b")
-        let path = S3Client(location: S3Location(endpoint: URL(string: "http://127.0.0.1:9000")!, bucket: "bk", region: "us-east-1", addressing: .path), credentials: credentials)
+        let path = S3Client(location: S3Location(endpoint: URL(string: "http://127.0.0.1:9000")!, bucket: "bk", region: "us-east-1", addressing: .path), credentials: credentials, http: Self.http)
         #expect(path.target(method: "GET", key: "p/outputs/a b.png", headers: []).0 == "http://127.0.0.1:9000/bk/p/outputs/a%20b.png")
-        let virtual = S3Client(location: S3Location(endpoint: URL(string: "https://s3.eu-west-1.amazonaws.com")!, bucket: "bk", region: "eu-west-1", addressing: .virtualHost), credentials: credentials)
+        let virtual = S3Client(location: S3Location(endpoint: URL(string: "https://s3.eu-west-1.amazonaws.com")!, bucket: "bk", region: "eu-west-1", addressing: .virtualHost), credentials: credentials, http: Self.http)
         let (url, request) = virtual.target(method: "GET", key: "x.png", headers: [])
         #expect(url == "https://bk.s3.eu-west-1.amazonaws.com/x.png" && request.host == "bk.s3.eu-west-1.amazonaws.com")
     }

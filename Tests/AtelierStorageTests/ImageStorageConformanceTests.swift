@@ -31,7 +31,7 @@ enum TestBucket {
         var (location, credentials) = try location(endpoint: endpoint)
         if let secret { credentials.secretAccessKey = secret }
         if endpoint != nil { location.endpoint = URL(string: endpoint!)! }
-        var client = S3Client(location: location, credentials: credentials)
+        var client = S3Client(location: location, credentials: credentials, http: S3StorageTests.http)
         client.attempts = attempts
         client.firstBackoff = .milliseconds(10)
         return try S3Storage(client: client, prefix: "conformance-\(UUID().uuidString.prefix(8))", kind: kind,
@@ -119,7 +119,8 @@ func readAll(_ storage: any ImageStorage, _ name: String, range: ClosedRange<Int
 
 /// What only a bucket does: presigned URLs, and refusing what it should refuse.
 @Suite struct S3StorageTests {
-    static let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+    /// One pool for the whole test process (never shut down: it lives as long as the process).
+    static let http = S3Client.makeHTTPClient()
 
     func fetch(_ url: String) async throws -> (Int, [UInt8]) {
         let response = try await Self.http.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
@@ -138,6 +139,15 @@ func readAll(_ storage: any ImageStorage, _ name: String, range: ClosedRange<Int
         // Another object's key with this signature, or a longer expiry: the peer recomputes the signature and refuses.
         #expect(try await fetch(url.replacingOccurrences(of: name, with: other)).0 == 403)
         #expect(try await fetch(url.replacingOccurrences(of: "X-Amz-Expires=60", with: "X-Amz-Expires=6000")).0 == 403)
+    }
+
+    @Test func headGivesTheSizeOrNothing() async throws {
+        let storage = try TestBucket.storage()
+        let name = storage.newName(format: .png)
+        let key = try #require(storage.objectKey(for: name))
+        #expect(try await storage.client.head(key: key) == nil)
+        try await storage.put(name: name, bytes: [1, 2, 3, 4, 5])
+        #expect(try await storage.client.head(key: key) == 5)
     }
 
     @Test func aWrongSecretIsRefusedByThePeer() async throws {

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import BIN, REPO, data_dir_sharing_tiny, launch, stop
+from .conftest import BIN, REPO, data_dir_sharing_tiny, launch
 from .test_postgres_nodes import PG_URL, PRICE, auth, check, cli, post, psql, run_held_by, wait_for
 
 S3_ENV_NAMES = ("ATELIER_TEST_S3_ENDPOINT", "ATELIER_TEST_S3_BUCKET", "ATELIER_TEST_S3_KEY", "ATELIER_TEST_S3_SECRET",
@@ -81,11 +81,12 @@ def topology(tmp_path_factory, server):
         t.start(n)
     yield t
     for node in t.nodes.values():
-        stop(node) if node.key else stop_worker(node)
+        stop_node(node)
     t.audit()
 
 
-def stop_worker(node) -> None:
+def stop_node(node) -> None:
+    """SIGTERM: the node drains and exits 0 (the ledger audit runs once, on the shared database)."""
     node.process.send_signal(signal.SIGTERM)
     assert node.process.wait(timeout=45) == 0, "\n".join(node.stderr_lines[-30:])
 
@@ -218,7 +219,7 @@ def test_sigterm_drains_a_worker_node_its_run_finishes_there_once(topology) -> N
     key = funded_key(t, "drain", 1)
     request_id = run_on_w1(t, key, steps=20)
     w1 = t.nodes.pop("W1")
-    stop_worker(w1)  # exits 0 once its running run is finished and stored
+    stop_node(w1)  # exits 0 once its running run is finished and stored
     done = check(t["API1"], key, request_id)
     assert done["status"] == "succeeded" and done["attempts"] == 1, done
     assert name_of(done["output"]) in t.objects() and money(t, key)["balance"] == 0
