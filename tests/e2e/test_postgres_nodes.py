@@ -238,6 +238,18 @@ def run_held_by(holder, other, entry, key: str, steps: int = 40) -> int:
     return request_id
 
 
+def kill_9(node) -> None:
+    """kill -9 of a node and of its Python workers with it, as when its machine dies."""
+    pids = [w["pid"] for w in node.workers() if w.get("pid")]
+    node.process.kill()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    node.process.wait()
+
+
 def run_on_a(cluster, key: str, steps: int = 40) -> int:
     return run_held_by(cluster["A"], cluster["B"], cluster["C"], key, steps)
 
@@ -245,15 +257,7 @@ def run_on_a(cluster, key: str, steps: int = 40) -> int:
 def test_kill_9_of_a_node_mid_run_another_node_finishes_it_once_and_charges_once(cluster) -> None:
     key = funded_key(cluster, "kill", 1)
     request_id = run_on_a(cluster, key, steps=20)
-    a = cluster.nodes.pop("A")
-    worker_pids = [w["pid"] for w in a.workers() if w.get("pid")]
-    a.process.kill()  # kill -9, and its worker with it, as when its machine dies
-    for pid in worker_pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    a.process.wait()
+    kill_9(cluster.nodes.pop("A"))
     done = wait_for(cluster["C"], key, request_id, lambda d: d["status"] in ("succeeded", "failed"), timeout=240)
     assert done["status"] == "succeeded" and done["attempts"] == 2, done
     assert psql(cluster.url, f"SELECT kind FROM ledger WHERE job_id = {request_id} ORDER BY id") == "hold\ncapture\nrelease"

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from .conftest import BIN, REPO, data_dir_sharing_tiny, launch
-from .test_postgres_nodes import PG_URL, PRICE, auth, check, cli, post, psql, run_held_by, wait_for
+from .test_postgres_nodes import PG_URL, PRICE, auth, check, cli, kill_9, post, psql, run_held_by, wait_for
 
 S3_ENV_NAMES = ("ATELIER_TEST_S3_ENDPOINT", "ATELIER_TEST_S3_BUCKET", "ATELIER_TEST_S3_KEY", "ATELIER_TEST_S3_SECRET",
                 "ATELIER_TEST_S3_ROOT")
@@ -151,15 +151,7 @@ def test_kill_9_of_a_worker_node_mid_run_the_other_finishes_it_once(topology) ->
     key = funded_key(t, "kill", 1)
     before = t.objects()
     request_id = run_on_w1(t, key, steps=20)
-    w1 = t.nodes.pop("W1")
-    pids = [w["pid"] for w in w1.workers() if w.get("pid")]
-    w1.process.kill()  # kill -9, and its Python worker with it, as when the GPU machine dies
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    w1.process.wait()
+    kill_9(t.nodes.pop("W1"))  # as when the GPU machine dies
     done = wait_for(t["API2"], key, request_id, lambda d: d["status"] in ("succeeded", "failed"), timeout=240)
     assert done["status"] == "succeeded" and done["attempts"] == 2, done
     assert psql(t.url, f"SELECT kind FROM ledger WHERE job_id = {request_id} ORDER BY id") == "hold\ncapture\nrelease"
