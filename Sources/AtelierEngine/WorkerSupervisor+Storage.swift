@@ -42,8 +42,8 @@ extension WorkerSupervisor {
     }
 
     /// Publishes every image of each succeeded run. An outage gets a second try a second later (the S3 client
-    /// retries each call for several seconds too); what still cannot be stored makes the run `storageFailed`, and what this attempt
-    /// stored of it is deleted.
+    /// retries each call for several seconds too); what still cannot be stored makes the run `storageFailed`,
+    /// whose recording deletes what this attempt stored of it.
     func storeImages(of batch: [Job], _ outcomes: [Int64: Outcome]) async -> [Int64: Outcome] {
         var stored = outcomes
         for job in batch {
@@ -53,7 +53,6 @@ extension WorkerSupervisor {
             for name in names where storage.stagingPath(for: name).map(staged.contains) == true {
                 if let problem = await publish(name) {
                     stored[job.id] = .storageFailed("image \(name) could not be stored: \(problem)")
-                    for other in names { await storage.remove(name: other) }
                     break
                 }
             }

@@ -24,6 +24,11 @@ public struct OutputLinks: Sendable {
 
     public func url(for name: String, apiBaseURL: String) -> String {
         if case .publicBase(let base) = mode, let key = storage.objectKey(for: name) { return "\(base)/\(key)" }
-        return "\(apiBaseURL)/storage/outputs/\(name)"
+        return Self.apiURL(for: name, apiBaseURL: apiBaseURL)
+    }
+
+    /// The image's route on the API (`proxy` and `presigned` modes, and views built without links).
+    public static func apiURL(for name: String, apiBaseURL: String) -> String {
+        "\(apiBaseURL)/storage/outputs/\(name)"
     }
 }

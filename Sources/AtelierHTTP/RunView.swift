@@ -117,7 +117,7 @@ public struct RunView: Encodable, Sendable {
         width = job.request.size.width
         height = job.request.size.height
         if let result = job.result, job.status == .succeeded {
-            let urls = result.outputs.map { links?.url(for: $0.name, apiBaseURL: baseURL) ?? "\(baseURL)/storage/outputs/\($0.name)" }
+            let urls = result.outputs.map { links?.url(for: $0.name, apiBaseURL: baseURL) ?? OutputLinks.apiURL(for: $0.name, apiBaseURL: baseURL) }
             output = job.request.numOutputs > 1 ? .many(urls) : urls.first.map(Output.one)
             outputType = "image"
             if job.request.numOutputs > 1 { seeds = result.outputs.map(\.seed) }

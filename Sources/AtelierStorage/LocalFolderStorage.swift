@@ -64,15 +64,8 @@ public struct LocalFolderStorage: ImageStorage {
     public func objectKey(for name: String) -> String? { ImageName.isValid(name) ? name : nil }
 
     public func remove(name: String) async {
-        removeNow(name: name)
-    }
-
-    /// Synchronous removal, for callers that are not async (a folder needs no network).
-    public func removeNow(name: String) {
         if let path = localPath(for: name) { try? FileManager.default.removeItem(atPath: path) }
     }
-
-    public static func isValidName(_ name: String) -> Bool { ImageName.isValid(name) }
 }
 
 /// The one shape of an image's name, in every store: 32 lowercase hex digits and a known format's extension.
