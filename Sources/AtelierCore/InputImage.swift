@@ -58,6 +58,12 @@ public struct InputImage: Sendable, Equatable, Codable {
         case dataURI = "data_uri"
         case url
     }
+    /// Which pixels of a mask are repainted: white ones (this API's and the hosted service's convention), or
+    /// transparent ones (OpenAI's Images API). The worker reads the mask accordingly.
+    public enum MaskConvention: String, Sendable, Codable {
+        case white
+        case transparent
+    }
     /// The stored file's name (in the input folder; never served).
     public var file: String
     public var format: OutputFormat
@@ -67,6 +73,8 @@ public struct InputImage: Sendable, Equatable, Codable {
     /// SHA-256 of the bytes, hex: identifies the content (and so an idempotent retry) without the file name.
     public var sha256: String
     public var origin: Origin
+    /// A mask's convention; nil (the default, and every run stored before it existed) is `white`.
+    public var convention: MaskConvention?
 
     public init(file: String, format: OutputFormat, width: Int, height: Int, bytes: Int, sha256: String, origin: Origin) {
         self.file = file
@@ -79,7 +87,7 @@ public struct InputImage: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case file, format, width, height, bytes, sha256, origin
+        case file, format, width, height, bytes, sha256, origin, convention
     }
 }
 

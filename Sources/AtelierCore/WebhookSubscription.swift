@@ -10,17 +10,26 @@ public enum WebhookEvent: String, Sendable, Codable, CaseIterable, Comparable {
     public static func < (a: WebhookEvent, b: WebhookEvent) -> Bool { a.rawValue < b.rawValue }
 }
 
+/// Whose body a webhook POSTs: the /api/v4/check object, or the Replicate prediction.
+public enum WebhookFormat: String, Sendable, Codable {
+    case atelier
+    case replicate
+}
+
 /// A run's webhook: where its events are POSTed and which ones. Stored with the run so a restart loses none.
 public struct WebhookSubscription: Sendable, Equatable, Codable {
     public var url: String
     public var events: [WebhookEvent]
     /// Base URL for output links in the payload (the request's own, as /run answers).
     public var baseURL: String
+    /// The shape of the payload: the dialect the run was made in (nil in rows written before dialects: atelier).
+    public var format: WebhookFormat?
 
-    public init(url: String, events: [WebhookEvent], baseURL: String) {
+    public init(url: String, events: [WebhookEvent], baseURL: String, format: WebhookFormat? = nil) {
         self.url = url
         self.events = events
         self.baseURL = baseURL
+        self.format = format
     }
 
     public static let maxURLLength = 2048

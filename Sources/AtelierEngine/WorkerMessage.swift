@@ -37,6 +37,8 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     /// Image-to-image: the stored input image's path; inpainting adds the mask's. Absent for text-to-image.
     public var image: String?
     public var mask: String?
+    /// "transparent" when the mask repaints its transparent pixels (OpenAI's convention); absent: white repaints.
+    public var maskConvention: String?
     /// prompt_strength, sent with an image only.
     public var strength: Double?
     /// The catalog model to run: the worker swaps in its LoRA (or runs the base alone).
@@ -45,6 +47,7 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case type, prompt, width, height, guidance, outputs, image, mask, strength
         case modelID = "model_id"
+        case maskConvention = "mask_convention"
         case safetyCheck = "safety_check"
         case jobID = "job_id"
         case numInferenceSteps = "num_inference_steps"
@@ -73,6 +76,7 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
         if r.image != nil, let imagePath = inputPaths.first {
             image = imagePath
             mask = r.mask != nil && inputPaths.count > 1 ? inputPaths[1] : nil
+            if mask != nil, let convention = r.mask?.convention, convention != .white { maskConvention = convention.rawValue }
             strength = r.promptStrength
         }
     }

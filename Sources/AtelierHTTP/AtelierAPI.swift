@@ -48,6 +48,8 @@ public struct APIConfiguration: Sendable {
     public var fetchLimits = OutboundLimits()
     /// How output URLs reach the images: through this API (the default), a presigned redirect, or a CDN.
     public var outputURLs: OutputURLMode = .proxy
+    /// The Replicate-compatible and OpenAI-compatible routes (`/v1/…`).
+    public var dialects = DialectConfiguration()
     public init() {}
 }
 
@@ -68,6 +70,10 @@ public struct AtelierAPI: Sendable {
     /// Encoded /check answers of finished runs.
     let finishedRuns = FinishedRunCache()
     var links: OutputLinks { OutputLinks(mode: config.outputURLs, storage: storage) }
+    /// Makes, reads and cancels runs for every dialect.
+    var runs: RunService {
+        RunService(catalog: catalog, jobs: jobs, keys: keys, storage: storage, queue: queue, clock: clock, config: config, inputs: inputs)
+    }
 
     public init(
         catalog: ModelCatalog, keys: any KeyStore, jobs: any JobStore, storage: any ImageStorage, queue: any RunQueue,
@@ -105,6 +111,8 @@ public struct AtelierAPI: Sendable {
         router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/readyz") { _, _ in try await self.ready() }
+        ReplicateRoutes(api: self).add(to: router)
+        OpenAIRoutes(api: self).add(to: router)
         playground?.add(to: router)
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
@@ -130,68 +138,27 @@ public struct AtelierAPI: Sendable {
     func run(_ request: Request, context: AtelierRequestContext) async throws -> Response {
         var raw = try await readParameters(request)
         let account = try await authenticate(request, body: raw)
-        // Draining for a restart: the run would only wait in the queue for the next process; say so now.
         guard !queue.isDraining else { throw AtelierError.shuttingDown }
         let wait = try waitWindow(request, body: raw.removeValue(forKey: "wait"))
         let webhook = try await webhookSubscription(url: raw.removeValue(forKey: "webhook"),
                                                     filter: raw.removeValue(forKey: "webhook_events_filter"), request: request)
-        var (run, pending) = try RunRequestDecoder(catalog: catalog).decodeWithInputs(raw)
-        if !pending.isEmpty {
-            guard let inputs else {
-                throw AtelierError.invalid("image", "unsupported_parameter", "image inputs are not enabled on this server; send the request without image and mask")
-            }
-            try await inputs.attach(pending, to: &run)
+        raw.removeValue(forKey: "api_key")
+        let submitted = try await runs.submit(
+            .init(parameters: raw, webhook: webhook, idempotencyKey: request.headers[Self.idempotencyHeader], wait: wait),
+            account: account, logger: context.logger)
+        if submitted.replayed {
+            guard submitted.job.status.isTerminal else { throw AtelierError.idempotencyInProgress(requestID: submitted.job.id) }
+            return runResponse(submitted.job, request: request, cost: try await runs.cost(of: submitted.job, account: account),
+                               headers: [Self.replayedHeader: "true"])
         }
-        // Until the run is in the database its stored inputs belong to this request: any way out but queuing it
-        // (an error, a replay of an idempotent request) deletes them.
-        var queued = false
-        defer { if !queued { inputs?.remove(run.inputImages) } }
-        let claim = try idempotencyClaim(request, run: run, key: account)
-        var rng = SystemRandomNumberGenerator()
-        if run.seed == nil { run.seed = UInt64.random(in: 0...RunRequest.maxSeed, using: &rng) }
-        let names = (0..<run.numOutputs).map { _ in storage.newName(format: run.outputFormat) }
-
-        guard let entry = catalog[run.modelID] else { throw AtelierError.modelNotFound(run.modelID) }
-        var job = Job(id: 0, accountID: account.accountID, request: run, outputNames: names,
-                      pricePerImage: Int64(entry.pricePerImage.minorUnits), createdAt: clock.now(), webhook: webhook)
-        // Random 15-digit ids, like the hosted service's; a collision (1 in 10^14 per pair) just draws again.
-        for attempt in 0..<5 {
-            job.id = Int64.random(in: Job.idRange, using: &rng)
-            await queue.events.subscribe(job.id)
-            do {
-                try await jobs.insert(job, idempotency: claim, maxInProgress: config.maxConcurrentRuns)
-                queued = true
-                break
-            } catch JobStoreError.idempotencyKeyUsed(let prior, let sameRequest) {
-                return try await replay(prior, sameRequest: sameRequest, request: request)
-            } catch JobStoreError.duplicateID where attempt < 4 {
-                continue
-            } catch JobStoreError.tooManyRunsInProgress(let count) {
-                throw AtelierError.rateLimited(
-                    message: "this account already has \(count) runs queued or running (at most \(config.maxConcurrentRuns)); wait for one to finish",
-                    retryAfter: 5, limit: nil, remaining: nil, reset: nil
-                )
-            } catch JobStoreError.insufficientCredit(let needed, let available) {
-                throw AtelierError.insufficientCredit(
-                    needed: needed, available: available, pricePerImage: job.pricePerImage,
-                    currency: entry.pricePerImage.currency, account: account.accountName
-                )
-            }
-        }
-        context.logger.info("run \(job.id) queued for account \(account.accountName): \(run.modelID) \(run.size) \(run.numInferenceSteps) steps")
-        await queue.jobQueued()
-        if wait > .zero { _ = await queue.events.wait(job.id, timeout: wait) }
-
-        guard let current = try await jobs.job(id: job.id) else {
-            throw AtelierError.internalError("run \(job.id) vanished after it was queued")
-        }
-        return runResponse(current, request: request)
+        return runResponse(submitted.job, request: request, cost: try await runs.cost(of: submitted.job, account: account))
     }
 
     /// What /run answers for a run in its current state. Still queued or running when the wait window ended:
     /// the request_id and status only, as the hosted service documents; /api/v4/check has the rest.
-    func runResponse(_ job: Job, request: Request, headers: HTTPFields = [:]) -> Response {
-        let view = RunView(job: job, baseURL: baseURL(for: request), links: links)
+    func runResponse(_ job: Job, request: Request, cost: RunCost, headers: HTTPFields = [:]) -> Response {
+        var view = RunView(job: job, baseURL: baseURL(for: request), links: links, currency: cost.currency)
+        view.cost = cost
         switch job.status {
         case .failed:
             let failure = job.failure ?? JobFailure(code: "failed", message: "the run failed")
@@ -199,7 +166,7 @@ public struct AtelierAPI: Sendable {
         case .succeeded, .canceled:
             return JSONResponse.make(status: .ok, SuccessEnvelope(data: view), headers: headers)
         case .queued, .running:
-            return JSONResponse.make(status: .ok, SuccessEnvelope(data: RunStatus(requestID: job.id, status: job.status.rawValue)), headers: headers)
+            return JSONResponse.make(status: .ok, SuccessEnvelope(data: RunStatus(requestID: job.id, status: job.status.rawValue, cost: cost)), headers: headers)
         }
     }
 
@@ -244,36 +211,6 @@ public struct AtelierAPI: Sendable {
 
     static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
     static let replayedHeader = HTTPField.Name("Idempotent-Replayed")!
-
-    /// `Idempotency-Key: <1–255 visible ASCII characters>`, scoped to the API key; the fingerprint is the
-    /// validated request (before a random seed is picked), so the same parameters in another encoding match.
-    func idempotencyClaim(_ request: Request, run: RunRequest, key: KeyRecord) throws -> IdempotencyClaim? {
-        guard let value = request.headers[Self.idempotencyHeader] else { return nil }
-        guard (1...255).contains(value.count), value.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0.asciiValue! >= 0x21 }) else {
-            throw AtelierError.invalid("Idempotency-Key", "invalid_idempotency_key",
-                                       "the Idempotency-Key header must be 1 to 255 visible ASCII characters, e.g. a UUID")
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // Inputs are compared by content: their stored file names are fresh for every request.
-        var run = run
-        run.image?.file = ""
-        run.mask?.file = ""
-        let canonical = String(decoding: (try? encoder.encode(run)) ?? Data(), as: UTF8.self)
-        return IdempotencyClaim(scope: key.prefix, key: value, fingerprint: APIKey.hash(canonical))
-    }
-
-    /// A repeated Idempotency-Key: the first run's answer, never a second run or charge.
-    func replay(_ prior: Int64, sameRequest: Bool, request: Request) async throws -> Response {
-        guard sameRequest else {
-            throw AtelierError.idempotencyMismatch(
-                "this Idempotency-Key was already used with a different request (request_id \(prior)); use a new key for a new request"
-            )
-        }
-        guard let job = try await jobs.job(id: prior) else { throw AtelierError.internalError("idempotent run \(prior) is missing") }
-        guard job.status.isTerminal else { throw AtelierError.idempotencyInProgress(requestID: prior) }
-        return runResponse(job, request: request, headers: [Self.replayedHeader: "true"])
-    }
 
     // MARK: /api/v4/models, /api/v4/account
 
@@ -463,12 +400,9 @@ public struct AtelierAPI: Sendable {
         return JSONResponse.make(status: .ok, encoded: body)
     }
 
-    /// A run's full view: outcome, progress while it runs, place in the queue while it waits.
+    /// A run's full view: outcome, cost, progress while it runs, place in the queue while it waits.
     func view(of job: Job, request: Request) async throws -> RunView {
-        // A run on another node's worker: its progress as stored (throttled) when this node heard none.
-        let progress = await queue.events.currentProgress(job.id) ?? (job.status == .running ? job.progress : nil)
-        let position = job.status == .queued ? try await jobs.queuePosition(id: job.id) : nil
-        return RunView(job: job, baseURL: baseURL(for: request), links: links, progress: progress, queuePosition: position)
+        try await runs.view(of: job, baseURL: baseURL(for: request))
     }
 
     static func requestID(_ value: ParameterValue?) throws -> Int64 {
@@ -484,60 +418,43 @@ public struct AtelierAPI: Sendable {
         return id
     }
 
-    /// The run, if it belongs to the key's account; another account's run is 404 exactly like a missing one.
     func ownedJob(_ id: Int64, account: KeyRecord) async throws -> Job {
-        guard let job = try await jobs.job(id: id), job.accountID == account.accountID else {
-            throw AtelierError.notFound("no run with request_id \(id) for this API key's account")
-        }
-        return job
+        try await runs.ownedJob(id, account: account)
     }
 
     // MARK: /api/v4/cancel
 
-    /// Cancels a run: queued, it never starts; running, its worker stops at the next step. Either way its hold is
-    /// released and nothing is charged. Canceling a canceled run again answers the same; a finished run is a 409.
+    /// Cancels a run (see `RunService.cancel`): nothing is charged.
     func cancel(_ request: Request, context: AtelierRequestContext) async throws -> Response {
         let raw = try await readParameters(request)
         let account = try await authenticate(request, body: raw)
         let id = try Self.requestID(raw["request_id"])
-        var queuedInputsToRemove = false
-        switch try await jobs.cancel(id: id, accountID: account.accountID, now: clock.now()) {
-        case .notFound:
-            throw AtelierError.notFound("no run with request_id \(id) for this API key's account")
-        case .alreadyFinished(let status) where status != .canceled:
-            throw AtelierError.conflict(code: "already_finished",
-                                        message: "run \(id) already \(status.rawValue); there is nothing to cancel")
-        case .canceled(let wasRunning):
-            // Running: the supervisor deletes the inputs once the worker has let go of them.
-            if wasRunning { queue.cancel(id) } else { queuedInputsToRemove = true }
-            await queue.events.jobFinished(id)
-            context.logger.info("run \(id) canceled by its account (\(wasRunning ? "was running" : "was queued"))")
-        case .alreadyFinished:
-            break
-        }
-        let job = try await ownedJob(id, account: account)
-        if queuedInputsToRemove { inputs?.remove(job.request.inputImages) }
+        let job = try await runs.cancel(id, account: account, logger: context.logger)
         return JSONResponse.make(status: .ok, SuccessEnvelope(data: try await view(of: job, request: request)))
     }
 
     func readParameters(_ request: Request) async throws -> [String: ParameterValue] {
+        try BodyParser.parse(try await readBody(request), contentType: request.headers[.contentType])
+    }
+
+    /// The whole body, refused with 413 past `maxBodyBytes` (before it is read when Content-Length says so).
+    func readBody(_ request: Request) async throws -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > config.maxBodyBytes {
             throw AtelierError.bodyTooLarge(limit: config.maxBodyBytes)
         }
-        let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: config.maxBodyBytes)
+            return try await request.body.collect(upTo: config.maxBodyBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw AtelierError.bodyTooLarge(limit: config.maxBodyBytes)
         } catch is NIOTooManyBytesError {
             // A body without Content-Length (chunked) that grew past the limit while it streamed.
             throw AtelierError.bodyTooLarge(limit: config.maxBodyBytes)
         }
-        return try BodyParser.parse(body, contentType: request.headers[.contentType])
     }
 
     /// `Authorization: Bearer <key>`, or an `api_key` body field (the hosted API accepts both).
-    func authenticate(_ request: Request, body: [String: ParameterValue]) async throws -> KeyRecord {
+    /// Replicate's clients may send `Authorization: Token <key>` (`acceptsTokenScheme`).
+    func authenticate(_ request: Request, body: [String: ParameterValue], acceptsTokenScheme: Bool = false) async throws -> KeyRecord {
         switch body["api_key"] {
         case nil, .string?: break
         case let value?: throw AtelierError.invalid("api_key", "invalid_type", "api_key must be the key as a string; got \(value.display)")
@@ -545,7 +462,7 @@ public struct AtelierAPI: Sendable {
         var presented: String?
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            guard parts.count == 2, parts[0].lowercased() == "bearer" || (acceptsTokenScheme && parts[0].lowercased() == "token") else {
                 throw AtelierError.unauthorized("the Authorization header must be \"Bearer <your API key>\"")
             }
             presented = parts[1].trimmingCharacters(in: .whitespaces)

@@ -51,6 +51,7 @@ public enum ErrorMapping {
             if ["worker_crashed", "worker_lost", "timeout", "server_restarted", "storage_unavailable"].contains(code) { .serviceUnavailable }
             else if code == "safety_flagged" || code == "invalid_input" { .unprocessableContent }
             else { .internalServerError }
+        case .stillRunning: .gatewayTimeout
         case .internalError: .internalServerError
         }
     }
@@ -91,12 +92,15 @@ public enum ErrorMapping {
             Envelope(message: "the server is shutting down and takes no new runs; retry in a few seconds", error: .init(code: "shutting_down"))
         case .conflict(let code, let m): Envelope(message: m, error: .init(code: code))
         case .runFailed(let code, let m): Envelope(message: m, error: .init(code: code), data: run)
+        case .stillRunning(let id, let seconds):
+            Envelope(message: "run \(id) is still running after \(seconds) s; it goes on and is charged when it ends: read it with GET /api/v4/check?request_id=\(id) instead of sending the request again (a new request is a new run)",
+                     error: .init(code: "still_running"))
         case .internalError: Envelope(message: "internal error; the server's log has the details", error: .init(code: "internal_error"))
         }
     }
 
-    public static func response(for error: AtelierError, run: RunView? = nil, extraHeaders: HTTPFields = [:]) -> Response {
-        var headers = extraHeaders
+    public static func headers(for error: AtelierError) -> HTTPFields {
+        var headers: HTTPFields = [:]
         if case .unauthorized = error { headers[.wwwAuthenticate] = "Bearer" }
         if status(for: error) == .serviceUnavailable { headers[.retryAfter] = "5" }
         if case .rateLimited(_, let retry, let limit, let remaining, let reset) = error {
@@ -105,22 +109,35 @@ public enum ErrorMapping {
             if let remaining { headers[HTTPField.Name("RateLimit-Remaining")!] = String(remaining) }
             if let reset { headers[HTTPField.Name("RateLimit-Reset")!] = String(reset) }
         }
+        return headers
+    }
+
+    public static func response(for error: AtelierError, run: RunView? = nil, extraHeaders: HTTPFields = [:]) -> Response {
+        var headers = headers(for: error)
+        for field in extraHeaders { headers[field.name] = field.value }
         return JSONResponse.make(status: status(for: error), envelope(for: error, run: run), headers: headers)
     }
 
-    /// Errors that are not ours (the router's 404, Hummingbird's body limit) get the same envelope.
-    public static func response(for error: any Error, logger: Logger) -> Response {
+    /// Any error, decided once: its status, its envelope (code, param, message) and its headers. Each dialect
+    /// writes these in its own shape (the envelope here, RFC 7807 for Replicate's, OpenAI's error object).
+    public struct Resolved: Sendable {
+        public var status: HTTPResponse.Status
+        public var envelope: Envelope
+        public var headers: HTTPFields
+    }
+
+    public static func resolve(_ error: any Error, logger: Logger) -> Resolved {
         if let e = error as? StoreUnavailable {
             logger.warning("database unavailable: \(e.reason)")
-            return response(for: AtelierError.databaseUnavailable)
+            return resolve(AtelierError.databaseUnavailable, logger: logger)
         }
         if let e = error as? StorageUnavailable {
             logger.warning("image store unavailable: \(e.reason)")
-            return response(for: AtelierError.storageUnavailable)
+            return resolve(AtelierError.storageUnavailable, logger: logger)
         }
         if let e = error as? AtelierError {
             if case .internalError(let detail) = e { logger.error("internal error: \(detail)") }
-            return response(for: e)
+            return Resolved(status: status(for: e), envelope: envelope(for: e), headers: headers(for: e))
         }
         if let e = error as? HTTPError {
             let code: String
@@ -131,10 +148,16 @@ public enum ErrorMapping {
             case .methodNotAllowed: (code, message) = ("method_not_allowed", e.body ?? "this route does not take that method")
             default: (code, message) = (e.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"), e.body ?? e.status.reasonPhrase)
             }
-            return JSONResponse.make(status: e.status, Envelope(message: message, error: .init(code: code)), headers: e.headers)
+            return Resolved(status: e.status, envelope: Envelope(message: message, error: .init(code: code)), headers: e.headers)
         }
         logger.error("unexpected error: \(String(reflecting: error))")
-        return response(for: AtelierError.internalError(String(describing: error)))
+        return resolve(AtelierError.internalError(String(describing: error)), logger: logger)
+    }
+
+    /// Errors that are not ours (the router's 404, Hummingbird's body limit) get the same envelope.
+    public static func response(for error: any Error, logger: Logger) -> Response {
+        let r = resolve(error, logger: logger)
+        return JSONResponse.make(status: r.status, r.envelope, headers: r.headers)
     }
 }
 

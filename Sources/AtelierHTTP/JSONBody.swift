@@ -6,14 +6,20 @@ import Foundation
 /// parameter held invalid UTF-8, so the body is read here, once, by RFC 8259's grammar: a key given twice and
 /// invalid text are refused naming the parameter; nesting is bounded so no body can exhaust the stack.
 struct JSONBody {
-    /// A parsed JSON value; objects below the top level are only skipped (no parameter takes one).
+    /// A parsed JSON value. Objects below the top level are kept for the dialects' bodies (Replicate's `input`);
+    /// no /api/v4 parameter takes one.
     enum Value: Equatable {
         case string(String)
         case number(Double)
         case bool(Bool)
         case null
         case array([Value])
-        case object
+        case object([Member])
+    }
+
+    struct Member: Equatable {
+        var key: String
+        var value: Value
     }
 
     static let maxDepth = 32
@@ -73,7 +79,7 @@ struct JSONBody {
             }
             try expect(":")
             let v = try value(depth: depth + 1)
-            if topLevel { members.append((key, v)) }
+            members.append((key, v))
             skipWhitespace()
             if peek == UInt8(ascii: ",") { i += 1; continue }
             try expect("}")
@@ -86,7 +92,7 @@ struct JSONBody {
         skipWhitespace()
         switch peek {
         case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "{"): _ = try object(depth: depth, topLevel: false); return .object
+        case UInt8(ascii: "{"): return .object(try object(depth: depth, topLevel: false).map { Member(key: $0.key, value: $0.value) })
         case UInt8(ascii: "["): return try array(depth: depth)
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)

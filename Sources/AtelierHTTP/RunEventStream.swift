@@ -107,8 +107,10 @@ extension AtelierAPI {
         var requestID: Int64
         var status = "queued"
         var queuePosition: Int? = nil
+        /// In /run's answer: the price, the amount held and the account's available credit.
+        var cost: RunCost? = nil
         enum CodingKeys: String, CodingKey {
-            case status
+            case status, cost
             case requestID = "request_id"
             case queuePosition = "queue_position"
         }

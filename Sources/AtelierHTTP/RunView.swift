@@ -56,6 +56,8 @@ public struct RunView: Encodable, Sendable {
     public var createdAt: Date
     public var startedAt: Date?
     public var completedAt: Date?
+    /// Price per image, images charged, amount charged and still held (see `RunCost`).
+    public var cost: RunCost
 
     public struct RunError: Encodable, Sendable {
         public var code: String
@@ -95,13 +97,15 @@ public struct RunView: Encodable, Sendable {
         case outputType = "output_type"
         case pathReason = "path_reason"
         case queuePosition = "queue_position"
-        case attempts
+        case attempts, cost
         case createdAt = "created_at"
         case startedAt = "started_at"
         case completedAt = "completed_at"
     }
 
-    public init(job: Job, baseURL: String, links: OutputLinks? = nil, progress: JobEvents.Progress? = nil, queuePosition: Int? = nil) {
+    public init(job: Job, baseURL: String, links: OutputLinks? = nil, currency: String = "USD",
+                progress: JobEvents.Progress? = nil, queuePosition: Int? = nil) {
+        cost = RunCost(job: job, currency: currency)
         self.queuePosition = queuePosition
         attempts = job.attempts
         createdAt = job.createdAt

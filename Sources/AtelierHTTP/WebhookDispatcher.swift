@@ -19,6 +19,10 @@ public struct WebhookConfiguration: Sendable {
     public var policy = OutboundAddressPolicy()
     /// Output URLs in payloads, as the API's answers build them (a CDN's, with `--output-urls public`).
     public var links: OutputLinks?
+    /// The models, for the cost's currency and a Replicate prediction's version.
+    public var catalog = ModelCatalog([])
+    /// The owner in a Replicate prediction's `model` (`owner/model_id`).
+    public var replicateOwner = DialectConfiguration().replicateOwner
     public init() {}
 }
 
@@ -75,7 +79,7 @@ public final class WebhookDispatcher: Service, Sendable {
                 try await outbox.recordWebhookAttempt(id: delivery.id, body: "", outcome: .gaveUp(error: "the run or its webhook is gone"), now: now)
                 return
             }
-            let body = delivery.body ?? Self.payload(job: job, event: delivery.event, baseURL: hook.baseURL, links: config.links)
+            let body = delivery.body ?? Self.payload(job: job, event: delivery.event, baseURL: hook.baseURL, config: config)
             let outcome: WebhookAttemptOutcome
             switch try await send(body: body, delivery: delivery, job: job, url: hook.url, client: client) {
             case nil:
@@ -129,8 +133,9 @@ public final class WebhookDispatcher: Service, Sendable {
         return .retry(at: next, error: error)
     }
 
-    /// The /api/v4/check body as of the event: a `start` event shows the run running even if it has since ended.
-    static func payload(job: Job, event: WebhookEvent, baseURL: String, links: OutputLinks? = nil) -> String {
+    /// The /api/v4/check body (or, for a run made through Replicate's API, the prediction) as of the event: a
+    /// `start` event shows the run running even if it has since ended.
+    static func payload(job: Job, event: WebhookEvent, baseURL: String, config: WebhookConfiguration) -> String {
         var view = job
         if event == .start {
             view.status = .running
@@ -138,7 +143,16 @@ public final class WebhookDispatcher: Service, Sendable {
             view.failure = nil
             view.finishedAt = nil
         }
-        let data = (try? JSONResponse.encoder.encode(SuccessEnvelope(data: RunView(job: view, baseURL: baseURL, links: links)))) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        let currency = config.catalog[job.request.modelID]?.pricePerImage.currency ?? "USD"
+        let encoded: Data?
+        switch job.webhook?.format ?? .atelier {
+        case .atelier:
+            encoded = try? JSONResponse.encoder.encode(SuccessEnvelope(data: RunView(job: view, baseURL: baseURL, links: config.links, currency: currency)))
+        case .replicate:
+            let prediction = ReplicatePrediction(job: view, owner: config.replicateOwner, catalog: config.catalog, baseURL: baseURL,
+                                                 links: config.links, progress: nil)
+            encoded = try? JSONResponse.encoder.encode(prediction)
+        }
+        return String(decoding: encoded ?? Data("{}".utf8), as: UTF8.self)
     }
 }

@@ -40,6 +40,7 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("output-urls"), help: "proxy (this API streams each image), presigned (it redirects to a short-lived presigned URL of the bucket) or public (links point at --output-public-url) (ATELIER_OUTPUT_URLS; default proxy).") var outputURLs: String?
     @Option(name: .customLong("presign-expiry"), help: "Seconds a presigned image URL stays valid (ATELIER_PRESIGN_EXPIRY; default 900).") var presignExpiry: String?
     @Option(name: .customLong("output-public-url"), help: "With --output-urls public, the CDN or public bucket URL that serves the store's object keys (ATELIER_OUTPUT_PUBLIC_URL).") var outputPublicURL: String?
+    @Option(name: .customLong("replicate-owner"), help: "The owner of every catalog model in the Replicate-compatible API: /v1/models/OWNER/MODEL_ID (ATELIER_REPLICATE_OWNER; default atelier).") var replicateOwner: String?
     @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
 
 
@@ -55,7 +56,7 @@ struct NodeOptions: ParsableArguments {
                              webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize, batchWindowMs: batchWindowMs,
                              database: database, lease: lease, storage: storage, s3Endpoint: s3Endpoint, s3Region: s3Region,
                              s3Addressing: s3Addressing, outputURLs: outputURLs, presignExpiry: presignExpiry,
-                             outputPublicURL: outputPublicURL),
+                             outputPublicURL: outputPublicURL, replicateOwner: replicateOwner),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {

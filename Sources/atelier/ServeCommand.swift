@@ -92,6 +92,9 @@ struct Server {
         var webhookConfig = WebhookConfiguration()
         webhookConfig.policy = apiConfig.outboundPolicy
         webhookConfig.links = OutputLinks(mode: settings.outputURLs, storage: storage)
+        webhookConfig.catalog = catalog
+        apiConfig.dialects.replicateOwner = settings.replicateOwner
+        webhookConfig.replicateOwner = settings.replicateOwner
         let webhooks = WebhookDispatcher(outbox: store, jobs: store, keys: store, config: webhookConfig, logger: logger)
         var limits = RateLimiter.Configuration()
         limits.requestsPerMinute = settings.rateLimit

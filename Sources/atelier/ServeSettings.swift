@@ -35,6 +35,8 @@ struct ServeSettings {
     var jobTimeoutSeconds = 300
     var waitSeconds = 60
     var publicURL: String?
+    /// The owner of every model in the Replicate-compatible API (`owner/model_id`).
+    var replicateOwner = "atelier"
     var logLevel = "info"
     var rateLimit = 600
     var maxWaitSeconds = 600
@@ -104,6 +106,7 @@ struct ServeSettings {
         var outputURLs: String? = nil
         var presignExpiry: String? = nil
         var outputPublicURL: String? = nil
+        var replicateOwner: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -172,6 +175,13 @@ struct ServeSettings {
                 throw SettingError(setting: name, why: "must be an http(s) URL such as https://images.example.com; got \"\(v)\"")
             }
             s.publicURL = v.hasSuffix("/") ? String(v.dropLast()) : v
+        }
+        if let (v, name) = pick(flags.replicateOwner, "REPLICATE_OWNER") {
+            // Replicate's owner names: letters, digits, - and _ (they are a path segment of /v1/models/{owner}/…).
+            guard !v.isEmpty, v.count <= 64, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+                throw SettingError(setting: name, why: "must be 1 to 64 letters, digits, - or _, such as atelier; got \"\(v)\"")
+            }
+            s.replicateOwner = v
         }
         try s.resolveStorage(flags: flags, environment: environment, pick: pick, int: int)
         if let (v, name) = pick(flags.logLevel, "LOG_LEVEL") {

@@ -9,6 +9,7 @@ from typing import Any
 
 PROTOCOL_VERSION = 1
 OUTPUT_FORMATS = ("webp", "jpg", "png")
+MASK_CONVENTIONS = ("white", "transparent")
 
 
 class ProtocolError(ValueError):
@@ -39,6 +40,8 @@ class GenerateRequest:
     # Image-to-image: path of the stored input image; inpainting adds the mask (white = repaint).
     image: str | None = None
     mask: str | None = None
+    # Which mask pixels are repainted: "white" (this API's convention) or "transparent" (OpenAI's Images API).
+    mask_convention: str = "white"
     strength: float = 0.8  # prompt_strength; only read with an image
     # Which of the worker's models (catalog ids) runs; absent: its first.
     model_id: str | None = None
@@ -60,6 +63,8 @@ class GenerateRequest:
             problems.append("outputs must name at least one file")
         if self.mask is not None and self.image is None:
             problems.append("mask needs image")
+        if self.mask_convention not in MASK_CONVENTIONS:
+            problems.append(f"mask_convention must be one of {', '.join(MASK_CONVENTIONS)}; got {self.mask_convention!r}")
         if self.image is not None and not 0 <= self.strength <= 1:
             problems.append(f"strength must be 0-1; got {self.strength}")
         if problems:
@@ -144,6 +149,7 @@ def _parse_generate(obj: dict[str, Any]) -> GenerateRequest:
         safety_check=bool(_need(obj, "safety_check", bool)) if "safety_check" in obj else True,
         image=_need(obj, "image", str) if obj.get("image") is not None else None,
         mask=_need(obj, "mask", str) if obj.get("mask") is not None else None,
+        mask_convention=_need(obj, "mask_convention", str) if obj.get("mask_convention") is not None else "white",
         strength=float(_need(obj, "strength", (int, float))) if obj.get("strength") is not None else 0.8,
         model_id=_need(obj, "model_id", str) if obj.get("model_id") is not None else None,
     )

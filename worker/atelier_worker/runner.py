@@ -51,11 +51,12 @@ class InputUnreadable(ValueError):
 MAX_INPUT_PIXELS = 400_000_000
 
 
-def load_inputs(image_path: str, mask_path: str | None) -> tuple[Any, Any | None]:
+def load_inputs(image_path: str, mask_path: str | None, mask_convention: str = "white") -> tuple[Any, Any | None]:
     """The input image as RGB and the mask as one channel at the image's size (nearest neighbour, so a hard-edged
-    mask stays hard-edged). EXIF orientation is not applied: the pixels are used as stored, at the size the
-    server read from the header."""
-    from PIL import Image
+    mask stays hard-edged), white where the pipeline repaints. A "transparent" mask (OpenAI's convention) repaints
+    where it is transparent: its alpha, inverted. EXIF orientation is not applied: the pixels are used as stored,
+    at the size the server read from the header."""
+    from PIL import Image, ImageOps
 
     Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
 
@@ -70,7 +71,17 @@ def load_inputs(image_path: str, mask_path: str | None) -> tuple[Any, Any | None
     image = read(image_path, "RGB", "image")
     mask = None
     if mask_path is not None:
-        mask = read(mask_path, "L", "mask")
+        if mask_convention == "transparent":
+            rgba = read(mask_path, "RGBA", "mask")
+            alpha = rgba.getchannel("A")
+            if alpha.getextrema() == (255, 255):
+                raise InputUnreadable(
+                    "the mask has no transparent pixels: with OpenAI's convention the transparent pixels are the ones "
+                    "repainted; send a PNG whose alpha is 0 where the image should change"
+                )
+            mask = ImageOps.invert(alpha)
+        else:
+            mask = read(mask_path, "L", "mask")
         if mask.size != image.size:
             mask = mask.resize(image.size, Image.NEAREST)
     return image, mask
@@ -353,7 +364,7 @@ class Runner:
         pipe = self.fast_pipe if choice.fast else self.pipeline_for(req)
         inputs: dict[str, Any] = {}
         if req.image is not None:
-            image, mask = load_inputs(req.image, req.mask)
+            image, mask = load_inputs(req.image, req.mask, req.mask_convention)
             inputs = {"image": image, "strength": req.strength}
             if mask is not None:
                 inputs["mask_image"] = mask

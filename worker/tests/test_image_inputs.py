@@ -82,6 +82,32 @@ def test_inpainting_with_a_mask_of_another_size(runner, tmp_path: Path) -> None:
     assert (out.images[0].width, out.images[0].height) == (128, 96)
 
 
+def test_a_transparent_mask_repaints_its_transparent_pixels(tmp_path: Path) -> None:
+    image = gradient(tmp_path / "in.png", (64, 32))
+    # OpenAI's convention: alpha 0 on the left half (repaint), opaque on the right (keep).
+    rgba = Image.new("RGBA", (64, 32), (10, 20, 30, 255))
+    rgba.paste((0, 0, 0, 0), (0, 0, 32, 32))
+    rgba.save(tmp_path / "alpha.png")
+    _, mask = load_inputs(image, str(tmp_path / "alpha.png"), "transparent")
+    assert mask.getpixel((5, 5)) == 255 and mask.getpixel((50, 5)) == 0
+    # The same file read with the white convention: its dark pixels keep everything.
+    _, as_white = load_inputs(image, str(tmp_path / "alpha.png"))
+    assert as_white.getpixel((5, 5)) == 0
+    Image.new("RGB", (64, 32), (255, 255, 255)).save(tmp_path / "opaque.png")
+    with pytest.raises(InputUnreadable, match="no transparent pixels"):
+        load_inputs(image, str(tmp_path / "opaque.png"), "transparent")
+
+
+def test_protocol_reads_and_checks_the_mask_convention() -> None:
+    base = ('{"type":"generate","job_id":"1","prompt":"p","width":64,"height":64,"num_inference_steps":2,'
+            '"guidance":3,"lora_scale":1,"go_fast":false,"output_format":"png","output_quality":80,'
+            '"outputs":[{"path":"/tmp/x.png","seed":1}],"image":"/tmp/in.png","mask":"/tmp/m.png"')
+    assert parse_inbound(base + "}").mask_convention == "white"
+    assert parse_inbound(base + ',"mask_convention":"transparent"}').mask_convention == "transparent"
+    with pytest.raises(ProtocolError, match="mask_convention"):
+        parse_inbound(base + ',"mask_convention":"black"}').validate()
+
+
 def test_an_undecodable_input_is_reported_not_crashed(runner, tmp_path: Path) -> None:
     good = Path(gradient(tmp_path / "in.png", (64, 64)))
     broken = tmp_path / "broken.png"

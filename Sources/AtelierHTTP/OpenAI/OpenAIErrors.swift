@@ -1,0 +1,78 @@
+import AtelierCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Errors of the OpenAI-compatible routes in OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`),
+/// with the status, code and headers `ErrorMapping` decides for every API.
+enum OpenAIErrors {
+    /// Whether openai-python may safely resend the POST. It retries 408, 409, 429 and 5xx on its own, without an
+    /// idempotency key; once a run may exist (it was handed to the run service without an Idempotency-Key) a
+    /// resend would be a second paid run, so the answer says `x-should-retry: false`.
+    enum RetrySafety: Sendable {
+        case safe
+        case runMayExist
+    }
+
+    struct Body: Encodable, Sendable {
+        struct Detail: Encodable, Sendable {
+            var message: String
+            var type: String
+            var param: String?
+            var code: String
+            /// Every problem of a refused request, as /api/v4 lists them.
+            var details: [ParameterProblem]?
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(message, forKey: .message)
+                try c.encode(type, forKey: .type)
+                try c.encode(param, forKey: .param)  // null, not absent, as OpenAI sends it
+                try c.encode(code, forKey: .code)
+                try c.encodeIfPresent(details, forKey: .details)
+            }
+            enum CodingKeys: String, CodingKey { case message, type, param, code, details }
+        }
+        var error: Detail
+    }
+
+    /// OpenAI's error types by status.
+    static func type(_ status: HTTPResponse.Status) -> String {
+        switch status.code {
+        case 401: "authentication_error"
+        case 402: "insufficient_quota"
+        case 403: "permission_error"
+        case 429: "rate_limit_error"
+        case 500...: "server_error"
+        default: "invalid_request_error"
+        }
+    }
+
+    /// Refusals that happen before anything is queued or charged: resending them makes no second run.
+    static func queuedNothing(_ error: any Error) -> Bool {
+        switch error as? AtelierError {
+        case .invalidParameters?, .malformedBody?, .bodyTooLarge?, .unsupportedMediaType?, .unauthorized?,
+             .insufficientCredit?, .rateLimited?, .shuttingDown?, .idempotencyMismatch?, .idempotencyInProgress?,
+             .modelNotFound?:
+            true
+        // A failed run charges nothing; a new one is what the client wants.
+        case .runFailed?: true
+        default: false
+        }
+    }
+
+    static func response(_ error: any Error, safety: RetrySafety, logger: Logger) -> Response {
+        let resolved = ErrorMapping.resolve(error, logger: logger)
+        var headers = resolved.headers
+        if safety == .runMayExist && !queuedNothing(error) { headers[HTTPField.Name("x-should-retry")!] = "false" }
+        let param = resolved.envelope.error.param.map { OpenAIImageRequest.clientNames[$0] ?? $0 }
+        let details = resolved.envelope.error.details?.map { problem -> ParameterProblem in
+            var renamed = problem
+            renamed.param = OpenAIImageRequest.clientNames[problem.param] ?? problem.param
+            return renamed
+        }
+        let body = Body(error: .init(message: resolved.envelope.message, type: type(resolved.status), param: param,
+                                     code: resolved.envelope.error.code, details: details))
+        return JSONResponse.make(status: resolved.status, body, headers: headers)
+    }
+}

@@ -1,0 +1,181 @@
+import AtelierCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// OpenAI's Images API (`/v1/images/generations`, `/v1/images/edits`, `/v1/models`), translated onto the one
+/// `RunService`: the same accounts, keys, queue, holds and charges as /api/v4/run. Its answers are synchronous,
+/// as OpenAI's are: the request is held until the images exist (up to `--max-wait`).
+struct OpenAIRoutes: Sendable {
+    let api: AtelierAPI
+    var runs: RunService { api.runs }
+
+    func add(to router: Router<AtelierRequestContext>) {
+        router.post("/v1/images/generations") { request, context in
+            await errors(context) { safety in try await images(request, context: context, edit: false, safety: &safety) }
+        }
+        router.post("/v1/images/edits") { request, context in
+            await errors(context) { safety in try await images(request, context: context, edit: true, safety: &safety) }
+        }
+        router.get("/v1/models") { request, context in await errors(context) { _ in try await models(request) } }
+    }
+
+    /// The longest an answer is held: the server's --max-wait, kept under openai-python's 600 s read timeout
+    /// (a client that times out retries the POST, which would be a second run).
+    var wait: Duration { min(api.config.maxWait, .seconds(590)) }
+
+    func images(_ request: Request, context: AtelierRequestContext, edit: Bool, safety: inout OpenAIErrors.RetrySafety) async throws -> Response {
+        let account = try await api.authenticate(request, body: [:])
+        var fields = try await api.readParameters(request)
+        if edit {
+            try Self.takeImages(&fields)
+        } else if fields["image"] != nil || fields["mask"] != nil {
+            throw AtelierError.invalid(fields["image"] != nil ? "image" : "mask", "unsupported_parameter",
+                                       "images go to POST /v1/images/edits; /v1/images/generations takes a prompt only")
+        }
+        let translated = try OpenAIImageRequest(fields, catalog: api.catalog)
+        let key = request.headers[AtelierAPI.idempotencyHeader]
+        // From here a run may be queued: without an Idempotency-Key a retried POST would be a second paid run.
+        if key == nil { safety = .runMayExist }
+        let submitted = try await runs.submit(
+            .init(parameters: translated.parameters, webhook: nil, idempotencyKey: key, wait: wait,
+                  maskConvention: edit ? .transparent : .white),
+            account: account, logger: context.logger)
+        var job = submitted.job
+        if submitted.replayed, !job.status.isTerminal { job = try await runs.awaitEnd(job.id, timeout: wait) }
+        switch job.status {
+        case .queued, .running:
+            throw AtelierError.stillRunning(requestID: job.id, seconds: Int(wait.components.seconds))
+        case .failed:
+            let failure = job.failure ?? JobFailure(code: "failed", message: "the run failed")
+            throw AtelierError.runFailed(code: failure.code, message: failure.message)
+        case .canceled:
+            throw AtelierError.conflict(code: "canceled", message: "run \(job.id) was canceled before it finished; nothing was charged")
+        case .succeeded:
+            break
+        }
+        let answer = try await ImagesResponse(job: job, format: translated.responseFormat, runs: runs,
+                                              baseURL: api.baseURL(for: request), cost: try await runs.cost(of: job, account: account))
+        var headers: HTTPFields = [HTTPField.Name("x-request-id")!: String(job.id)]
+        if submitted.replayed { headers[AtelierAPI.replayedHeader] = "true" }
+        return JSONResponse.make(status: .ok, answer, headers: headers)
+    }
+
+    /// openai-python sends one image as `image` and a list as `image[]`; a FLUX edit takes one.
+    static func takeImages(_ fields: inout [String: ParameterValue]) throws {
+        if let listed = fields.removeValue(forKey: "image[]") {
+            guard fields["image"] == nil else {
+                throw AtelierError.invalid("image", "too_many_images", "this model edits one image; send one image")
+            }
+            fields["image"] = listed
+        }
+        guard fields["image"] != nil else {
+            throw AtelierError.invalid("image", "required", "image is required: the picture to edit, as a file part named image")
+        }
+    }
+
+    struct ImagesResponse: Encodable, Sendable {
+        struct Image: Encodable, Sendable {
+            var url: String?
+            var b64JSON: String?
+            var revisedPrompt: String
+            enum CodingKeys: String, CodingKey {
+                case url
+                case b64JSON = "b64_json"
+                case revisedPrompt = "revised_prompt"
+            }
+        }
+        /// OpenAI's token usage: FLUX counts no tokens, so zeros, in the shape its clients parse.
+        struct Usage: Encodable, Sendable {
+            struct Details: Encodable, Sendable {
+                var imageTokens = 0
+                var textTokens = 0
+                enum CodingKeys: String, CodingKey {
+                    case imageTokens = "image_tokens"
+                    case textTokens = "text_tokens"
+                }
+            }
+            var inputTokens = 0
+            var outputTokens = 0
+            var totalTokens = 0
+            var inputTokensDetails = Details()
+            enum CodingKeys: String, CodingKey {
+                case inputTokens = "input_tokens"
+                case outputTokens = "output_tokens"
+                case totalTokens = "total_tokens"
+                case inputTokensDetails = "input_tokens_details"
+            }
+        }
+        var created: Int
+        var data: [Image]
+        var usage = Usage()
+        var outputFormat: String
+        var size: String
+        /// Atelier's addition: what the images cost and the account's credit after them.
+        var cost: RunCost
+        var requestID: String
+        enum CodingKeys: String, CodingKey {
+            case created, data, usage, size, cost
+            case outputFormat = "output_format"
+            case requestID = "request_id"
+        }
+
+        init(job: Job, format: OpenAIImageRequest.ResponseFormat, runs: RunService, baseURL: String, cost: RunCost) async throws {
+            created = Int(job.createdAt.timeIntervalSince1970)
+            let prompt = job.request.prompt
+            switch format {
+            case .url:
+                let view = RunView(job: job, baseURL: baseURL, links: runs.links, currency: cost.currency)
+                let urls: [String] = switch view.output { case .one(let u)?: [u]; case .many(let us)?: us; case nil: [] }
+                data = urls.map { Image(url: $0, revisedPrompt: prompt) }
+            case .b64JSON:
+                guard let images = try await runs.outputBytes(of: job, limit: 64_000_000) else {
+                    throw AtelierError.invalid("response_format", "too_large", "the images are too large to send inline; ask for response_format url")
+                }
+                data = images.map { Image(b64JSON: Data($0).base64EncodedString(), revisedPrompt: prompt) }
+            }
+            outputFormat = job.request.outputFormat == .jpg ? "jpeg" : job.request.outputFormat.rawValue
+            size = "\(job.request.size.width)x\(job.request.size.height)"
+            self.cost = cost
+            requestID = String(job.id)
+        }
+    }
+
+    struct ModelList: Encodable, Sendable {
+        struct Model: Encodable, Sendable {
+            var id: String
+            var object = "model"
+            var created = 0
+            var ownedBy: String
+            var pricePerImage: Int
+            var currency: String
+            enum CodingKeys: String, CodingKey {
+                case id, object, created, currency
+                case ownedBy = "owned_by"
+                case pricePerImage = "price_per_image"
+            }
+        }
+        var object = "list"
+        var data: [Model]
+    }
+
+    /// The catalog, as OpenAI lists models (with each model's price per image, in minor units).
+    func models(_ request: Request) async throws -> Response {
+        _ = try await api.authenticate(request, body: [:])
+        let owner = api.config.dialects.replicateOwner
+        let models = api.catalog.ids.compactMap { api.catalog[$0] }.map {
+            ModelList.Model(id: $0.id, ownedBy: owner, pricePerImage: $0.pricePerImage.minorUnits, currency: $0.pricePerImage.currency)
+        }
+        return JSONResponse.make(status: .ok, ModelList(data: models))
+    }
+
+    func errors(_ context: AtelierRequestContext, _ body: (inout OpenAIErrors.RetrySafety) async throws -> Response) async -> Response {
+        var safety = OpenAIErrors.RetrySafety.safe
+        do {
+            return try await body(&safety)
+        } catch {
+            return OpenAIErrors.response(error, safety: safety, logger: context.logger)
+        }
+    }
+}

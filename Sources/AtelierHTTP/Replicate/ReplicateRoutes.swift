@@ -1,0 +1,247 @@
+import AtelierCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Replicate's predictions API (`/v1/…`), translated onto the one `RunService`: the same accounts, keys, queue,
+/// holds and charges as /api/v4/run. A catalog model is `OWNER/model_id` (`--replicate-owner`, default
+/// `atelier`); its version is the hash of its catalog entry. Errors are RFC 7807 problem documents.
+struct ReplicateRoutes: Sendable {
+    let api: AtelierAPI
+    var owner: String { api.config.dialects.replicateOwner }
+    var runs: RunService { api.runs }
+
+    func add(to router: Router<AtelierRequestContext>) {
+        router.post("/v1/models/{owner}/{name}/predictions") { request, context in
+            await problems(context) { try await create(request, context: context, model: try modelID(context)) }
+        }
+        router.post("/v1/predictions") { request, context in
+            await problems(context) { try await create(request, context: context, model: nil) }
+        }
+        router.get("/v1/predictions") { request, context in await problems(context) { try await list(request) } }
+        router.get("/v1/predictions/{id}") { request, context in await problems(context) { try await get(request, context: context) } }
+        router.post("/v1/predictions/{id}/cancel") { request, context in
+            await problems(context) { try await cancel(request, context: context) }
+        }
+        router.get("/v1/predictions/{id}/stream") { request, context in
+            await problems(context) { try await stream(request, context: context) }
+        }
+        router.get("/v1/models/{owner}/{name}") { request, context in await problems(context) { try await model(request, context: context) } }
+        router.get("/v1/models/{owner}/{name}/versions") { request, context in
+            await problems(context) { try await versions(request, context: context) }
+        }
+        router.get("/v1/models/{owner}/{name}/versions/{version}") { request, context in
+            await problems(context) { try await version(request, context: context) }
+        }
+        router.get("/v1/webhooks/default/secret") { request, context in await problems(context) { try await secret(request) } }
+        ReplicateFiles(api: api).add(to: router, problems: problems)
+    }
+
+    /// Every error of this dialect as Replicate's clients read it: RFC 7807 (`type`, `title`, `status`,
+    /// `detail`), with the same status, code and headers /api/v4 gives (one mapping, `ErrorMapping`).
+    func problems(_ context: AtelierRequestContext, _ body: () async throws -> Response) async -> Response {
+        do {
+            return try await body()
+        } catch {
+            let resolved = ErrorMapping.resolve(error, logger: context.logger)
+            var headers = resolved.headers
+            headers[.contentType] = "application/problem+json"
+            headers[.cacheControl] = "no-store"
+            let problem = Problem(status: resolved.status, envelope: resolved.envelope)
+            let bytes = JSONResponse.bytes(problem) ?? ByteBuffer(string: #"{"title":"error"}"#)
+            return Response(status: resolved.status, headers: headers, body: .init(byteBuffer: bytes))
+        }
+    }
+
+    struct Problem: Encodable, Sendable {
+        var type: String
+        var title: String
+        var status: Int
+        var detail: String
+        /// Atelier's error code and, for a refused input, every problem (RFC 7807's extension members).
+        var code: String
+        var invalidParams: [ParameterProblem]?
+        enum CodingKeys: String, CodingKey {
+            case type, title, status, detail, code
+            case invalidParams = "invalid_params"
+        }
+        init(status: HTTPResponse.Status, envelope: ErrorMapping.Envelope) {
+            type = "https://atelier.invalid/problems/\(envelope.error.code)"
+            title = status.reasonPhrase
+            self.status = status.code
+            detail = envelope.message
+            code = envelope.error.code
+            invalidParams = envelope.error.details
+        }
+    }
+
+    func authenticate(_ request: Request) async throws -> KeyRecord {
+        try await api.authenticate(request, body: [:], acceptsTokenScheme: true)
+    }
+
+    /// `{owner}/{name}` of the path: the configured owner and a catalog model, else 404.
+    func modelID(_ context: AtelierRequestContext) throws -> String {
+        let path = (context.parameters.get("owner") ?? "", context.parameters.get("name") ?? "")
+        guard path.0 == owner, api.catalog[path.1] != nil else {
+            throw AtelierError.notFound("no model \(path.0)/\(path.1); the models here are \(api.catalog.ids.map { "\(owner)/\($0)" }.joined(separator: ", "))")
+        }
+        return path.1
+    }
+
+    /// `version` of POST /v1/predictions: `owner/name`, `owner/name:VERSION` or a bare VERSION of a catalog model.
+    func modelID(version: String?) throws -> String {
+        guard let version, !version.isEmpty else {
+            throw AtelierError.invalid("version", "required", "version is required: a model version id, or \(owner)/MODEL; GET /v1/models/\(owner)/MODEL/versions lists them")
+        }
+        let parts = version.split(separator: ":", maxSplits: 1).map(String.init)
+        if parts[0].contains("/") {
+            let name = parts[0].split(separator: "/", maxSplits: 1).map(String.init)
+            guard name.count == 2, name[0] == owner, let entry = api.catalog[name[1]],
+                  parts.count == 1 || parts[1] == ReplicatePrediction.version(of: entry) else {
+                throw AtelierError.invalid("version", "unknown_version", "no model version \(version); GET /v1/models/\(owner)/MODEL/versions lists them")
+            }
+            return entry.id
+        }
+        guard let id = api.catalog.ids.first(where: { ReplicatePrediction.version(of: api.catalog[$0]) == version }) else {
+            throw AtelierError.invalid("version", "unknown_version", "no model version \(version); GET /v1/models/\(owner)/MODEL/versions lists them")
+        }
+        return id
+    }
+
+    /// `Prefer: wait` (up to 60 s) or `Prefer: wait=N` (1–60), as Replicate documents it; absent: answer at once.
+    func preferredWait(_ request: Request) throws -> Int? {
+        guard let prefer = request.headers[HTTPField.Name("Prefer")!] else { return nil }
+        for token in prefer.split(separator: ",") {
+            let kv = token.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv[0].lowercased() == "wait" else { continue }
+            if kv.count == 1 { return 60 }
+            guard let n = Int(kv[1]), (1...60).contains(n) else {
+                throw AtelierError.invalid("Prefer", "out_of_range", "Prefer: wait=N takes whole seconds from 1 to 60; got \"\(kv[1])\"")
+            }
+            return n
+        }
+        return nil
+    }
+
+    func create(_ request: Request, context: AtelierRequestContext, model: String?) async throws -> Response {
+        let account = try await authenticate(request)
+        let body = try await DialectBody.object(request, api: api)
+        let modelID = try model ?? modelID(version: try DialectBody.string(body["version"], name: "version"))
+        guard case .object(let members)? = body["input"] else {
+            throw AtelierError.invalid("input", "required", "input is required: an object of the model's inputs, e.g. {\"input\": {\"prompt\": \"…\"}}")
+        }
+        var parameters = try DialectBody.parameters(members)
+        parameters["model_id"] = .string(modelID)
+        try await ReplicateFiles(api: api).resolveUploads(in: &parameters, request: request)
+        let webhook = try await webhook(body, request: request)
+        let waitSeconds = try preferredWait(request)
+        // A second early, so a client whose read timeout is the window (the Python client's) hears the answer.
+        let wait: Duration = waitSeconds.map { min(.milliseconds(max($0 * 1000 - 1000, $0 * 500)), api.config.maxWait) } ?? .zero
+        var submitted = try await runs.submit(
+            .init(parameters: parameters, webhook: webhook, idempotencyKey: request.headers[AtelierAPI.idempotencyHeader], wait: wait),
+            account: account, logger: context.logger)
+        if submitted.replayed, !submitted.job.status.isTerminal { submitted.job = try await runs.awaitEnd(submitted.job.id, timeout: wait) }
+        var prediction = try await prediction(submitted.job, request: request)
+        prediction.cost = try await runs.cost(of: submitted.job, account: account)
+        if let waitSeconds {
+            // The official client polls only while the status is `starting`: a run still going when the window
+            // closes must say so, or the client hands back a prediction without output.
+            if !submitted.job.status.isTerminal { prediction.status = "starting" }
+            // Sync mode's answer carries the images themselves (data URIs), as Replicate's does.
+            if submitted.job.status == .succeeded, let inline = try await dataURIs(submitted.job) { prediction.output = inline }
+        }
+        var headers: HTTPFields = [.location: prediction.urls["get"] ?? ""]
+        if let waitSeconds { headers[HTTPField.Name("Preference-Applied")!] = "wait=\(waitSeconds)" }
+        if submitted.replayed { headers[AtelierAPI.replayedHeader] = "true" }
+        return JSONResponse.make(status: .created, prediction, headers: headers)
+    }
+
+    /// The images as data URIs, when together they are small enough to inline (8 MB); nil otherwise.
+    func dataURIs(_ job: Job) async throws -> [String]? {
+        try await runs.outputBytes(of: job, limit: 8_000_000)?.map {
+            "data:\(job.request.outputFormat.contentType);base64,\(Data($0).base64EncodedString())"
+        }
+    }
+
+    /// `webhook` and `webhook_events_filter` (Replicate's words: start, output, logs, completed). Outputs and
+    /// logs exist only once a run ends here, so `output` is sent with `completed`, and `logs` at start and end.
+    func webhook(_ body: [String: JSONBody.Value], request: Request) async throws -> WebhookSubscription? {
+        let url = try DialectBody.string(body["webhook"], name: "webhook") ?? DialectBody.string(body["webhook_completed"], name: "webhook_completed")
+        var events: Set<String> = []
+        if let names = try DialectBody.strings(body["webhook_events_filter"], name: "webhook_events_filter") {
+            for name in names {
+                switch name {
+                case "start": events.insert("start")
+                case "output", "completed": events.insert("completed")
+                case "logs": events.formUnion(["start", "completed"])
+                default:
+                    throw AtelierError.invalid("webhook_events_filter", "invalid_choice",
+                                               "webhook_events_filter takes start, output, logs and completed; got \"\(name.prefix(40))\"")
+                }
+            }
+        } else if body["webhook"] == nil, url != nil {
+            events = ["completed"]  // webhook_completed alone
+        }
+        let filter: ParameterValue? = events.isEmpty ? nil : .string(events.sorted().joined(separator: ","))
+        guard var hook = try await api.webhookSubscription(url: url.map(ParameterValue.string), filter: url == nil ? nil : filter, request: request) else {
+            if filter != nil { throw AtelierError.invalid("webhook_events_filter", "requires_webhook", "webhook_events_filter needs a webhook URL") }
+            return nil
+        }
+        hook.format = .replicate
+        return hook
+    }
+
+    func prediction(_ job: Job, request: Request) async throws -> ReplicatePrediction {
+        ReplicatePrediction(job: job, owner: owner, catalog: api.catalog, baseURL: api.baseURL(for: request), links: api.links,
+                            progress: await runs.progress(of: job))
+    }
+
+    func predictionID(_ context: AtelierRequestContext) throws -> Int64 {
+        guard let text = context.parameters.get("id"), let id = Int64(text) else {
+            throw AtelierError.notFound("no prediction \(context.parameters.get("id") ?? "") for this API token's account")
+        }
+        return id
+    }
+
+    func get(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        let account = try await authenticate(request)
+        let job = try await runs.ownedJob(try predictionID(context), account: account)
+        return JSONResponse.make(status: .ok, try await prediction(job, request: request))
+    }
+
+    func cancel(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        let account = try await authenticate(request)
+        let job = try await runs.cancel(try predictionID(context), account: account, logger: context.logger)
+        return JSONResponse.make(status: .ok, try await prediction(job, request: request))
+    }
+
+    struct Page<Item: Encodable & Sendable>: Encodable, Sendable {
+        var previous: String?
+        var next: String?
+        var results: [Item]
+    }
+
+    /// The account's predictions, newest first, 100 a page; `next` is the following page's URL.
+    func list(_ request: Request) async throws -> Response {
+        let account = try await authenticate(request)
+        var before: Int64?
+        if let text = request.uri.queryParameters["cursor"] {
+            guard let c = Int64(text), c > 0 else {
+                throw AtelierError.invalid("cursor", "invalid_cursor", "cursor must come from a previous page's next URL; got \"\(text)\"")
+            }
+            before = c
+        }
+        let (page, more) = try await runs.list(account: account, before: before, limit: 100)
+        var results: [ReplicatePrediction] = []
+        for job in page { results.append(try await prediction(job, request: request)) }
+        let next = more ? page.last.map { "\(api.baseURL(for: request))/v1/predictions?cursor=\($0.id)" } : nil
+        return JSONResponse.make(status: .ok, Page(previous: nil, next: next, results: results))
+    }
+
+    func secret(_ request: Request) async throws -> Response {
+        let account = try await authenticate(request)
+        struct Secret: Encodable, Sendable { var key: String }
+        return JSONResponse.make(status: .ok, Secret(key: try await api.keys.webhookSecret(accountID: account.accountID)))
+    }
+}
