@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that are missing. `run`: the SQLite headers (the server links the system
 # libsqlite3) and Python. `test`: those, PHP with cURL (docs/api.md's PHP example runs in the tests, as PHP
-# clients send it), and Chromium with its WebDriver (the web pages are tested in a real headless browser).
+# clients send it), Chromium with its WebDriver (the web pages are tested in a real headless browser), and jq and
+# Node for docs/dialects.md's examples.
 # Needs root for apt-get; says what to install otherwise.
 set -euo pipefail
 mode=${1:-run}
@@ -13,6 +14,9 @@ if [ "$mode" = test ]; then
   php -m 2>/dev/null | grep -qi '^curl$' || need+=(php-curl)
   command -v chromium >/dev/null || need+=(chromium)
   command -v chromedriver >/dev/null || need+=(chromium-driver)
+  # docs/dialects.md's examples: curl piped to jq, and Node's fetch (Node 18+).
+  command -v jq >/dev/null || need+=(jq)
+  command -v node >/dev/null || need+=(nodejs)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

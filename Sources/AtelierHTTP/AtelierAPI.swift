@@ -114,9 +114,10 @@ public struct AtelierAPI: Sendable {
         ReplicateRoutes(api: self).add(to: router)
         OpenAIRoutes(api: self).add(to: router)
         playground?.add(to: router)
+        // Built once from the routes' document and the live catalog.
+        let openapi = ByteBuffer(string: OpenAPIBuilder.json(catalog: catalog, dialects: config.dialects))
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
-                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"], body: .init(byteBuffer: openapi))
         }
         allowed.load(router.routes)
         return router

@@ -53,11 +53,10 @@ enum DialectBody {
         }
     }
 
-    /// A list of strings given as a JSON array (or one comma-separated string).
+    /// A list of strings given as a JSON array.
     static func strings(_ value: JSONBody.Value?, name: String) throws -> [String]? {
         switch value {
         case nil, .null?: return nil
-        case .string(let s)?: return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         case .array(let items)?:
             return try items.map {
                 guard case .string(let s) = $0 else { throw AtelierError.invalid(name, "invalid_type", "\(name) must be a list of strings") }

@@ -126,6 +126,25 @@ public enum ErrorMapping {
         public var headers: HTTPFields
     }
 
+    /// Problems between parameters (width without custom, custom without width, a mask without an image, a
+    /// parameter and its alias both given): stated by /api/v4/run's schema (400 outside it), not by a schema that
+    /// lists each parameter alone (Replicate's `input`), where the value is well-formed and the request
+    /// unprocessable: 422.
+    static func crossParameter(_ problem: ParameterProblem) -> Bool {
+        ["requires_custom", "mask_without_image", "duplicate_parameter"].contains(problem.code)
+            || (problem.code == "required" && ["width", "height", "aspect_ratio"].contains(problem.param))
+    }
+
+    /// `resolve`, for an API whose schema states no rule between parameters.
+    public static func resolveWithoutParameterRules(_ error: any Error, logger: Logger) -> Resolved {
+        var resolved = resolve(error, logger: logger)
+        if case .invalidParameters(let problems)? = error as? AtelierError, !problems.isEmpty,
+           problems.allSatisfy({ crossParameter($0) || contentProblemCodes.contains($0.code) }) {
+            resolved.status = .unprocessableContent
+        }
+        return resolved
+    }
+
     public static func resolve(_ error: any Error, logger: Logger) -> Resolved {
         if let e = error as? StoreUnavailable {
             logger.warning("database unavailable: \(e.reason)")

@@ -120,12 +120,36 @@ extension InMemoryRunQueue: RunQueue {}
     }
 }
 
-/// The hand-written OpenAPI document against the router and the catalog.
+/// The OpenAPI document as served (the routes' document completed from the catalog) against the router and the
+/// catalog.
 @Suite struct OpenAPIDocumentTests {
     let document: [String: Any]
 
     init() throws {
-        document = try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as! [String: Any]
+        let json = OpenAPIBuilder.json(catalog: ModelCatalog([try RepositoryCatalog.entry()]))
+        document = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+    }
+
+    /// A second model file appears with its own parameters: in /api/v4/run's model_id, the Replicate and OpenAI
+    /// model names, and its own ModelInput schema, which has exactly its parameters.
+    @Test func aSecondModelAppearsWithItsOwnParameters() throws {
+        let first = try RepositoryCatalog.entry()
+        var second = first
+        second.id = "flux-plain"
+        second.parameters = first.parameters.filter { !["lora_scale", "mask"].contains($0.name) }
+        second.parameters.append(ParameterDefinition(name: "style_strength", kind: .number, description: "How strong.",
+                                                     minimum: 0, maximum: 2))
+        let json = OpenAPIBuilder.json(catalog: ModelCatalog([first, second]))
+        let doc = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        let schemas = try #require((doc["components"] as? [String: Any])?["schemas"] as? [String: [String: Any]])
+        let own = Set(try #require(schemas["ModelInput_flux-plain"]?["properties"] as? [String: Any]).keys)
+        #expect(own.contains("style_strength") && !own.contains("lora_scale") && !own.contains("mask"))
+        let firstOwn = Set(try #require(schemas["ModelInput_flux-cute-3d-kawaii"]?["properties"] as? [String: Any]).keys)
+        #expect(firstOwn.contains("lora_scale") && !firstOwn.contains("style_strength"))
+        let ids = (schemas["RunInput"]?["properties"] as? [String: [String: Any]])?["model_id"]?["enum"] as? [String]
+        #expect(ids == ["flux-cute-3d-kawaii", "flux-plain"])
+        #expect(schemas["ModelName"]?["enum"] as? [String] == ["flux-cute-3d-kawaii", "flux-plain"])
+        #expect((schemas["OpenAIImageGeneration"]?["properties"] as? [String: Any])?["style_strength"] != nil)
     }
 
     @Test func everyRouteIsDocumentedAndEveryDocumentedRouteExists() throws {

@@ -1,5 +1,7 @@
-"""Atelier's OpenAPI 3.1 document (routes and responses by hand; the run parameters from the catalog, see
-run_input_schema.py); writes Sources/AtelierHTTP/OpenAPIDocument.swift.
+"""Atelier's OpenAPI 3.1 document: the routes and their responses (this file and openapi_dialects.py); writes
+Sources/AtelierHTTP/OpenAPIDocument.swift. Every schema built from the catalog (RunInput, RunForm,
+ReplicateInput, ModelInput_<id>, the model names, OpenAI's image bodies) is added by the server when it starts, from
+the models it loaded (Sources/AtelierHTTP/OpenAPI/); `atelier openapi` prints the whole document.
 
 Run from the repository root: python3 docs/tools/openapi_source.py
 """
@@ -7,10 +9,10 @@ import json
 from pathlib import Path
 import sys
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_input_schema import TEXT, int_range, integer_text, run_input as catalog_run_input  # noqa: E402
+import openapi_dialects  # noqa: E402
 
-# The run parameters come from the catalog (models/*.json), not from this file.
-run_input = catalog_run_input(Path("models"))
+# Text without control characters but tab and line feed (TextRules.swift).
+TEXT = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
 check_input = {"type": "object", "additionalProperties": False, "required": ["request_id"],
                "properties": {"request_id": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 9007199254740991},
                                                        {"type": "string", "pattern": "^ *[0-9]{1,18} *$"}]},
@@ -42,6 +44,7 @@ run_data = {
     "started_at": {"type": "string", "format": "date-time"},
     "completed_at": {"type": "string", "format": "date-time"},
     "input": {"type": "object", "description": "Every parameter as the run uses it: defaults filled in, the seed picked."},
+    "cost": {"$ref": "#/components/schemas/Cost"},
   },
 }
 error_body = {
@@ -65,20 +68,6 @@ def bodies(ref, form_ref=None):
         "application/x-www-form-urlencoded": {"schema": {"$ref": form_ref}},
         "multipart/form-data": {"schema": {"$ref": form_ref}}}}
 
-
-def text_only(schema):
-    if isinstance(schema, dict):
-        out = {k: text_only(v) for k, v in schema.items()}
-        # Only the text forms: a form client writes every value as text, so a number alternative would reach
-        # the server in whatever spelling the client's language prints (1.25e-56).
-        if isinstance(out.get("oneOf"), list):
-            out["oneOf"] = [a for a in out["oneOf"] if a.get("type") == "string"]
-            if "default" in out and not isinstance(out["default"], str):
-                out["default"] = json.dumps(out["default"])  # 1 → "1", True → "true"
-        return out
-    if isinstance(schema, list):
-        return [text_only(v) for v in schema]
-    return schema
 ok_run = {"description": "The run: finished (output set), failed is reported as an error, or still queued/running when the wait window ended.",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunResponse"}}}}
 ok_run_linked = {**ok_run, "links": {"CheckRun": {"operationId": "checkGet",
@@ -163,7 +152,7 @@ doc = {
             "400": common["400"], "401": common["401"], "429": common["429"]}}},
     "/api/v4/usage": {"get": {
         "operationId": "usage", "summary": "Charged runs of the key's account, newest first, paged",
-        "parameters": [{"name": "limit", "in": "query", "schema": {"type": "string", "pattern": f"^\\+?0*{int_range(1, 200)}$"}},
+        "parameters": [{"name": "limit", "in": "query", "schema": {"type": "string", "pattern": "^\\+?0*(?:[1-9]|[1-9][0-9]{1}|1[0-9][0-9]{1}|200)$"}},
                        {"name": "cursor", "in": "query", "schema": {"type": "string", "pattern": "^\\+?0*[1-9][0-9]{0,17}$"}}],
         "responses": {"200": {"description": "One page.", "content": {"application/json": {"schema": {
             "type": "object", "required": ["success", "data"], "properties": {"success": {"const": True},
@@ -196,12 +185,13 @@ doc = {
     "/openapi.json": {"get": {
         "operationId": "openapi", "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}},
+    **openapi_dialects.paths,
   },
   "components": {
     "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                        "description": "An Atelier key (atl_…); `atelier keys create --account NAME` makes one."}},
     "schemas": {
-      "RunInput": run_input, "RunForm": text_only(run_input), "CheckInput": check_input, "RunData": run_data,
+      "CheckInput": check_input, "RunData": run_data, **openapi_dialects.schemas,
       "RunResponse": {"type": "object", "required": ["success", "data"],
                       "properties": {"success": {"const": True}, "data": {"$ref": "#/components/schemas/RunData"}}},
       "Error": error_body,
@@ -224,13 +214,12 @@ doc = {
 text = json.dumps(doc, indent=1)
 assert '"""#' not in text
 open('Sources/AtelierHTTP/OpenAPIDocument.swift', 'w').write(
-'''// Generated by docs/tools/openapi_source.py (routes and responses, written there) and
-// docs/tools/run_input_schema.py (the run parameters, read from models/*.json); edit those and run
-// `python3 docs/tools/openapi_source.py` from the repository root.
+'''// Generated by docs/tools/openapi_source.py and docs/tools/openapi_dialects.py (the routes and their
+// responses); edit those and run `python3 docs/tools/openapi_source.py` from the repository root.
 
-/// The public API's OpenAPI 3.1 document, served at /openapi.json. Tests check that its routes are exactly the
-/// router's and that the run parameters are exactly the catalog's; schemathesis (every check and phase) checks
-/// the server against it.
+/// The routes of the public API's OpenAPI 3.1 document; `OpenAPIBuilder` adds the schemas built from the live
+/// catalog and serves it at /openapi.json. Tests check that its routes are exactly the router's and that the run
+/// parameters are exactly the catalog's; schemathesis (every check and phase) checks the server against it.
 public enum OpenAPIDocument {
     public static let json = #"""
 ''' + text + '''

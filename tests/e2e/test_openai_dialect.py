@@ -90,6 +90,12 @@ def test_refusals_name_the_parameter_in_openais_shape_and_cost_nothing(server, c
     with pytest.raises(openai.BadRequestError) as unknown:
         client.images.generate(model=MODEL, prompt="x", extra_body={"sampler": "euler"})
     assert unknown.value.param == "sampler"
+    with pytest.raises(openai.BadRequestError) as catalog_name:
+        client.images.generate(model=MODEL, prompt="x", extra_body={"num_outputs": 2})
+    assert catalog_name.value.param == "num_outputs" and "send n" in catalog_name.value.message
+    with pytest.raises(openai.BadRequestError) as transparent:
+        client.images.generate(model=MODEL, prompt="x", background="transparent")
+    assert transparent.value.param == "background"
     with pytest.raises(openai.NotFoundError) as no_model:
         client.images.generate(model="sdxl", prompt="x")
     assert no_model.value.param == "model"

@@ -141,6 +141,13 @@ def test_a_refused_input_is_a_readable_error_and_costs_nothing(srv, client) -> N
     assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/problem+json")
     problem = r.json()
     assert problem["status"] == 400 and "aspect_ratio" in problem["detail"] and problem["title"]
+    # Parameters that do not go together: well-formed values, an unprocessable request (422).
+    r = requests.post(f"{srv.base_url}/v1/models/{MODEL}/predictions", headers={"Authorization": f"Bearer {srv.key}"},
+                      json={"input": {"prompt": "x", "aspect_ratio": "1:1", "width": 512}}, timeout=10)
+    assert r.status_code == 422 and r.json()["invalid_params"][0]["param"] == "width"
+    r = requests.post(f"{srv.base_url}/v1/predictions", headers={"Authorization": f"Bearer {srv.key}"},
+                      json={"version": MODEL, "input": {"prompt": "x"}, "webhok": "http://example.com"}, timeout=10)
+    assert r.status_code == 400 and "webhok" in r.json()["detail"]
     assert settled(srv)["available"] == before
 
 

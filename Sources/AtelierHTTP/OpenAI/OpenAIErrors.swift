@@ -65,10 +65,13 @@ enum OpenAIErrors {
         let resolved = ErrorMapping.resolve(error, logger: logger)
         var headers = resolved.headers
         if safety == .runMayExist && !queuedNothing(error) { headers[HTTPField.Name("x-should-retry")!] = "false" }
-        let param = resolved.envelope.error.param.map { OpenAIImageRequest.clientNames[$0] ?? $0 }
+        // A problem the decoder found with a translated field is the client's field's (num_outputs → n); a field
+        // refused under its own name keeps it.
+        func name(_ param: String, _ code: String) -> String { code == "unknown_parameter" ? param : OpenAIImageRequest.clientNames[param] ?? param }
+        let param = resolved.envelope.error.param.map { name($0, resolved.envelope.error.code) }
         let details = resolved.envelope.error.details?.map { problem -> ParameterProblem in
             var renamed = problem
-            renamed.param = OpenAIImageRequest.clientNames[problem.param] ?? problem.param
+            renamed.param = name(problem.param, problem.code)
             return renamed
         }
         let body = Body(error: .init(message: resolved.envelope.message, type: type(resolved.status), param: param,

@@ -19,6 +19,13 @@ struct OpenAIImageRequest: Sendable {
     /// OpenAI fields that mean nothing for a FLUX model: accepted (clients send them by default) and left out.
     static let ignored: Set<String> = ["user", "quality", "style", "moderation", "safety_identifier", "input_fidelity", "partial_images"]
 
+    /// Catalog parameters that OpenAI's own fields stand for here, refused under their catalog names (and aliases)
+    /// so that a request says each thing once.
+    static let coveredByOpenAI = [
+        "num_outputs": "n", "output_quality": "output_compression", "aspect_ratio": "size", "width": "size", "height": "size",
+        "megapixels": "size",
+    ]
+
     /// The catalog parameter a dialect field became, for errors: a problem with `num_outputs` is reported as `n`.
     static let clientNames = [
         "num_outputs": "n", "output_quality": "output_compression", "model_id": "model",
@@ -27,37 +34,48 @@ struct OpenAIImageRequest: Sendable {
 
     init(_ fields: [String: ParameterValue], catalog: ModelCatalog) throws {
         var rest = fields
-        for name in Self.ignored { rest[name] = nil }
+        for name in Self.ignored {
+            if case .file? = rest.removeValue(forKey: name) { throw AtelierError.invalid(name, "invalid_type", "\(name) must be text, not a file") }
+        }
+        if rest["model_id"] != nil {
+            throw AtelierError.invalid("model_id", "unknown_parameter", "model_id is /api/v4/run's name for it; send model")
+        }
         modelID = try Self.model(Self.text(rest.removeValue(forKey: "model"), "model"), catalog: catalog)
         rest["model_id"] = .string(modelID)
 
+        let aliases = catalog[modelID]?.parameters.flatMap { d in (d.aliases ?? []).map { ($0, d.name) } } ?? []
+        for (name, openAIName) in Self.coveredByOpenAI.sorted(by: { $0.key < $1.key }) + aliases where rest[name] != nil {
+            throw AtelierError.invalid(name, "unknown_parameter", "\(name) is not a field of this API; send \(openAIName)")
+        }
         try Self.move("n", to: "num_outputs", in: &rest)
         try Self.move("output_compression", to: "output_quality", in: &rest)
-        switch try Self.text(rest["output_format"], "output_format")?.lowercased() {
-        // OpenAI's default is PNG (the catalog's is WebP): its clients decode b64_json expecting it.
-        case nil: rest["output_format"] = .string("png")
-        case "jpeg": rest["output_format"] = .string("jpg")
-        default: break
-        }
+        // OpenAI's default is PNG (the catalog's is WebP): its clients decode b64_json expecting it. (jpeg is the
+        // catalog's own alias of jpg.)
+        if rest["output_format"] == nil || rest["output_format"] == .null { rest["output_format"] = .string("png") }
         let format = try Self.text(rest.removeValue(forKey: "response_format"), "response_format") ?? "url"
         guard let responseFormat = ResponseFormat(rawValue: format) else {
             throw AtelierError.invalid("response_format", "invalid_choice", "response_format must be url or b64_json; got \"\(format.prefix(40))\"")
         }
         self.responseFormat = responseFormat
-        if try Self.text(rest.removeValue(forKey: "background"), "background") == "transparent" {
+        switch try Self.text(rest.removeValue(forKey: "background"), "background") {
+        case nil, "auto"?, "opaque"?: break
+        case "transparent"?:
             throw AtelierError.invalid("background", "unsupported_value",
                                        "background transparent is not supported: FLUX images are opaque; leave background out, or send auto or opaque")
+        case let other?:
+            throw AtelierError.invalid("background", "invalid_choice", "background must be auto or opaque; got \"\(other.prefix(40))\"")
         }
-        if case .bool(true)? = rest.removeValue(forKey: "stream") {
+        switch rest.removeValue(forKey: "stream") {
+        case nil, .null?, .bool(false)?: break
+        case .bool(true)?:
             throw AtelierError.invalid("stream", "unsupported_value",
                                        "stream is not supported on this route; leave it out (the answer comes once the images are ready)")
+        default:
+            throw AtelierError.invalid("stream", "invalid_type", "stream must be false or absent (streaming is not offered)")
         }
         if let size = try Self.text(rest.removeValue(forKey: "size"), "size"), size != "auto" {
-            guard rest["aspect_ratio"] == nil, rest["width"] == nil, rest["height"] == nil else {
-                throw AtelierError.invalid("size", "conflicting_parameters", "send size or aspect_ratio/width/height, not both")
-            }
             for (name, value) in try Self.size(size, entry: catalog[modelID]) { rest[name] = value }
-        } else if rest["aspect_ratio"] == nil {
+        } else {
             rest["aspect_ratio"] = .string("1:1")
         }
         parameters = rest
@@ -76,7 +94,10 @@ struct OpenAIImageRequest: Sendable {
     /// `WIDTHxHEIGHT`: a size of the table (its aspect ratio and megapixels), else a custom size within the
     /// model's bounds.
     static func size(_ text: String, entry: ModelEntry?) throws -> [String: ParameterValue] {
-        let sides = text.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+        // Strictly digits without leading zeros, as the document's pattern says.
+        let sides = text.split(separator: "x", omittingEmptySubsequences: false).map {
+            $0.first != "0" && $0.count <= 5 && $0.allSatisfy { $0.isASCII && $0.isNumber } ? Int($0) : nil
+        }
         let table = SizeTable.megapixels.flatMap { mp in
             SizeTable.aspectRatios.compactMap { ratio in SizeTable.size(aspectRatio: ratio, megapixels: mp).map { (ratio, mp, $0) } }
         }
@@ -110,7 +131,7 @@ struct OpenAIImageRequest: Sendable {
     static func text(_ value: ParameterValue?, _ name: String) throws -> String? {
         switch value {
         case nil, .null?: return nil
-        case .string(let s)?: return s.trimmingCharacters(in: .whitespaces)
+        case .string(let s)?: return s
         case .number?, .bool?: return value!.display
         case .file?: throw AtelierError.invalid(name, "invalid_type", "\(name) must be text, not a file")
         }

@@ -72,6 +72,11 @@ struct ReplicateFiles: Sendable {
         _ = try await api.authenticate(request, body: [:], acceptsTokenScheme: true)
         let store = try self.store
         let parts = try await api.readParameters(request)
+        // The client sends the file as content, and metadata (JSON text) when given; nothing else is a field.
+        if let unknown = parts.keys.sorted().first(where: { $0 != "content" && $0 != "metadata" }) {
+            throw AtelierError.invalid(unknown, "unknown_parameter", "\(unknown.prefix(40)) is not a field of a file upload; send content (and metadata)")
+        }
+        if case .file? = parts["metadata"] { throw AtelierError.invalid("metadata", "invalid_type", "metadata must be text (a JSON object)") }
         guard case .file(let bytes, let filename, _)? = parts["content"] else {
             throw AtelierError.invalid("content", "required", "content is required: the file, as the multipart/form-data field content")
         }

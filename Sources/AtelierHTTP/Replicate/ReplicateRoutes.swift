@@ -44,7 +44,7 @@ struct ReplicateRoutes: Sendable {
         do {
             return try await body()
         } catch {
-            let resolved = ErrorMapping.resolve(error, logger: context.logger)
+            let resolved = ErrorMapping.resolveWithoutParameterRules(error, logger: context.logger)
             var headers = resolved.headers
             headers[.contentType] = "application/problem+json"
             headers[.cacheControl] = "no-store"
@@ -127,11 +127,34 @@ struct ReplicateRoutes: Sendable {
     func create(_ request: Request, context: AtelierRequestContext, model: String?) async throws -> Response {
         let account = try await authenticate(request)
         let body = try await DialectBody.object(request, api: api)
+        let fields = Set(["input", "webhook", "webhook_completed", "webhook_events_filter", "stream"] + (model == nil ? ["version"] : []))
+        if let unknown = body.keys.sorted().first(where: { !fields.contains($0) }) {
+            throw AtelierError.invalid(unknown, "unknown_parameter",
+                                       "\(unknown.prefix(40)) is not a field of a prediction; send \(fields.sorted().joined(separator: ", ")) (the model's parameters go in input)")
+        }
+        switch body["stream"] {
+        case nil, .null?, .bool?: break
+        default: throw AtelierError.invalid("stream", "invalid_type", "stream must be true or false")
+        }
         let modelID = try model ?? modelID(version: try DialectBody.string(body["version"], name: "version"))
         guard case .object(let members)? = body["input"] else {
             throw AtelierError.invalid("input", "required", "input is required: an object of the model's inputs, e.g. {\"input\": {\"prompt\": \"…\"}}")
         }
+        // The model is the route's (or the version's), and the key the Authorization header's.
+        if let taken = members.first(where: { ["model_id", "api_key"].contains($0.key) }) {
+            throw AtelierError.invalid(taken.key, "unknown_parameter", "\(taken.key) does not go in input: the model is in the URL (or version) and the key in the Authorization header")
+        }
         var parameters = try DialectBody.parameters(members)
+        // The aliases are /api/v4's (the hosted service's clients); a prediction names each input once.
+        let aliases = api.catalog[modelID]?.parameters.flatMap { d in (d.aliases ?? []).map { ($0, d.name) } } ?? []
+        if let (alias, name) = aliases.first(where: { parameters[$0.0] != nil }) {
+            throw AtelierError.invalid(alias, "unknown_parameter", "\(alias) is not an input of this model; send \(name)")
+        }
+        // Replicate's FLUX models default to 1:1; an image gives the size itself.
+        let blank: (ParameterValue?) -> Bool = { v in
+            switch v { case nil, .null?: true; case .string(let s)?: s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty; default: false }
+        }
+        if blank(parameters["aspect_ratio"]) && blank(parameters["image"]) { parameters["aspect_ratio"] = .string("1:1") }
         parameters["model_id"] = .string(modelID)
         try await ReplicateFiles(api: api).resolveUploads(in: &parameters, request: request)
         let webhook = try await webhook(body, request: request)
@@ -180,14 +203,13 @@ struct ReplicateRoutes: Sendable {
                                                "webhook_events_filter takes start, output, logs and completed; got \"\(name.prefix(40))\"")
                 }
             }
-        } else if body["webhook"] == nil, url != nil {
+        } else if body["webhook"] == nil || body["webhook"] == .null, url != nil {
             events = ["completed"]  // webhook_completed alone
         }
+        // Without a webhook the filter has nothing to filter: ignored, as Replicate does.
+        if url?.trimmingCharacters(in: .whitespaces).isEmpty ?? true { events = [] }
         let filter: ParameterValue? = events.isEmpty ? nil : .string(events.sorted().joined(separator: ","))
-        guard var hook = try await api.webhookSubscription(url: url.map(ParameterValue.string), filter: url == nil ? nil : filter, request: request) else {
-            if filter != nil { throw AtelierError.invalid("webhook_events_filter", "requires_webhook", "webhook_events_filter needs a webhook URL") }
-            return nil
-        }
+        guard var hook = try await api.webhookSubscription(url: url.map(ParameterValue.string), filter: filter, request: request) else { return nil }
         hook.format = .replicate
         return hook
     }
