@@ -24,7 +24,7 @@ public enum ErrorMapping {
     /// Problems of a parameter's content that no schema can state; the request's form was right.
     public static let contentProblemCodes: Set<String> = [
         "unsafe_url", "fetch_failed", "image_too_large", "empty_image", "unsupported_format", "truncated_image",
-        "invalid_image_size", "too_many_pixels", "invalid_data_uri", "too_few_steps",
+        "invalid_image_size", "too_many_pixels", "invalid_data_uri", "too_few_steps", "invalid_metadata",
     ]
 
     public static func status(for error: AtelierError) -> HTTPResponse.Status {

@@ -2078,8 +2078,8 @@ public enum OpenAPIDocument {
          },
          "metadata": {
           "type": "string",
-          "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$",
-          "description": "JSON text, as the official client sends it."
+          "pattern": "^[ \\t\\n]*\\{[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*\\}[ \\t\\n]*$",
+          "description": "A JSON object, as the official client sends it (422 if it does not parse)."
          }
         }
        }

@@ -18,6 +18,28 @@ extension AtelierAPI {
         case keepAlive
     }
 
+    /// A run's updates and a keep-alive tick every `keepAliveInterval`, as one sequence read where the writer
+    /// lives; both feeding tasks stop when `body` returns.
+    static func withKeepAlive<T>(_ updates: AsyncStream<JobEvents.Event>,
+                                 _ body: (AsyncStream<StreamItem>) async throws -> T) async rethrows -> T {
+        let (merged, input) = AsyncStream<StreamItem>.makeStream()
+        let forward = Task {
+            for await event in updates { input.yield(.event(event)) }
+            input.finish()
+        }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: keepAliveInterval)
+                input.yield(.keepAlive)
+            }
+        }
+        defer {
+            forward.cancel()
+            ticker.cancel()
+        }
+        return try await body(merged)
+    }
+
     func events(_ request: Request, context: AtelierRequestContext) async throws -> Response {
         let account = try await authenticate(request, body: [:])
         let id = try Self.requestID(context.parameters.get("id").map(ParameterValue.string))
@@ -59,44 +81,31 @@ extension AtelierAPI {
                 return
             }
             // One sequence of updates and keep-alive ticks, read here, where the writer lives.
-            let (merged, input) = AsyncStream<StreamItem>.makeStream()
-            let forward = Task {
-                for await event in updates { input.yield(.event(event)) }
-                input.finish()
-            }
-            let ticker = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: Self.keepAliveInterval)
-                    input.yield(.keepAlive)
-                }
-            }
-            defer {
-                forward.cancel()
-                ticker.cancel()
-            }
-            var lastProgress: ContinuousClock.Instant?
-            for await item in merged {
-                switch item {
-                case .keepAlive:
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                case .event(.requeued):
-                    try await send("queued", RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
-                case .event(.started(let attempt)):
-                    try await send("started", StartedData(requestID: id, attempt: attempt))
-                case .event(.progress(let p)):
-                    let now = ContinuousClock.now
-                    if p.step == p.total || lastProgress.map({ now - $0 >= Self.progressInterval }) ?? true {
-                        lastProgress = now
-                        try await send("progress", ProgressData(requestID: id, step: p.step, total: p.total))
+            try await Self.withKeepAlive(updates) { merged in
+                var lastProgress: ContinuousClock.Instant?
+                for await item in merged {
+                    switch item {
+                    case .keepAlive:
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    case .event(.requeued):
+                        try await send("queued", RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
+                    case .event(.started(let attempt)):
+                        try await send("started", StartedData(requestID: id, attempt: attempt))
+                    case .event(.progress(let p)):
+                        let now = ContinuousClock.now
+                        if p.step == p.total || lastProgress.map({ now - $0 >= Self.progressInterval }) ?? true {
+                            lastProgress = now
+                            try await send("progress", ProgressData(requestID: id, step: p.step, total: p.total))
+                        }
+                    case .event(.finished):
+                        if let job = try await api.jobs.job(id: id) { _ = try await sendState(job) }
+                        try await writer.finish(nil)
+                        return
                     }
-                case .event(.finished):
-                    if let job = try await api.jobs.job(id: id) { _ = try await sendState(job) }
-                    try await writer.finish(nil)
-                    return
                 }
+                // The server is shutting down: the client reconnects (after `retry`) to whoever serves next.
+                try await writer.finish(nil)
             }
-            // The server is shutting down: the client reconnects (after `retry`) to whoever serves next.
-            try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
     }

@@ -71,6 +71,33 @@ import Testing
         #expect(decodedSent == decodedFixture)
     }
 
+    /// An inpainting run whose mask follows OpenAI's convention (transparent = repaint) says so to the worker.
+    @Test func inpaintingWithATransparentMaskMatchesTheFixture() throws {
+        var request = RunRequest(
+            modelID: "flux-cute-3d-kawaii", prompt: "Cute 3d Kawaii, a flower", aspectRatio: "input",
+            megapixels: "1", size: .init(width: 96, height: 64), numOutputs: 1, numInferenceSteps: 28, guidance: 3,
+            seed: 1234567, outputFormat: .png, outputQuality: 80, loraScale: 1, goFast: true, promptStrength: 0.9,
+            disableSafetyChecker: false
+        )
+        func input(_ file: String) -> InputImage {
+            InputImage(file: file, format: .png, width: 96, height: 64, bytes: 100, sha256: "00", origin: .upload)
+        }
+        var mask = input("3c4d.png")
+        mask.convention = .transparent
+        request.attach(image: input("1a2b.png"), mask: mask)
+        let job = Job(id: 212121212121213, accountID: 1, request: request, outputNames: ["0b1c2d3e50.png"], createdAt: Date())
+        let command = GenerateCommand(job: job, paths: ["/var/lib/atelier/outputs/0b1c2d3e50.png"],
+                                      inputPaths: ["/var/lib/atelier/inputs/1a2b.png", "/var/lib/atelier/inputs/3c4d.png"])
+        let fixture = try JSONDecoder().decode(GenerateCommand.self, from: Data(line("generate_inpaint").utf8))
+        #expect(try JSONDecoder().decode(GenerateCommand.self, from: WorkerInbound.generate(command).encodedLine()) == fixture)
+        #expect(fixture.maskConvention == "transparent")
+        // The default convention is not sent at all: older workers read such a line as before.
+        mask.convention = nil
+        request.attach(image: input("1a2b.png"), mask: mask)
+        let plain = Job(id: 1, accountID: 1, request: request, outputNames: ["x.png"], createdAt: Date())
+        #expect(GenerateCommand(job: plain, paths: ["x"], inputPaths: ["a", "b"]).maskConvention == nil)
+    }
+
     /// The server's cancel line is exactly the fixture the worker's tests parse.
     @Test func cancelLineMatchesTheFixture() throws {
         let sent = try JSONSerialization.jsonObject(with: WorkerInbound.cancel(jobID: "123456789012345").encodedLine()) as! [String: String]

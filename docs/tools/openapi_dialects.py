@@ -112,8 +112,9 @@ paths = {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "additionalProperties": False, "required": ["content"],
             "properties": {"content": {"type": "string", "format": "binary"},
-                           "metadata": {"type": "string", "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$",
-                                        "description": "JSON text, as the official client sends it."}}}}}},
+                           "metadata": {"type": "string",
+                                        "pattern": "^[ \\t\\n]*\\{[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*\\}[ \\t\\n]*$",
+                                        "description": "A JSON object, as the official client sends it (422 if it does not parse)."}}}}}},
         "responses": {**ok("The file.", ref("File"), "201"), **errors(problem, "400", "401", "413", "415", "422", "429", "503")}}},
     "/v1/files/{id}": {
         "get": {"operationId": "replicateGetFile", "tags": ["Replicate"], "summary": "An uploaded file",

@@ -31,7 +31,9 @@ def submit(srv, **overrides) -> int:
     r = requests.post(f"{srv.base_url}/api/v4/run", headers=auth(srv), data=fields(wait="0", **overrides), timeout=30)
     assert r.status_code == 200, r.text
     data = r.json()["data"]
-    assert set(data) == {"request_id", "status"}  # the hosted contract: nothing else until it is done
+    # The hosted contract's request_id and status, and the cost (what is held; nothing charged yet).
+    assert set(data) == {"request_id", "status", "cost"}
+    assert data["cost"]["amount_charged"] == 0 and data["cost"]["amount_held"] > 0
     return data["request_id"]
 
 

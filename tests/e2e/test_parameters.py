@@ -76,7 +76,7 @@ def typed(srv, r: requests.Response) -> dict:
     """The run's typed input, from /check: a run still queued is answered by /run with its request_id only."""
     assert r.status_code == 200, r.text
     data = r.json()["data"]
-    assert set(data) == {"request_id", "status"} and data["status"] in ("queued", "running")
+    assert set(data) == {"request_id", "status", "cost"} and data["status"] in ("queued", "running")
     checked = requests.get(f"{srv.base_url}/api/v4/check", params={"request_id": data["request_id"]},
                            headers={"Authorization": f"Bearer {srv.key}"}, timeout=30)
     assert checked.status_code == 200, checked.text

@@ -103,6 +103,9 @@ def test_protocol_reads_and_checks_the_mask_convention() -> None:
             '"guidance":3,"lora_scale":1,"go_fast":false,"output_format":"png","output_quality":80,'
             '"outputs":[{"path":"/tmp/x.png","seed":1}],"image":"/tmp/in.png","mask":"/tmp/m.png"')
     assert parse_inbound(base + "}").mask_convention == "white"
+    fixture = Path(__file__).resolve().parents[2] / "contracts" / "fixtures" / "generate_inpaint.json"
+    req = parse_inbound(fixture.read_text())
+    assert req.mask_convention == "transparent" and req.mask and req.image
     assert parse_inbound(base + ',"mask_convention":"transparent"}').mask_convention == "transparent"
     with pytest.raises(ProtocolError, match="mask_convention"):
         parse_inbound(base + ',"mask_convention":"black"}').validate()

@@ -76,7 +76,11 @@ struct ReplicateFiles: Sendable {
         if let unknown = parts.keys.sorted().first(where: { $0 != "content" && $0 != "metadata" }) {
             throw AtelierError.invalid(unknown, "unknown_parameter", "\(unknown.prefix(40)) is not a field of a file upload; send content (and metadata)")
         }
-        if case .file? = parts["metadata"] { throw AtelierError.invalid("metadata", "invalid_type", "metadata must be text (a JSON object)") }
+        switch parts["metadata"] {
+        case nil, .null?: break
+        case .string(let text)? where (try? JSONBody.parameters(Array(text.utf8))) != nil: break
+        default: throw AtelierError.invalid("metadata", "invalid_metadata", "metadata must be a JSON object, e.g. {\"source\": \"camera\"}")
+        }
         guard case .file(let bytes, let filename, _)? = parts["content"] else {
             throw AtelierError.invalid("content", "required", "content is required: the file, as the multipart/form-data field content")
         }

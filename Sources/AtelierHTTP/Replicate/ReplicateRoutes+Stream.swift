@@ -49,43 +49,31 @@ extension ReplicateRoutes {
                 try await writer.finish(nil)
                 return
             }
-            let (merged, input) = AsyncStream<AtelierAPI.StreamItem>.makeStream()
-            let forward = Task {
-                for await event in updates { input.yield(.event(event)) }
-                input.finish()
-            }
-            let ticker = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: AtelierAPI.keepAliveInterval)
-                    input.yield(.keepAlive)
-                }
-            }
-            defer {
-                forward.cancel()
-                ticker.cancel()
-            }
-            var lastProgress: ContinuousClock.Instant?
-            for await item in merged {
-                switch item {
-                case .keepAlive:
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                case .event(.requeued):
-                    try await send("logs", "The worker was lost; the prediction is queued again.")
-                case .event(.started):
-                    try await send("logs", "Using seed: \(opening.seed)")
-                case .event(.progress(let p)):
-                    let now = ContinuousClock.now
-                    if p.step == p.total || lastProgress.map({ now - $0 >= AtelierAPI.progressInterval }) ?? true {
-                        lastProgress = now
-                        try await send("logs", ReplicatePrediction.progressLine(step: p.step, total: p.total))
+            // One sequence of updates and keep-alive ticks, read here, where the writer lives.
+            try await AtelierAPI.withKeepAlive(updates) { merged in
+                var lastProgress: ContinuousClock.Instant?
+                for await item in merged {
+                    switch item {
+                    case .keepAlive:
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    case .event(.requeued):
+                        try await send("logs", "The worker was lost; the prediction is queued again.")
+                    case .event(.started):
+                        try await send("logs", "Using seed: \(opening.seed)")
+                    case .event(.progress(let p)):
+                        let now = ContinuousClock.now
+                        if p.step == p.total || lastProgress.map({ now - $0 >= AtelierAPI.progressInterval }) ?? true {
+                            lastProgress = now
+                            try await send("logs", ReplicatePrediction.progressLine(step: p.step, total: p.total))
+                        }
+                    case .event(.finished):
+                        if let job = try await api.jobs.job(id: id) { _ = try await sendEnd(job) }
+                        try await writer.finish(nil)
+                        return
                     }
-                case .event(.finished):
-                    if let job = try await api.jobs.job(id: id) { _ = try await sendEnd(job) }
-                    try await writer.finish(nil)
-                    return
                 }
+                try await writer.finish(nil)
             }
-            try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
     }
