@@ -2697,9 +2697,10 @@ public enum OpenAPIDocument {
    "get": {
     "operationId": "openaiModels",
     "tags": [
-     "OpenAI"
+     "OpenAI",
+     "Replicate"
     ],
-    "summary": "The catalog as OpenAI lists models",
+    "summary": "The catalog as OpenAI lists models (data) and as Replicate does (results)",
     "responses": {
      "200": {
       "description": "Every model.",
@@ -3389,11 +3390,18 @@ public enum OpenAPIDocument {
     "type": "object",
     "required": [
      "object",
-     "data"
+     "data",
+     "results"
     ],
     "properties": {
      "object": {
       "const": "list"
+     },
+     "results": {
+      "type": "array",
+      "items": {
+       "$ref": "#/components/schemas/ReplicateModel"
+      }
      },
      "data": {
       "type": "array",

@@ -140,7 +140,8 @@ paths = {
         "responses": {**ok("The images, once made.", ref("ImagesResponse")),
                       **errors(openai_error, "400", "401", "402", "404", "409", "413", "415", "422", "429", "500", "503", "504")}}},
     "/v1/models": {"get": {
-        "operationId": "openaiModels", "tags": ["OpenAI"], "summary": "The catalog as OpenAI lists models",
+        "operationId": "openaiModels", "tags": ["OpenAI", "Replicate"],
+        "summary": "The catalog as OpenAI lists models (data) and as Replicate does (results)",
         "responses": {**ok("Every model.", ref("OpenAIModelList")), **errors(openai_error, "401", "429")}}},
 }
 
@@ -199,8 +200,8 @@ schemas = {
         "type": "object", "required": ["message", "type", "param", "code"],
         "properties": {"message": {"type": "string"}, "type": {"type": "string"}, "param": NULLABLE_STRING,
                        "code": {"type": "string"}, "details": {"type": "array"}}}}},
-    "OpenAIModelList": {"type": "object", "required": ["object", "data"], "properties": {
-        "object": {"const": "list"},
+    "OpenAIModelList": {"type": "object", "required": ["object", "data", "results"], "properties": {
+        "object": {"const": "list"}, "results": {"type": "array", "items": ref("ReplicateModel")},
         "data": {"type": "array", "items": {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {
             "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"}, "owned_by": {"type": "string"},
             "price_per_image": {"type": "integer"}, "currency": {"type": "string"}}}}}},

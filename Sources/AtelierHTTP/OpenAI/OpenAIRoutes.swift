@@ -158,16 +158,21 @@ struct OpenAIRoutes: Sendable {
         }
         var object = "list"
         var data: [Model]
+        /// The same models as Replicate's clients list them: `GET /v1/models` is both APIs' route, and each client
+        /// reads only its own keys (`data`; `results`, `next`).
+        var results: [ReplicateRoutes.ModelObject]
     }
 
-    /// The catalog, as OpenAI lists models (with each model's price per image, in minor units).
+    /// The catalog, as OpenAI lists models (with each model's price per image, in minor units) and as Replicate does.
     func models(_ request: Request) async throws -> Response {
-        _ = try await api.authenticate(request, body: [:])
+        _ = try await api.authenticate(request, body: [:], acceptsTokenScheme: true)
         let owner = api.config.dialects.replicateOwner
-        let models = api.catalog.ids.compactMap { api.catalog[$0] }.map {
+        let entries = api.catalog.ids.compactMap { api.catalog[$0] }
+        let models = entries.map {
             ModelList.Model(id: $0.id, ownedBy: owner, pricePerImage: $0.pricePerImage.minorUnits, currency: $0.pricePerImage.currency)
         }
-        return JSONResponse.make(status: .ok, ModelList(data: models))
+        let replicate = ReplicateRoutes(api: api)
+        return JSONResponse.make(status: .ok, ModelList(data: models, results: entries.map { replicate.modelObject($0, request: request) }))
     }
 
     func errors(_ context: AtelierRequestContext, _ body: (inout OpenAIErrors.RetrySafety) async throws -> Response) async -> Response {
