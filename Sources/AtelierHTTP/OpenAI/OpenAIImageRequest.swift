@@ -47,8 +47,10 @@ struct OpenAIImageRequest: Sendable {
         for (name, openAIName) in Self.coveredByOpenAI.sorted(by: { $0.key < $1.key }) + aliases where rest[name] != nil {
             throw AtelierError.invalid(name, "unknown_parameter", "\(name) is not a field of this API; send \(openAIName)")
         }
-        try Self.move("n", to: "num_outputs", in: &rest)
-        try Self.move("output_compression", to: "output_quality", in: &rest)
+        // Their catalog names were refused above, so the renames cannot collide.
+        for (name, catalogName) in [("n", "num_outputs"), ("output_compression", "output_quality")] {
+            if let value = rest.removeValue(forKey: name) { rest[catalogName] = value }
+        }
         // OpenAI's default is PNG (the catalog's is WebP): its clients decode b64_json expecting it. (jpeg is the
         // catalog's own alias of jpg.)
         if rest["output_format"] == nil || rest["output_format"] == .null { rest["output_format"] = .string("png") }
@@ -116,15 +118,6 @@ struct OpenAIImageRequest: Sendable {
                                        "size \(width)x\(height) is outside this model's bounds: each side from \(low) to \(high) (rounded up to a multiple of 16), or a table size such as \(examples)")
         }
         return ["aspect_ratio": .string(SizeTable.custom), "width": .number(Double(width)), "height": .number(Double(height))]
-    }
-
-    /// An OpenAI field given under its own name goes to the catalog's; both at once is ambiguous.
-    static func move(_ name: String, to catalogName: String, in fields: inout [String: ParameterValue]) throws {
-        guard let value = fields.removeValue(forKey: name) else { return }
-        guard fields[catalogName] == nil else {
-            throw AtelierError.invalid(name, "conflicting_parameters", "send \(name) or \(catalogName), not both")
-        }
-        fields[catalogName] = value
     }
 
     /// A field as text: JSON strings as they are, numbers written out (multipart sends everything as text).
