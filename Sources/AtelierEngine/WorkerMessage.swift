@@ -156,8 +156,56 @@ public struct WorkerErrorReport: Sendable, Equatable, Decodable {
     }
 }
 
+/// A compiled path's background warm-up state (`path_status`), sent whenever it changes, naming no job.
+public struct WorkerPathStatus: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable {
+        case building, warming, ready, failed
+    }
+    /// "fast" (go_fast's fp8 transformer) or "standard" (the standard path's compiled twin).
+    public var path: String
+    public var state: State
+    public var warm: Int
+    public var total: Int
+    public var reason: String
+    public var seconds: Double
+    /// Compile-cache hits and misses and Dynamo's compiled frames, once ready.
+    public var cache: [String: Int]
+
+    public init(path: String, state: State, warm: Int, total: Int, reason: String = "", seconds: Double = 0, cache: [String: Int] = [:]) {
+        self.path = path
+        self.state = state
+        self.warm = warm
+        self.total = total
+        self.reason = reason
+        self.seconds = seconds
+        self.cache = cache
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decode(String.self, forKey: .path)
+        state = try c.decode(State.self, forKey: .state)
+        warm = try c.decodeIfPresent(Int.self, forKey: .warm) ?? 0
+        total = try c.decodeIfPresent(Int.self, forKey: .total) ?? 0
+        reason = try c.decodeIfPresent(String.self, forKey: .reason) ?? ""
+        seconds = try c.decodeIfPresent(Double.self, forKey: .seconds) ?? 0
+        cache = try c.decodeIfPresent([String: Int].self, forKey: .cache) ?? [:]
+    }
+
+    /// For the log and /healthz readers: "warming 3 of 22 sizes", "ready in 41.2 s", "failed: …".
+    public var summary: String {
+        switch state {
+        case .building: "building"
+        case .warming: "warming \(warm) of \(total) sizes"
+        case .ready: "ready in \(String(format: "%.1f", seconds)) s" + (cache.isEmpty ? "" : " (compile cache: \(cache.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))")
+        case .failed: "failed after \(String(format: "%.1f", seconds)) s: \(reason)"
+        }
+    }
+}
+
 public enum WorkerOutbound: Sendable, Equatable, Decodable {
     case ready(WorkerReady)
+    case pathStatus(WorkerPathStatus)
     case progress(WorkerProgress)
     case result(WorkerResult)
     case error(WorkerErrorReport)
@@ -168,6 +216,7 @@ public enum WorkerOutbound: Sendable, Equatable, Decodable {
         let kind = try decoder.container(keyedBy: TypeKey.self).decode(String.self, forKey: .type)
         switch kind {
         case "ready": self = .ready(try WorkerReady(from: decoder))
+        case "path_status": self = .pathStatus(try WorkerPathStatus(from: decoder))
         case "progress": self = .progress(try WorkerProgress(from: decoder))
         case "result": self = .result(try WorkerResult(from: decoder))
         case "error": self = .error(try WorkerErrorReport(from: decoder))

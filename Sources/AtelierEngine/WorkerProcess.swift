@@ -47,7 +47,10 @@ public final class WorkerProcess: Sendable {
 
     static let keptLogLines = 30
 
-    public init(launch: WorkerLaunch, logger: Logger) throws(WorkerStartError) {
+    /// `onPathStatus` receives the worker's compiled-path reports as they come, on the reading thread: they name
+    /// no job, so they never enter `events`, whose readers wait for a job's answers.
+    public init(launch: WorkerLaunch, logger: Logger,
+                onPathStatus: @escaping @Sendable (WorkerPathStatus) -> Void = { _ in }) throws(WorkerStartError) {
         self.logger = logger
         let process = Process()
         process.executableURL = URL(fileURLWithPath: launch.python)
@@ -90,6 +93,7 @@ public final class WorkerProcess: Sendable {
         let outThread = Thread {
             Self.readLines(outPipe.fileHandleForReading) { line in
                 if let message = try? WorkerOutbound.decode(line: line) {
+                    if case .pathStatus(let status) = message { onPathStatus(status); return }
                     continuation.yield(.message(message))
                 } else {
                     continuation.yield(.garbage(line))

@@ -4,60 +4,6 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-public struct SupervisorConfiguration: Sendable {
-    public var workerCount: Int = 1
-    /// Longest a job may run on a worker before the worker is killed and the job failed.
-    public var jobTimeout: Duration = .seconds(300)
-    /// Loading FLUX.1-dev from disk and warming up takes minutes on a cold cache.
-    public var readyTimeout: Duration = .seconds(900)
-    /// Idle slots look for queued jobs this often even without a wake-up.
-    public var pollInterval: Duration = .seconds(1)
-    public var restartBackoff: ClosedRange<Duration> = .milliseconds(500)...(.seconds(30))
-    /// How long a claim holds a job without renewal. The supervisor renews every third of it while the worker
-    /// runs; a job whose lease lapsed (its server hung or died) is retried.
-    public var lease: Duration = .seconds(30)
-    /// Attempts a job gets when its worker dies under it (a crash may be the machine, not the request); after
-    /// the last one it fails with its hold released.
-    public var maxAttempts: Int = 3
-    /// On SIGTERM, how long running jobs may take to finish before their workers are stopped and the jobs go
-    /// back to the queue for the next start.
-    public var drainTimeout: Duration = .seconds(60)
-    /// Most images one pipeline call makes from compatible queued runs (equal `RunRequest.batchKey`); 1 turns
-    /// batching off. Each run keeps its own seed, result and charge. Measured: it pays on the CPU and for small
-    /// images; at 1024² on an H100 two images in one call took 0.988 of two calls (docs/benchmarks.md).
-    public var batchSize: Int = 1
-    /// With batching on, how long a claim that did not fill its batch waits once for more compatible runs; zero:
-    /// never waits (a run is never delayed, but runs arriving together split into a batch of one and the rest).
-    public var batchWindow: Duration = .zero
-    /// On a shared database, how often a running job's progress is stored for requests on other nodes.
-    public var progressInterval: Duration = .milliseconds(500)
-    /// Times every timeout, backoff and poll; tests pass a manual clock so they never sleep.
-    public var clock: any Clock<Duration> = ContinuousClock()
-    public init() {}
-}
-
-/// The state of one worker slot, for /healthz and the logs.
-public struct WorkerSlotStatus: Sendable, Equatable, Codable {
-    public enum State: String, Sendable, Codable {
-        case starting, idle, busy, restarting, stopped
-    }
-    public var slot: Int
-    public var state: State
-    public var pid: Int32?
-    public var device: String?
-    public var jobID: Int64?
-    public var restarts: Int
-    public var randomWeights: Bool?
-    public var fastPathAvailable: Bool?
-
-    enum CodingKeys: String, CodingKey {
-        case slot, state, pid, device, restarts
-        case jobID = "job_id"
-        case randomWeights = "random_weights"
-        case fastPathAvailable = "fast_path_available"
-    }
-}
-
 public enum SupervisorError: Error, CustomStringConvertible {
     /// Restarting cannot help (weights missing, bad configuration): start-up stops with the worker's explanation.
     case fatal(String)
@@ -219,7 +165,18 @@ public final class WorkerSupervisor: Service, Sendable {
         for input in job.request.inputImages { await inputs.remove(name: input.file) }
     }
 
-    private func update(_ slot: Int, _ change: (inout WorkerSlotStatus) -> Void) {
+    /// A worker's compiled path changed state: shown in /healthz, and logged (warming sizes at debug level).
+    func recordPathStatus(_ status: WorkerPathStatus, slot: Int) {
+        update(slot) { $0.compiledPaths = ($0.compiledPaths ?? [:]).merging([status.path: status]) { $1 } }
+        let message: Logger.Message = "worker slot \(slot): compiled \(status.path) path \(status.summary)"
+        switch status.state {
+        case .failed: logger.warning(message)
+        case .warming where status.warm > 0: logger.debug(message)
+        default: logger.info(message)
+        }
+    }
+
+    func update(_ slot: Int, _ change: (inout WorkerSlotStatus) -> Void) {
         slots.withLock { change(&$0[slot]) }
     }
 
@@ -228,11 +185,11 @@ public final class WorkerSupervisor: Service, Sendable {
     private func slotLoop(_ slot: Int) async throws {
         var backoff = config.restartBackoff.lowerBound
         while !isStopping {
-            update(slot) { $0.state = .starting; $0.pid = nil; $0.jobID = nil }
+            update(slot) { $0.state = .starting; $0.pid = nil; $0.jobID = nil; $0.compiledPaths = nil }
             let worker: WorkerProcess
             let ready: WorkerReady
             do {
-                (worker, ready) = try await startWorker()
+                (worker, ready) = try await startWorker(slot: slot)
             } catch let error as WorkerStartError {
                 if error.isFatal {
                     throw SupervisorError.fatal(error.description)
@@ -270,8 +227,10 @@ public final class WorkerSupervisor: Service, Sendable {
         try? await cancelWhenGracefulShutdown { try await clock.sleep(for: duration) }
     }
 
-    private func startWorker() async throws -> (WorkerProcess, WorkerReady) {
-        let worker = try WorkerProcess(launch: launch, logger: logger)
+    private func startWorker(slot: Int) async throws -> (WorkerProcess, WorkerReady) {
+        let worker = try WorkerProcess(launch: launch, logger: logger) { [weak self] status in
+            self?.recordPathStatus(status, slot: slot)
+        }
         let readyTimeout = config.readyTimeout
         let sleeper = config.clock
         let outcome: Result<WorkerReady, WorkerStartError> = await withTaskGroup(of: Result<WorkerReady, WorkerStartError>?.self) { group in

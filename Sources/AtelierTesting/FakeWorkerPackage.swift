@@ -8,7 +8,8 @@ import Foundation
 /// cancel or a shutdown lands mid-run), `hang` (never answers a generate), `die` (exits 1 on every generate),
 /// `die-once` (exits 1 on the first generate of all workers sharing `FAKE_WORKER_MARKER`, a file path),
 /// `weights-missing` (exits 3 before ready), `config-invalid` (exits 4 before ready). Every mode stops a job named
-/// by a `cancel` at its next step with a `canceled` error.
+/// by a `cancel` at its next step with a `canceled` error. Every mode reports its compiled fast path as building
+/// after ready and as ready at the first step of a job (`path_status`, which names no job).
 public enum FakeWorkerPackage {
     public static func write() throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("fake-worker-\(UUID().uuidString)")
@@ -33,6 +34,8 @@ if mode == "weights-missing":
 send({"type": "ready", "protocol": 1, "pid": os.getpid(), "device": "cpu", "load_ms": 1.0,
       "model": {"base": "fake", "lora": None, "adapter": "style", "random_weights": True},
       "fast_path": {"available": False, "reason": "no CUDA device"}})
+# Like a GPU worker: its compiled path reports after ready, and again in the middle of the first job.
+send({"type": "path_status", "path": "fast", "state": "building", "warm": 0, "total": 2})
 # Like the real worker: stdin is read on its own thread, so a cancel arrives while a job runs.
 inbox, canceled = queue.Queue(), set()
 def read():
@@ -66,6 +69,9 @@ while True:
         if mode == "slow":
             time.sleep(0.2)
         send({"type": "progress", "job_id": msg["job_id"], "step": step, "total": total})
+        if step == 1:
+            send({"type": "path_status", "path": "fast", "state": "ready", "warm": 2, "total": 2, "seconds": 1.5,
+                  "cache": {"fxgraph_hits": 4, "fxgraph_misses": 0}})
     if stopped:
         send({"type": "error", "job_id": msg["job_id"], "code": "canceled", "message": "canceled"})
         continue

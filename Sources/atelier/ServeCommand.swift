@@ -250,9 +250,11 @@ struct Server {
             }
         }
         if let checker = first.safetyChecker { args += ["--safety-checker", checker] }
-        // On a GPU with fp8 the worker compiles its go_fast transformer and runs it once at each of these before
-        // it reports ready (minutes on FLUX.1-dev: --worker-ready-timeout allows for it); elsewhere it ignores them.
+        // On a GPU the worker compiles its paths (go_fast's fp8 transformer, the standard one's compiled twin) after
+        // it reports ready, and warms each at these sizes in the background; a size not warm yet runs eager. Its
+        // compile artifacts stay in the data folder, so a restart here warms in seconds. A CPU compiles nothing.
         args += ["--warmup-sizes", SizeTable.allSizes.map { "\($0.width)x\($0.height)" }.joined(separator: ",")]
+        args += ["--compile-cache", URL(fileURLWithPath: settings.dataDirectory).appendingPathComponent("compile-cache").path]
         return WorkerLaunch(python: settings.python, workerDirectory: settings.workerDirectory, arguments: args,
                             environment: ["OMP_NUM_THREADS": String(settings.workerThreads)])
     }

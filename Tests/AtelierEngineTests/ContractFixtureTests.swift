@@ -18,6 +18,13 @@ import Testing
         #expect(r.protocolVersion == 1 && r.device == "cpu" && r.model.randomWeights && !r.fastPath.available)
     }
 
+    /// A compiled path's warm-up report names no job: the process hands it to its callback, not to `events`.
+    @Test func pathStatus() throws {
+        guard case .pathStatus(let p) = try WorkerOutbound.decode(line: line("path_status")) else { Issue.record("not path_status"); return }
+        #expect(p == WorkerPathStatus(path: "fast", state: .warming, warm: 3, total: 22, seconds: 41.7))
+        #expect(p.summary == "warming 3 of 22 sizes")
+    }
+
     @Test func progress() throws {
         #expect(try WorkerOutbound.decode(line: line("progress")) == .progress(.init(jobID: "212121212121212", step: 7, total: 28)))
     }

@@ -73,6 +73,7 @@ import Testing
     @Test func runsAQueuedJobAndRecordsEachImage() async throws {
         let (supervisor, store, storage) = try makeSupervisor(mode: "ok")
         try await withRunning(supervisor) {
+            try await waitUntil { supervisor.status[0].compiledPaths?["fast"]?.state == .building }
             await supervisor.events.subscribe(600_000_000_000_001)
             let job = try await enqueue(store, storage, id: 600_000_000_000_001)
             await supervisor.jobQueued()
@@ -84,6 +85,9 @@ import Testing
             for name in job.outputNames {
                 #expect(FileManager.default.fileExists(atPath: storage.localPath(for: name)!))
             }
+            // The report that came between the job's progress lines reached the slot, not the job.
+            let fast = try #require(supervisor.status[0].compiledPaths?["fast"])
+            #expect(fast.state == .ready && fast.warm == 2 && fast.cache["fxgraph_hits"] == 4)
         }
     }
 

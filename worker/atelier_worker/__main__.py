@@ -30,9 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--safety-checker", default="none", help="none, or fixture:seed-mod:M:R (tests only)")
     s.add_argument("--no-warmup", action="store_true")
     s.add_argument("--no-fast-path", action="store_true")
+    s.add_argument("--no-compiled-standard", action="store_true",
+                   help="keep go_fast=false runs on the eager pipeline (no compiled twin)")
+    s.add_argument("--compile-on-cpu", action="store_true",
+                   help="build the compiled standard path on a CPU too (tests and benchmarks; CUDA only otherwise)")
+    s.add_argument("--attention-backend", help="diffusers attention backend for the compiled paths, e.g. _native_cudnn")
+    s.add_argument("--compile-cache", metavar="DIR",
+                   help="folder for compile artifacts, reused by the next start on this machine (the server passes "
+                        "<data>/compile-cache)")
     s.add_argument("--warmup-sizes", type=parse_sizes, default=((1024, 1024),), metavar="WxH[,WxH…]",
-                   help="sizes the compiled go_fast path is warmed up at before the worker is ready (the server "
-                        "passes its size table)")
+                   help="sizes the compiled paths are warmed up at in the background after the worker is ready "
+                        "(the server passes its size table)")
     t = sub.add_parser("tiny", help="build the tiny random FLUX pipeline and LoRA (offline)")
     t.add_argument("out_dir")
     t.add_argument("--extra-lora", action="append", default=[], metavar="MODEL_ID",
@@ -88,9 +96,16 @@ def run_serve(args: argparse.Namespace) -> int:
         allow_random_weights=args.allow_random_weights,
         safety_checker=args.safety_checker,
     )
+    from dataclasses import replace
+
+    from .fastpath import Optimizations, StandardOptimizations
+
     options = RunnerOptions(
         device=args.device, threads=args.threads, warmup=not args.no_warmup, enable_fast_path=not args.no_fast_path,
-        warmup_sizes=args.warmup_sizes,
+        warmup_sizes=args.warmup_sizes, compile_cache=args.compile_cache,
+        optimizations=replace(Optimizations(), attention_backend=args.attention_backend),
+        standard=StandardOptimizations(compile_transformer=not args.no_compiled_standard,
+                                       compile_on_cpu=args.compile_on_cpu, attention_backend=args.attention_backend),
     )
     try:
         runner = Runner(spec, options)

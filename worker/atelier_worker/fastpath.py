@@ -40,37 +40,81 @@ class Optimizations:
     # Compile each repeated block once (diffusers' compile_repeated_blocks) instead of the whole transformer: the
     # same kernels, a fraction of the compile time, since FLUX's 57 blocks share two shapes of code.
     regional_compile: bool = True
-    compile_mode: str = "max-autotune-no-cudagraphs"  # autotuned kernels; CUDA graphs off (LoRA tensors change)
+    # Inductor's default mode: max-autotune's search cost minutes at start-up on an H100 (9 minutes without
+    # finishing) and cuBLAS won every fp8 matmul shape anyway (docs/benchmarks.md).
+    compile_mode: str = "default"
     # Let Inductor also try Triton kernels for the matmuls. Off: cuBLAS only (max_autotune_gemm_backends="ATEN").
     # On an H100, autotuning FLUX's fp8 matmuls took 39-88 s per shape (over 7 minutes at start-up) and cuBLAS's
     # _scaled_mm won every shape, by 8-28 % (docs/benchmarks.md), so the search costs minutes and buys nothing.
     autotune_gemms: bool = False
     fuse_qkv: bool = True  # one matmul for q, k and v
     channels_last_vae: bool = True
+    # fp8 scales per output row rather than one per tensor: the usual choice for FLUX (better accuracy, the same
+    # _scaled_mm kernels). "tensor" is torchao's default.
+    fp8_granularity: str = "row"
+    # diffusers' attention dispatcher backend for this path (e.g. "_native_cudnn"); None keeps PyTorch's SDPA choice.
+    attention_backend: str | None = None
+
+
+@dataclass(frozen=True)
+class StandardOptimizations:
+    """Switches for the standard (go_fast=false) path. Lossless: bf16 weights as loaded; the compiled kernels
+    change the last bits against eager, so a result's `path` says which ran, and each is deterministic."""
+
+    compile_transformer: bool = True  # regional compile (compile_repeated_blocks) of a copy sharing the tensors
+    compile_mode: str = "default"
+    attention_backend: str | None = None  # as Optimizations.attention_backend
+    # The compile runs only on CUDA: on a CPU the compiled kernels gain little and the compile costs tens of
+    # seconds per worker. Tests turn this on to exercise the path with the tiny model.
+    compile_on_cpu: bool = False
+
+
+def configure_inductor(autotune_gemms: bool) -> list[str]:
+    """Every process-wide Inductor setting in one place, called before any compile. Libraries must not set their
+    own: torchao's quantize_ with set_inductor_config=True switched on coordinate-descent tuning for every kernel
+    of every compile and changed the float32 matmul precision for the whole process."""
+    import torch._inductor.config as inductor_config
+
+    applied = []
+    inductor_config.coordinate_descent_tuning = False
+    if not autotune_gemms:
+        inductor_config.max_autotune_gemm_backends = "ATEN"
+        applied.append("gemms_cublas_only")
+    return applied
+
+
+FAST_DISABLED = "the fast path is disabled in this worker"
 
 
 @dataclass(frozen=True)
 class PathChoice:
-    fast: bool
+    # "fast" (fp8, compiled), "standard-compiled" (bf16, compiled) or "standard" (bf16 eager). Each is
+    # deterministic for a given seed and size; the compiled kernels differ from eager in the last bits.
+    name: str
     reason: str
 
     @property
-    def name(self) -> str:
-        return "fast" if self.fast else "standard"
+    def fast(self) -> bool:
+        return self.name == "fast"
 
 
-def choose_path(go_fast: bool, caps: DeviceCapabilities, fast_loaded: bool, has_image: bool = False) -> PathChoice:
+def choose_path(go_fast: bool, caps: DeviceCapabilities, fast_blocker: str | None, has_image: bool = False,
+                compiled_standard: bool = False) -> PathChoice:
+    """`fast_blocker`: None when the fast path serves this request's size, else why not, for people ("the fast
+    path is warming: 3 of 22 sizes"). `compiled_standard`: the standard path's compiled twin is warm at it."""
+    standard = "standard-compiled" if compiled_standard and not has_image else "standard"
+    ran = "the standard path ran" + (" (compiled)" if standard == "standard-compiled" else "")
     if not go_fast:
-        return PathChoice(False, "go_fast=false: the standard path ran")
+        return PathChoice(standard, f"go_fast=false: {ran}")
     if has_image:
         # As the hosted service does: image-to-image and inpainting run the standard pipeline.
-        return PathChoice(False, "go_fast requested but an input image was given: image-to-image runs the standard path")
+        return PathChoice(standard, "go_fast requested but an input image was given: image-to-image runs the standard path")
     why_not = caps.fast_path_reason
     if why_not is not None:
-        return PathChoice(False, f"go_fast requested but {why_not}: the standard path ran")
-    if not fast_loaded:
-        return PathChoice(False, "go_fast requested but the fast path is disabled in this worker: the standard path ran")
-    return PathChoice(True, "go_fast: fp8 weights with a compiled transformer")
+        return PathChoice(standard, f"go_fast requested but {why_not}: {ran}")
+    if fast_blocker is not None:
+        return PathChoice(standard, f"go_fast requested but {fast_blocker}: {ran}")
+    return PathChoice("fast", "go_fast: fp8 weights with a compiled transformer")
 
 
 def effective_lora_scale(lora_scale: float, choice: PathChoice) -> float:
@@ -124,26 +168,56 @@ def build_fast_pipeline(pipe: Any, opts: Optimizations) -> tuple[Any, list[str]]
         vae = copy.deepcopy(vae).to(memory_format=torch.channels_last)  # ~170 MB; the standard VAE stays as it is
         applied.append("channels_last_vae")
     if opts.fp8_weights:
-        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, PerTensor, quantize_
 
+        granularity = PerRow() if opts.fp8_granularity == "row" else PerTensor()
         # The base projections only: the LoRA slot's own small matrices stay in bf16, because a model switch
         # copies the next LoRA into them in place, and a copy into an fp8 tensor would not be a plain copy.
         # quantize_ gives the copy new fp8 weights; the shared bf16 ones stay the standard pipeline's.
-        quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(),
+        # set_inductor_config=False: the Inductor settings are configure_inductor's alone.
+        quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(granularity=granularity, set_inductor_config=False),
                   filter_fn=lambda module, fqn: isinstance(module, torch.nn.Linear) and ".lora_" not in fqn)
-        applied.append("fp8_weights")
+        applied.append(f"fp8_weights(per_{opts.fp8_granularity})")
+    if opts.attention_backend:
+        transformer.set_attention_backend(opts.attention_backend)
+        applied.append(f"attention({opts.attention_backend})")
     if opts.compile_transformer:
-        if not opts.autotune_gemms:
-            import torch._inductor.config as inductor_config
+        applied += configure_inductor(opts.autotune_gemms)
+        transformer, how = _compile(transformer, opts.compile_mode, opts.regional_compile)
+        applied.append(how)
+    return _pipeline_beside(pipe, transformer, vae), applied
 
-            inductor_config.max_autotune_gemm_backends = "ATEN"
-            applied.append("gemms_cublas_only")
-        if opts.regional_compile and getattr(transformer, "_repeated_blocks", None):
-            transformer.compile_repeated_blocks(mode=opts.compile_mode, fullgraph=True)
-            applied.append(f"compile_repeated_blocks({opts.compile_mode})")
-        else:
-            transformer = torch.compile(transformer, mode=opts.compile_mode, fullgraph=True)
-            applied.append(f"compile_transformer({opts.compile_mode})")
-    fast = type(pipe)(**{**pipe.components, "transformer": transformer, "vae": vae})
-    fast.set_progress_bar_config(disable=True)
-    return fast, applied
+
+def build_compiled_standard(pipe: Any, opts: StandardOptimizations) -> tuple[Any, list[str]]:
+    """The standard path's compiled twin: a copy of the bf16 transformer over the same tensors (no extra memory),
+    regionally compiled, beside the eager pipeline, which keeps serving until the twin is warm at a size."""
+    applied: list[str] = []
+    transformer = _shallow_transformer_copy(pipe.transformer)
+    if opts.attention_backend:
+        transformer.set_attention_backend(opts.attention_backend)
+        applied.append(f"attention({opts.attention_backend})")
+    applied += configure_inductor(autotune_gemms=False)
+    transformer, how = _compile(transformer, opts.compile_mode, regional=True)
+    applied.append(how)
+    return _pipeline_beside(pipe, transformer, pipe.vae), applied
+
+
+def _compile(transformer: Any, mode: str, regional: bool) -> tuple[Any, str]:
+    import torch
+
+    if regional and getattr(transformer, "_repeated_blocks", None):
+        transformer.compile_repeated_blocks(mode=mode, fullgraph=True)
+        return transformer, f"compile_repeated_blocks({mode})"
+    return torch.compile(transformer, mode=mode, fullgraph=True), f"compile_transformer({mode})"
+
+
+def _pipeline_beside(pipe: Any, transformer: Any, vae: Any) -> Any:
+    """A pipeline over the shared components with its own transformer, VAE and scheduler. The scheduler is a copy
+    because it keeps the denoising loop's state (timesteps, step index): the background warm-up calls a compiled
+    pipeline while a request runs on the standard one."""
+    import copy
+
+    other = type(pipe)(**{**pipe.components, "transformer": transformer, "vae": vae,
+                          "scheduler": copy.deepcopy(pipe.scheduler)})
+    other.set_progress_bar_config(disable=True)
+    return other

@@ -205,6 +205,20 @@ class Result:
 
 
 @dataclass(frozen=True)
+class PathStatus:
+    """A compiled path's warm-up state, sent after `ready` whenever it changes (worker → server, no job)."""
+
+    path: str  # "fast" (go_fast) or "standard" (the standard path's compiled twin)
+    state: str  # building | warming | ready | failed
+    warm: int  # sizes warm so far
+    total: int  # sizes to warm (the server's table)
+    reason: str = ""  # why it failed
+    seconds: float = 0.0  # since its build started
+    cache: dict[str, int] = field(default_factory=dict)  # compile-cache hits and misses, once ready
+    type: str = "path_status"
+
+
+@dataclass(frozen=True)
 class Error:
     job_id: str | None
     code: str
@@ -212,7 +226,7 @@ class Error:
     type: str = "error"
 
 
-Outbound = Ready | Progress | Result | Error
+Outbound = Ready | Progress | Result | Error | PathStatus
 
 
 def encode_outbound(message: Outbound) -> str:

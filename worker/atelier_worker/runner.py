@@ -13,21 +13,26 @@ from typing import Any
 from . import __version__
 from .adapters import AdapterSlot, CatalogModel
 from .encode import encode
+from .inputs import InputUnreadable, image_to_image_steps, load_inputs  # noqa: F401 - re-exported
+from .prompt_cache import PromptCache
 from .fastpath import (
+    FAST_DISABLED,
     DeviceCapabilities,
     Optimizations,
     PathChoice,
+    StandardOptimizations,
+    build_compiled_standard,
     build_fast_pipeline,
     choose_path,
     detect_capabilities,
     effective_lora_scale,
 )
-from .protocol import GenerateRequest, ImageResult, OutputSpec, ProtocolError, Ready, Result, SafetyReport
+from .protocol import GenerateRequest, ImageResult, Outbound, OutputSpec, ProtocolError, Ready, Result, SafetyReport
+from .warmup import CompileCache, CompiledPath, PathWarmer, cache_key
 from .safety import SafetyChecker, load_checker
+from .weights import TINY_MARKER, WeightsMissing, resolve_base, resolve_lora_ref  # noqa: F401 - re-exported
 
 log = logging.getLogger("atelier.runner")
-
-TINY_MARKER = "ATELIER_TINY_RANDOM_WEIGHTS"
 
 
 class AllImagesFlagged(RuntimeError):
@@ -40,61 +45,6 @@ class RunSkipped(RuntimeError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"run {job_id} was canceled during its batch")
         self.job_id = job_id
-
-
-class InputUnreadable(ValueError):
-    """An input image passed the server's header checks but does not decode (corrupt inside)."""
-
-
-# Pillow's own decompression-bomb guard, behind the server's header check (default 40 MP, configurable up to
-# --input-max-megapixels 400): set to the highest the server can allow, so it never contradicts the server.
-MAX_INPUT_PIXELS = 400_000_000
-
-
-def load_inputs(image_path: str, mask_path: str | None, mask_convention: str = "white") -> tuple[Any, Any | None]:
-    """The input image as RGB and the mask as one channel at the image's size (nearest neighbour, so a hard-edged
-    mask stays hard-edged), white where the pipeline repaints. A "transparent" mask (OpenAI's convention) repaints
-    where it is transparent: its alpha, inverted. EXIF orientation is not applied: the pixels are used as stored,
-    at the size the server read from the header."""
-    from PIL import Image, ImageOps
-
-    Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
-
-    def read(path: str, mode: str, what: str) -> Any:
-        try:
-            with Image.open(path) as im:
-                im.load()
-                return im.convert(mode)
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise InputUnreadable(f"the {what} could not be decoded ({exc}); send an intact PNG, JPEG or WebP") from exc
-
-    image = read(image_path, "RGB", "image")
-    mask = None
-    if mask_path is not None:
-        if mask_convention == "transparent":
-            rgba = read(mask_path, "RGBA", "mask")
-            alpha = rgba.getchannel("A")
-            if alpha.getextrema() == (255, 255):
-                raise InputUnreadable(
-                    "the mask has no transparent pixels: with OpenAI's convention the transparent pixels are the ones "
-                    "repainted; send a PNG whose alpha is 0 where the image should change"
-                )
-            mask = ImageOps.invert(alpha)
-        else:
-            mask = read(mask_path, "L", "mask")
-        if mask.size != image.size:
-            mask = mask.resize(image.size, Image.NEAREST)
-    return image, mask
-
-
-def image_to_image_steps(steps: int, strength: float) -> int:
-    """Steps diffusers runs for an image-to-image call (its get_timesteps), for progress reports."""
-    initial = min(steps * strength, steps)
-    return steps - int(max(steps - initial, 0))
-
-
-class WeightsMissing(RuntimeError):
-    """Production weights are not where the configuration says: the message says what to download and where."""
 
 
 @dataclass(frozen=True)
@@ -113,108 +63,24 @@ class ModelSpec:
         return self.models or (CatalogModel(model_id="default", lora=self.lora, lora_weight_name=self.lora_weight_name),)
 
 
-class PromptCache:
-    """A bounded LRU of text-encoder outputs by (prompt, LoRA scale): a repeated prompt skips CLIP and T5. The
-    scale is part of the key because a LoRA with text-encoder layers changes the embeddings. On FLUX.1-dev one
-    entry is about 4 MB (512 × 4096 bf16), so the default 32 entries hold about 128 MB on the GPU."""
-
-    def __init__(self, capacity: int) -> None:
-        from collections import OrderedDict
-
-        self.capacity = capacity
-        self.entries: OrderedDict[tuple[str, str, float], tuple[Any, Any]] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def embeddings(self, pipe: Any, prompt: str, model_id: str, lora_scale: float) -> tuple[Any, Any]:
-        # The model and scale are part of the key: a LoRA with text-encoder layers changes the embeddings.
-        key = (prompt, model_id, lora_scale)
-        if key in self.entries:
-            self.hits += 1
-            self.entries.move_to_end(key)
-            return self.entries[key]
-        self.misses += 1
-        # The LoRA scale is already written into the adapter slot; None keeps encode_prompt from scaling again.
-        embeds, pooled, _ = pipe.encode_prompt(prompt=prompt, prompt_2=None, device=pipe._execution_device,
-                                               num_images_per_prompt=1, max_sequence_length=512, lora_scale=None)
-        self.entries[key] = (embeds, pooled)
-        while len(self.entries) > self.capacity:
-            self.entries.popitem(last=False)
-        return embeds, pooled
-
-
 @dataclass
 class RunnerOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 1  # torch intra-op threads on CPU: the default count ran 10-30x slower on a busy 2-core host
-    warmup: bool = True
+    warmup: bool = True  # one eager step before ready, and the compiled paths' warm-up after it
     enable_fast_path: bool = True
     optimizations: Optimizations = field(default_factory=Optimizations)
+    standard: StandardOptimizations = field(default_factory=StandardOptimizations)
+    # Folder for compile artifacts (the server passes <data>/compile-cache), one subfolder per cache key; None
+    # leaves Inductor's default (a temporary folder, lost with the machine).
+    compile_cache: str | None = None
     prompt_cache_size: int = 32  # text-encoder outputs kept for repeated prompts; 0 turns the cache off
     # Encode a run's (or a batch's) images on several threads: Pillow's encoders release the GIL, and 4 WebP
     # images at 1024² took 0.55 of the serial time on 2 cores. 1 encodes one after another.
     encode_threads: int = 4
-    # Sizes the compiled fast path is run at once during start-up (the server passes its size table), so no
-    # client's request pays for a compile. 1024×1024 first: its graph is compiled for that shape alone.
+    # Sizes each compiled path is run at once in the background after start-up (the server passes its size
+    # table), so no client's request pays for a compile: until a size is warm its requests run eager.
     warmup_sizes: tuple[tuple[int, int], ...] = ((1024, 1024),)
-
-
-def _looks_local(ref: str) -> bool:
-    return ref.startswith(("/", "./", "../", "~")) or os.path.exists(ref)
-
-
-def resolve_base(spec: ModelSpec) -> str:
-    if _looks_local(spec.base):
-        folder = Path(spec.base).expanduser()
-        if not (folder / "model_index.json").is_file():
-            raise WeightsMissing(
-                f"base weights not found: {folder} has no model_index.json. Download black-forest-labs/FLUX.1-dev "
-                f"(accept its licence on huggingface.co, then `huggingface-cli download black-forest-labs/FLUX.1-dev "
-                f"--local-dir {folder}`) or point the model's catalog entry at a folder that has it."
-            )
-        if (folder / TINY_MARKER).exists() and not spec.allow_random_weights:
-            raise WeightsMissing(
-                f"{folder} holds the tiny random demo model, which the production profile refuses; "
-                "point the catalog entry at real FLUX.1-dev weights."
-            )
-        return str(folder)
-    from huggingface_hub import snapshot_download
-
-    try:
-        return snapshot_download(spec.base, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001 - any cache miss means the same thing to the operator
-        raise WeightsMissing(
-            f"base weights {spec.base!r} are not in the Hugging Face cache ({exc.__class__.__name__}). "
-            f"Run `huggingface-cli download {spec.base}` on a machine with access (the FLUX.1-dev licence must be "
-            "accepted first), or set the catalog entry's base to a local folder."
-        ) from exc
-
-
-def resolve_lora_ref(ref: str | None, weight_name: str | None) -> tuple[str, str] | None:
-    """Returns (folder, weight file name) of a local file or a cached repo file. A wrong local path otherwise
-    surfaces as diffusers' misleading 'offline mode, you must specify a weight_name' error, so check it here."""
-    if ref is None:
-        return None
-    if _looks_local(ref):
-        path = Path(ref).expanduser()
-        if not path.is_file():
-            raise WeightsMissing(
-                f"LoRA weights not found at {path}. Download strangerzonehf/Flux-Cute-3D-Kawaii-LoRA's "
-                "Cute-3d-Kawaii.safetensors and put it there, or fix the catalog entry's lora path."
-            )
-        return str(path.parent), path.name
-    if not weight_name:
-        raise WeightsMissing(f"LoRA {ref!r} is a repo id; the catalog entry must also name its weight file")
-    from huggingface_hub import hf_hub_download
-
-    try:
-        local = hf_hub_download(ref, weight_name, local_files_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise WeightsMissing(
-            f"LoRA {ref}/{weight_name} is not in the Hugging Face cache. Run `huggingface-cli download "
-            f"{ref} {weight_name}`, or set the catalog entry's lora to a local file."
-        ) from exc
-    return str(Path(local).parent), Path(local).name
 
 
 class Runner:
@@ -224,11 +90,13 @@ class Runner:
         self.spec = spec
         self.options = options
         self.pipe: Any = None
-        self.fast_pipe: Any = None  # go_fast: its own fp8, compiled transformer beside the standard one
+        # go_fast's fp8 compiled pipeline and the standard path's compiled twin, built and warmed after ready.
+        self.fast: CompiledPath | None = None
+        self.compiled: CompiledPath | None = None
+        self.warmer: PathWarmer | None = None
         self.caps: DeviceCapabilities | None = None
         self.device = "cpu"
         self.random_weights = False
-        self.fast_loaded = False
         self.load_ms = 0.0
         self.checker: SafetyChecker | None = load_checker(spec.safety_checker)
         # Image-to-image and inpainting pipelines, made on first use from the loaded one's components.
@@ -263,14 +131,13 @@ class Runner:
         self.pipe = pipe
         log.info("prompt cache: %s", f"{self.options.prompt_cache_size} entries" if self.prompt_cache else "off")
         log.info("encoding threads: %d", self.options.encode_threads)
-        if self.options.enable_fast_path and self.caps.fast_path_reason is None:
-            self._prepare_fast_path()
+        self._plan_compiled_paths(base)
         if self.random_weights:
             log.warning("=" * 72)
             log.warning("DEMO MODEL: the weights at %s are RANDOM; every image is noise.", base)
             log.warning("=" * 72)
         if self.options.warmup:
-            self._warmup()
+            self._warm_standard()
         self.load_ms = (time.perf_counter() - started) * 1000
 
     def _pick_device(self) -> str:
@@ -279,29 +146,68 @@ class Runner:
             return "cuda" if self.caps and self.caps.cuda else "cpu"
         return wanted
 
-    def _prepare_fast_path(self) -> None:
-        """fp8 + compile, switch by switch (fastpath.build_fast_pipeline, which the GPU benchmark runs too)."""
-        self.fast_pipe, applied = build_fast_pipeline(self.pipe, self.options.optimizations)
-        log.info("fast path prepared: %s", ", ".join(applied) or "no switch on")
-        self.fast_loaded = True
+    def _plan_compiled_paths(self, base: str) -> None:
+        """Which compiled paths this worker will build after ready; nothing is compiled here."""
+        assert self.caps is not None
+        opts, sizes = self.options, self.options.warmup_sizes
+        if opts.enable_fast_path and self.caps.fast_path_reason is None:
+            self.fast = CompiledPath("fast", sizes, lambda: build_fast_pipeline(self.pipe, opts.optimizations))
+        if opts.standard.compile_transformer and (self.device.startswith("cuda") or opts.standard.compile_on_cpu):
+            self.compiled = CompiledPath("standard", sizes, lambda: build_compiled_standard(self.pipe, opts.standard))
+        if opts.compile_cache and (self.fast or self.compiled):
+            from dataclasses import asdict
 
-    def _warmup(self) -> None:
-        """One step on the standard pipeline, and on the fast one one step at each warm-up size: its compiles
-        (minutes on FLUX.1-dev) happen here, before the worker says it is ready, not in a client's request."""
+            from .adapters import lora_rank
+
+            model = {"base": str(Path(base).resolve()), "dtype": str(self.pipe.transformer.dtype),
+                     "loras": {m: lora_rank(st) for m, st in (self.adapters.states if self.adapters else {}).items()}}
+            cache = CompileCache(Path(opts.compile_cache), cache_key(self.device, model, {
+                "fast": asdict(opts.optimizations), "standard": asdict(opts.standard)}))
+            cache.activate()
+            log.info("compile cache: %s", cache.folder)
+
+    def start_background(self, send: Callable[[Outbound], None]) -> None:
+        """After ready: build and warm the compiled paths on their own thread, reporting each change."""
+        paths = [p for p in (self.fast, self.compiled) if p is not None]
+        if not paths or not self.options.warmup:
+            return
+        self.warmer = PathWarmer(paths, self._warm_one, lambda path: send(path.status()))
+        self.warmer.start()
+
+    def _warm_standard(self) -> None:
+        """One step on the eager standard pipeline before ready: it catches a broken pipeline before any client."""
+        self._warm_one(self.pipe, 256, 256)
+
+    def _warm_one(self, pipe: Any, width: int, height: int) -> None:
         import torch
 
-        def one_step(pipe: Any, width: int, height: int) -> None:
-            generator = torch.Generator("cpu").manual_seed(0)
+        with torch.inference_mode():  # per thread: the warm-up thread needs its own
             pipe("warm up", height=height, width=width, num_inference_steps=1, guidance_scale=3.0,
-                 generator=generator, output_type="pil")
+                 generator=torch.Generator("cpu").manual_seed(0), output_type="pil")
 
-        with torch.inference_mode():
-            one_step(self.pipe, 256, 256)
-            if self.fast_pipe is not None:
-                for width, height in self.options.warmup_sizes:
-                    started = time.perf_counter()
-                    one_step(self.fast_pipe, width, height)
-                    log.info("fast path warmed up at %dx%d in %.1f s", width, height, time.perf_counter() - started)
+    def _choose(self, req: GenerateRequest, batched: bool) -> tuple[PathChoice, Any]:
+        """The path a request runs and its pipeline. A compiled path serves only sizes it is warm at, and one
+        image per call (another batch size would compile inside the request)."""
+        assert self.caps is not None
+        w, h = req.width, req.height
+        fast, compiled = self.fast, self.compiled
+        fast_pipe = fast.pipe if fast is not None and fast.serves(w, h) else None
+        if fast is None:
+            blocker: str | None = FAST_DISABLED
+        elif fast_pipe is None:  # not warm at this size yet (or it failed a moment ago)
+            blocker = fast.blocker(w, h) or f"{fast.label} is not available"
+        elif batched:
+            blocker = "runs that share a call run eager"
+        else:
+            blocker = None
+        compiled_pipe = compiled.pipe if compiled is not None and compiled.serves(w, h) and not batched else None
+        choice = choose_path(req.go_fast, self.caps, blocker, has_image=req.image is not None,
+                             compiled_standard=compiled_pipe is not None)
+        if choice.fast:
+            return choice, fast_pipe
+        if choice.name == "standard-compiled":
+            return choice, compiled_pipe
+        return choice, self.pipeline_for(req)
 
     def pipeline_for(self, req: GenerateRequest) -> Any:
         """The text-to-image pipeline, or an image-to-image / inpainting one built with `from_pipe`: the same
@@ -321,7 +227,7 @@ class Runner:
 
     def ready_message(self) -> Ready:
         assert self.caps is not None
-        reason = self.caps.fast_path_reason
+        reason = self.caps.fast_path_reason or (None if self.options.enable_fast_path else FAST_DISABLED)
         return Ready(
             device=self.device,
             model={
@@ -331,7 +237,8 @@ class Runner:
                 "random_weights": self.random_weights,
                 "models": [m.model_id for m in self.spec.catalog_models],
             },
-            fast_path={"available": self.fast_loaded, "reason": reason or "ready"},
+            # available: go_fast will run the fast path here once it is warm (path_status lines follow).
+            fast_path={"available": self.fast is not None, "reason": reason or "building in the background"},
             load_ms=round(self.load_ms, 1),
             worker_version=__version__,
             pid=os.getpid(),
@@ -356,12 +263,11 @@ class Runner:
         req = reqs[0]
         if len(reqs) > 1 and not self.can_batch(reqs):
             raise ProtocolError("the runs of a batch must share model, size, steps, guidance, LoRA scale and go_fast, have no input image, and not run the compiled path")
-        choice: PathChoice = choose_path(req.go_fast, self.caps, self.fast_loaded, has_image=req.image is not None)
+        choice, pipe = self._choose(req, batched=len(reqs) > 1)
         scale = effective_lora_scale(req.lora_scale, choice)
         # One generator per image, each seeded by the server: image i depends only on its own seed.
         generators = [torch.Generator("cpu").manual_seed(o.seed) for r in reqs for o in r.outputs]
         total = req.num_inference_steps
-        pipe = self.fast_pipe if choice.fast else self.pipeline_for(req)
         inputs: dict[str, Any] = {}
         if req.image is not None:
             image, mask = load_inputs(req.image, req.mask, req.mask_convention)
@@ -420,12 +326,11 @@ class Runner:
         return outcomes
 
     def can_batch(self, reqs: list[GenerateRequest]) -> bool:
-        """Whether these runs may share one call here: compatible, and not on the compiled go_fast path, which is
-        warmed up for one image per call; another batch size would recompile (minutes) inside a request."""
+        """Whether these runs may share one call here: compatible, and not asking for go_fast where the fast path
+        serves them: it is warmed up for one image per call, and a batch would run eager instead (slower)."""
         if not batchable(reqs):
             return False
-        assert self.caps is not None
-        return not choose_path(reqs[0].go_fast, self.caps, self.fast_loaded).fast
+        return not self._choose(reqs[0], batched=False)[0].fast
 
     def _deliver(self, req: GenerateRequest, pictures: list[Any], choice: PathChoice, inference_ms: float,
                  batch_size: int) -> Result:

@@ -97,6 +97,8 @@ def read_inbound(inp: TextIO, work: queue.Queue[GenerateRequest | GenerateBatch 
 def serve(runner: Runner, inp: TextIO, channel: Channel) -> int:
     channel.send(runner.ready_message())
     log.info("ready")
+    # Compiled paths warm up from here on, on their own thread; requests meanwhile run the eager pipeline.
+    runner.start_background(channel.send)
     work: queue.Queue[GenerateRequest | GenerateBatch | Shutdown] = queue.Queue()
     board = CancelBoard()
     threading.Thread(target=read_inbound, args=(inp, work, board, channel), name="stdin-reader", daemon=True).start()

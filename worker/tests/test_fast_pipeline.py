@@ -14,6 +14,7 @@ import pytest
 from atelier_worker.fastpath import DeviceCapabilities, Optimizations, build_fast_pipeline
 from atelier_worker.protocol import GenerateRequest, OutputSpec
 from atelier_worker.runner import Runner
+from atelier_worker.warmup import CompiledPath, WarmState
 
 from .conftest import multi_model_runner
 
@@ -25,10 +26,14 @@ HOPPER = DeviceCapabilities(cuda=True, compute_capability=(9, 0), torchao=True)
 def two_paths(tiny_dir: Path) -> Runner:
     r = multi_model_runner(tiny_dir)
     # What load() does on a Hopper GPU, with the switches a CPU can run.
-    r.fast_pipe, _ = build_fast_pipeline(r.pipe, NO_FP8)
-    r.fast_loaded = True
+    r.fast = ready_path("fast", build_fast_pipeline(r.pipe, NO_FP8)[0])
     r.caps = HOPPER
     return r
+
+
+def ready_path(name: str, pipe) -> CompiledPath:
+    """A compiled path as the warm-up thread leaves it once every size is warm."""
+    return CompiledPath(name, (), lambda: (pipe, []), state=WarmState.READY, pipe=pipe)
 
 
 def request(tmp: Path, name: str, **overrides) -> GenerateRequest:
@@ -45,11 +50,12 @@ def run(r: Runner, req: GenerateRequest) -> tuple[str, str]:
 
 
 def test_the_fast_transformer_shares_the_standard_ones_tensors(two_paths: Runner) -> None:
-    standard, fast = two_paths.pipe.transformer, two_paths.fast_pipe.transformer
+    standard, fast = two_paths.pipe.transformer, two_paths.fast.pipe.transformer
     assert standard is not fast
     ptrs = {p.data_ptr() for p in standard.parameters()}
     assert all(p.data_ptr() in ptrs for p in fast.parameters())  # no second copy of the weights
-    assert two_paths.fast_pipe.text_encoder_2 is two_paths.pipe.text_encoder_2
+    assert two_paths.fast.pipe.text_encoder_2 is two_paths.pipe.text_encoder_2
+    assert two_paths.fast.pipe.scheduler is not two_paths.pipe.scheduler  # its loop state is its own
 
 
 def test_go_fast_runs_the_fast_pipeline_and_go_fast_false_the_standard_one(two_paths: Runner, tmp_path: Path) -> None:
@@ -87,8 +93,8 @@ def test_the_compiled_path_does_not_recompile_on_a_switch_or_a_new_scale(two_pat
     compiled = replace(NO_FP8, compile_transformer=True, compile_mode="default")
     fast, applied = build_fast_pipeline(two_paths.pipe, compiled)
     assert applied == ["gemms_cublas_only", "compile_repeated_blocks(default)"]
-    eager_fast = two_paths.fast_pipe
-    two_paths.fast_pipe = fast
+    eager_fast = two_paths.fast
+    two_paths.fast = ready_path("fast", fast)
     torch._dynamo.utils.counters.clear()
     try:
         run(two_paths, request(tmp_path, "c1", go_fast=True))
@@ -100,24 +106,7 @@ def test_the_compiled_path_does_not_recompile_on_a_switch_or_a_new_scale(two_pat
         finally:
             torch._dynamo.config.error_on_recompile = False
     finally:
-        two_paths.fast_pipe = eager_fast
-
-
-def test_warm_up_runs_the_fast_pipeline_at_each_size(two_paths: Runner) -> None:
-    calls: list[tuple[int, int]] = []
-
-    class Recorder:
-        def __call__(self, *_args, height: int, width: int, **_kwargs) -> None:
-            calls.append((width, height))
-
-    standard, fast = two_paths.pipe, two_paths.fast_pipe
-    two_paths.pipe, two_paths.fast_pipe = Recorder(), Recorder()
-    two_paths.options = replace(two_paths.options, warmup_sizes=((1024, 1024), (1344, 768)))
-    try:
-        two_paths._warmup()
-    finally:
-        two_paths.pipe, two_paths.fast_pipe = standard, fast
-    assert calls == [(256, 256), (1024, 1024), (1344, 768)]
+        two_paths.fast = eager_fast
 
 
 def test_go_fast_runs_are_not_batched_on_the_compiled_path(two_paths: Runner, tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_strength_step_count_matches_diffusers() -> None:
 
 def test_go_fast_falls_back_with_an_image() -> None:
     h100 = DeviceCapabilities(cuda=True, compute_capability=(9, 0), torchao=True)
-    choice = choose_path(True, h100, fast_loaded=True, has_image=True)
+    choice = choose_path(True, h100, fast_blocker=None, has_image=True)
     assert not choice.fast and "input image" in choice.reason
 
 

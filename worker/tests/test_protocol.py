@@ -13,6 +13,7 @@ from atelier_worker.protocol import (
     GenerateBatch,
     GenerateRequest,
     ImageResult,
+    PathStatus,
     Progress,
     ProtocolError,
     Ready,
@@ -60,7 +61,7 @@ def test_cancel_fixture() -> None:
     assert parse_inbound((FIXTURES / "cancel.json").read_text()) == Cancel(job_id="123456789012345")
 
 
-@pytest.mark.parametrize("name", ["ready", "progress", "result", "error"])
+@pytest.mark.parametrize("name", ["ready", "progress", "result", "error", "path_status"])
 def test_outbound_fixtures_match_what_the_worker_encodes(name: str) -> None:
     fixture = json.loads((FIXTURES / f"{name}.json").read_text())
     if name == "ready":
@@ -72,6 +73,8 @@ def test_outbound_fixtures_match_what_the_worker_encodes(name: str) -> None:
         msg = Result(job_id=fixture["job_id"], images=[ImageResult(**i) for i in fixture["images"]],
                      path=fixture["path"], path_reason=fixture["path_reason"], timings=fixture["timings"],
                      safety=SafetyReport(**fixture["safety"]), batch_size=fixture["batch_size"])
+    elif name == "path_status":
+        msg = PathStatus(**{k: v for k, v in fixture.items() if k != "type"})
     else:
         msg = Error(job_id=fixture["job_id"], code=fixture["code"], message=fixture["message"])
     assert json.loads(encode_outbound(msg)) == fixture

@@ -1,0 +1,161 @@
+"""Compiled paths warm up in the background (CPU inductor, the tiny model, fp8 off): the worker serves the eager
+standard path meanwhile and says why, a compiled path serves only the sizes it is warm at, a failed build disables
+only that path, a table of sizes compiles no more graphs than the design allows, and a second process reuses the
+compile cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from atelier_worker.fastpath import DeviceCapabilities, Optimizations, StandardOptimizations, build_fast_pipeline
+from atelier_worker.protocol import GenerateRequest, OutputSpec, PathStatus
+from atelier_worker.runner import ModelSpec, Runner, RunnerOptions
+from atelier_worker.warmup import CompiledPath, WarmState
+
+HOPPER = DeviceCapabilities(cuda=True, compute_capability=(9, 0), torchao=True)
+COMPILED_NO_FP8 = Optimizations(fp8_weights=False, channels_last_vae=False, fuse_qkv=False)
+SIZES = ((64, 64), (96, 64), (64, 96))
+WORKER_DIR = Path(__file__).resolve().parents[1]
+
+
+def compiling_runner(tiny_dir: Path, sizes=SIZES) -> Runner:
+    """A CPU runner that builds both compiled paths, as a Hopper worker does, with the switches a CPU can run."""
+    r = Runner(ModelSpec(base=str(tiny_dir / "pipeline"), lora=str(tiny_dir / "tiny-lora.safetensors"),
+                         allow_random_weights=True),
+               RunnerOptions(device="cpu", threads=1, warmup_sizes=sizes,
+                             standard=StandardOptimizations(compile_on_cpu=True)))
+    r.load()
+    assert r.fast is None and r.compiled is not None  # no CUDA: no fast path of its own
+    r.caps = HOPPER
+    r.fast = CompiledPath("fast", sizes, lambda: build_fast_pipeline(r.pipe, COMPILED_NO_FP8))
+    return r
+
+
+def request(tmp: Path, name: str, width: int = 64, height: int = 64, **overrides) -> GenerateRequest:
+    fields = dict(job_id=name, prompt="Cute 3d Kawaii, a fox", width=width, height=height, num_inference_steps=2,
+                  guidance=3.0, lora_scale=1.0, go_fast=True, output_format="png", output_quality=80,
+                  outputs=[OutputSpec(path=str(tmp / f"{name}.png"), seed=5)])
+    fields.update(overrides)
+    return GenerateRequest(**fields)
+
+
+def test_requests_run_eager_while_the_compiled_paths_warm_then_compiled_at_warm_sizes(tiny_dir: Path, tmp_path: Path) -> None:
+    import torch._dynamo
+
+    r = compiling_runner(tiny_dir)
+    reports: list[PathStatus] = []
+    gate = threading.Event()
+    warm = r._warm_one
+
+    def gated(pipe, width: int, height: int) -> None:
+        gate.wait(120)  # holds the warm-up so the test sees the worker serving before anything is warm
+        warm(pipe, width, height)
+
+    r._warm_one = gated  # type: ignore[method-assign]
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    r.start_background(reports.append)
+    assert r.warmer is not None
+    early = r.generate(request(tmp_path, "early"), lambda *_: None)
+    assert early.path == "standard" and "the fast path is" in early.path_reason and "standard path ran" in early.path_reason
+    gate.set()
+    # Requests keep being served while the warm-up compiles on its own thread (bounded: 40 runs at most).
+    during = [r.generate(request(tmp_path, f"d{i}", go_fast=i % 2 == 0), lambda *_: None).path
+              for i in range(40) if r.warmer.thread.is_alive()]
+    assert r.warmer.join(300), "the warm-up did not end"
+    assert set(during) <= {"standard", "standard-compiled", "fast"}
+    assert r.fast.state is WarmState.READY and r.compiled.state is WarmState.READY
+    fast = r.generate(request(tmp_path, "fast"), lambda *_: None)
+    assert fast.path == "fast"
+    standard = r.generate(request(tmp_path, "std", go_fast=False), lambda *_: None)
+    assert standard.path == "standard-compiled" and standard.path_reason == "go_fast=false: the standard path ran (compiled)"
+    # Each path reported building, then one warming line per size, then ready.
+    for name in ("fast", "standard"):
+        states = [(s.state, s.warm) for s in reports if s.path == name]
+        assert states == [("building", 0), ("warming", 0), ("warming", 1), ("warming", 2), ("warming", 3), ("ready", 3)]
+    # The design: per compiled path, each of FLUX's two block kinds compiles once for the first size and once
+    # more, shape-dynamic, at the second; the third size and the requests after compile nothing. (Without fp8 the
+    # two paths trace the same graphs here, so the second finds the first's and compiles none of its own.)
+    ready = [s for s in reports if s.state == "ready"]
+    assert all(s.cache["frames_compiled"] <= 4 for s in ready) and ready[0].cache["frames_compiled"] > 0, ready
+    torch._dynamo.config.error_on_recompile = True
+    try:
+        for width, height in SIZES + ((80, 48),):  # every table size, and a custom one
+            assert r.generate(request(tmp_path, f"s{width}x{height}", width, height), lambda *_: None).path == "fast"
+            r.generate(request(tmp_path, f"c{width}x{height}", width, height, go_fast=False), lambda *_: None)
+    finally:
+        torch._dynamo.config.error_on_recompile = False
+    # Deterministic per path: the same seed and size on the same path gives the same bytes.
+    again = r.generate(request(tmp_path, "std2", go_fast=False), lambda *_: None)
+    assert Path(again.images[0].path).read_bytes() == Path(standard.images[0].path).read_bytes()
+
+
+def test_a_path_that_fails_to_build_is_disabled_and_the_worker_keeps_serving(tiny_dir: Path, tmp_path: Path) -> None:
+    r = compiling_runner(tiny_dir, sizes=((64, 64),))
+
+    def broken():
+        raise RuntimeError("Float8 needs sm_89")
+
+    r.fast = CompiledPath("fast", ((64, 64),), broken)
+    r.compiled = None
+    reports: list[PathStatus] = []
+    r.start_background(reports.append)
+    assert r.warmer is not None and r.warmer.join(60)
+    assert [s.state for s in reports] == ["building", "failed"]
+    assert reports[-1].reason == "building: RuntimeError: Float8 needs sm_89"
+    result = r.generate(request(tmp_path, "after"), lambda *_: None)
+    assert result.path == "standard"
+    assert result.path_reason == ("go_fast requested but the fast path failed (building: RuntimeError: Float8 needs "
+                                  "sm_89): the standard path ran")
+
+
+def serve_until_warm(tiny_dir: Path, cache: Path) -> list[dict]:
+    """The real worker CLI with a compile cache: reads its lines until the compiled path is ready, then shuts it."""
+    args = [sys.executable, "-m", "atelier_worker", "serve", "--base", str(tiny_dir / "pipeline"),
+            "--lora", str(tiny_dir / "tiny-lora.safetensors"), "--allow-random-weights", "--device", "cpu",
+            "--compile-on-cpu", "--compile-cache", str(cache), "--warmup-sizes", "64x64,96x64"]
+    proc = subprocess.Popen(args, cwd=WORKER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    lines: list[dict] = []
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        for raw in proc.stdout:  # bounded by the process: it ends when the path is ready or failed
+            lines.append(json.loads(raw))
+            if lines[-1]["type"] == "path_status" and lines[-1]["state"] in ("ready", "failed"):
+                break
+        proc.stdin.write('{"type": "shutdown"}\n')
+        proc.stdin.flush()
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return lines
+
+
+def test_a_second_process_reuses_the_compile_cache(tiny_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "compile-cache"
+    first = serve_until_warm(tiny_dir, cache)
+    assert first[0]["type"] == "ready"
+    cold = first[-1]
+    assert cold["state"] == "ready" and cold["path"] == "standard", cold
+    assert cold["cache"]["fxgraph_misses"] > 0  # a new folder: everything compiled
+    folders = [p for p in cache.iterdir() if p.is_dir()]
+    assert len(folders) == 1 and (folders[0] / "key.json").is_file()
+    warm = serve_until_warm(tiny_dir, cache)[-1]
+    assert warm["state"] == "ready"
+    assert warm["cache"]["fxgraph_misses"] == 0 and warm["cache"]["fxgraph_hits"] >= cold["cache"]["fxgraph_misses"], warm
+    assert [p for p in cache.iterdir() if p.is_dir()] == folders  # the same key: the same folder
+
+
+def test_another_configuration_gets_its_own_cache_folder(tiny_dir: Path) -> None:
+    from atelier_worker.warmup import cache_key
+
+    model = {"base": str(tiny_dir), "dtype": "torch.float32", "loras": {"default": 4}}
+    key = cache_key("cpu", model, {"mode": "default"})
+    assert key == cache_key("cpu", dict(model), {"mode": "default"})
+    assert key != cache_key("cpu", {**model, "loras": {"default": 8}}, {"mode": "default"})
+    assert key != cache_key("cpu", model, {"mode": "max-autotune"})
