@@ -14,6 +14,8 @@ public struct RunRequest: Sendable, Equatable, Codable {
     public var outputQuality: Int
     public var loraScale: Double
     public var goFast: Bool
+    /// The opt-in step cache (lossy, faster). Nil in runs stored before it existed: off.
+    public var turbo: Bool?
     public var promptStrength: Double
     public var disableSafetyChecker: Bool
     /// Image-to-image: the input image (the output takes its size). Absent in runs stored before inputs existed.
@@ -57,17 +59,19 @@ public struct RunRequest: Sendable, Equatable, Codable {
         case outputQuality = "output_quality"
         case loraScale = "lora_scale"
         case goFast = "go_fast"
+        case turbo
         case promptStrength = "prompt_strength"
         case disableSafetyChecker = "disable_safety_checker"
         case image, mask
     }
 
     /// Runs with equal keys can share one pipeline call when the server batches (`--batch-size`): the same model,
-    /// size, steps, guidance, LoRA scale and path, which are what the call's tensors depend on. Prompt, seed,
+    /// size, steps, guidance, LoRA scale and path, which are what the call's tensors depend on. A turbo run goes
+    /// alone: its cache decides per call, so a batch would change each image. Prompt, seed,
     /// image count, output format and the safety check stay each run's own. Nil: the run always goes alone (an
     /// input image makes a different pipeline).
     public var batchKey: String? {
-        guard image == nil, mask == nil else { return nil }
+        guard image == nil, mask == nil, turbo != true else { return nil }
         return "\(modelID)|\(size.width)x\(size.height)|\(numInferenceSteps)|\(guidance)|\(loraScale)|\(goFast)"
     }
 

@@ -91,7 +91,7 @@ public struct RunRequestDecoder: Sendable {
         else {
             throw .internalError("model \(modelID)'s catalog entry must define prompt, aspect_ratio and output_format")
         }
-        let request = RunRequest(
+        var request = RunRequest(
             modelID: modelID, prompt: prompt, aspectRatio: ratio ?? "1:1", megapixels: typed.string("megapixels") ?? "1",
             size: size, numOutputs: typed.integer("num_outputs") ?? 1,
             numInferenceSteps: steps, guidance: typed.number("guidance") ?? 3,
@@ -100,6 +100,8 @@ public struct RunRequestDecoder: Sendable {
             promptStrength: strength,
             disableSafetyChecker: typed.boolean("disable_safety_checker") ?? false
         )
+        // Stored only when on, so runs without it read back as they did before it existed.
+        if typed.boolean("turbo") == true { request.turbo = true }
         return (request, inputs)
     }
 }

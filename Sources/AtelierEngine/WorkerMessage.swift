@@ -29,6 +29,8 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     public var guidance: Double
     public var loraScale: Double
     public var goFast: Bool
+    /// Sent only when the run asked for the step cache.
+    public var turbo: Bool?
     public var outputFormat: String
     public var outputQuality: Int
     public var outputs: [Output]
@@ -45,7 +47,7 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     public var modelID: String
 
     enum CodingKeys: String, CodingKey {
-        case type, prompt, width, height, guidance, outputs, image, mask, strength
+        case type, prompt, width, height, guidance, outputs, image, mask, strength, turbo
         case modelID = "model_id"
         case maskConvention = "mask_convention"
         case safetyCheck = "safety_check"
@@ -69,6 +71,7 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
         guidance = r.guidance
         loraScale = r.loraScale
         goFast = r.goFast
+        turbo = r.turbo == true ? true : nil
         outputFormat = r.outputFormat.rawValue
         outputQuality = r.outputQuality
         outputs = zip(paths, r.seeds(base: job.seed)).map { Output(path: $0, seed: $1) }

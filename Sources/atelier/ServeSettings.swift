@@ -49,7 +49,7 @@ struct ServeSettings {
     var inputMaxMegabytes = 20
     var inputMaxMegapixels = 40
     var fetchTimeoutSeconds = 20
-    /// Loading FLUX.1-dev and compiling go_fast with autotuned fp8 matmuls took over 7 minutes on an H100.
+    /// Loading FLUX.1-dev's 34 GB from a slow disk can take minutes; compiles come after ready and never count.
     var workerReadyTimeoutSeconds = 1800
     /// Images per pipeline call from compatible queued runs; 1: no batching (SupervisorConfiguration.batchSize).
     var batchSize = 1

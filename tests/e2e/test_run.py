@@ -173,3 +173,10 @@ def test_validation_errors_name_the_parameter_and_cost_nothing(server) -> None:
 def test_api_key_in_the_body_is_accepted(server) -> None:
     r = post(server, auth=False, data=small(api_key=server.key, seed="9"))
     check_success(r, size=(512, 512))
+
+
+def test_turbo_runs_the_cached_pipeline_says_so_and_a_bad_value_is_refused(server) -> None:
+    d = check_success(post(server, data=small(seed="5", turbo="true")), size=(512, 512))
+    assert d["path"] == "standard+turbo" and "first block cache" in d["path_reason"]
+    bad = post(server, data=small(turbo="sometimes"))
+    assert bad.status_code == 400 and "turbo" in bad.text, bad.text

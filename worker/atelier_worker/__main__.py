@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--compile-on-cpu", action="store_true",
                    help="build the compiled standard path on a CPU too (tests and benchmarks; CUDA only otherwise)")
     s.add_argument("--attention-backend", help="diffusers attention backend for the compiled paths, e.g. _native_cudnn")
+    s.add_argument("--turbo-threshold", type=float, default=0.08,
+                   help="turbo's First Block Cache threshold: higher skips more steps and changes the image more")
     s.add_argument("--compile-cache", metavar="DIR",
                    help="folder for compile artifacts, reused by the next start on this machine (the server passes "
                         "<data>/compile-cache)")
@@ -99,10 +101,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .fastpath import Optimizations, StandardOptimizations
+    from .turbo import TurboOptions
 
     options = RunnerOptions(
         device=args.device, threads=args.threads, warmup=not args.no_warmup, enable_fast_path=not args.no_fast_path,
-        warmup_sizes=args.warmup_sizes, compile_cache=args.compile_cache,
+        warmup_sizes=args.warmup_sizes, compile_cache=args.compile_cache, turbo=TurboOptions(args.turbo_threshold),
         optimizations=replace(Optimizations(), attention_backend=args.attention_backend),
         standard=StandardOptimizations(compile_transformer=not args.no_compiled_standard,
                                        compile_on_cpu=args.compile_on_cpu, attention_backend=args.attention_backend),

@@ -88,14 +88,15 @@ FAST_DISABLED = "the fast path is disabled in this worker"
 
 @dataclass(frozen=True)
 class PathChoice:
-    # "fast" (fp8, compiled), "standard-compiled" (bf16, compiled) or "standard" (bf16 eager). Each is
-    # deterministic for a given seed and size; the compiled kernels differ from eager in the last bits.
+    # "fast" (fp8, compiled), "standard-compiled" (bf16, compiled) or "standard" (bf16 eager), "+turbo" when the
+    # step cache ran. Each is deterministic for a given seed and size; compiled kernels differ from eager in the
+    # last bits.
     name: str
     reason: str
 
     @property
     def fast(self) -> bool:
-        return self.name == "fast"
+        return self.name.startswith("fast")
 
 
 def choose_path(go_fast: bool, caps: DeviceCapabilities, fast_blocker: str | None, has_image: bool = False,
@@ -146,12 +147,14 @@ def _shallow_transformer_copy(transformer: Any) -> Any:
     return copy.deepcopy(transformer, memo=shared)
 
 
-def build_fast_pipeline(pipe: Any, opts: Optimizations) -> tuple[Any, list[str]]:
+def build_fast_pipeline(pipe: Any, opts: Optimizations, keep: dict[str, Any] | None = None) -> tuple[Any, list[str]]:
     """The go_fast pipeline beside the standard one, switch by switch; returns it and the switches applied (for
     the start-up log and the GPU benchmark, which calls the same function). The standard pipeline is left as it
     was: go_fast=false keeps running bf16 eager, deterministic. The fast one shares the text encoders, the
     scheduler's configuration and, until fp8 replaces them, the transformer's tensors; on FLUX.1-dev it adds about
-    12 GB of fp8 weights. Only called on a CUDA device with fp8 and torchao (or in tests with those switches off)."""
+    12 GB of fp8 weights. Only called on a CUDA device with fp8 and torchao (or in tests with those switches off).
+    `keep`, when given, receives an uncompiled copy of the fp8 transformer (sharing its tensors) and the VAE: the
+    turbo variant compiles its blocks its own way, with the step cache around them."""
     import copy
 
     import torch
@@ -181,6 +184,8 @@ def build_fast_pipeline(pipe: Any, opts: Optimizations) -> tuple[Any, list[str]]
     if opts.attention_backend:
         transformer.set_attention_backend(opts.attention_backend)
         applied.append(f"attention({opts.attention_backend})")
+    if keep is not None:
+        keep.update(transformer=_shallow_transformer_copy(transformer), vae=vae)
     if opts.compile_transformer:
         applied += configure_inductor(opts.autotune_gemms)
         transformer, how = _compile(transformer, opts.compile_mode, opts.regional_compile)

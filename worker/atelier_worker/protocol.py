@@ -45,6 +45,8 @@ class GenerateRequest:
     strength: float = 0.8  # prompt_strength; only read with an image
     # Which of the worker's models (catalog ids) runs; absent: its first.
     model_id: str | None = None
+    # The opt-in step cache (First Block Cache); absent: off.
+    turbo: bool = False
 
     def validate(self) -> None:
         problems = []
@@ -152,6 +154,7 @@ def _parse_generate(obj: dict[str, Any]) -> GenerateRequest:
         mask_convention=_need(obj, "mask_convention", str) if obj.get("mask_convention") is not None else "white",
         strength=float(_need(obj, "strength", (int, float))) if obj.get("strength") is not None else 0.8,
         model_id=_need(obj, "model_id", str) if obj.get("model_id") is not None else None,
+        turbo=bool(_need(obj, "turbo", bool)) if obj.get("turbo") is not None else False,
     )
 
 
@@ -208,7 +211,7 @@ class Result:
 class PathStatus:
     """A compiled path's warm-up state, sent after `ready` whenever it changes (worker → server, no job)."""
 
-    path: str  # "fast" (go_fast) or "standard" (the standard path's compiled twin)
+    path: str  # "fast" (go_fast), "standard" (the standard path's compiled twin) or "turbo" (fast + step cache)
     state: str  # building | warming | ready | failed
     warm: int  # sizes warm so far
     total: int  # sizes to warm (the server's table)

@@ -28,6 +28,7 @@ from .fastpath import (
     effective_lora_scale,
 )
 from .protocol import GenerateRequest, ImageResult, Outbound, OutputSpec, ProtocolError, Ready, Result, SafetyReport
+from .turbo import TurboOptions, turbo_pipeline
 from .warmup import CompileCache, CompiledPath, PathWarmer, cache_key
 from .safety import SafetyChecker, load_checker
 from .weights import TINY_MARKER, WeightsMissing, resolve_base, resolve_lora_ref  # noqa: F401 - re-exported
@@ -71,6 +72,7 @@ class RunnerOptions:
     enable_fast_path: bool = True
     optimizations: Optimizations = field(default_factory=Optimizations)
     standard: StandardOptimizations = field(default_factory=StandardOptimizations)
+    turbo: TurboOptions = field(default_factory=TurboOptions)
     # Folder for compile artifacts (the server passes <data>/compile-cache), one subfolder per cache key; None
     # leaves Inductor's default (a temporary folder, lost with the machine).
     compile_cache: str | None = None
@@ -93,6 +95,11 @@ class Runner:
         # go_fast's fp8 compiled pipeline and the standard path's compiled twin, built and warmed after ready.
         self.fast: CompiledPath | None = None
         self.compiled: CompiledPath | None = None
+        # turbo: the fast path's cached variant (compiled, warmed in the background) and the eager standard
+        # one's (no compile: made on the first turbo request that needs it).
+        self.fast_turbo: CompiledPath | None = None
+        self._fast_parts: dict[str, Any] = {}
+        self._standard_turbo: Any = None
         self.warmer: PathWarmer | None = None
         self.caps: DeviceCapabilities | None = None
         self.device = "cpu"
@@ -151,7 +158,9 @@ class Runner:
         assert self.caps is not None
         opts, sizes = self.options, self.options.warmup_sizes
         if opts.enable_fast_path and self.caps.fast_path_reason is None:
-            self.fast = CompiledPath("fast", sizes, lambda: build_fast_pipeline(self.pipe, opts.optimizations))
+            self.fast = CompiledPath("fast", sizes, lambda: build_fast_pipeline(self.pipe, opts.optimizations,
+                                                                                keep=self._fast_parts))
+            self.fast_turbo = CompiledPath("turbo", sizes, self._build_fast_turbo)
         if opts.standard.compile_transformer and (self.device.startswith("cuda") or opts.standard.compile_on_cpu):
             self.compiled = CompiledPath("standard", sizes, lambda: build_compiled_standard(self.pipe, opts.standard))
         if opts.compile_cache and (self.fast or self.compiled):
@@ -168,11 +177,26 @@ class Runner:
 
     def start_background(self, send: Callable[[Outbound], None]) -> None:
         """After ready: build and warm the compiled paths on their own thread, reporting each change."""
-        paths = [p for p in (self.fast, self.compiled) if p is not None]
+        # turbo last: it is opt-in, and its build needs the fast path's fp8 transformer.
+        paths = [p for p in (self.fast, self.compiled, self.fast_turbo) if p is not None]
         if not paths or not self.options.warmup:
             return
         self.warmer = PathWarmer(paths, self._warm_one, lambda path: send(path.status()))
         self.warmer.start()
+
+    def _build_fast_turbo(self) -> tuple[Any, list[str]]:
+        if not self._fast_parts:
+            raise RuntimeError("the fast path was not built, and turbo's fast variant shares its fp8 weights")
+        fast = self.options.optimizations
+        mode = fast.compile_mode if fast.compile_transformer else None
+        pipe = turbo_pipeline(self.pipe, self._fast_parts["transformer"], self._fast_parts["vae"], self.options.turbo, mode)
+        return pipe, [f"first_block_cache({self.options.turbo.threshold})"] + ([f"compile_blocks({mode})"] if mode else [])
+
+    def _standard_turbo_pipe(self) -> Any:
+        if self._standard_turbo is None:
+            self._standard_turbo = turbo_pipeline(self.pipe, self.pipe.transformer, self.pipe.vae, self.options.turbo, None)
+            log.info("turbo pipeline made for the standard path (first block cache, threshold %s)", self.options.turbo.threshold)
+        return self._standard_turbo
 
     def _warm_standard(self) -> None:
         """One step on the eager standard pipeline before ready: it catches a broken pipeline before any client."""
@@ -201,13 +225,32 @@ class Runner:
         else:
             blocker = None
         compiled_pipe = compiled.pipe if compiled is not None and compiled.serves(w, h) and not batched else None
+        # turbo on the standard path runs the eager pipeline's cached variant: no compiled twin.
         choice = choose_path(req.go_fast, self.caps, blocker, has_image=req.image is not None,
-                             compiled_standard=compiled_pipe is not None)
+                             compiled_standard=compiled_pipe is not None and not req.turbo)
+        if req.turbo:
+            return self._with_turbo(req, choice, fast_pipe)
         if choice.fast:
             return choice, fast_pipe
         if choice.name == "standard-compiled":
             return choice, compiled_pipe
         return choice, self.pipeline_for(req)
+
+    def _with_turbo(self, req: GenerateRequest, choice: PathChoice, fast_pipe: Any) -> tuple[PathChoice, Any]:
+        """turbo on the path chosen: the fast path's cached variant where it is warm, else the eager standard one's.
+        An input image runs without the cache."""
+        cache = f"turbo: first block cache (threshold {self.options.turbo.threshold})"
+        if req.image is not None:
+            return PathChoice(choice.name, f"{choice.reason}; turbo is not applied to image-to-image"), self.pipeline_for(req)
+        if choice.fast:
+            turbo = self.fast_turbo
+            turbo_pipe = turbo.pipe if turbo is not None and turbo.serves(req.width, req.height) else None
+            if turbo_pipe is not None:
+                return PathChoice("fast+turbo", f"{choice.reason}; {cache}"), turbo_pipe
+            why = turbo.blocker(req.width, req.height) if turbo is not None else None
+            return PathChoice(choice.name, f"{choice.reason}; turbo requested but {why or 'it is not available'}: "
+                                           "ran without the cache"), fast_pipe
+        return PathChoice("standard+turbo", f"{choice.reason}; {cache}"), self._standard_turbo_pipe()
 
     def pipeline_for(self, req: GenerateRequest) -> Any:
         """The text-to-image pipeline, or an image-to-image / inpainting one built with `from_pipe`: the same
@@ -330,7 +373,7 @@ class Runner:
         serves them: it is warmed up for one image per call, and a batch would run eager instead (slower)."""
         if not batchable(reqs):
             return False
-        return not self._choose(reqs[0], batched=False)[0].fast
+        return not self._choose(reqs[0], batched=False)[0].fast and not reqs[0].turbo
 
     def _deliver(self, req: GenerateRequest, pictures: list[Any], choice: PathChoice, inference_ms: float,
                  batch_size: int) -> Result:
@@ -384,4 +427,5 @@ def batchable(reqs: list[GenerateRequest]) -> bool:
     def key(r: GenerateRequest) -> tuple[Any, ...]:
         return (r.model_id, r.width, r.height, r.num_inference_steps, r.guidance, r.lora_scale, r.go_fast)
 
-    return all(r.image is None for r in reqs) and len({key(r) for r in reqs}) == 1
+    # turbo runs alone: the cache decides per call, so sharing one would change each run's image.
+    return all(r.image is None and not r.turbo for r in reqs) and len({key(r) for r in reqs}) == 1

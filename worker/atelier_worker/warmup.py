@@ -41,7 +41,7 @@ class CompiledPath:
     """One compiled path and how far its warm-up got. Written by the warm-up thread, read by the request thread:
     every field is replaced whole (a new frozenset, a new state), never mutated in place."""
 
-    name: str  # "fast" or "standard"
+    name: str  # "fast", "standard" (the compiled twin) or "turbo" (the fast path's cached variant)
     sizes: tuple[Size, ...]
     build: Callable[[], tuple[Any, list[str]]]
     state: WarmState = WarmState.BUILDING
@@ -54,7 +54,7 @@ class CompiledPath:
 
     @property
     def label(self) -> str:
-        return "the fast path" if self.name == "fast" else "the compiled standard path"
+        return {"fast": "the fast path", "standard": "the compiled standard path"}.get(self.name, f"{self.name}'s fast variant")
 
     def serves(self, width: int, height: int) -> bool:
         """Whether a request at this size may run here without compiling. Once every table size is warm the

@@ -9,9 +9,11 @@ import json
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
-from atelier_worker.fastpath import DeviceCapabilities, Optimizations, StandardOptimizations, build_fast_pipeline
+from atelier_worker.fastpath import DeviceCapabilities, Optimizations, StandardOptimizations
+from atelier_worker.turbo import TurboOptions
 from atelier_worker.protocol import GenerateRequest, OutputSpec, PathStatus
 from atelier_worker.runner import ModelSpec, Runner, RunnerOptions
 from atelier_worker.warmup import CompiledPath, WarmState
@@ -23,15 +25,16 @@ WORKER_DIR = Path(__file__).resolve().parents[1]
 
 
 def compiling_runner(tiny_dir: Path, sizes=SIZES) -> Runner:
-    """A CPU runner that builds both compiled paths, as a Hopper worker does, with the switches a CPU can run."""
-    r = Runner(ModelSpec(base=str(tiny_dir / "pipeline"), lora=str(tiny_dir / "tiny-lora.safetensors"),
-                         allow_random_weights=True),
-               RunnerOptions(device="cpu", threads=1, warmup_sizes=sizes,
+    """A CPU runner that plans every compiled path, as a Hopper worker does, with the switches a CPU can run."""
+    base = tiny_dir / "pipeline"
+    r = Runner(ModelSpec(base=str(base), lora=str(tiny_dir / "tiny-lora.safetensors"), allow_random_weights=True),
+               RunnerOptions(device="cpu", threads=1, warmup_sizes=sizes, optimizations=COMPILED_NO_FP8,
                              standard=StandardOptimizations(compile_on_cpu=True)))
     r.load()
     assert r.fast is None and r.compiled is not None  # no CUDA: no fast path of its own
     r.caps = HOPPER
-    r.fast = CompiledPath("fast", sizes, lambda: build_fast_pipeline(r.pipe, COMPILED_NO_FP8))
+    r._plan_compiled_paths(str(base))
+    assert r.fast is not None and r.fast_turbo is not None
     return r
 
 
@@ -68,13 +71,14 @@ def test_requests_run_eager_while_the_compiled_paths_warm_then_compiled_at_warm_
               for i in range(40) if r.warmer.thread.is_alive()]
     assert r.warmer.join(300), "the warm-up did not end"
     assert set(during) <= {"standard", "standard-compiled", "fast"}
-    assert r.fast.state is WarmState.READY and r.compiled.state is WarmState.READY
+    assert r.fast.state is WarmState.READY and r.compiled.state is WarmState.READY, [r.fast.reason, r.compiled.reason]
+    assert r.fast_turbo.state is WarmState.READY, r.fast_turbo.reason
     fast = r.generate(request(tmp_path, "fast"), lambda *_: None)
     assert fast.path == "fast"
     standard = r.generate(request(tmp_path, "std", go_fast=False), lambda *_: None)
     assert standard.path == "standard-compiled" and standard.path_reason == "go_fast=false: the standard path ran (compiled)"
     # Each path reported building, then one warming line per size, then ready.
-    for name in ("fast", "standard"):
+    for name in ("fast", "standard", "turbo"):
         states = [(s.state, s.warm) for s in reports if s.path == name]
         assert states == [("building", 0), ("warming", 0), ("warming", 1), ("warming", 2), ("warming", 3), ("ready", 3)]
     # The design: per compiled path, each of FLUX's two block kinds compiles once for the first size and once
@@ -82,11 +86,14 @@ def test_requests_run_eager_while_the_compiled_paths_warm_then_compiled_at_warm_
     # two paths trace the same graphs here, so the second finds the first's and compiles none of its own.)
     ready = [s for s in reports if s.state == "ready"]
     assert all(s.cache["frames_compiled"] <= 4 for s in ready) and ready[0].cache["frames_compiled"] > 0, ready
+    turbo = r.generate(request(tmp_path, "turbo", turbo=True), lambda *_: None)
+    assert turbo.path == "fast+turbo" and "first block cache" in turbo.path_reason
     torch._dynamo.config.error_on_recompile = True
     try:
         for width, height in SIZES + ((80, 48),):  # every table size, and a custom one
             assert r.generate(request(tmp_path, f"s{width}x{height}", width, height), lambda *_: None).path == "fast"
             r.generate(request(tmp_path, f"c{width}x{height}", width, height, go_fast=False), lambda *_: None)
+            r.generate(request(tmp_path, f"t{width}x{height}", width, height, turbo=True), lambda *_: None)
     finally:
         torch._dynamo.config.error_on_recompile = False
     # Deterministic per path: the same seed and size on the same path gives the same bytes.
@@ -101,7 +108,7 @@ def test_a_path_that_fails_to_build_is_disabled_and_the_worker_keeps_serving(tin
         raise RuntimeError("Float8 needs sm_89")
 
     r.fast = CompiledPath("fast", ((64, 64),), broken)
-    r.compiled = None
+    r.compiled = r.fast_turbo = None
     reports: list[PathStatus] = []
     r.start_background(reports.append)
     assert r.warmer is not None and r.warmer.join(60)
@@ -159,3 +166,28 @@ def test_another_configuration_gets_its_own_cache_folder(tiny_dir: Path) -> None
     assert key == cache_key("cpu", dict(model), {"mode": "default"})
     assert key != cache_key("cpu", {**model, "loras": {"default": 8}}, {"mode": "default"})
     assert key != cache_key("cpu", model, {"mode": "max-autotune"})
+
+
+def test_turbo_on_the_standard_path_is_deterministic_differs_from_uncached_and_runs_alone(runner: Runner, tmp_path: Path) -> None:
+    # The tiny random model's residuals change a lot from step to step: at FLUX.1-dev's 0.08 it never skips one.
+    options = runner.options
+    runner.options, runner._standard_turbo = replace(options, turbo=TurboOptions(threshold=0.5)), None
+    try:
+        check_turbo(runner, tmp_path)
+    finally:
+        runner.options, runner._standard_turbo = options, None
+
+
+def check_turbo(runner: Runner, tmp_path: Path) -> None:
+    def image(name: str, **kw) -> tuple[str, bytes]:
+        result = runner.generate(request(tmp_path, name, go_fast=False, num_inference_steps=8, **kw), lambda *_: None)
+        return result.path, Path(result.images[0].path).read_bytes()
+
+    plain = image("plain")
+    cached = image("t1", turbo=True)
+    assert plain[0] == "standard" and cached[0] == "standard+turbo"
+    assert cached[1] != plain[1]  # steps were skipped: the cache is lossy
+    assert image("t2", turbo=True) == cached  # the same seed, size and path: the same bytes
+    assert image("plain2") == plain  # the uncached pipeline is untouched by the cache's hooks
+    turbo_runs = [request(tmp_path, f"b{i}", go_fast=False, turbo=True) for i in range(2)]
+    assert not runner.can_batch(turbo_runs)

@@ -95,6 +95,7 @@ def test_the_compiled_path_does_not_recompile_on_a_switch_or_a_new_scale(two_pat
     assert applied == ["gemms_cublas_only", "compile_repeated_blocks(default)"]
     eager_fast = two_paths.fast
     two_paths.fast = ready_path("fast", fast)
+    torch._dynamo.reset()  # graphs an earlier test compiled for the same block code would be found, not compiled
     torch._dynamo.utils.counters.clear()
     try:
         run(two_paths, request(tmp_path, "c1", go_fast=True))
