@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep go_fast=false runs on the eager pipeline (no compiled twin)")
     s.add_argument("--compile-on-cpu", action="store_true",
                    help="build the compiled standard path on a CPU too (tests and benchmarks; CUDA only otherwise)")
-    s.add_argument("--attention-backend", help="diffusers attention backend for the compiled paths, e.g. _native_cudnn")
+    s.add_argument("--attention-backend", default="auto",
+                   help="diffusers attention backend for the compiled paths: auto (the faster of PyTorch's choice and "
+                        "cuDNN's, timed once on CUDA), native (PyTorch's choice) or a backend name, e.g. _native_cudnn")
     s.add_argument("--turbo-threshold", type=float, default=0.08,
                    help="turbo's First Block Cache threshold: higher skips more steps and changes the image more")
     s.add_argument("--compile-cache", metavar="DIR",
@@ -106,9 +108,10 @@ def run_serve(args: argparse.Namespace) -> int:
     options = RunnerOptions(
         device=args.device, threads=args.threads, warmup=not args.no_warmup, enable_fast_path=not args.no_fast_path,
         warmup_sizes=args.warmup_sizes, compile_cache=args.compile_cache, turbo=TurboOptions(args.turbo_threshold),
-        optimizations=replace(Optimizations(), attention_backend=args.attention_backend),
+        optimizations=replace(Optimizations(), attention_backend=None if args.attention_backend == "native" else args.attention_backend),
         standard=StandardOptimizations(compile_transformer=not args.no_compiled_standard,
-                                       compile_on_cpu=args.compile_on_cpu, attention_backend=args.attention_backend),
+                                       compile_on_cpu=args.compile_on_cpu,
+                                       attention_backend=None if args.attention_backend == "native" else args.attention_backend),
     )
     try:
         runner = Runner(spec, options)

@@ -24,6 +24,7 @@ from .fastpath import (
     build_compiled_standard,
     build_fast_pipeline,
     choose_path,
+    pipeline_beside,
     detect_capabilities,
     effective_lora_scale,
 )
@@ -181,7 +182,7 @@ class Runner:
         paths = [p for p in (self.fast, self.compiled, self.fast_turbo) if p is not None]
         if not paths or not self.options.warmup:
             return
-        self.warmer = PathWarmer(paths, self._warm_one, lambda path: send(path.status()))
+        self.warmer = PathWarmer(paths, self._warm_beside, lambda path: send(path.status()))
         self.warmer.start()
 
     def _build_fast_turbo(self) -> tuple[Any, list[str]]:
@@ -201,6 +202,11 @@ class Runner:
     def _warm_standard(self) -> None:
         """One step on the eager standard pipeline before ready: it catches a broken pipeline before any client."""
         self._warm_one(self.pipe, 256, 256)
+
+    def _warm_beside(self, pipe: Any, width: int, height: int) -> None:
+        """A warm-up step on a sibling of `pipe` (the same modules, its own scheduler): requests already run on
+        `pipe` at the sizes that are warm while the next size warms, and a scheduler holds its loop's state."""
+        self._warm_one(pipeline_beside(pipe, pipe.transformer, pipe.vae), width, height)
 
     def _warm_one(self, pipe: Any, width: int, height: int) -> None:
         import torch

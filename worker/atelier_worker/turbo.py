@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .fastpath import _pipeline_beside, _shallow_transformer_copy, configure_inductor
+from .fastpath import _shallow_transformer_copy, configure_inductor, pipeline_beside
 
 
 @dataclass(frozen=True)
@@ -34,4 +34,4 @@ def turbo_pipeline(pipe: Any, transformer: Any, vae: Any, opts: TurboOptions, co
         for block in list(cached.transformer_blocks) + list(cached.single_transformer_blocks):
             block.forward = torch.compile(block.forward, mode=compile_mode, fullgraph=True)
     cached.enable_cache(FirstBlockCacheConfig(threshold=opts.threshold))
-    return _pipeline_beside(pipe, cached, vae)
+    return pipeline_beside(pipe, cached, vae)

@@ -52,13 +52,13 @@ def test_requests_run_eager_while_the_compiled_paths_warm_then_compiled_at_warm_
     r = compiling_runner(tiny_dir)
     reports: list[PathStatus] = []
     gate = threading.Event()
-    warm = r._warm_one
+    warm = r._warm_beside
 
     def gated(pipe, width: int, height: int) -> None:
         gate.wait(120)  # holds the warm-up so the test sees the worker serving before anything is warm
         warm(pipe, width, height)
 
-    r._warm_one = gated  # type: ignore[method-assign]
+    r._warm_beside = gated  # type: ignore[method-assign]
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     r.start_background(reports.append)

@@ -74,3 +74,10 @@ def test_detect_on_this_machine_is_consistent() -> None:
     caps = detect_capabilities()
     if not caps.cuda:
         assert caps.fast_path_reason == "no CUDA device"
+
+
+def test_the_attention_backend_is_chosen_by_timing_on_cuda_only() -> None:
+    from atelier_worker.fastpath import Optimizations, StandardOptimizations, fastest_attention_backend
+
+    assert Optimizations().attention_backend == "auto" and StandardOptimizations().attention_backend == "auto"
+    assert fastest_attention_backend("cpu") is None  # PyTorch's own choice: nothing to time against
