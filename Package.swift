@@ -25,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         // The shared database for several API nodes (issue 15). PostgresClient is a ServiceLifecycle service.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // /metrics (issue 18): swift-metrics is already built for Hummingbird; swift-prometheus renders the text.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The system's libsqlite3 (Debian: libsqlite3-dev); a thin typed wrapper lives in AtelierPersistence.
@@ -60,10 +63,19 @@ let package = Package(
             dependencies: ["AtelierCore", "AtelierS3", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // Every metric's name and the Prometheus registry behind /metrics.
+        .target(
+            name: "AtelierMetrics",
+            dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "AtelierEngine",
             dependencies: [
-                "AtelierCore",
+                "AtelierCore", "AtelierMetrics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -72,7 +84,7 @@ let package = Package(
         .target(
             name: "AtelierHTTP",
             dependencies: [
-                "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine",
+                "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine", "AtelierMetrics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,7 +104,9 @@ let package = Package(
             name: "atelier",
             dependencies: [
                 "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierS3", "AtelierEngine", "AtelierHTTP",
+                "AtelierMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -132,6 +146,7 @@ let package = Package(
             name: "AtelierHTTPTests",
             dependencies: [
                 "AtelierHTTP", "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine", "AtelierTesting",
+                "AtelierMetrics",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -85,6 +85,20 @@ public protocol JobStore: Sendable {
     func queuePosition(id: Int64) async throws -> Int?
     /// All jobs of an account (for audits and usage).
     func jobs(accountID: Int64) async throws -> [Job]
+    /// How many runs are queued and running, per model (for /metrics, read at each scrape).
+    func activeRuns() async throws -> [ActiveRunCount]
+}
+
+/// Runs of one model in one unfinished state.
+public struct ActiveRunCount: Sendable, Equatable {
+    public var modelID: String
+    public var status: JobStatus
+    public var count: Int
+    public init(modelID: String, status: JobStatus, count: Int) {
+        self.modelID = modelID
+        self.status = status
+        self.count = count
+    }
 }
 
 /// Which running jobs `recoverAbandoned` takes back.

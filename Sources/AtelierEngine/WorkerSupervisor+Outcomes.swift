@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierMetrics
 import Foundation
 
 /// What the supervisor writes once a run's attempt ended: the one place that turns an outcome into the store's
@@ -106,9 +107,21 @@ extension WorkerSupervisor {
         if ended {
             await removeInputs(of: job)
             await events.jobFinished(job.id)
+            await countEnd(of: job)
         } else {
+            metrics.runRetried(model: job.request.modelID)
             await events.jobRequeued(job.id)
             await wake.signal()
         }
+    }
+
+    /// The run as the store ended it (a cancel or a takeover may have won over this node's outcome), for /metrics.
+    private func countEnd(of job: Job) async {
+        guard let stored = try? await store.job(id: job.id), stored.status.isTerminal else { return }
+        let images = stored.status == .succeeded ? stored.result?.outputs.count ?? 0 : 0
+        metrics.runEnded(model: stored.request.modelID, status: stored.status.rawValue, code: stored.failure?.code ?? "",
+                         seconds: (stored.finishedAt ?? clock.now()).timeIntervalSince(stored.createdAt),
+                         inferenceSeconds: stored.result.map { $0.inferenceMs / 1000 }, images: images,
+                         charged: Int64(images) * stored.pricePerImage)
     }
 }

@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierMetrics
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -26,6 +27,7 @@ public final class WorkerSupervisor: Service, Sendable {
     public let wake: WakeSignal
     let clock: any WallClock
     let logger: Logger
+    let metrics: AtelierMetrics
     private let stopping = Atomic<Bool>(false)
     private let shutdownRequested = Atomic<Bool>(false)
     /// Set when the drain timeout passed: workers still busy are stopped and their jobs requeued.
@@ -42,8 +44,9 @@ public final class WorkerSupervisor: Service, Sendable {
     public init(
         launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any ImageStorage,
         inputs: (any ImageStorage)? = nil, events: JobEvents? = nil, wake: WakeSignal? = nil,
-        clock: any WallClock = SystemWallClock(), logger: Logger
+        clock: any WallClock = SystemWallClock(), metrics: AtelierMetrics = AtelierMetrics(), logger: Logger
     ) {
+        self.metrics = metrics
         self.inputs = inputs
         self.launch = launch
         self.config = config
@@ -196,6 +199,7 @@ public final class WorkerSupervisor: Service, Sendable {
                 }
                 logger.error("worker slot \(slot): \(error); retrying in \(backoff)")
                 update(slot) { $0.state = .restarting; $0.restarts += 1 }
+                metrics.workerRestarted(slot: slot)
                 await pause(for: backoff)
                 backoff = min(backoff * 2, config.restartBackoff.upperBound)
                 continue
@@ -216,6 +220,7 @@ public final class WorkerSupervisor: Service, Sendable {
                 return
             }
             update(slot) { $0.state = .restarting; $0.restarts += 1 }
+            metrics.workerRestarted(slot: slot)
             await pause(for: backoff)
         }
         update(slot) { $0.state = .stopped }
@@ -280,7 +285,12 @@ public final class WorkerSupervisor: Service, Sendable {
             let batch = await gatherBatch(after: first)
             update(slot) { $0.state = .busy; $0.jobID = first.id }
             running.withLock { for job in batch { $0[job.id] = (worker, job.attempts) } }
-            for job in batch { await events.jobStarted(job.id, attempt: job.attempts) }
+            let startedAt = clock.now()
+            for job in batch {
+                await events.jobStarted(job.id, attempt: job.attempts)
+                metrics.runStarted(model: job.request.modelID, waited: startedAt.timeIntervalSince(job.createdAt))
+            }
+            metrics.batch(images: batch.reduce(0) { $0 + $1.request.numOutputs })
             if batch.count > 1 { logger.info("runs \(batch.map { String($0.id) }.joined(separator: ", ")) share one pipeline call") }
             let outcomes = await withTaskGroup(of: [Int64: Outcome]?.self) { group in
                 group.addTask { await self.runAndStore(batch, on: worker) }

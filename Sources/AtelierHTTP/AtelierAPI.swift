@@ -1,5 +1,6 @@
 import AtelierCore
 import AtelierEngine
+import AtelierMetrics
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -67,19 +68,23 @@ public struct AtelierAPI: Sendable {
     public let inputs: InputImages?
     /// The web pages (`/`, `/models/{id}`, `/account`); nil: the server answers the API only.
     public let playground: Playground?
+    /// `GET /metrics` (where it is served, and its registry); nil: the route answers 404.
+    public let metricsEndpoint: MetricsEndpoint?
     /// Encoded /check answers of finished runs.
     let finishedRuns = FinishedRunCache()
     var links: OutputLinks { OutputLinks(mode: config.outputURLs, storage: storage) }
     /// Makes, reads and cancels runs for every dialect.
     var runs: RunService {
-        RunService(catalog: catalog, jobs: jobs, keys: keys, storage: storage, queue: queue, clock: clock, config: config, inputs: inputs)
+        RunService(catalog: catalog, jobs: jobs, keys: keys, storage: storage, queue: queue, clock: clock, config: config, inputs: inputs,
+                   metrics: metricsEndpoint?.metrics ?? AtelierMetrics())
     }
 
     public init(
         catalog: ModelCatalog, keys: any KeyStore, jobs: any JobStore, storage: any ImageStorage, queue: any RunQueue,
         clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init(), limiter: RateLimiter = RateLimiter(),
-        inputStorage: (any ImageStorage)? = nil, playground: Playground? = nil
+        inputStorage: (any ImageStorage)? = nil, playground: Playground? = nil, metrics: MetricsEndpoint? = nil
     ) {
+        self.metricsEndpoint = metrics
         self.playground = playground
         inputs = inputStorage.map {
             InputImages(storage: $0, client: OutboundClient(policy: config.outboundPolicy), limits: config.imageLimits,
@@ -98,6 +103,8 @@ public struct AtelierAPI: Sendable {
     public func buildRouter() -> Router<AtelierRequestContext> {
         let router = Router(context: AtelierRequestContext.self)
         let allowed = AllowedMethods()
+        // Outside the error envelope, so it counts the status each answer went out with.
+        if metricsEndpoint?.recording == true { router.add(middleware: MetricsMiddleware()) }
         router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
         router.post("/api/v4/run") { request, context in try await self.run(request, context: context) }
         router.get("/api/v4/check") { request, context in try await self.check(request, context: context) }
@@ -111,6 +118,7 @@ public struct AtelierAPI: Sendable {
         router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
         router.get("/healthz") { _, _ in self.health() }
         router.get("/readyz") { _, _ in try await self.ready() }
+        router.get("/metrics") { request, _ in try await self.metrics(request) }
         ReplicateRoutes(api: self).add(to: router)
         OpenAIRoutes(api: self).add(to: router)
         playground?.add(to: router)
@@ -123,13 +131,15 @@ public struct AtelierAPI: Sendable {
         return router
     }
 
-    /// A worker node's router: /healthz and /readyz only.
+    /// A worker node's router: /healthz, /readyz and /metrics only.
     public func buildHealthRouter() -> Router<AtelierRequestContext> {
         let router = Router(context: AtelierRequestContext.self)
         let allowed = AllowedMethods()
+        if metricsEndpoint?.recording == true { router.add(middleware: MetricsMiddleware()) }
         router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
         router.get("/healthz") { _, _ in self.health() }
         router.get("/readyz") { _, _ in try await self.ready() }
+        router.get("/metrics") { request, _ in try await self.metrics(request) }
         allowed.load(router.routes)
         return router
     }

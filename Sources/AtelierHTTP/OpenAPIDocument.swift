@@ -1097,6 +1097,46 @@ public enum OpenAPIDocument {
     }
    }
   },
+  "/metrics": {
+   "get": {
+    "operationId": "metrics",
+    "summary": "Prometheus metrics (text format 0.0.4); see docs/operations.md",
+    "security": [],
+    "description": "Served on the API port in the demo profile, or there with --metrics-token (then send it as a Bearer token), or on --metrics-address only. In production without either, the API port has no /metrics.",
+    "responses": {
+     "200": {
+      "description": "The metrics.",
+      "content": {
+       "text/plain": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "--metrics-token is set and the request did not send it.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Metrics are not served on this port.",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
   "/openapi.json": {
    "get": {
     "operationId": "openapi",

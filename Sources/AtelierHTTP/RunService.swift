@@ -1,5 +1,6 @@
 import AtelierCore
 import AtelierEngine
+import AtelierMetrics
 import Foundation
 import Logging
 
@@ -16,6 +17,7 @@ public struct RunService: Sendable {
     let clock: any WallClock
     let config: APIConfiguration
     let inputs: InputImages?
+    let metrics: AtelierMetrics
 
     /// A run as a dialect hands it over.
     struct Submission: Sendable {
@@ -71,6 +73,7 @@ public struct RunService: Sendable {
             do {
                 try await jobs.insert(job, idempotency: claim, maxInProgress: config.maxConcurrentRuns)
                 queued = true
+                metrics.runSubmitted(model: run.modelID)
                 break
             } catch JobStoreError.idempotencyKeyUsed(let prior, let sameRequest) {
                 guard sameRequest else {
@@ -151,6 +154,7 @@ public struct RunService: Sendable {
     /// released and nothing is charged. Canceling a canceled run again answers the same; a finished run is a 409.
     func cancel(_ id: Int64, account: KeyRecord, logger: Logger) async throws -> Job {
         var queuedInputsToRemove = false
+        var canceledNow = false
         switch try await jobs.cancel(id: id, accountID: account.accountID, now: clock.now()) {
         case .notFound:
             throw AtelierError.notFound("no run with id \(id) for this API key's account")
@@ -160,6 +164,7 @@ public struct RunService: Sendable {
         case .canceled(let wasRunning):
             // Running: the supervisor deletes the inputs once the worker has let go of them.
             if wasRunning { queue.cancel(id) } else { queuedInputsToRemove = true }
+            canceledNow = true
             await queue.events.jobFinished(id)
             logger.info("run \(id) canceled by its account (\(wasRunning ? "was running" : "was queued"))")
         case .alreadyFinished:
@@ -167,6 +172,7 @@ public struct RunService: Sendable {
         }
         let job = try await ownedJob(id, account: account)
         if queuedInputsToRemove { inputs?.remove(job.request.inputImages) }
+        if canceledNow { metrics.runCanceled(model: job.request.modelID) }
         return job
     }
 

@@ -218,4 +218,9 @@ extension PostgresStore {
             """).first?.int("n") ?? 0
         return Int(ahead)
     }
+
+    public func activeRuns() async throws -> [ActiveRunCount] {
+        try await rows("SELECT model_id, status, COUNT(*)::bigint AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY model_id, status")
+            .compactMap { StoredRecords.activeRun($0) }
+    }
 }

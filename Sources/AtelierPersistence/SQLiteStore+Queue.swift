@@ -184,4 +184,9 @@ extension SQLiteStore {
             return Int(ahead)
         }
     }
+
+    public func activeRuns() async throws -> [ActiveRunCount] {
+        try db.query("SELECT model_id, status, COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY model_id, status")
+            .compactMap { StoredRecords.activeRun($0) }
+    }
 }

@@ -16,6 +16,12 @@ extension StoredRow {
 extension SQLiteRow: StoredRow {}
 
 enum StoredRecords {
+    /// A row of `model_id, status, n` (the active-runs count).
+    static func activeRun(_ r: some StoredRow) -> ActiveRunCount? {
+        guard let model = r.text("model_id"), let status = r.text("status").flatMap(JobStatus.init(rawValue:)) else { return nil }
+        return ActiveRunCount(modelID: model, status: status, count: Int(r.int("n") ?? 0))
+    }
+
     static func job(_ r: some StoredRow) throws -> Job {
         let decoder = JSONDecoder()
         let request = try decoder.decode(RunRequest.self, from: Data((r.text("parameters") ?? "{}").utf8))

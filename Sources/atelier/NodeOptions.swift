@@ -42,6 +42,9 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("output-public-url"), help: "With --output-urls public, the CDN or public bucket URL that serves the store's object keys (ATELIER_OUTPUT_PUBLIC_URL).") var outputPublicURL: String?
     @Option(name: .customLong("replicate-owner"), help: "The owner of every catalog model in the Replicate-compatible API: /v1/models/OWNER/MODEL_ID (ATELIER_REPLICATE_OWNER; default atelier).") var replicateOwner: String?
     @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
+    @Option(name: .customLong("metrics"), help: "on or off: off records no metrics at all and serves no /metrics (ATELIER_METRICS; default on).") var metrics: String?
+    @Option(name: .customLong("metrics-address"), help: "HOST:PORT of a listener serving GET /metrics alone, apart from the API port (ATELIER_METRICS_ADDRESS; default: /metrics on the API port in the demo profile, off in production).") var metricsAddress: String?
+    @Option(name: .customLong("metrics-token"), help: "A token scrapes must send as Authorization: Bearer TOKEN; with it, production serves /metrics on the API port too (ATELIER_METRICS_TOKEN).") var metricsToken: String?
 
 
     func settings() throws -> ServeSettings {
@@ -56,7 +59,8 @@ struct NodeOptions: ParsableArguments {
                              webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize, batchWindowMs: batchWindowMs,
                              database: database, lease: lease, storage: storage, s3Endpoint: s3Endpoint, s3Region: s3Region,
                              s3Addressing: s3Addressing, outputURLs: outputURLs, presignExpiry: presignExpiry,
-                             outputPublicURL: outputPublicURL, replicateOwner: replicateOwner),
+                             outputPublicURL: outputPublicURL, replicateOwner: replicateOwner,
+                             metrics: metrics, metricsAddress: metricsAddress, metricsToken: metricsToken),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {

@@ -1,6 +1,8 @@
 import AtelierCore
 import AtelierEngine
 import AtelierHTTP
+import AtelierMetrics
+import Metrics
 import AtelierPersistence
 import AtelierStorage
 import ArgumentParser
@@ -77,8 +79,9 @@ struct Server {
         supervisorConfig.batchWindow = .milliseconds(settings.batchWindowMilliseconds)
         supervisorConfig.lease = .seconds(settings.leaseSeconds)
         logger.info("\(settings.batchSize > 1 ? "batching: up to \(settings.batchSize) images per pipeline call, window \(settings.batchWindowMilliseconds) ms" : "batching: off (--batch-size 1)"); worker ready timeout \(settings.workerReadyTimeoutSeconds) s")
+        let metrics = Self.metricsEndpoint(settings, logger: logger)
         let supervisor = WorkerSupervisor(launch: launch, config: supervisorConfig, store: store, storage: storage, inputs: inputs,
-                                          logger: logger)
+                                          metrics: metrics.metrics, logger: logger)
 
         var apiConfig = APIConfiguration()
         apiConfig.publicBaseURL = settings.publicURL
@@ -100,7 +103,8 @@ struct Server {
         limits.requestsPerMinute = settings.rateLimit
         let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig,
                              limiter: RateLimiter(config: limits), inputStorage: inputs,
-                             playground: Playground(catalog: catalog, webDirectory: settings.webDirectory, samples: settings.samplesDirectory))
+                             playground: Playground(catalog: catalog, webDirectory: settings.webDirectory, samples: settings.samplesDirectory),
+                             metrics: metrics)
 
         let settings = self.settings
         let logger = self.logger
@@ -142,7 +146,13 @@ struct Server {
                 logger: logger
             )
             let drain = Drain(supervisor: supervisor, timeout: .seconds(settings.drainTimeoutSeconds), logger: logger)
-            return ServiceGroup(configuration: .init(services: [app, drain], logger: logger))
+            var listeners: [any Service] = [app]
+            if let (host, port) = settings.metricsAddress, settings.metricsEnabled {
+                listeners.append(Application(router: api.buildMetricsRouter(),
+                                             configuration: .init(address: .hostname(host, port: port), serverName: "Atelier"),
+                                             logger: logger))
+            }
+            return ServiceGroup(configuration: .init(services: listeners + [drain], logger: logger))
         }
         // On a shared database the pool comes first (it stops last), then the notification listener and the
         // watcher that polls for what notifications missed.
@@ -170,6 +180,31 @@ struct Server {
             logger.critical("\(error.message)")
             throw ExitCode(2)
         }
+    }
+
+    /// Where /metrics is served; swift-metrics' global system (which Hummingbird's MetricsMiddleware records
+    /// through) is bootstrapped here, once per process, with the same registry as Atelier's own metrics.
+    static func metricsEndpoint(_ settings: ServeSettings, logger: Logger) -> MetricsEndpoint {
+        let exporter = PrometheusExporter()
+        guard settings.metricsEnabled else {
+            logger.info("metrics: off (--metrics off)")
+            return MetricsEndpoint(exporter: exporter, placement: .off, token: nil, recording: false)
+        }
+        MetricsSystem.bootstrap(exporter.factory)
+        let placement: MetricsEndpoint.Placement
+        if let (host, port) = settings.metricsAddress {
+            placement = .ownAddress("\(host):\(port)")
+        } else if settings.metricsToken != nil || settings.profile == .demo {
+            placement = .apiPort
+        } else {
+            placement = .off
+        }
+        switch placement {
+        case .ownAddress(let address): logger.info("metrics: GET /metrics on \(address)\(settings.metricsToken != nil ? " (token required)" : "")")
+        case .apiPort: logger.info("metrics: GET /metrics on the API port\(settings.metricsToken != nil ? " (token required)" : "")")
+        case .off: logger.info("metrics: off (production without --metrics-address or --metrics-token)")
+        }
+        return MetricsEndpoint(exporter: exporter, placement: placement, token: settings.metricsToken, recording: true)
     }
 
     private var databaseSetting: String {

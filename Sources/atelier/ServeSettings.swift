@@ -51,6 +51,12 @@ struct ServeSettings {
     var fetchTimeoutSeconds = 20
     /// Loading FLUX.1-dev's 34 GB from a slow disk can take minutes; compiles come after ready and never count.
     var workerReadyTimeoutSeconds = 1800
+    /// `--metrics-address`: /metrics on a listener of its own; nil: on the API port (demo, or with a token) or off.
+    var metricsAddress: (host: String, port: Int)?
+    /// `--metrics-token`: never logged.
+    var metricsToken: String?
+    /// `--metrics off`: nothing recorded, no /metrics anywhere (and the baseline of bench/metrics_overhead.py).
+    var metricsEnabled = true
     /// Images per pipeline call from compatible queued runs; 1: no batching (SupervisorConfiguration.batchSize).
     var batchSize = 1
     var batchWindowMilliseconds = 0
@@ -107,6 +113,9 @@ struct ServeSettings {
         var presignExpiry: String? = nil
         var outputPublicURL: String? = nil
         var replicateOwner: String? = nil
+        var metrics: String? = nil
+        var metricsAddress: String? = nil
+        var metricsToken: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -170,6 +179,21 @@ struct ServeSettings {
         s.batchSize = try int(flags.batchSize, "BATCH_SIZE", 1...64, s.batchSize)
         s.batchWindowMilliseconds = try int(flags.batchWindowMs, "BATCH_WINDOW_MS", 0...10_000, s.batchWindowMilliseconds)
         s.workerReadyTimeoutSeconds = try int(flags.workerReadyTimeout, "WORKER_READY_TIMEOUT", 10...86_400, s.workerReadyTimeoutSeconds)
+        if let (v, name) = pick(flags.metrics, "METRICS") {
+            guard v == "on" || v == "off" else { throw SettingError(setting: name, why: "must be on or off; got \"\(v)\"") }
+            s.metricsEnabled = v == "on"
+        }
+        if let (v, name) = pick(flags.metricsAddress, "METRICS_ADDRESS") {
+            let parts = v.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (0...65535).contains(port) else {
+                throw SettingError(setting: name, why: "must be HOST:PORT, such as 127.0.0.1:9464; got \"\(v)\"")
+            }
+            s.metricsAddress = (String(parts[0]), port)
+        }
+        if let (v, name) = pick(flags.metricsToken, "METRICS_TOKEN") {
+            guard v.count >= 16 else { throw SettingError(setting: name, why: "must be at least 16 characters (a random string); the value is not shown") }
+            s.metricsToken = v
+        }
         if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw SettingError(setting: name, why: "must be an http(s) URL such as https://images.example.com; got \"\(v)\"")

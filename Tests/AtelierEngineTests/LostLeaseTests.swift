@@ -42,6 +42,7 @@ final class UnreachableRenewals: JobStore {
     }
     func queuePosition(id: Int64) async throws -> Int? { try await base.queuePosition(id: id) }
     func jobs(accountID: Int64) async throws -> [Job] { try await base.jobs(accountID: accountID) }
+    func activeRuns() async throws -> [ActiveRunCount] { try await base.activeRuns() }
 }
 
 extension WorkerSupervisorTests {

@@ -50,6 +50,29 @@ import Testing
         #expect(try await store.claimNext(now: Date(), lease: 60) == nil)
     }
 
+    /// What /metrics samples at each scrape: unfinished runs per model and state; ended ones are not counted.
+    @Test(arguments: Backend.allCases) func activeRunsAreCountedPerModelAndState(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
+        let account = try await store.ensureAccount(named: "a")
+        #expect(try await store.activeRuns().isEmpty)
+        for (i, id) in (Int64(250_000_000_000_001)...250_000_000_000_004).enumerated() {
+            try await store.insert(job(id, account: account, at: Double(i)))
+        }
+        var other = job(250_000_000_000_005, account: account, at: 9)
+        other.request.modelID = "second"
+        try await store.insert(other)
+        _ = try await store.claimNext(now: Date(), lease: 60)  // the oldest: running
+        let ended = try #require(try await store.claimNext(now: Date(), lease: 60))
+        _ = try await store.fail(id: ended.id, attempt: ended.attempts, failure: .init(code: "x", message: "y"), now: Date())
+        let counts = try await store.activeRuns().sorted { ($0.modelID, $0.status.rawValue) < ($1.modelID, $1.status.rawValue) }
+        #expect(counts == [
+            ActiveRunCount(modelID: "flux-cute-3d-kawaii", status: .queued, count: 2),
+            ActiveRunCount(modelID: "flux-cute-3d-kawaii", status: .running, count: 1),
+            ActiveRunCount(modelID: "second", status: .queued, count: 1),
+        ])
+    }
+
     @Test(arguments: Backend.allCases) func terminalStatesAreWrittenOnce(_ backend: Backend) async throws {
         let db = try await TestDatabase.make(backend)
         let store = try await db.open()

@@ -182,6 +182,13 @@ doc = {
         "operationId": "ready", "summary": "Ready for traffic: a worker ready and the database answering", "security": [],
         "responses": {"200": {"description": "Ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}},
                       "503": {"description": "Not ready.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}}}},
+    "/metrics": {"get": {
+        "operationId": "metrics", "summary": "Prometheus metrics (text format 0.0.4); see docs/operations.md", "security": [],
+        "description": "Served on the API port in the demo profile, or there with --metrics-token (then send it as a Bearer "
+                       "token), or on --metrics-address only. In production without either, the API port has no /metrics.",
+        "responses": {"200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      "401": err("--metrics-token is set and the request did not send it."),
+                      "404": err("Metrics are not served on this port.")}}},
     "/openapi.json": {"get": {
         "operationId": "openapi", "summary": "This document", "security": [],
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}}}},

@@ -1,0 +1,95 @@
+import CoreMetrics
+import Foundation
+
+/// Every metric Atelier records itself, named in one place (docs/operations.md lists them with the HTTP ones
+/// Hummingbird's MetricsMiddleware records). Names follow Prometheus' conventions: the `atelier_` prefix, base
+/// units (seconds, minor currency units), `_total` on counters. The factory is injected: the server passes the
+/// Prometheus one behind `/metrics`; tests and tools that export nothing get the no-op factory.
+public struct AtelierMetrics: Sendable {
+    let factory: any MetricsFactory
+
+    public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+        self.factory = factory
+    }
+
+    public enum Name {
+        public static let runsSubmitted = "atelier_runs_submitted_total"
+        public static let runsStarted = "atelier_runs_started_total"
+        public static let runsEnded = "atelier_runs_ended_total"
+        public static let runsRetried = "atelier_runs_retried_total"
+        public static let runsCanceled = "atelier_runs_canceled_total"
+        public static let queueSeconds = "atelier_run_queue_seconds"
+        public static let inferenceSeconds = "atelier_run_inference_seconds"
+        public static let durationSeconds = "atelier_run_duration_seconds"
+        public static let imagesGenerated = "atelier_images_generated_total"
+        public static let creditCaptured = "atelier_credit_captured_minor_total"
+        public static let workerRestarts = "atelier_worker_restarts_total"
+        public static let batchSize = "atelier_batch_size"
+        public static let runsQueued = "atelier_runs_queued"
+        public static let runsRunning = "atelier_runs_running"
+        public static let workerSlots = "atelier_worker_slots"
+        public static let compiledPathState = "atelier_compiled_path_state"
+    }
+
+    /// Image runs take seconds to minutes: buckets up to the 300 s job timeout (Prometheus' defaults stop at 10 s).
+    public static let runBuckets: [Duration] = [0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300]
+        .map { .milliseconds(Int($0 * 1000)) }
+    public static let batchBuckets: [Double] = [1, 2, 3, 4, 6, 8, 16]
+
+    /// A run was accepted and queued (on the API node that took the request).
+    public func runSubmitted(model: String) {
+        Counter(label: Name.runsSubmitted, dimensions: [("model", model)], factory: factory).increment()
+    }
+
+    /// A worker took a run; `waited`: since it was queued (its first attempt) or requeued.
+    public func runStarted(model: String, waited: TimeInterval) {
+        Counter(label: Name.runsStarted, dimensions: [("model", model)], factory: factory).increment()
+        CoreMetrics.Timer(label: Name.queueSeconds, dimensions: [("model", model)], factory: factory).record(seconds: waited)
+    }
+
+    /// A run ended on this node's worker. `code`: the failure code, "" for succeeded and canceled runs.
+    public func runEnded(model: String, status: String, code: String, seconds: TimeInterval, inferenceSeconds: TimeInterval?,
+                         images: Int, charged: Int64) {
+        Counter(label: Name.runsEnded, dimensions: [("model", model), ("status", status), ("code", code)], factory: factory).increment()
+        CoreMetrics.Timer(label: Name.durationSeconds, dimensions: [("model", model), ("status", status)], factory: factory).record(seconds: seconds)
+        if let inferenceSeconds {
+            CoreMetrics.Timer(label: Name.inferenceSeconds, dimensions: [("model", model)], factory: factory).record(seconds: inferenceSeconds)
+        }
+        if images > 0 {
+            Counter(label: Name.imagesGenerated, dimensions: [("model", model)], factory: factory).increment(by: images)
+        }
+        if charged > 0 {
+            Counter(label: Name.creditCaptured, dimensions: [("model", model)], factory: factory).increment(by: Int(charged))
+        }
+    }
+
+    /// An attempt ended without an answer and the run went back to the queue.
+    public func runRetried(model: String) {
+        Counter(label: Name.runsRetried, dimensions: [("model", model)], factory: factory).increment()
+    }
+
+    /// A client canceled a queued or running run (on the API node that took the cancel).
+    public func runCanceled(model: String) {
+        Counter(label: Name.runsCanceled, dimensions: [("model", model)], factory: factory).increment()
+    }
+
+    public func workerRestarted(slot: Int) {
+        Counter(label: Name.workerRestarts, dimensions: [("slot", String(slot))], factory: factory).increment()
+    }
+
+    /// Images one pipeline call made (1 without batching).
+    public func batch(images: Int) {
+        Recorder(label: Name.batchSize, dimensions: [], aggregate: true, factory: factory).record(images)
+    }
+
+    /// Sampled at each scrape: the gauges whose truth is elsewhere (the database, the supervisor's slots).
+    public func set(_ name: String, _ dimensions: [(String, String)], to value: Int) {
+        Gauge(label: name, dimensions: dimensions, factory: factory).record(value)
+    }
+}
+
+extension CoreMetrics.Timer {
+    func record(seconds: TimeInterval) {
+        recordNanoseconds(Int64(max(0, seconds) * 1e9))
+    }
+}
