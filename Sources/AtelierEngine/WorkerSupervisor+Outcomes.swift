@@ -1,5 +1,6 @@
 import AtelierCore
 import AtelierMetrics
+import Logging
 import Foundation
 
 /// What the supervisor writes once a run's attempt ended: the one place that turns an outcome into the store's
@@ -23,6 +24,8 @@ extension WorkerSupervisor {
     }
 
     func record(_ outcome: Outcome, for job: Job) async throws {
+        var logger = self.logger  // every line below is about this run: --log-format json carries its id
+        logger[metadataKey: "request_id"] = "\(job.id)"
         let now = clock.now()
         let attempt = job.attempts
         var ended = true

@@ -18,6 +18,7 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("job-timeout"), help: "Seconds a run may take on a worker (ATELIER_JOB_TIMEOUT; default 300).") var jobTimeout: String?
     @Option(help: "Seconds /api/v4/run waits before answering with the request_id only (ATELIER_WAIT; default 60).") var wait: String?
     @Option(name: .customLong("public-url"), help: "Base URL for output links (ATELIER_PUBLIC_URL; default: from the request's Host).") var publicURL: String?
+    @Option(name: .customLong("log-format"), help: "text, or json: one JSON object per line with request_id on every line about a run (ATELIER_LOG_FORMAT; default text).") var logFormat: String?
     @Option(name: .customLong("log-level"), help: "trace … critical (ATELIER_LOG_LEVEL; default info).") var logLevel: String?
     @Option(name: .customLong("max-wait"), help: "Longest wait a request may ask for with wait or Prefer: wait=N (ATELIER_MAX_WAIT; default 600).") var maxWait: String?
     @Option(name: .customLong("rate-limit"), help: "Requests per minute per API key (ATELIER_RATE_LIMIT; default 600).") var rateLimit: String?
@@ -60,7 +61,7 @@ struct NodeOptions: ParsableArguments {
                              database: database, lease: lease, storage: storage, s3Endpoint: s3Endpoint, s3Region: s3Region,
                              s3Addressing: s3Addressing, outputURLs: outputURLs, presignExpiry: presignExpiry,
                              outputPublicURL: outputPublicURL, replicateOwner: replicateOwner,
-                             metrics: metrics, metricsAddress: metricsAddress, metricsToken: metricsToken),
+                             metrics: metrics, metricsAddress: metricsAddress, metricsToken: metricsToken, logFormat: logFormat),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {
@@ -73,10 +74,19 @@ struct NodeOptions: ParsableArguments {
     static func bootstrapLogging(_ settings: ServeSettings) -> Logger {
         signal(SIGPIPE, SIG_IGN)
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        if settings.logFormat == .json {
+            let sink = JSONLineSink()
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label, sink: sink)
+                handler.logLevel = level
+                return handler
+            }
+        } else {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         return Logger(label: "atelier")
     }

@@ -38,6 +38,8 @@ struct ServeSettings {
     /// The owner of every model in the Replicate-compatible API (`owner/model_id`).
     var replicateOwner = "atelier"
     var logLevel = "info"
+    enum LogFormat: String { case text, json }
+    var logFormat = LogFormat.text
     var rateLimit = 600
     var maxWaitSeconds = 600
     var maxConcurrentRuns = 16
@@ -116,6 +118,7 @@ struct ServeSettings {
         var metrics: String? = nil
         var metricsAddress: String? = nil
         var metricsToken: String? = nil
+        var logFormat: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -179,6 +182,10 @@ struct ServeSettings {
         s.batchSize = try int(flags.batchSize, "BATCH_SIZE", 1...64, s.batchSize)
         s.batchWindowMilliseconds = try int(flags.batchWindowMs, "BATCH_WINDOW_MS", 0...10_000, s.batchWindowMilliseconds)
         s.workerReadyTimeoutSeconds = try int(flags.workerReadyTimeout, "WORKER_READY_TIMEOUT", 10...86_400, s.workerReadyTimeoutSeconds)
+        if let (v, name) = pick(flags.logFormat, "LOG_FORMAT") {
+            guard let format = LogFormat(rawValue: v) else { throw SettingError(setting: name, why: "must be text or json; got \"\(v)\"") }
+            s.logFormat = format
+        }
         if let (v, name) = pick(flags.metrics, "METRICS") {
             guard v == "on" || v == "off" else { throw SettingError(setting: name, why: "must be on or off; got \"\(v)\"") }
             s.metricsEnabled = v == "on"
