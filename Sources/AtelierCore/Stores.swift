@@ -87,6 +87,23 @@ public protocol JobStore: Sendable {
     func jobs(accountID: Int64) async throws -> [Job]
     /// How many runs are queued and running, per model (for /metrics, read at each scrape).
     func activeRuns() async throws -> [ActiveRunCount]
+    /// Runs for operators (`atelier runs list`), newest first, at most `filter.limit`.
+    func runs(_ filter: RunFilter) async throws -> [Job]
+}
+
+/// Which runs `atelier runs list` shows; nil fields do not filter.
+public struct RunFilter: Sendable, Equatable {
+    public var status: JobStatus?
+    public var accountID: Int64?
+    /// Created at or after.
+    public var since: Date?
+    public var limit: Int
+    public init(status: JobStatus? = nil, accountID: Int64? = nil, since: Date? = nil, limit: Int = 50) {
+        self.status = status
+        self.accountID = accountID
+        self.since = since
+        self.limit = limit
+    }
 }
 
 /// Runs of one model in one unfinished state.

@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -38,10 +39,12 @@ public final class WebhookDispatcher: Service, Sendable {
     let config: WebhookConfiguration
     let clock: any WallClock
     let logger: Logger
+    let metrics: AtelierMetrics
     private let stopping = Atomic<Bool>(false)
 
     public init(outbox: any WebhookStore, jobs: any JobStore, keys: any KeyStore, config: WebhookConfiguration,
-                clock: any WallClock = SystemWallClock(), logger: Logger) {
+                clock: any WallClock = SystemWallClock(), metrics: AtelierMetrics = AtelierMetrics(), logger: Logger) {
+        self.metrics = metrics
         self.outbox = outbox
         self.jobs = jobs
         self.keys = keys
@@ -90,6 +93,11 @@ public final class WebhookDispatcher: Service, Sendable {
                 logger.warning("webhook \(delivery.id) (\(delivery.event.rawValue) of run \(job.id)) attempt \(delivery.attempts + 1) failed: \(error)")
             }
             try await outbox.recordWebhookAttempt(id: delivery.id, body: body, outcome: outcome, now: now)
+            switch outcome {
+            case .delivered: metrics.webhookAttempt(outcome: "delivered")
+            case .retry: metrics.webhookAttempt(outcome: "retry")
+            case .gaveUp: metrics.webhookAttempt(outcome: "gave_up")
+            }
         } catch {
             logger.error("webhook \(delivery.id): \(error)")
         }

@@ -29,6 +29,7 @@ public struct AtelierMetrics: Sendable {
         public static let runsRunning = "atelier_runs_running"
         public static let workerSlots = "atelier_worker_slots"
         public static let compiledPathState = "atelier_compiled_path_state"
+        public static let webhookAttempts = "atelier_webhook_attempts_total"
     }
 
     /// Image runs take seconds to minutes: buckets up to the 300 s job timeout (Prometheus' defaults stop at 10 s).
@@ -80,6 +81,11 @@ public struct AtelierMetrics: Sendable {
     /// Images one pipeline call made (1 without batching).
     public func batch(images: Int) {
         Recorder(label: Name.batchSize, dimensions: [], aggregate: true, factory: factory).record(images)
+    }
+
+    /// One webhook delivery attempt: `delivered`, `retry` (it failed and will be tried again) or `gave_up`.
+    public func webhookAttempt(outcome: String) {
+        Counter(label: Name.webhookAttempts, dimensions: [("outcome", outcome)], factory: factory).increment()
     }
 
     /// Sampled at each scrape: the gauges whose truth is elsewhere (the database, the supervisor's slots).

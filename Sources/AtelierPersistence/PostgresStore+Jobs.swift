@@ -63,6 +63,14 @@ extension PostgresStore {
         try await rows("SELECT * FROM jobs WHERE id = \(id)").first.map(StoredRecords.job)
     }
 
+    public func runs(_ filter: RunFilter) async throws -> [Job] {
+        let status = filter.status?.rawValue, account = filter.accountID, since = filter.since?.timeIntervalSince1970
+        return try await rows("""
+            SELECT * FROM jobs WHERE (\(status)::text IS NULL OR status = \(status)) AND (\(account)::bigint IS NULL OR account_id = \(account))
+              AND (\(since)::float8 IS NULL OR created_at >= \(since)) ORDER BY created_at DESC, id DESC LIMIT \(filter.limit)
+            """).map(StoredRecords.job)
+    }
+
 
     /// The statement's rows, decoded as jobs (for `RETURNING *`).
     static func jobRows(_ c: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> [Job] {

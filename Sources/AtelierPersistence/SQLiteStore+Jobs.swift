@@ -99,4 +99,14 @@ extension SQLiteStore {
     public func job(id: Int64) async throws -> Job? {
         try db.query("SELECT * FROM jobs WHERE id = ?", [.int(id)]).first.map(StoredRecords.job)
     }
+
+    public func runs(_ filter: RunFilter) async throws -> [Job] {
+        let status: SQLiteValue = filter.status.map { .text($0.rawValue) } ?? .null
+        let account: SQLiteValue = filter.accountID.map { .int($0) } ?? .null
+        let since: SQLiteValue = filter.since.map { .double($0.timeIntervalSince1970) } ?? .null
+        return try db.query("""
+            SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR account_id = ?2)
+              AND (?3 IS NULL OR created_at >= ?3) ORDER BY created_at DESC, id DESC LIMIT ?4
+            """, [status, account, since, .int(Int64(filter.limit))]).map(StoredRecords.job)
+    }
 }

@@ -5,6 +5,6 @@ struct AtelierCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atelier",
         abstract: "Atelier: a self-hosted image-generation API server.",
-        subcommands: [ServeCommand.self, WorkerCommand.self, KeysCommand.self, AccountsCommand.self, CreditsCommand.self, ModelsCommand.self, DbCommand.self, OpenAPICommand.self]
+        subcommands: [ServeCommand.self, WorkerCommand.self, KeysCommand.self, AccountsCommand.self, CreditsCommand.self, ModelsCommand.self, RunsCommand.self, DbCommand.self, OpenAPICommand.self]
     )
 }

@@ -98,7 +98,7 @@ struct Server {
         webhookConfig.catalog = catalog
         apiConfig.dialects.replicateOwner = settings.replicateOwner
         webhookConfig.replicateOwner = settings.replicateOwner
-        let webhooks = WebhookDispatcher(outbox: store, jobs: store, keys: store, config: webhookConfig, logger: logger)
+        let webhooks = WebhookDispatcher(outbox: store, jobs: store, keys: store, config: webhookConfig, metrics: metrics.metrics, logger: logger)
         var limits = RateLimiter.Configuration()
         limits.requestsPerMinute = settings.rateLimit
         let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig,

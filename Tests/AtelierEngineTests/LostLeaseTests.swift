@@ -43,6 +43,7 @@ final class UnreachableRenewals: JobStore {
     func queuePosition(id: Int64) async throws -> Int? { try await base.queuePosition(id: id) }
     func jobs(accountID: Int64) async throws -> [Job] { try await base.jobs(accountID: accountID) }
     func activeRuns() async throws -> [ActiveRunCount] { try await base.activeRuns() }
+    func runs(_ filter: RunFilter) async throws -> [Job] { try await base.runs(filter) }
 }
 
 extension WorkerSupervisorTests {

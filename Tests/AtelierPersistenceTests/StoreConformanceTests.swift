@@ -73,6 +73,22 @@ import Testing
         ])
     }
 
+    /// `atelier runs list`: newest first, filtered by state, account and creation time, at most the limit.
+    @Test(arguments: Backend.allCases) func runsAreListedNewestFirstWithFilters(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
+        let a = try await store.ensureAccount(named: "a"), b = try await store.ensureAccount(named: "b")
+        try await store.insert(job(260_000_000_000_001, account: a, at: 100))
+        try await store.insert(job(260_000_000_000_002, account: b, at: 200))
+        try await store.insert(job(260_000_000_000_003, account: a, at: 300))
+        let claimed = try #require(try await store.claimNext(now: Date(), lease: 60))  // the oldest: running
+        #expect(try await store.runs(RunFilter()).map(\.id) == [260_000_000_000_003, 260_000_000_000_002, 260_000_000_000_001])
+        #expect(try await store.runs(RunFilter(accountID: a)).map(\.id) == [260_000_000_000_003, 260_000_000_000_001])
+        #expect(try await store.runs(RunFilter(status: .running)).map(\.id) == [claimed.id])
+        #expect(try await store.runs(RunFilter(since: Date(timeIntervalSince1970: 150))).map(\.id) == [260_000_000_000_003, 260_000_000_000_002])
+        #expect(try await store.runs(RunFilter(status: .queued, accountID: a, limit: 1)).map(\.id) == [260_000_000_000_003])
+    }
+
     @Test(arguments: Backend.allCases) func terminalStatesAreWrittenOnce(_ backend: Backend) async throws {
         let db = try await TestDatabase.make(backend)
         let store = try await db.open()

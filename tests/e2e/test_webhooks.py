@@ -151,6 +151,13 @@ def test_a_receiver_that_is_down_then_back_gets_the_event_once_with_one_webhook_
         assert len(ids) == 1  # the same webhook-id on every attempt
         assert len(receiver.received) == 2  # the redirect, then the accepted delivery; never again after a 2xx
         assert verified(hooked, receiver.received[-1])["data"]["request_id"] == request_id
+        # /metrics counted the failed attempts and the delivery.
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = requests.get(f"{hooked.base_url}/metrics", timeout=10).text
+        attempts_by_outcome = {s.labels["outcome"]: s.value for f in text_string_to_metric_families(text)
+                               for s in f.samples if s.name == "atelier_webhook_attempts_total"}
+        assert attempts_by_outcome.get("retry", 0) >= 3 and attempts_by_outcome.get("delivered", 0) >= 1, attempts_by_outcome
     finally:
         receiver.close()
 
