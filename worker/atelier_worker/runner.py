@@ -158,6 +158,8 @@ class Runner:
         """Which compiled paths this worker will build after ready; nothing is compiled here."""
         assert self.caps is not None
         opts, sizes = self.options, self.options.warmup_sizes
+        if not opts.warmup:
+            return  # --no-warmup: nothing would warm them, so none is planned (go_fast says the path is disabled)
         if opts.enable_fast_path and self.caps.fast_path_reason is None:
             self.fast = CompiledPath("fast", sizes, lambda: build_fast_pipeline(self.pipe, opts.optimizations,
                                                                                 keep=self._fast_parts))
