@@ -41,7 +41,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from gpu_model import REPO, build, log, make_image, measure, timed_call
+from gpu_model import build, log, make_image, measure, timed_call
 
 LIMITS = {"build": 120, "eager": 75, "slot": 60, "attention": 60, "standard": 120, "fast": 150, "switch": 45,
           "sizes": 90, "turbo": 120, "cache": 200}

@@ -278,7 +278,8 @@ class Runner:
 
     def ready_message(self) -> Ready:
         assert self.caps is not None
-        reason = self.caps.fast_path_reason or (None if self.options.enable_fast_path else FAST_DISABLED)
+        # Not planned (switched off, or --no-warmup): say so, not "building".
+        reason = self.caps.fast_path_reason or (FAST_DISABLED if self.fast is None else None)
         return Ready(
             device=self.device,
             model={
