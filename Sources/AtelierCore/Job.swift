@@ -97,13 +97,17 @@ public struct Job: Sendable, Equatable {
     public var webhook: WebhookSubscription?
     /// The running attempt's last reported step, as stored for requests on other nodes (throttled).
     public var progress: JobProgress?
+    /// When `--output-retention` deleted the run's images; the run itself (and its charge) stays.
+    public var outputsExpiredAt: Date?
 
     public init(
         id: Int64, accountID: Int64, request: RunRequest, outputNames: [String], pricePerImage: Int64 = 0,
         status: JobStatus = .queued,
         attempts: Int = 0, result: JobResult? = nil, failure: JobFailure? = nil, createdAt: Date,
-        startedAt: Date? = nil, finishedAt: Date? = nil, webhook: WebhookSubscription? = nil, progress: JobProgress? = nil
+        startedAt: Date? = nil, finishedAt: Date? = nil, webhook: WebhookSubscription? = nil, progress: JobProgress? = nil,
+        outputsExpiredAt: Date? = nil
     ) {
+        self.outputsExpiredAt = outputsExpiredAt
         self.progress = progress
         self.webhook = webhook
         self.id = id

@@ -106,15 +106,19 @@ public struct RunFilter: Sendable, Equatable {
     }
 }
 
-/// Runs of one model in one unfinished state.
+/// Runs of one model in one unfinished state, and the credit their holds keep (every unfinished run has one
+/// open hold).
 public struct ActiveRunCount: Sendable, Equatable {
     public var modelID: String
     public var status: JobStatus
     public var count: Int
-    public init(modelID: String, status: JobStatus, count: Int) {
+    /// Minor units held for these runs.
+    public var held: Int64
+    public init(modelID: String, status: JobStatus, count: Int, held: Int64 = 0) {
         self.modelID = modelID
         self.status = status
         self.count = count
+        self.held = held
     }
 }
 
@@ -270,6 +274,9 @@ public protocol ImageStorage: Sendable {
     func objectKey(for name: String) -> String?
     /// Deletes the named image if it exists; best effort (a failure is logged, never thrown).
     func remove(name: String) async
+    /// Deletes the named image; an image that is not there is not an error. Throws `StorageUnavailable` when the
+    /// store cannot be reached, so a caller that must know (the retention sweeper) tries again later.
+    func delete(name: String) async throws
 }
 
 /// An image as a store streams it.
@@ -302,8 +309,19 @@ public struct ImageMissing: Error, Sendable, CustomStringConvertible {
     public var description: String { "image \(name) is not in the store" }
 }
 
+/// Output retention (`--output-retention`): which succeeded runs' images are due for deletion, and the record that
+/// they were deleted. Implementations: `SQLiteStore`, `PostgresStore`.
+public protocol OutputRetentionStore: Sendable {
+    /// Succeeded runs that finished before `finishedBefore` and whose images are not recorded as deleted, oldest
+    /// first, at most `limit`.
+    func runsWithOutputs(finishedBefore: Date, limit: Int) async throws -> [Job]
+    /// Records that the run's images are gone; false (and nothing changes) if it was recorded already or the run
+    /// is not a succeeded one.
+    func markOutputsExpired(id: Int64, now: Date) async throws -> Bool
+}
+
 /// Everything a server keeps in its database: one value of this type is what `--database` opens.
-public typealias AtelierStore = KeyStore & JobStore & WebhookStore
+public typealias AtelierStore = KeyStore & JobStore & WebhookStore & OutputRetentionStore
 
 extension JobStore {
     /// A run with no idempotency key and no cap on the account's runs in progress.

@@ -8,23 +8,29 @@ extension AtelierAPI {
     /// Names are random and never reused, so an image never changes: cache it for good.
     static let immutable = "public, max-age=31536000, immutable"
 
+    /// With output retention, a missing image is most likely one the sweeper deleted: say so, and where to look.
+    var missingOutput: String {
+        guard let retention = config.outputRetention else { return "no such output" }
+        return "no such output: this server deletes images \(retention.components.seconds) s after their run finished (--output-retention); /api/v4/check shows the run with output_expired"
+    }
+
     /// `GET /storage/outputs/NAME`: from this machine's disk, streamed from the bucket (honouring one `Range`),
     /// or a redirect to a presigned URL, as `--output-urls` says.
     func output(_ request: Request, context: AtelierRequestContext) async throws -> Response {
         guard let name = context.parameters.get("name"), ImageName.isValid(name),
               let format = OutputFormat(rawValue: String(name.split(separator: ".").last ?? ""))
         else {
-            throw AtelierError.notFound("no such output")
+            throw AtelierError.notFound(missingOutput)
         }
         if case .presigned(let expires) = config.outputURLs, let url = storage.presignedURL(for: name, expires: expires) {
             // The redirect may be reused while the URL it names is still valid, by this client only.
             return Response(status: .temporaryRedirect, headers: [.location: url, .cacheControl: "private, max-age=\(max(0, expires / 2))"])
         }
         if let path = storage.localPath(for: name) {
-            return try await Self.imageFile(path: path, format: format, cacheControl: Self.immutable, missing: "no such output", context: context)
+            return try await Self.imageFile(path: path, format: format, cacheControl: Self.immutable, missing: missingOutput, context: context)
         }
         let range = request.headers[.range].flatMap(Self.byteRange)
-        guard let image = try await storage.read(name: name, range: range) else { throw AtelierError.notFound("no such output") }
+        guard let image = try await storage.read(name: name, range: range) else { throw AtelierError.notFound(missingOutput) }
         var headers: HTTPFields = [.contentType: format.contentType, .cacheControl: Self.immutable, .acceptRanges: "bytes",
                                    HTTPField.Name("X-Content-Type-Options")!: "nosniff"]
         if let length = image.contentLength { headers[.contentLength] = String(length) }

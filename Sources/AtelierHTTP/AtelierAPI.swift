@@ -51,6 +51,8 @@ public struct APIConfiguration: Sendable {
     public var outputURLs: OutputURLMode = .proxy
     /// The Replicate-compatible and OpenAI-compatible routes (`/v1/…`).
     public var dialects = DialectConfiguration()
+    /// `--output-retention`: how long a succeeded run's images are kept (the sweeper deletes older ones); nil: kept.
+    public var outputRetention: Duration?
     public init() {}
 }
 
@@ -87,7 +89,8 @@ public struct AtelierAPI: Sendable {
         self.metricsEndpoint = metrics
         self.playground = playground
         inputs = inputStorage.map {
-            InputImages(storage: $0, client: OutboundClient(policy: config.outboundPolicy), limits: config.imageLimits,
+            InputImages(storage: $0, client: OutboundClient(policy: config.outboundPolicy, purpose: "input_image", metrics: metrics?.metrics ?? AtelierMetrics()),
+                        limits: config.imageLimits,
                         fetchLimits: config.fetchLimits)
         }
         self.limiter = limiter
@@ -104,7 +107,7 @@ public struct AtelierAPI: Sendable {
         let router = Router(context: AtelierRequestContext.self)
         let allowed = AllowedMethods()
         // Outside the error envelope, so it counts the status each answer went out with.
-        if metricsEndpoint?.recording == true { router.add(middleware: MetricsMiddleware()) }
+        if let endpoint = metricsEndpoint, endpoint.recording { router.add(middleware: HTTPMetricsMiddleware(metrics: endpoint.http)) }
         router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
         router.post("/api/v4/run") { request, context in try await self.run(request, context: context) }
         router.get("/api/v4/check") { request, context in try await self.check(request, context: context) }
@@ -135,7 +138,7 @@ public struct AtelierAPI: Sendable {
     public func buildHealthRouter() -> Router<AtelierRequestContext> {
         let router = Router(context: AtelierRequestContext.self)
         let allowed = AllowedMethods()
-        if metricsEndpoint?.recording == true { router.add(middleware: MetricsMiddleware()) }
+        if let endpoint = metricsEndpoint, endpoint.recording { router.add(middleware: HTTPMetricsMiddleware(metrics: endpoint.http)) }
         router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
         router.get("/healthz") { _, _ in self.health() }
         router.get("/readyz") { _, _ in try await self.ready() }
@@ -236,15 +239,24 @@ public struct AtelierAPI: Sendable {
         let account = try await authenticate(request, body: raw)
         let id = try Self.requestID(raw["request_id"])
         let base = baseURL(for: request)
-        if let cached = finishedRuns.body(for: id, accountID: account.accountID, baseURL: base) {
+        if let cached = finishedRuns.body(for: id, accountID: account.accountID, baseURL: base, now: clock.now()) {
             return JSONResponse.make(status: .ok, encoded: cached)
         }
         let job = try await ownedJob(id, account: account)
         guard let body = JSONResponse.bytes(SuccessEnvelope(data: try await view(of: job, request: request))) else {
             throw AtelierError.internalError("run \(id) could not be encoded")
         }
-        if job.status.isTerminal { finishedRuns.store(body, for: id, accountID: account.accountID, baseURL: base) }
+        if job.status.isTerminal {
+            finishedRuns.store(body, for: id, accountID: account.accountID, baseURL: base, validUntil: Self.linksValidUntil(job, config.outputRetention))
+        }
         return JSONResponse.make(status: .ok, encoded: body)
+    }
+
+    /// Until when a finished run's answer stays as it is: for ever, except a succeeded run's whose images the
+    /// retention sweeper will delete.
+    static func linksValidUntil(_ job: Job, _ retention: Duration?) -> Date? {
+        guard let retention, job.status == .succeeded, job.outputsExpiredAt == nil, let finished = job.finishedAt else { return nil }
+        return finished.addingTimeInterval(Double(retention.components.seconds))
     }
 
     /// A run's full view: outcome, cost, progress while it runs, place in the queue while it waits.

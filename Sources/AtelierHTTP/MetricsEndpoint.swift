@@ -27,11 +27,15 @@ public struct MetricsEndpoint: Sendable {
     /// False with `--metrics off`: nothing is recorded (the no-op factory).
     public let recording: Bool
 
+    /// The HTTP requests of the API port (recorded by `HTTPMetricsMiddleware`).
+    public let http: HTTPRequestMetrics
+
     public init(exporter: PrometheusExporter, placement: Placement, token: String?, recording: Bool = true) {
         self.exporter = exporter
         self.placement = placement
         self.token = token
         self.recording = recording
+        http = HTTPRequestMetrics(factory: exporter.factory)
     }
 
     public var metrics: AtelierMetrics { recording ? AtelierMetrics(factory: exporter.factory) : AtelierMetrics() }
@@ -77,8 +81,12 @@ public struct MetricsEndpoint: Sendable {
                     let n = active.first { $0.modelID == model && $0.status == status }?.count ?? 0
                     m.set(name, [("model", model)], to: n)
                 }
+                let mine = active.filter { $0.modelID == model }
+                m.set(AtelierMetrics.Name.holdsOpen, [("model", model)], to: mine.reduce(0) { $0 + $1.count })
+                m.set(AtelierMetrics.Name.heldCredit, [("model", model)], to: Int(mine.reduce(Int64(0)) { $0 + $1.held }))
             }
         }
+        m.set(HTTPRequestMetrics.Name.inFlight, [], to: http.inFlight)
         let slots = queue.workerStatus
         for state in [WorkerSlotStatus.State.starting, .idle, .busy, .restarting, .stopped] {
             m.set(AtelierMetrics.Name.workerSlots, [("state", state.rawValue)], to: slots.filter { $0.state == state }.count)

@@ -2847,8 +2847,12 @@ public enum OpenAPIDocument {
          "type": "string",
          "format": "uri"
         }
+       },
+       {
+        "type": "null"
        }
-      ]
+      ],
+      "description": "The image URL (an array when num_outputs > 1); null once output_expired is set."
      },
      "output_type": {
       "type": "string",
@@ -2979,6 +2983,27 @@ public enum OpenAPIDocument {
      },
      "cost": {
       "$ref": "#/components/schemas/Cost"
+     },
+     "output_expired": {
+      "type": "object",
+      "required": [
+       "code",
+       "expired_at",
+       "message"
+      ],
+      "description": "Set when the server's output retention (--output-retention) deleted the run's images: output is null; the run and its charge stay.",
+      "properties": {
+       "code": {
+        "const": "output_expired"
+       },
+       "expired_at": {
+        "type": "string",
+        "format": "date-time"
+       },
+       "message": {
+        "type": "string"
+       }
+      }
      }
     }
    },

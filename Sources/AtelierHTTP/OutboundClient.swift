@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import AtelierCore
+import AtelierMetrics
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -36,6 +37,18 @@ public enum OutboundFailure: Error, Sendable, Equatable {
         case .connection(let why): "it could not be reached (\(why))"
         }
     }
+
+    /// The `reason` label of `atelier_outbound_refused_total`.
+    public var reason: String {
+        switch self {
+        case .invalidURL: "invalid_url"
+        case .refused: "address"
+        case .tooManyRedirects: "redirects"
+        case .tooLarge: "too_large"
+        case .timedOut: "timeout"
+        case .connection: "connection"
+        }
+    }
 }
 
 public struct OutboundResponse: Sendable {
@@ -54,9 +67,14 @@ public struct OutboundResponse: Sendable {
 /// new; redirects are followed by hand, each hop checked again; time and bytes are bounded while streaming.
 public struct OutboundClient: Sendable {
     public var policy: OutboundAddressPolicy
+    /// What the calls are for (`input_image`, `webhook`): the `purpose` label of refusals in /metrics.
+    public var purpose: String
+    public var metrics: AtelierMetrics
 
-    public init(policy: OutboundAddressPolicy) {
+    public init(policy: OutboundAddressPolicy, purpose: String = "other", metrics: AtelierMetrics = AtelierMetrics()) {
         self.policy = policy
+        self.purpose = purpose
+        self.metrics = metrics
     }
 
     public func send(
@@ -76,6 +94,7 @@ public struct OutboundClient: Sendable {
             group.cancelAll()
             return first ?? .failure(.timedOut(limits.totalTimeout))
         }
+        if case .failure(let failure) = result { metrics.outboundRefused(purpose: purpose, reason: failure.reason) }
         return try result.get()
     }
 

@@ -8,11 +8,14 @@ public struct RunView: Encodable, Sendable {
     public enum Output: Encodable, Sendable {
         case one(String)
         case many([String])
+        /// The images were deleted (output retention): written as `null`, where a run without images yet has none.
+        case removed
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.singleValueContainer()
             switch self {
             case .one(let s): try c.encode(s)
             case .many(let l): try c.encode(l)
+            case .removed: try c.encodeNil()
             }
         }
     }
@@ -58,6 +61,19 @@ public struct RunView: Encodable, Sendable {
     public var completedAt: Date?
     /// Price per image, images charged, amount charged and still held (see `RunCost`).
     public var cost: RunCost
+    /// Set when `--output-retention` deleted the run's images: `output` is null and this says when and why,
+    /// instead of links that would answer 404.
+    public var outputExpired: OutputExpired?
+
+    public struct OutputExpired: Encodable, Sendable {
+        public var code = "output_expired"
+        public var expiredAt: Date
+        public var message: String
+        enum CodingKeys: String, CodingKey {
+            case code, message
+            case expiredAt = "expired_at"
+        }
+    }
 
     public struct RunError: Encodable, Sendable {
         public var code: String
@@ -101,6 +117,7 @@ public struct RunView: Encodable, Sendable {
         case createdAt = "created_at"
         case startedAt = "started_at"
         case completedAt = "completed_at"
+        case outputExpired = "output_expired"
     }
 
     public init(job: Job, baseURL: String, links: OutputLinks? = nil, currency: String = "USD",
@@ -121,8 +138,15 @@ public struct RunView: Encodable, Sendable {
         width = job.request.size.width
         height = job.request.size.height
         if let result = job.result, job.status == .succeeded {
-            let urls = result.outputs.map { links?.url(for: $0.name, apiBaseURL: baseURL) ?? OutputLinks.apiURL(for: $0.name, apiBaseURL: baseURL) }
-            output = job.request.numOutputs > 1 ? .many(urls) : urls.first.map(Output.one)
+            if let expired = job.outputsExpiredAt {
+                output = .removed
+                outputExpired = OutputExpired(
+                    expiredAt: expired,
+                    message: "this run's \(result.outputs.count) image(s) were deleted after the server's output retention period; the run and its charge are kept (save images when a run succeeds, or use a webhook)")
+            } else {
+                let urls = result.outputs.map { links?.url(for: $0.name, apiBaseURL: baseURL) ?? OutputLinks.apiURL(for: $0.name, apiBaseURL: baseURL) }
+                output = job.request.numOutputs > 1 ? .many(urls) : urls.first.map(Output.one)
+            }
             outputType = "image"
             if job.request.numOutputs > 1 { seeds = result.outputs.map(\.seed) }
             path = result.path

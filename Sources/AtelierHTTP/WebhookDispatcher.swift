@@ -55,7 +55,7 @@ public final class WebhookDispatcher: Service, Sendable {
 
     public func run() async throws {
         // The same guarded client as image fetches: checked addresses, connect to what was checked, no redirects.
-        let client = OutboundClient(policy: config.policy)
+        let client = OutboundClient(policy: config.policy, purpose: "webhook", metrics: metrics)
         await withGracefulShutdownHandler {
             // Cancellation (another service failed) ends the loop as surely as graceful shutdown does.
             while !stopping.load(ordering: .relaxed) && !Task.isCancelled {

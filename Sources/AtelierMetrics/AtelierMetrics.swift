@@ -1,8 +1,8 @@
 import CoreMetrics
 import Foundation
 
-/// Every metric Atelier records itself, named in one place (docs/operations.md lists them with the HTTP ones
-/// Hummingbird's MetricsMiddleware records). Names follow Prometheus' conventions: the `atelier_` prefix, base
+/// Every metric Atelier records itself, named in one place (docs/operations.md lists them with the HTTP ones of
+/// `HTTPRequestMetrics`). Names follow Prometheus' conventions: the `atelier_` prefix, base
 /// units (seconds, minor currency units), `_total` on counters. The factory is injected: the server passes the
 /// Prometheus one behind `/metrics`; tests and tools that export nothing get the no-op factory.
 public struct AtelierMetrics: Sendable {
@@ -30,6 +30,10 @@ public struct AtelierMetrics: Sendable {
         public static let workerSlots = "atelier_worker_slots"
         public static let compiledPathState = "atelier_compiled_path_state"
         public static let webhookAttempts = "atelier_webhook_attempts_total"
+        public static let outputsExpired = "atelier_outputs_expired_total"
+        public static let holdsOpen = "atelier_credit_holds_open"
+        public static let heldCredit = "atelier_credit_held_minor"
+        public static let outboundRefused = "atelier_outbound_refused_total"
     }
 
     /// Image runs take seconds to minutes: buckets up to the 300 s job timeout (Prometheus' defaults stop at 10 s).
@@ -86,6 +90,17 @@ public struct AtelierMetrics: Sendable {
     /// One webhook delivery attempt: `delivered`, `retry` (it failed and will be tried again) or `gave_up`.
     public func webhookAttempt(outcome: String) {
         Counter(label: Name.webhookAttempts, dimensions: [("outcome", outcome)], factory: factory).increment()
+    }
+
+    /// The retention sweeper deleted a run's images.
+    public func outputsExpired(images: Int) {
+        Counter(label: Name.outputsExpired, dimensions: [], factory: factory).increment(by: images)
+    }
+
+    /// A client URL (an input image or a webhook) was not fetched or called. `reason`: `address` (an internal or
+    /// special-purpose address), `scheme`, `too_large`, `timeout`, `redirects`, `unreachable`, …
+    public func outboundRefused(purpose: String, reason: String) {
+        Counter(label: Name.outboundRefused, dimensions: [("purpose", purpose), ("reason", reason)], factory: factory).increment()
     }
 
     /// Sampled at each scrape: the gauges whose truth is elsewhere (the database, the supervisor's slots).

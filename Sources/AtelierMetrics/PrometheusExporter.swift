@@ -2,9 +2,9 @@ import CoreMetrics
 import Foundation
 import Prometheus
 
-/// The registry behind `GET /metrics` and the factory that fills it. Hummingbird's MetricsMiddleware records
-/// through swift-metrics' global system under its own names (`hb.requests`, `http.server.request.duration`);
-/// they are renamed here to Atelier's (`atelier_http_requests_total`, …) with Prometheus-style label names.
+/// The registry behind `GET /metrics` and the factory that fills it. Libraries that record through swift-metrics'
+/// global system (bootstrapped with this factory) keep their own names; Hummingbird's MetricsMiddleware names are
+/// mapped to Atelier's should it ever be used, with Prometheus-style label names.
 public final class PrometheusExporter: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let factory: PrometheusMetricsFactory
@@ -16,7 +16,7 @@ public final class PrometheusExporter: Sendable {
             (Self.names[name] ?? name, labels.map { (Self.labels[$0.0] ?? $0.0, $0.1) })
         }
         factory.defaultDurationHistogramBuckets = AtelierMetrics.runBuckets
-        factory.durationHistogramBuckets = [Self.names["http.server.request.duration"]!: Self.httpBuckets]
+        factory.durationHistogramBuckets = [HTTPRequestMetrics.Name.duration: Self.httpBuckets]
         factory.valueHistogramBuckets = [AtelierMetrics.Name.batchSize: AtelierMetrics.batchBuckets]
         self.registry = registry
         self.factory = factory
@@ -27,10 +27,10 @@ public final class PrometheusExporter: Sendable {
         .map { .microseconds(Int($0 * 1_000_000)) }
 
     static let names = [
-        "hb.requests": "atelier_http_requests_total",
-        "hb.request.errors": "atelier_http_request_errors_total",
-        "http.server.request.duration": "atelier_http_request_duration_seconds",
-        "http.server.active_requests": "atelier_http_active_requests",
+        "hb.requests": HTTPRequestMetrics.Name.requests,
+        "hb.request.errors": HTTPRequestMetrics.Name.errors,
+        "http.server.request.duration": HTTPRequestMetrics.Name.duration,
+        "http.server.active_requests": HTTPRequestMetrics.Name.inFlight,
     ]
     static let labels = [
         "http.route": "route", "http.request.method": "method", "http.response.status_code": "status", "error.type": "error",

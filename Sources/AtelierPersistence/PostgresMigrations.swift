@@ -162,6 +162,11 @@ extension PostgresStore {
             END $$
             """,
         ],
+        // Output retention, as SQLite's migration 9: when the sweeper deleted a succeeded run's images.
+        [
+            "ALTER TABLE jobs ADD COLUMN outputs_expired_at DOUBLE PRECISION",
+            "CREATE INDEX jobs_outputs ON jobs(finished_at) WHERE status = 'succeeded' AND outputs_expired_at IS NULL",
+        ],
     ]
 
     /// Applies the migrations this database has not had; returns the schema version it is at now.

@@ -72,6 +72,22 @@ extension PostgresStore {
     }
 
 
+    // MARK: OutputRetentionStore
+
+    public func runsWithOutputs(finishedBefore: Date, limit: Int) async throws -> [Job] {
+        try await rows("""
+            SELECT * FROM jobs WHERE status = 'succeeded' AND outputs_expired_at IS NULL
+              AND finished_at < \(finishedBefore.timeIntervalSince1970) ORDER BY finished_at LIMIT \(limit)
+            """).map(StoredRecords.job)
+    }
+
+    public func markOutputsExpired(id: Int64, now: Date) async throws -> Bool {
+        try await !rows("""
+            UPDATE jobs SET outputs_expired_at = \(now.timeIntervalSince1970)
+            WHERE id = \(id) AND status = 'succeeded' AND outputs_expired_at IS NULL RETURNING id
+            """).isEmpty
+    }
+
     /// The statement's rows, decoded as jobs (for `RETURNING *`).
     static func jobRows(_ c: PostgresConnection, _ query: PostgresQuery, logger: Logger) async throws -> [Job] {
         var out: [Job] = []

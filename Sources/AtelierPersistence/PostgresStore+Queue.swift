@@ -220,7 +220,11 @@ extension PostgresStore {
     }
 
     public func activeRuns() async throws -> [ActiveRunCount] {
-        try await rows("SELECT model_id, status, COUNT(*)::bigint AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY model_id, status")
+        try await rows("""
+            SELECT j.model_id, j.status, COUNT(*)::bigint AS n, COALESCE(SUM(l.amount), 0)::bigint AS held FROM jobs j
+            LEFT JOIN ledger l ON l.job_id = j.id AND l.kind = 'hold'
+            WHERE j.status IN ('queued', 'running') GROUP BY j.model_id, j.status
+            """)
             .compactMap { StoredRecords.activeRun($0) }
     }
 }

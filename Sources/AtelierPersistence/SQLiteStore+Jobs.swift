@@ -109,4 +109,21 @@ extension SQLiteStore {
               AND (?3 IS NULL OR created_at >= ?3) ORDER BY created_at DESC, id DESC LIMIT ?4
             """, [status, account, since, .int(Int64(filter.limit))]).map(StoredRecords.job)
     }
+
+    // MARK: OutputRetentionStore
+
+    public func runsWithOutputs(finishedBefore: Date, limit: Int) async throws -> [Job] {
+        try db.query("""
+            SELECT * FROM jobs WHERE status = 'succeeded' AND outputs_expired_at IS NULL AND finished_at < ?
+            ORDER BY finished_at LIMIT ?
+            """, [.double(finishedBefore.timeIntervalSince1970), .int(Int64(limit))]).map(StoredRecords.job)
+    }
+
+    public func markOutputsExpired(id: Int64, now: Date) async throws -> Bool {
+        try db.transaction { c in
+            try c.query("UPDATE jobs SET outputs_expired_at = ? WHERE id = ? AND status = 'succeeded' AND outputs_expired_at IS NULL",
+                        [.double(now.timeIntervalSince1970), .int(id)])
+            return c.changes > 0
+        }
+    }
 }

@@ -186,7 +186,11 @@ extension SQLiteStore {
     }
 
     public func activeRuns() async throws -> [ActiveRunCount] {
-        try db.query("SELECT model_id, status, COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY model_id, status")
+        try db.query("""
+            SELECT j.model_id, j.status, COUNT(*) AS n, COALESCE(SUM(l.amount), 0) AS held FROM jobs j
+            LEFT JOIN ledger l ON l.job_id = j.id AND l.kind = 'hold'
+            WHERE j.status IN ('queued', 'running') GROUP BY j.model_id, j.status
+            """)
             .compactMap { StoredRecords.activeRun($0) }
     }
 }

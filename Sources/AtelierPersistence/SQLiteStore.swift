@@ -3,7 +3,7 @@ import Foundation
 
 /// Accounts, keys and jobs in one SQLite file (the embedded default). The schema is versioned; each migration
 /// runs once, in a transaction.
-public final class SQLiteStore: KeyStore, JobStore, WebhookStore, Sendable {
+public final class SQLiteStore: KeyStore, JobStore, WebhookStore, OutputRetentionStore, Sendable {
     let db: SQLiteDatabase
 
     static let migrations: [String] = [
@@ -106,6 +106,12 @@ public final class SQLiteStore: KeyStore, JobStore, WebhookStore, Sendable {
         """
         ALTER TABLE jobs ADD COLUMN progress_step INTEGER;
         ALTER TABLE jobs ADD COLUMN progress_total INTEGER;
+        """,
+        // Output retention: when the sweeper deleted a succeeded run's images (NULL: still stored). The index
+        // holds only the runs still to sweep, so a sweep reads the oldest of those, not every run ever made.
+        """
+        ALTER TABLE jobs ADD COLUMN outputs_expired_at REAL;
+        CREATE INDEX jobs_outputs ON jobs(finished_at) WHERE status = 'succeeded' AND outputs_expired_at IS NULL;
         """,
     ]
 

@@ -16,10 +16,10 @@ extension StoredRow {
 extension SQLiteRow: StoredRow {}
 
 enum StoredRecords {
-    /// A row of `model_id, status, n` (the active-runs count).
+    /// A row of `model_id, status, n, held` (the active-runs count).
     static func activeRun(_ r: some StoredRow) -> ActiveRunCount? {
         guard let model = r.text("model_id"), let status = r.text("status").flatMap(JobStatus.init(rawValue:)) else { return nil }
-        return ActiveRunCount(modelID: model, status: status, count: Int(r.int("n") ?? 0))
+        return ActiveRunCount(modelID: model, status: status, count: Int(r.int("n") ?? 0), held: r.int("held") ?? 0)
     }
 
     static func job(_ r: some StoredRow) throws -> Job {
@@ -42,7 +42,8 @@ enum StoredRecords {
             startedAt: r.date("started_at"),
             finishedAt: r.date("finished_at"),
             webhook: try r.text("webhook").map { try decoder.decode(WebhookSubscription.self, from: Data($0.utf8)) },
-            progress: r.int("progress_step").flatMap { step in r.int("progress_total").map { JobProgress(step: Int(step), total: Int($0)) } }
+            progress: r.int("progress_step").flatMap { step in r.int("progress_total").map { JobProgress(step: Int(step), total: Int($0)) } },
+            outputsExpiredAt: r.date("outputs_expired_at")
         )
     }
 

@@ -64,7 +64,16 @@ public struct LocalFolderStorage: ImageStorage {
     public func objectKey(for name: String) -> String? { ImageName.isValid(name) ? name : nil }
 
     public func remove(name: String) async {
-        if let path = localPath(for: name) { try? FileManager.default.removeItem(atPath: path) }
+        try? await delete(name: name)
+    }
+
+    public func delete(name: String) async throws {
+        guard let path = localPath(for: name), FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            throw StorageUnavailable("cannot delete \(name) from the folder: \(error.localizedDescription)")
+        }
     }
 }
 

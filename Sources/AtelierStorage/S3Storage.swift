@@ -92,13 +92,17 @@ public struct S3Storage: ImageStorage {
     }
 
     public func remove(name: String) async {
+        do {
+            try await delete(name: name)
+        } catch {
+            logger.warning("could not delete \(objectKey(for: name) ?? name) from the bucket: \(error)")
+        }
+    }
+
+    public func delete(name: String) async throws {
         if let path = stagingPath(for: name) { try? FileManager.default.removeItem(atPath: path) }
         guard let key = objectKey(for: name) else { return }
-        do {
-            try await client.delete(key: key)
-        } catch {
-            logger.warning("could not delete \(key) from the bucket: \(error)")
-        }
+        try await storageCall { try await client.delete(key: key) }
     }
 
     static func contentType(of name: String) -> String {

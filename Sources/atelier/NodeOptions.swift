@@ -43,6 +43,7 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("output-public-url"), help: "With --output-urls public, the CDN or public bucket URL that serves the store's object keys (ATELIER_OUTPUT_PUBLIC_URL).") var outputPublicURL: String?
     @Option(name: .customLong("replicate-owner"), help: "The owner of every catalog model in the Replicate-compatible API: /v1/models/OWNER/MODEL_ID (ATELIER_REPLICATE_OWNER; default atelier).") var replicateOwner: String?
     @Option(name: .customLong("fetch-timeout"), help: "Seconds an image URL may take to download in full (ATELIER_FETCH_TIMEOUT; default 20).") var fetchTimeout: String?
+    @Option(name: .customLong("output-retention"), help: "Delete succeeded runs' output images this long after they finished, such as 30d or 12h; /check then answers output_expired for the run (ATELIER_OUTPUT_RETENTION; default keep).") var outputRetention: String?
     @Option(name: .customLong("metrics"), help: "on or off: off records no metrics at all and serves no /metrics (ATELIER_METRICS; default on).") var metrics: String?
     @Option(name: .customLong("metrics-address"), help: "HOST:PORT of a listener serving GET /metrics alone, apart from the API port (ATELIER_METRICS_ADDRESS; default: /metrics on the API port in the demo profile, off in production).") var metricsAddress: String?
     @Option(name: .customLong("metrics-token"), help: "A token scrapes must send as Authorization: Bearer TOKEN; with it, production serves /metrics on the API port too (ATELIER_METRICS_TOKEN).") var metricsToken: String?
@@ -61,7 +62,8 @@ struct NodeOptions: ParsableArguments {
                              database: database, lease: lease, storage: storage, s3Endpoint: s3Endpoint, s3Region: s3Region,
                              s3Addressing: s3Addressing, outputURLs: outputURLs, presignExpiry: presignExpiry,
                              outputPublicURL: outputPublicURL, replicateOwner: replicateOwner,
-                             metrics: metrics, metricsAddress: metricsAddress, metricsToken: metricsToken, logFormat: logFormat),
+                             metrics: metrics, metricsAddress: metricsAddress, metricsToken: metricsToken, logFormat: logFormat,
+                             outputRetention: outputRetention),
                 environment: ProcessInfo.processInfo.environment
             )
         } catch {

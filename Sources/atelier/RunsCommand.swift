@@ -29,7 +29,7 @@ struct RunsCommand: AsyncParsableCommand {
                 filter.status = s
             }
             if let since {
-                guard let seconds = RunsCommand.seconds(since) else {
+                guard let seconds = DurationText.seconds(since) else {
                     throw ValidationError("--since takes a number and a unit (s, m, h, d), such as 30m or 7d; got \"\(since)\"")
                 }
                 filter.since = Date().addingTimeInterval(-seconds)
@@ -89,17 +89,6 @@ struct RunsCommand: AsyncParsableCommand {
                       ("charged", MoneyText.format(RunsCommand.charged(job), currency))]
             if let p = job.progress, job.status == .running { lines.append(("progress", "step \(p.step) of \(p.total)")) }
             for (k, v) in lines { print("\((k + ":").padding(toLength: 12, withPad: " ", startingAt: 0)) \(v)") }
-        }
-    }
-
-    static func seconds(_ text: String) -> TimeInterval? {
-        guard let unit = text.last, let n = Double(text.dropLast()), n >= 0 else { return nil }
-        switch unit {
-        case "s": return n
-        case "m": return n * 60
-        case "h": return n * 3_600
-        case "d": return n * 86_400
-        default: return nil
         }
     }
 

@@ -92,6 +92,7 @@ struct Server {
         apiConfig.imageLimits = ImageLimits(maxBytes: settings.inputMaxMegabytes * 1_000_000, maxPixels: settings.inputMaxMegapixels * 1_000_000)
         apiConfig.fetchLimits.totalTimeout = .seconds(settings.fetchTimeoutSeconds)
         apiConfig.outputURLs = settings.outputURLs
+        apiConfig.outputRetention = settings.outputRetentionSeconds.map { .seconds($0) }
         var webhookConfig = WebhookConfiguration()
         webhookConfig.policy = apiConfig.outboundPolicy
         webhookConfig.links = OutputLinks(mode: settings.outputURLs, storage: storage)
@@ -99,6 +100,13 @@ struct Server {
         apiConfig.dialects.replicateOwner = settings.replicateOwner
         webhookConfig.replicateOwner = settings.replicateOwner
         let webhooks = WebhookDispatcher(outbox: store, jobs: store, keys: store, config: webhookConfig, metrics: metrics.metrics, logger: logger)
+        // API nodes sweep (each may; the deletes and marks are idempotent), worker nodes do not.
+        let sweeper: OutputSweeper? = settings.outputRetentionSeconds.map { [logger = self.logger] in
+            OutputSweeper(store: store, storage: storage, retention: .seconds($0), metrics: metrics.metrics, logger: logger)
+        }
+        if let retention = settings.outputRetentionSeconds {
+            self.logger.info("output retention: images of succeeded runs are deleted \(retention) s after they finished")
+        }
         var limits = RateLimiter.Configuration()
         limits.requestsPerMinute = settings.rateLimit
         let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: storage, queue: supervisor, config: apiConfig,
@@ -134,7 +142,7 @@ struct Server {
                 router: role == .worker ? api.buildHealthRouter() : api.buildRouter(),
                 server: AtelierAPI.server(),
                 configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Atelier"),
-                services: role == .worker ? [supervisor] : [supervisor, webhooks],
+                services: role == .worker ? [supervisor] : [supervisor, webhooks] + (sweeper.map { [$0] } ?? []),
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? settings.port
                     if role == .worker {
@@ -182,8 +190,8 @@ struct Server {
         }
     }
 
-    /// Where /metrics is served; swift-metrics' global system (which Hummingbird's MetricsMiddleware records
-    /// through) is bootstrapped here, once per process, with the same registry as Atelier's own metrics.
+    /// Where /metrics is served; swift-metrics' global system (which libraries record through) is bootstrapped
+    /// here, once per process, with the same registry as Atelier's own metrics.
     static func metricsEndpoint(_ settings: ServeSettings, logger: Logger) -> MetricsEndpoint {
         let exporter = PrometheusExporter()
         guard settings.metricsEnabled else {

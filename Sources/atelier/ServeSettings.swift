@@ -76,6 +76,8 @@ struct ServeSettings {
     /// From AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; only for an s3:// store.
     var credentials: AWSCredentials?
     var outputURLs = OutputURLMode.proxy
+    /// `--output-retention`: succeeded runs' images older than this are deleted (OutputSweeper); nil: kept.
+    var outputRetentionSeconds: Int?
 
     struct Flags {
         var host: String?
@@ -119,6 +121,7 @@ struct ServeSettings {
         var metricsAddress: String? = nil
         var metricsToken: String? = nil
         var logFormat: String? = nil
+        var outputRetention: String? = nil
     }
 
     static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -186,7 +189,13 @@ struct ServeSettings {
             guard let format = LogFormat(rawValue: v) else { throw SettingError(setting: name, why: "must be text or json; got \"\(v)\"") }
             s.logFormat = format
         }
-        if let (v, name) = pick(flags.metrics, "METRICS") {
+        if let (v, name) = pick(flags.outputRetention, "OUTPUT_RETENTION"), v != "keep" {
+            guard let seconds = DurationText.seconds(v), seconds >= 1, seconds <= 3650 * 86_400 else {
+                throw SettingError(setting: name, why: "must be keep, or a time such as 30d, 12h, 90m or 45s (at least 1s); got \"\(v)\"")
+            }
+            s.outputRetentionSeconds = Int(seconds.rounded())
+        }
+                if let (v, name) = pick(flags.metrics, "METRICS") {
             guard v == "on" || v == "off" else { throw SettingError(setting: name, why: "must be on or off; got \"\(v)\"") }
             s.metricsEnabled = v == "on"
         }

@@ -7,14 +7,16 @@ import Foundation
 import Synchronization
 import Testing
 
-/// The real folder store, except that its first `failures` uploads cannot reach the store, as when the bucket's
-/// server is down while the worker finishes.
+/// The real folder store, except that its first `failures` uploads (and first `deleteFailures` deletes) cannot
+/// reach the store, as when the bucket's server is down while the worker finishes (or the sweeper sweeps).
 final class UnreachableUploads: ImageStorage {
     let base: LocalFolderStorage
     let failuresLeft: Mutex<Int>
-    init(_ base: LocalFolderStorage, failures: Int) {
+    let deleteFailuresLeft: Mutex<Int>
+    init(_ base: LocalFolderStorage, failures: Int, deleteFailures: Int = 0) {
         self.base = base
         failuresLeft = Mutex(failures)
+        deleteFailuresLeft = Mutex(deleteFailures)
     }
     func publish(name: String) async throws {
         let fail = failuresLeft.withLock { left -> Bool in
@@ -35,6 +37,15 @@ final class UnreachableUploads: ImageStorage {
     func presignedURL(for name: String, expires: Int) -> String? { nil }
     func objectKey(for name: String) -> String? { base.objectKey(for: name) }
     func remove(name: String) async { await base.remove(name: name) }
+    func delete(name: String) async throws {
+        let fail = deleteFailuresLeft.withLock { left -> Bool in
+            guard left > 0 else { return false }
+            left -= 1
+            return true
+        }
+        if fail { throw StorageUnavailable("connection refused (test)") }
+        try await base.delete(name: name)
+    }
 }
 
 extension WorkerSupervisorTests {

@@ -19,7 +19,24 @@ import Testing
         #expect(!text.contains("atelier_run_inference_seconds_count{model=\"m\"} 2"))
     }
 
-    @Test func hummingbirdsHTTPMetricsAreRenamed() {
+    @Test func httpRequestsAreCountedByRouteMethodAndStatusWithTheInFlightCount() {
+        let exporter = PrometheusExporter()
+        let http = HTTPRequestMetrics(factory: exporter.factory)
+        for _ in 0..<3 { http.started() }
+        http.answered(route: "/api/v4/check", method: "GET", status: 200, seconds: 0.003)
+        http.answered(route: "/api/v4/check", method: "GET", status: 200, seconds: 0.2)
+        #expect(http.inFlight == 1)
+        http.failed(route: "NotFound", method: "GET", status: 500, seconds: 0.001)
+        #expect(http.inFlight == 0)
+        let text = exporter.render()
+        #expect(text.contains(#"atelier_http_requests_total{route="/api/v4/check",method="GET",status="200"} 2"#))
+        #expect(text.contains(#"atelier_http_request_duration_seconds_bucket{route="/api/v4/check",method="GET",status="200",le="0.005"} 1"#))
+        #expect(text.contains(#"atelier_http_request_duration_seconds_bucket{route="/api/v4/check",method="GET",status="200",le="0.25"} 2"#))
+        #expect(text.contains(#"atelier_http_request_errors_total{route="NotFound",method="GET",status="500"} 1"#))
+    }
+
+    /// Were Hummingbird's MetricsMiddleware (or a library through the global system) to record, its names land on Atelier's.
+    @Test func hummingbirdsHTTPMetricNamesAreMappedToAtelierNames() {
         let exporter = PrometheusExporter()
         exporter.factory.makeCounter(label: "hb.requests", dimensions: [
             ("http.route", "/api/v4/check"), ("http.request.method", "GET"), ("http.response.status_code", "200"),

@@ -56,10 +56,14 @@ import Testing
         let store = try await db.open()
         let account = try await store.ensureAccount(named: "a")
         #expect(try await store.activeRuns().isEmpty)
+        _ = try await store.addCredit(accountID: account, amount: 1000, kind: .credit, reason: "test", now: Date())
         for (i, id) in (Int64(250_000_000_000_001)...250_000_000_000_004).enumerated() {
-            try await store.insert(job(id, account: account, at: Double(i)))
+            var j = job(id, account: account, at: Double(i))
+            j.pricePerImage = 10 * Int64(i + 1)
+            try await store.insert(j)
         }
         var other = job(250_000_000_000_005, account: account, at: 9)
+        other.pricePerImage = 7
         other.request.modelID = "second"
         try await store.insert(other)
         _ = try await store.claimNext(now: Date(), lease: 60)  // the oldest: running
@@ -67,9 +71,10 @@ import Testing
         _ = try await store.fail(id: ended.id, attempt: ended.attempts, failure: .init(code: "x", message: "y"), now: Date())
         let counts = try await store.activeRuns().sorted { ($0.modelID, $0.status.rawValue) < ($1.modelID, $1.status.rawValue) }
         #expect(counts == [
-            ActiveRunCount(modelID: "flux-cute-3d-kawaii", status: .queued, count: 2),
-            ActiveRunCount(modelID: "flux-cute-3d-kawaii", status: .running, count: 1),
-            ActiveRunCount(modelID: "second", status: .queued, count: 1),
+            // The first (10) runs, the second (20) failed and was released, the third and fourth (30 + 40) wait.
+            ActiveRunCount(modelID: "flux-cute-3d-kawaii", status: .queued, count: 2, held: 70),
+            ActiveRunCount(modelID: "flux-cute-3d-kawaii", status: .running, count: 1, held: 10),
+            ActiveRunCount(modelID: "second", status: .queued, count: 1, held: 7),
         ])
     }
 
@@ -87,6 +92,38 @@ import Testing
         #expect(try await store.runs(RunFilter(status: .running)).map(\.id) == [claimed.id])
         #expect(try await store.runs(RunFilter(since: Date(timeIntervalSince1970: 150))).map(\.id) == [260_000_000_000_003, 260_000_000_000_002])
         #expect(try await store.runs(RunFilter(status: .queued, accountID: a, limit: 1)).map(\.id) == [260_000_000_000_003])
+    }
+
+    /// Output retention: the succeeded runs finished before the cutoff whose images are still stored, oldest
+    /// first; a run is marked once, and a failed or unfinished run is never due.
+    @Test(arguments: Backend.allCases) func succeededRunsAreDueForOutputRetentionOnce(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
+        let account = try await store.ensureAccount(named: "a")
+        let result = JobResult(outputs: [.init(name: "x.webp", seed: 42, width: 8, height: 8, bytes: 1)], path: "standard",
+                               pathReason: "r", inferenceMs: 1, encodeMs: 1)
+        for (i, id) in (Int64(270_000_000_000_001)...270_000_000_000_004).enumerated() {
+            try await store.insert(job(id, account: account, at: Double(i)))
+            let claimed = try #require(try await store.claimNext(now: Date(), lease: 60))
+            let finished = Date(timeIntervalSince1970: [300, 100, 200, 150][i])
+            if i == 3 {
+                _ = try await store.fail(id: id, attempt: claimed.attempts, failure: .init(code: "x", message: "y"), now: finished)
+            } else {
+                #expect(try await store.complete(id: id, attempt: claimed.attempts, result: result, now: finished))
+            }
+        }
+        try await store.insert(job(270_000_000_000_005, account: account, at: 9))  // queued
+        let cutoff = Date(timeIntervalSince1970: 250)
+        #expect(try await store.runsWithOutputs(finishedBefore: cutoff, limit: 10).map(\.id) == [270_000_000_000_002, 270_000_000_000_003])
+        #expect(try await store.runsWithOutputs(finishedBefore: cutoff, limit: 1).map(\.id) == [270_000_000_000_002])
+        let now = Date(timeIntervalSince1970: 400)
+        #expect(try await store.markOutputsExpired(id: 270_000_000_000_002, now: now))
+        #expect(try await !store.markOutputsExpired(id: 270_000_000_000_002, now: now))
+        #expect(try await !store.markOutputsExpired(id: 270_000_000_000_004, now: now))  // failed: no images
+        #expect(try await store.runsWithOutputs(finishedBefore: cutoff, limit: 10).map(\.id) == [270_000_000_000_003])
+        let expired = try #require(try await store.job(id: 270_000_000_000_002))
+        #expect(expired.outputsExpiredAt == now && expired.status == .succeeded && expired.result == result)
+        #expect(try await store.job(id: 270_000_000_000_003)?.outputsExpiredAt == nil)
     }
 
     @Test(arguments: Backend.allCases) func terminalStatesAreWrittenOnce(_ backend: Backend) async throws {

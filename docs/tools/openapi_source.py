@@ -25,7 +25,9 @@ run_data = {
     "request_id": {"type": "integer"},
     "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]},
     "model_id": {"type": "string"},
-    "output": {"oneOf": [{"type": "string", "format": "uri"}, {"type": "array", "items": {"type": "string", "format": "uri"}}]},
+    "output": {"oneOf": [{"type": "string", "format": "uri"}, {"type": "array", "items": {"type": "string", "format": "uri"}},
+                         {"type": "null"}],
+               "description": "The image URL (an array when num_outputs > 1); null once output_expired is set."},
     "output_type": {"type": "string", "enum": ["image"]},
     "seed": {"type": "integer"},
     "seeds": {"type": "array", "items": {"type": "integer"}},
@@ -45,6 +47,10 @@ run_data = {
     "completed_at": {"type": "string", "format": "date-time"},
     "input": {"type": "object", "description": "Every parameter as the run uses it: defaults filled in, the seed picked."},
     "cost": {"$ref": "#/components/schemas/Cost"},
+    "output_expired": {"type": "object", "required": ["code", "expired_at", "message"],
+                       "description": "Set when the server's output retention (--output-retention) deleted the run's images: output is null; the run and its charge stay.",
+                       "properties": {"code": {"const": "output_expired"}, "expired_at": {"type": "string", "format": "date-time"},
+                                      "message": {"type": "string"}}},
   },
 }
 error_body = {

@@ -127,7 +127,7 @@ struct OpenAIRoutes: Sendable {
             switch format {
             case .url:
                 let view = RunView(job: job, baseURL: baseURL, links: runs.links, currency: cost.currency)
-                let urls: [String] = switch view.output { case .one(let u)?: [u]; case .many(let us)?: us; case nil: [] }
+                let urls: [String] = switch view.output { case .one(let u)?: [u]; case .many(let us)?: us; case .removed?, nil: [] }
                 data = urls.map { Image(url: $0, revisedPrompt: prompt) }
             case .b64JSON:
                 guard let images = try await runs.outputBytes(of: job, limit: 64_000_000) else {

@@ -81,9 +81,11 @@ struct ReplicatePrediction: Encodable, Sendable {
         switch view.output {
         case .one(let url)?: output = [url]
         case .many(let urls)?: output = urls
-        case nil: output = nil
+        case .removed?, nil: output = nil
         }
         status = Self.status(job.status)
+        // Replicate's own word for outputs removed after its retention period: the prediction stays, output is null.
+        dataRemoved = job.outputsExpiredAt != nil
         error = job.failure.map { "\($0.message) (\($0.code))" }
         createdAt = job.createdAt
         startedAt = view.startedAt
