@@ -61,8 +61,11 @@ def test_counters_move_as_runs_succeed_fail_and_are_canceled(metered) -> None:
     assert ok.status_code == 200, ok.text
     flagged = run(metered, seed="5")  # the checker flags seed 5: the run fails, nothing is charged
     assert flagged.status_code == 422, flagged.text
+    refused = run(metered, seed="2", image="http://127.0.0.1:9/cat.png")  # an internal address: never fetched
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "unsafe_url", refused.text
     slow = run(metered, seed="2", num_inference_steps="50", megapixels="1", wait="0")
     request_id = slow.json()["data"]["request_id"]
+    holding = scrape(url)  # the slow run is queued or running: it holds one image's price
     canceled = requests.post(f"{metered.base_url}/api/v4/cancel", data={"request_id": request_id},
                              headers={"Authorization": f"Bearer {metered.key}"}, timeout=30)
     assert canceled.status_code == 200, canceled.text
@@ -86,14 +89,19 @@ def test_counters_move_as_runs_succeed_fail_and_are_canceled(metered) -> None:
     assert moved("atelier_images_generated_total", model=MODEL) == 2
     price = json.loads((REPO / "models" / f"{MODEL}.json").read_text())["price_per_image"]["minor_units"]
     assert moved("atelier_credit_captured_minor_total", model=MODEL) == 2 * price
+    assert value(holding, "atelier_credit_holds_open", model=MODEL) == 1
+    assert value(holding, "atelier_credit_held_minor", model=MODEL) == price
+    assert value(after, "atelier_credit_holds_open", model=MODEL) == 0 and value(after, "atelier_credit_held_minor", model=MODEL) == 0
+    assert moved("atelier_outbound_refused_total", purpose="input_image", reason="address") == 1
     assert moved("atelier_runs_started_total", model=MODEL) >= 2
     # Histograms reach the 300 s job timeout; the succeeded run's inference time was recorded.
     assert moved("atelier_run_inference_seconds_count", model=MODEL) == 1
     assert ("atelier_run_duration_seconds_bucket", (("le", "300.0"), ("model", MODEL), ("status", "succeeded"))) in after
     assert moved("atelier_run_queue_seconds_count", model=MODEL) >= 2
-    # HTTP requests by route pattern and status, from Hummingbird's MetricsMiddleware under Atelier's names.
+    # HTTP requests by route pattern and status; the scrape itself is the one request in flight.
     assert moved("atelier_http_requests_total", route="/api/v4/run", method="POST", status="200") >= 2
-    assert moved("atelier_http_requests_total", route="/api/v4/run", method="POST", status="422") == 1
+    assert moved("atelier_http_requests_total", route="/api/v4/run", method="POST", status="422") == 2
+    assert value(after, "atelier_http_requests_in_flight") == 1
     assert value(after, "atelier_http_request_duration_seconds_count", route="/api/v4/run", method="POST", status="200") >= 2
     # Sampled at the scrape: the one worker slot is idle again.
     assert value(after, "atelier_worker_slots", state="idle") == 1 and value(after, "atelier_worker_slots", state="busy") == 0
