@@ -209,6 +209,7 @@ public struct WorkerPathStatus: Sendable, Equatable, Codable {
 public enum WorkerOutbound: Sendable, Equatable, Decodable {
     case ready(WorkerReady)
     case pathStatus(WorkerPathStatus)
+    case stats(WorkerStats)
     case progress(WorkerProgress)
     case result(WorkerResult)
     case error(WorkerErrorReport)
@@ -220,6 +221,7 @@ public enum WorkerOutbound: Sendable, Equatable, Decodable {
         switch kind {
         case "ready": self = .ready(try WorkerReady(from: decoder))
         case "path_status": self = .pathStatus(try WorkerPathStatus(from: decoder))
+        case "stats": self = .stats(try WorkerStats(from: decoder))
         case "progress": self = .progress(try WorkerProgress(from: decoder))
         case "result": self = .result(try WorkerResult(from: decoder))
         case "error": self = .error(try WorkerErrorReport(from: decoder))

@@ -47,10 +47,11 @@ public final class WorkerProcess: Sendable {
 
     static let keptLogLines = 30
 
-    /// `onPathStatus` receives the worker's compiled-path reports as they come, on the reading thread: they name
-    /// no job, so they never enter `events`, whose readers wait for a job's answers.
+    /// `onPathStatus` and `onStats` receive the worker's compiled-path and stats reports as they come, on the
+    /// reading thread: they name no job, so they never enter `events`, whose readers wait for a job's answers.
     public init(launch: WorkerLaunch, logger: Logger,
-                onPathStatus: @escaping @Sendable (WorkerPathStatus) -> Void = { _ in }) throws(WorkerStartError) {
+                onPathStatus: @escaping @Sendable (WorkerPathStatus) -> Void = { _ in },
+                onStats: @escaping @Sendable (WorkerStats) -> Void = { _ in }) throws(WorkerStartError) {
         self.logger = logger
         let process = Process()
         process.executableURL = URL(fileURLWithPath: launch.python)
@@ -94,6 +95,7 @@ public final class WorkerProcess: Sendable {
             Self.readLines(outPipe.fileHandleForReading) { line in
                 if let message = try? WorkerOutbound.decode(line: line) {
                     if case .pathStatus(let status) = message { onPathStatus(status); return }
+                    if case .stats(let stats) = message { onStats(stats); return }
                     continuation.yield(.message(message))
                 } else {
                     continuation.yield(.garbage(line))

@@ -15,9 +15,11 @@ public struct WorkerSlotStatus: Sendable, Equatable, Codable {
     public var fastPathAvailable: Bool?
     /// The worker's compiled paths ("fast", "standard") and how far their background warm-up got.
     public var compiledPaths: [String: WorkerPathStatus]?
+    /// The worker process's last `stats` report (GPU memory, counters); nil until its first.
+    public var stats: WorkerStats?
 
     enum CodingKeys: String, CodingKey {
-        case slot, state, pid, device, restarts
+        case slot, state, pid, device, restarts, stats
         case jobID = "job_id"
         case randomWeights = "random_weights"
         case fastPathAvailable = "fast_path_available"

@@ -169,16 +169,6 @@ public final class WorkerSupervisor: Service, Sendable {
     }
 
     /// A worker's compiled path changed state: shown in /healthz, and logged (warming sizes at debug level).
-    func recordPathStatus(_ status: WorkerPathStatus, slot: Int) {
-        update(slot) { $0.compiledPaths = ($0.compiledPaths ?? [:]).merging([status.path: status]) { $1 } }
-        let message: Logger.Message = "worker slot \(slot): compiled \(status.path) path \(status.summary)"
-        switch status.state {
-        case .failed: logger.warning(message)
-        case .warming where status.warm > 0: logger.debug(message)
-        default: logger.info(message)
-        }
-    }
-
     func update(_ slot: Int, _ change: (inout WorkerSlotStatus) -> Void) {
         slots.withLock { change(&$0[slot]) }
     }
@@ -188,7 +178,7 @@ public final class WorkerSupervisor: Service, Sendable {
     private func slotLoop(_ slot: Int) async throws {
         var backoff = config.restartBackoff.lowerBound
         while !isStopping {
-            update(slot) { $0.state = .starting; $0.pid = nil; $0.jobID = nil; $0.compiledPaths = nil }
+            update(slot) { $0.state = .starting; $0.pid = nil; $0.jobID = nil; $0.compiledPaths = nil; $0.stats = nil }
             let worker: WorkerProcess
             let ready: WorkerReady
             do {
@@ -233,9 +223,9 @@ public final class WorkerSupervisor: Service, Sendable {
     }
 
     private func startWorker(slot: Int) async throws -> (WorkerProcess, WorkerReady) {
-        let worker = try WorkerProcess(launch: launch, logger: logger) { [weak self] status in
-            self?.recordPathStatus(status, slot: slot)
-        }
+        let worker = try WorkerProcess(launch: launch, logger: logger,
+                                       onPathStatus: { [weak self] in self?.recordPathStatus($0, slot: slot) },
+                                       onStats: { [weak self] in self?.recordStats($0, slot: slot) })
         let readyTimeout = config.readyTimeout
         let sleeper = config.clock
         let outcome: Result<WorkerReady, WorkerStartError> = await withTaskGroup(of: Result<WorkerReady, WorkerStartError>?.self) { group in

@@ -34,6 +34,12 @@ public struct AtelierMetrics: Sendable {
         public static let holdsOpen = "atelier_credit_holds_open"
         public static let heldCredit = "atelier_credit_held_minor"
         public static let outboundRefused = "atelier_outbound_refused_total"
+        public static let gpuMemoryUsed = "atelier_gpu_memory_used_bytes"
+        public static let gpuMemoryTotal = "atelier_gpu_memory_total_bytes"
+        public static let gpuUtilization = "atelier_gpu_utilization_ratio"
+        public static let loraSwitches = "atelier_lora_switches_total"
+        public static let promptCacheHits = "atelier_prompt_cache_hits_total"
+        public static let promptCacheMisses = "atelier_prompt_cache_misses_total"
     }
 
     /// Image runs take seconds to minutes: buckets up to the 300 s job timeout (Prometheus' defaults stop at 10 s).
@@ -101,6 +107,37 @@ public struct AtelierMetrics: Sendable {
     /// special-purpose address), `scheme`, `too_large`, `timeout`, `redirects`, `unreachable`, …
     public func outboundRefused(purpose: String, reason: String) {
         Counter(label: Name.outboundRefused, dimensions: [("purpose", purpose), ("reason", reason)], factory: factory).increment()
+    }
+
+    /// One accelerator as a worker reported it.
+    public struct GPUDevice: Sendable {
+        public var device: String
+        public var name: String
+        public var memoryUsedBytes: Int64
+        public var memoryTotalBytes: Int64
+        public var utilization: Double?
+        public init(device: String, name: String, memoryUsedBytes: Int64, memoryTotalBytes: Int64, utilization: Double?) {
+            self.device = device
+            self.name = name
+            self.memoryUsedBytes = memoryUsedBytes
+            self.memoryTotalBytes = memoryTotalBytes
+            self.utilization = utilization
+        }
+    }
+
+    /// A worker's stats report: its device's gauges (none on CPU; workers sharing a card report the same
+    /// device-wide values) and how much its counters grew since its previous report.
+    public func workerReported(slot: Int, devices: [GPUDevice], loraSwitches: Int, promptCacheHits: Int, promptCacheMisses: Int) {
+        for d in devices {
+            let labels = [("device", d.device), ("name", d.name)]
+            Gauge(label: Name.gpuMemoryUsed, dimensions: labels, factory: factory).record(d.memoryUsedBytes)
+            Gauge(label: Name.gpuMemoryTotal, dimensions: labels, factory: factory).record(d.memoryTotalBytes)
+            if let u = d.utilization { Gauge(label: Name.gpuUtilization, dimensions: labels, factory: factory).record(u) }
+        }
+        // Written even at 0, so the series exist from the first report on.
+        Counter(label: Name.loraSwitches, dimensions: [], factory: factory).increment(by: loraSwitches)
+        Counter(label: Name.promptCacheHits, dimensions: [], factory: factory).increment(by: promptCacheHits)
+        Counter(label: Name.promptCacheMisses, dimensions: [], factory: factory).increment(by: promptCacheMisses)
     }
 
     /// Sampled at each scrape: the gauges whose truth is elsewhere (the database, the supervisor's slots).

@@ -25,6 +25,17 @@ import Testing
         #expect(p.summary == "warming 3 of 22 sizes")
     }
 
+    /// Stats name no job either; the counters' increase is what the server adds (a new process starts at 0).
+    @Test func stats() throws {
+        guard case .stats(let s) = try WorkerOutbound.decode(line: line("stats")) else { Issue.record("not stats"); return }
+        #expect(s.devices == [.init(device: "cuda:0", name: "NVIDIA H100 80GB HBM3", memoryUsedBytes: 41_875_931_136,
+                                    memoryTotalBytes: 85_045_395_456, utilization: 0.97)])
+        #expect(s.loraSwitches == 3 && s.promptCacheHits == 12 && s.promptCacheMisses == 5)
+        let earlier = WorkerStats(loraSwitches: 1, promptCacheHits: 10, promptCacheMisses: 5)
+        #expect(s.increase(since: earlier) == (2, 2, 0))
+        #expect(s.increase(since: nil) == (3, 12, 5))
+    }
+
     @Test func progress() throws {
         #expect(try WorkerOutbound.decode(line: line("progress")) == .progress(.init(jobID: "212121212121212", step: 7, total: 28)))
     }

@@ -103,6 +103,17 @@ def test_counters_move_as_runs_succeed_fail_and_are_canceled(metered) -> None:
     assert moved("atelier_http_requests_total", route="/api/v4/run", method="POST", status="422") == 2
     assert value(after, "atelier_http_requests_in_flight") == 1
     assert value(after, "atelier_http_request_duration_seconds_count", route="/api/v4/run", method="POST", status="200") >= 2
+    # The worker's stats reports: the prompt cache counted every run that reached it; on CPU no GPU gauges.
+    deadline = time.monotonic() + 30
+    while True:
+        after = scrape(url)
+        looked = moved("atelier_prompt_cache_hits_total") + moved("atelier_prompt_cache_misses_total")
+        if looked >= 2:
+            break
+        assert time.monotonic() < deadline, f"prompt cache counters moved by {looked} only"
+        time.sleep(0.5)
+    assert moved("atelier_lora_switches_total") == 0  # one model
+    assert not [name for name, _ in after if name.startswith("atelier_gpu_")]
     # Sampled at the scrape: the one worker slot is idle again.
     assert value(after, "atelier_worker_slots", state="idle") == 1 and value(after, "atelier_worker_slots", state="busy") == 0
 

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--warmup-sizes", type=parse_sizes, default=((1024, 1024),), metavar="WxH[,WxH…]",
                    help="sizes the compiled paths are warmed up at in the background after the worker is ready "
                         "(the server passes its size table)")
+    s.add_argument("--stats-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="how often the worker reports GPU memory and utilisation, LoRA switches and prompt-cache hits "
+                        "for /metrics (also after each pipeline call); 0: only after each call")
     t = sub.add_parser("tiny", help="build the tiny random FLUX pipeline and LoRA (offline)")
     t.add_argument("out_dir")
     t.add_argument("--extra-lora", action="append", default=[], metavar="MODEL_ID",
@@ -125,7 +128,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except Exception:  # noqa: BLE001
         log.exception("loading the pipeline failed")
         return EXIT_LOAD_FAILED
-    return serve(runner, inp, channel)
+    from .stats import StatsOptions
+
+    return serve(runner, inp, channel, StatsOptions(interval_s=args.stats_interval))
 
 
 if __name__ == "__main__":

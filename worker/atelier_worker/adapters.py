@@ -43,6 +43,7 @@ class AdapterSlot:
         # The raw state dicts, read once: a switch never touches the disk.
         self.states = {m: load_file(str(f)) for m, f in files.items() if f is not None}
         self.loaded: str | None = None
+        self.switches = 0  # hot-swaps to another model's LoRA (reported in `stats`)
         self._base_scaling: list[tuple[Any, Any]] = []
         if not self.states:
             return
@@ -86,6 +87,7 @@ class AdapterSlot:
             self._write_scale(1.0)
             self.pipe.load_lora_weights(dict(self.states[model_id]), adapter_name=self.name, hotswap=True)
             self.loaded = model_id
+            self.switches += 1
             self._snapshot()
         self._write_scale(scale if model_id in self.states else 0.0)
 

@@ -222,6 +222,30 @@ class PathStatus:
 
 
 @dataclass(frozen=True)
+class DeviceStats:
+    """One accelerator as the worker sees it: device-wide memory (torch.cuda.mem_get_info, so other processes on
+    the card count too) and, where NVML is present, its utilisation over the driver's last sample period."""
+
+    device: str  # "cuda:0"
+    name: str  # "NVIDIA H100 80GB HBM3"
+    memory_used_bytes: int
+    memory_total_bytes: int
+    utilization: float | None = None  # 0..1; None without NVML
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Sent every few seconds after `ready` and after each pipeline call (worker → server, no job). Counters are
+    totals since this process started; the server turns them into increments. `devices` is empty on CPU."""
+
+    devices: list[DeviceStats] = field(default_factory=list)
+    lora_switches: int = 0  # hot-swaps of the LoRA slot to another catalog model
+    prompt_cache_hits: int = 0
+    prompt_cache_misses: int = 0
+    type: str = "stats"
+
+
+@dataclass(frozen=True)
 class Error:
     job_id: str | None
     code: str
@@ -229,7 +253,7 @@ class Error:
     type: str = "error"
 
 
-Outbound = Ready | Progress | Result | Error | PathStatus
+Outbound = Ready | Progress | Result | Error | PathStatus | Stats
 
 
 def encode_outbound(message: Outbound) -> str:

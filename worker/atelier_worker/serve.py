@@ -13,6 +13,7 @@ from .protocol import (
     encode_outbound, parse_inbound,
 )
 from .runner import AllImagesFlagged, InputUnreadable, Runner, RunSkipped
+from .stats import StatsOptions, StatsReporter
 
 log = logging.getLogger("atelier.serve")
 
@@ -94,11 +95,14 @@ def read_inbound(inp: TextIO, work: queue.Queue[GenerateRequest | GenerateBatch 
     work.put(Shutdown())
 
 
-def serve(runner: Runner, inp: TextIO, channel: Channel) -> int:
+def serve(runner: Runner, inp: TextIO, channel: Channel, stats: StatsOptions = StatsOptions()) -> int:
     channel.send(runner.ready_message())
     log.info("ready")
     # Compiled paths warm up from here on, on their own thread; requests meanwhile run the eager pipeline.
     runner.start_background(channel.send)
+    reporter = StatsReporter(runner, channel.send, stats)
+    reporter.report()
+    reporter.start()
     work: queue.Queue[GenerateRequest | GenerateBatch | Shutdown] = queue.Queue()
     board = CancelBoard()
     threading.Thread(target=read_inbound, args=(inp, work, board, channel), name="stdin-reader", daemon=True).start()
@@ -106,8 +110,10 @@ def serve(runner: Runner, inp: TextIO, channel: Channel) -> int:
         message = work.get()
         if isinstance(message, Shutdown):
             log.info("shutting down")
+            reporter.stop()
             return EXIT_OK
         handle_batch(runner, message.jobs if isinstance(message, GenerateBatch) else [message], channel, board)
+        reporter.report()
 
 
 def failure(exc: BaseException) -> tuple[str, str]:

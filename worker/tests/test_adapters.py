@@ -33,11 +33,14 @@ def digest(result) -> str:
 
 def test_switching_models_swaps_the_lora_without_reloading(multi: Runner, runner: Runner, tmp_path: Path) -> None:
     transformer = multi.pipe.transformer
+    switches, loaded = multi.adapters.switches, multi.adapters.loaded
     kawaii = digest(multi.generate(request(tmp_path, "k1", "kawaii"), lambda *_: None))
     second = digest(multi.generate(request(tmp_path, "s1", "second-style"), lambda *_: None))
     base = digest(multi.generate(request(tmp_path, "b1", "base-only"), lambda *_: None))
     again = digest(multi.generate(request(tmp_path, "k2", "kawaii"), lambda *_: None))
     assert len({kawaii, second, base}) == 3 and again == kawaii
+    # kawaii → second-style swaps, base-only writes scale 0 into the slot (no swap), back to kawaii swaps.
+    assert multi.adapters.switches - switches == (2 if loaded == "kawaii" else 3)
     assert multi.pipe.transformer is transformer  # one base, never reloaded
     assert digest(multi.generate(request(tmp_path, "d", None), lambda *_: None)) == kawaii  # the first is the default
     # The same image as the single-model worker (the session's `runner`), and the base alone as LoRA scale 0 there.

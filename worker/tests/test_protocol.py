@@ -9,6 +9,7 @@ import pytest
 
 from atelier_worker.protocol import (
     Cancel,
+    DeviceStats,
     Error,
     GenerateBatch,
     GenerateRequest,
@@ -20,6 +21,7 @@ from atelier_worker.protocol import (
     Result,
     SafetyReport,
     Shutdown,
+    Stats,
     encode_outbound,
     parse_inbound,
 )
@@ -61,7 +63,7 @@ def test_cancel_fixture() -> None:
     assert parse_inbound((FIXTURES / "cancel.json").read_text()) == Cancel(job_id="123456789012345")
 
 
-@pytest.mark.parametrize("name", ["ready", "progress", "result", "error", "path_status"])
+@pytest.mark.parametrize("name", ["ready", "progress", "result", "error", "path_status", "stats"])
 def test_outbound_fixtures_match_what_the_worker_encodes(name: str) -> None:
     fixture = json.loads((FIXTURES / f"{name}.json").read_text())
     if name == "ready":
@@ -75,6 +77,9 @@ def test_outbound_fixtures_match_what_the_worker_encodes(name: str) -> None:
                      safety=SafetyReport(**fixture["safety"]), batch_size=fixture["batch_size"])
     elif name == "path_status":
         msg = PathStatus(**{k: v for k, v in fixture.items() if k != "type"})
+    elif name == "stats":
+        msg = Stats(devices=[DeviceStats(**d) for d in fixture["devices"]], lora_switches=fixture["lora_switches"],
+                    prompt_cache_hits=fixture["prompt_cache_hits"], prompt_cache_misses=fixture["prompt_cache_misses"])
     else:
         msg = Error(job_id=fixture["job_id"], code=fixture["code"], message=fixture["message"])
     assert json.loads(encode_outbound(msg)) == fixture

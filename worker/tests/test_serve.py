@@ -7,15 +7,18 @@ import json
 from pathlib import Path
 
 from atelier_worker.serve import Channel, serve
+from atelier_worker.stats import StatsOptions, StatsReporter
 
 from .conftest import FIXTURES
 
 
-def run_lines(runner, lines: list[str]) -> list[dict]:
+def run_lines(runner, lines: list[str], keep_stats: bool = False) -> list[dict]:
+    """What the worker wrote; its `stats` reports (after ready and after each call) left out unless asked for."""
     out = io.StringIO()
-    code = serve(runner, io.StringIO("\n".join(lines) + "\n"), Channel(out))
+    code = serve(runner, io.StringIO("\n".join(lines) + "\n"), Channel(out), StatsOptions(interval_s=0))
     assert code == 0
-    return [json.loads(line) for line in out.getvalue().splitlines()]
+    messages = [json.loads(line) for line in out.getvalue().splitlines()]
+    return messages if keep_stats else [m for m in messages if m["type"] != "stats"]
 
 
 def test_ready_progress_result_then_shutdown(runner, tmp_path: Path) -> None:
@@ -26,6 +29,42 @@ def test_ready_progress_result_then_shutdown(runner, tmp_path: Path) -> None:
     # Nothing after shutdown is processed.
     assert kinds == ["ready", "progress", "progress", "result"]
     assert messages[-1]["images"][0]["seed"] == 7 and (tmp_path / "x.webp").exists()
+
+
+def test_stats_follow_ready_and_each_call_with_prompt_cache_counts_and_no_device_on_cpu(runner, tmp_path: Path) -> None:
+    gen = json.loads((FIXTURES / "generate.json").read_text())
+    gen.update(width=64, height=64, num_inference_steps=1, prompt="Cute 3d Kawaii, a stats test",
+               outputs=[{"path": str(tmp_path / "s.webp"), "seed": 1}])
+    again = {**gen, "job_id": "212121212121299", "outputs": [{"path": str(tmp_path / "t.webp"), "seed": 2}]}
+    messages = run_lines(runner, [json.dumps(gen), json.dumps(again), '{"type":"shutdown"}'], keep_stats=True)
+    kinds = [m["type"] for m in messages if m["type"] != "progress"]
+    assert kinds == ["ready", "stats", "result", "stats", "result", "stats"]
+    first, after_one, after_two = [m for m in messages if m["type"] == "stats"]
+    assert first["devices"] == [] and first["lora_switches"] == 0  # CPU: no device gauges; one model: no switch
+    # The second run repeats the prompt: a hit, where the first was a miss.
+    assert after_one["prompt_cache_misses"] == first["prompt_cache_misses"] + 1
+    assert after_two["prompt_cache_hits"] == after_one["prompt_cache_hits"] + 1
+
+
+def test_a_stats_reporter_sends_on_its_interval_and_survives_a_failing_read(runner) -> None:
+    import threading
+
+    got: list = []
+    sent = threading.Event()
+
+    def send(message) -> None:
+        got.append(message)
+        if len(got) >= 2:
+            sent.set()
+
+    reporter = StatsReporter(runner, send, StatsOptions(interval_s=0.05))
+    reporter.start()
+    try:
+        assert sent.wait(5), "no periodic stats within 5 s"
+    finally:
+        reporter.stop()
+    broken = StatsReporter(runner, lambda _: (_ for _ in ()).throw(OSError("pipe closed")), StatsOptions(interval_s=0))
+    broken.report()  # logged, not raised
 
 
 def test_bad_requests_get_error_lines_and_the_worker_stays_up(runner, tmp_path: Path) -> None:
