@@ -143,6 +143,13 @@ def main() -> None:
         with run.stage("cache") as go:
             if go:
                 stage_cache(run)
+    # What the worker's stats report would say on this card (the /metrics GPU gauges): memory and NVML utilisation.
+    from dataclasses import asdict
+
+    from atelier_worker.stats import Nvml, device_stats
+
+    run.report["device_stats"] = [asdict(d) for d in device_stats(args.device, Nvml())]
+    run.save()
     print_report(run)
 
 
@@ -355,7 +362,7 @@ def print_report(run: Run) -> None:
         quality = f"{x['psnr_db']:.1f}/{x['ssim']:.3f}" if "psnr_db" in x else ""
         print(f"{x['path']:<28}{x['s_per_image']:>9.3f}{ratio:>9.3f}{1 / ratio if base else float('nan'):>9.2f}"
               f"{peak:>10}{x['first_call_s']:>14.1f}{quality:>14}")
-    for key in ("attention_backend", "lora_switch", "after_warmup", "cache", "stages"):
+    for key in ("attention_backend", "lora_switch", "after_warmup", "cache", "device_stats", "stages"):
         if key in r:
             print(f"{key}: {json.dumps(r[key], default=str)}")
     print(f"total {time.monotonic() - run.started:.0f} s")
