@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from .conftest import BIN, REPO, data_dir_sharing_tiny, launch
+from .test_metrics import scrape, value
 from .test_postgres_nodes import PG_URL, PRICE, auth, check, cli, kill_9, post, psql, run_held_by, wait_for
 
 S3_ENV_NAMES = ("ATELIER_TEST_S3_ENDPOINT", "ATELIER_TEST_S3_BUCKET", "ATELIER_TEST_S3_KEY", "ATELIER_TEST_S3_SECRET",
@@ -136,7 +137,14 @@ def test_runs_on_either_api_node_are_made_by_the_worker_nodes_and_served_by_both
     assert (account["balance"], account["held"]) == (0, 0)  # six images, each charged once
     assert psql(t.url, "SELECT COUNT(*) FROM ledger l JOIN accounts a ON a.id = l.account_id "
                        "WHERE a.name = 'spread' AND kind = 'capture'") == "5"
-    # Worker nodes serve health only.
+    # Each node's /metrics counts its own part: the API nodes took the five runs, the worker nodes made the six images.
+    model = "flux-cute-3d-kawaii"
+    assert sum(value(scrape(f"{t[n].base_url}/metrics", token=None), "atelier_runs_submitted_total", model=model)
+               for n in ("API1", "API2")) == 5
+    made = [scrape(f"{t[n].base_url}/metrics", token=None) for n in ("W1", "W2")]
+    assert sum(value(m, "atelier_images_generated_total", model=model) for m in made) == 6
+    assert sum(value(m, "atelier_runs_ended_total", model=model, status="succeeded", code="") for m in made) == 5
+    # Worker nodes serve health (and metrics) only.
     assert requests.get(f"{t['W1'].base_url}/readyz", timeout=5).status_code == 200
     assert requests.get(f"{t['W1'].base_url}/api/v4/models", timeout=5).status_code == 404
     t.audit()
