@@ -1,5 +1,5 @@
 """What metrics cost the control plane: `/api/v4/check` requests per second with metrics on (the default:
-Hummingbird's MetricsMiddleware on every request, the Prometheus registry behind /metrics) against the same
+Atelier's HTTPMetricsMiddleware on every request, the Prometheus registry behind /metrics) against the same
 server with `--metrics off` (no middleware, nothing recorded), side by side: two servers, wrk rounds taken in
 turn so drift on the machine hits both alike. The goal: metrics cost less than 5 % of /check's requests per
 second.
