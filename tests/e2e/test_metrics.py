@@ -146,12 +146,12 @@ def test_a_metrics_address_serves_metrics_apart_from_the_api_port(tmp_path_facto
 
 
 def test_the_dashboard_and_the_alerts_use_only_documented_metrics(metered) -> None:
-    """docs/operations.md's table is the list; the dashboard's queries and the alert rules name only metrics in it,
+    """docs/observability.md's table is the list; the dashboard's queries and the alert rules name only metrics in it,
     and every metric this server has recorded so far is in it."""
     import re
 
-    doc = (REPO / "docs" / "operations.md").read_text()
-    section = doc[doc.index("## Metrics"):doc.index("## Caches")]
+    doc = (REPO / "docs" / "observability.md").read_text()
+    section = doc[doc.index("## Metrics"):doc.index("## Logs")]
     table = {name for row in section.splitlines() if row.startswith("| `atelier_")
              for name in re.findall(r"`(atelier_[a-z_]+)`", row.split("|")[1])}
     base = lambda n: re.sub(r"_(bucket|count|sum)$", "", n)  # noqa: E731
