@@ -1,31 +1,11 @@
+import AtelierMetrics
 import Foundation
 
 /// A worker's `stats` report (contracts/worker-protocol.md): its CUDA device's memory and utilisation, and its
 /// counters since the process started. Names no job.
 public struct WorkerStats: Sendable, Equatable, Codable {
-    public struct Device: Sendable, Equatable, Codable {
-        /// `cuda:0`.
-        public var device: String
-        public var name: String
-        public var memoryUsedBytes: Int64
-        public var memoryTotalBytes: Int64
-        /// 0...1 from NVML; nil where the worker has none.
-        public var utilization: Double?
-
-        public init(device: String, name: String, memoryUsedBytes: Int64, memoryTotalBytes: Int64, utilization: Double?) {
-            self.device = device
-            self.name = name
-            self.memoryUsedBytes = memoryUsedBytes
-            self.memoryTotalBytes = memoryTotalBytes
-            self.utilization = utilization
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case device, name, utilization
-            case memoryUsedBytes = "memory_used_bytes"
-            case memoryTotalBytes = "memory_total_bytes"
-        }
-    }
+    /// The worker's CUDA device: the same record /metrics' GPU gauges are set from.
+    public typealias Device = AtelierMetrics.GPUDevice
 
     /// Empty on CPU.
     public var devices: [Device]

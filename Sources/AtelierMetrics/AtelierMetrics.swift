@@ -109,12 +109,14 @@ public struct AtelierMetrics: Sendable {
         Counter(label: Name.outboundRefused, dimensions: [("purpose", purpose), ("reason", reason)], factory: factory).increment()
     }
 
-    /// One accelerator as a worker reported it.
-    public struct GPUDevice: Sendable {
+    /// One accelerator as a worker reported it (the `devices` of the worker protocol's `stats` message).
+    public struct GPUDevice: Sendable, Equatable, Codable {
+        /// `cuda:0`.
         public var device: String
         public var name: String
         public var memoryUsedBytes: Int64
         public var memoryTotalBytes: Int64
+        /// 0...1 from NVML; nil where the worker has none.
         public var utilization: Double?
         public init(device: String, name: String, memoryUsedBytes: Int64, memoryTotalBytes: Int64, utilization: Double?) {
             self.device = device
@@ -122,6 +124,11 @@ public struct AtelierMetrics: Sendable {
             self.memoryUsedBytes = memoryUsedBytes
             self.memoryTotalBytes = memoryTotalBytes
             self.utilization = utilization
+        }
+        enum CodingKeys: String, CodingKey {
+            case device, name, utilization
+            case memoryUsedBytes = "memory_used_bytes"
+            case memoryTotalBytes = "memory_total_bytes"
         }
     }
 

@@ -5,7 +5,6 @@ with the run and `output_expired` / `data_removed` instead of a dead link. The c
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -16,8 +15,8 @@ import requests
 
 from .conftest import account, data_dir_sharing_tiny, launch, stop
 from .test_metrics import scrape, value
-from .test_postgres_nodes import PG_URL, check, cli, post, psql
-from .test_worker_nodes import S3_ENV_NAMES
+from .test_postgres_nodes import check, cli, post
+from .test_worker_nodes import shared_backends
 
 RETENTION_S = 4
 
@@ -40,14 +39,7 @@ def box(request, tmp_path_factory, server):
     if request.param == "sqlite-folder":
         outputs = data / "outputs"
     else:
-        if not PG_URL:
-            pytest.fail("ATELIER_TEST_POSTGRES_URL is not set; `make test` starts the PostgreSQL test cluster and sets it")
-        s3 = {n: os.environ.get(n, "") for n in S3_ENV_NAMES}
-        if not all(s3.values()):
-            pytest.fail("the ATELIER_TEST_S3_* variables are not set; `make test` starts the S3 peer and sets them")
-        name = "atelier_retention_" + uuid.uuid4().hex[:10]
-        psql(PG_URL, f"CREATE DATABASE {name}")
-        database = PG_URL.rsplit("/", 1)[0] + "/" + name
+        database, s3 = shared_backends("atelier_retention_")
         prefix = "retention-" + uuid.uuid4().hex[:8]
         outputs = Path(s3["ATELIER_TEST_S3_ROOT"]) / s3["ATELIER_TEST_S3_BUCKET"] / prefix / "outputs"
         flags += ["--database", database,

@@ -25,6 +25,14 @@ def test_bad_profile_from_environment_names_the_variable(tmp_path) -> None:
     assert "ATELIER_PROFILE" in text and "demo or production" in text
 
 
+def test_a_bad_output_retention_names_the_setting_and_the_units(tmp_path) -> None:
+    for value in ("30", "1w", "3x", "0s"):
+        text = serve_fails(tmp_path, "--output-retention", value)
+        assert "--output-retention" in text and f'"{value}"' in text and "30d" in text, text
+    text = serve_fails(tmp_path, env={"ATELIER_OUTPUT_RETENTION": "soon"})
+    assert "ATELIER_OUTPUT_RETENTION" in text
+
+
 def test_production_without_weights_says_what_to_download(tmp_path) -> None:
     models = tmp_path / "models"
     models.mkdir()

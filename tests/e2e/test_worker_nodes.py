@@ -68,16 +68,23 @@ class Topology:
         assert out.returncode == 0, out.stdout + out.stderr
 
 
-@pytest.fixture(scope="module")
-def topology(tmp_path_factory, server):
+def shared_backends(prefix: str) -> tuple[str, dict[str, str]]:
+    """A new database on the PostgreSQL test cluster and the S3 peer's settings (a test fails, never skips,
+    without them)."""
     if not PG_URL:
         pytest.fail("ATELIER_TEST_POSTGRES_URL is not set; `make test` starts the PostgreSQL test cluster and sets it")
     s3 = {n: os.environ.get(n, "") for n in S3_ENV_NAMES}
     if not all(s3.values()):
         pytest.fail("the ATELIER_TEST_S3_* variables are not set; `make test` starts the S3 peer (scripts/test-s3.sh) and sets them")
-    name = "atelier_s3_" + uuid.uuid4().hex[:10]
+    name = prefix + uuid.uuid4().hex[:10]
     psql(PG_URL, f"CREATE DATABASE {name}")
-    t = Topology(tmp_path_factory, server, PG_URL.rsplit("/", 1)[0] + "/" + name, s3)
+    return PG_URL.rsplit("/", 1)[0] + "/" + name, s3
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory, server):
+    url, s3 = shared_backends("atelier_s3_")
+    t = Topology(tmp_path_factory, server, url, s3)
     for n in ("API1", "API2", "W1", "W2"):
         t.start(n)
     yield t
