@@ -18,13 +18,17 @@ final class UnreachableUploads: ImageStorage {
         failuresLeft = Mutex(failures)
         deleteFailuresLeft = Mutex(deleteFailures)
     }
-    func publish(name: String) async throws {
-        let fail = failuresLeft.withLock { left -> Bool in
-            guard left > 0 else { return false }
-            left -= 1
+    /// Throws, as an unreachable store does, while `left` has failures to spend.
+    static func failIfLeft(_ left: borrowing Mutex<Int>) throws {
+        let fail = left.withLock { n -> Bool in
+            guard n > 0 else { return false }
+            n -= 1
             return true
         }
         if fail { throw StorageUnavailable("connection refused (test)") }
+    }
+    func publish(name: String) async throws {
+        try Self.failIfLeft(failuresLeft)
         try await base.publish(name: name)
     }
     func newName(format: OutputFormat) -> String { base.newName(format: format) }
@@ -38,12 +42,7 @@ final class UnreachableUploads: ImageStorage {
     func objectKey(for name: String) -> String? { base.objectKey(for: name) }
     func remove(name: String) async { await base.remove(name: name) }
     func delete(name: String) async throws {
-        let fail = deleteFailuresLeft.withLock { left -> Bool in
-            guard left > 0 else { return false }
-            left -= 1
-            return true
-        }
-        if fail { throw StorageUnavailable("connection refused (test)") }
+        try Self.failIfLeft(deleteFailuresLeft)
         try await base.delete(name: name)
     }
 }
