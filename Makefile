@@ -62,7 +62,7 @@ test-python: setup
 	cd worker && ../$(VENV_PY) -m pytest -q tests
 
 test-e2e: setup $(TEST_STAMP)
-	ATELIER_TEST_POSTGRES_URL=$(TEST_PG_URL) $(TEST_S3_ENV) ATELIER_BIN=$(CURDIR)/.build/debug/atelier $(VENV_PY) -m pytest -q tests/e2e
+	ATELIER_TEST_POSTGRES_URL=$(TEST_PG_URL) $(TEST_S3_ENV) ATELIER_BIN=$(CURDIR)/.build/debug/atelier $(VENV_PY) -m pytest -q --durations=15 tests/e2e
 
 clean:
 	rm -rf .build $(VENV) data
