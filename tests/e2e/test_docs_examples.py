@@ -1,4 +1,4 @@
-"""Every example in docs/api.md marked `<!-- example: LANG -->` runs against a live server and makes an image."""
+"""Every example in docs/examples.md marked `<!-- example: LANG -->` runs against a live server and makes an image."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image
 
 from .conftest import REPO
 
-DOC = REPO / "docs" / "api.md"
+DOC = REPO / "docs" / "examples.md"
 BLOCK = re.compile(r"<!-- example: (\w+) -->\s*```\w*\n(.*?)```", re.S)
 RUNNERS = {
     "curl": ["bash", "{file}"],

@@ -95,6 +95,9 @@ def test_cancel_charges_nothing(srv, client) -> None:
         time.sleep(0.2)
         prediction.reload()
     assert prediction.status == "canceled"
+    # Replicate's shape: output and error are there, null, not left out.
+    raw = requests.get(prediction.urls["get"], headers={"Authorization": f"Token {srv.key}"}, timeout=10).json()
+    assert "output" in raw and raw["output"] is None and "error" in raw, raw
     assert prediction.id not in usage_ids(srv)
     assert settled(srv)["available"] == before
 
