@@ -159,7 +159,7 @@ schemas = {
                 "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
                                "detail": {"type": "string"}, "code": {"type": "string"}, "invalid_params": {"type": "array"}}},
     "Prediction": {"type": "object",
-                   "required": ["id", "model", "version", "input", "logs", "status", "source", "data_removed", "created_at", "urls", "metrics", "cost"],
+                   "required": ["id", "model", "version", "input", "output", "logs", "error", "status", "source", "data_removed", "created_at", "urls", "metrics", "cost"],
                    "properties": {
                        "id": {"type": "string"}, "model": {"type": "string"}, "version": {"type": "string"},
                        "input": {"type": "object"}, "logs": {"type": "string"}, "error": NULLABLE_STRING,
