@@ -136,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AtelierEngineTests",
-            dependencies: ["AtelierEngine", "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierTesting"]
+            dependencies: ["AtelierEngine", "AtelierCore", "AtelierMetrics", "AtelierPersistence", "AtelierStorage", "AtelierTesting"]
         ),
         .testTarget(
             name: "AtelierPersistenceTests",

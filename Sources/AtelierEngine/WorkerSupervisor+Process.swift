@@ -63,4 +63,16 @@ extension WorkerSupervisor {
         metrics.workerReported(slot: slot, devices: stats.devices, loraSwitches: grew.loraSwitches,
                                promptCacheHits: grew.promptCacheHits, promptCacheMisses: grew.promptCacheMisses)
     }
+
+    /// The slot's worker died: its report goes, and with it the gauges of any device no other live worker of this
+    /// node still reports (workers sharing a card report the same device-wide values).
+    func forgetStats(slot: Int) {
+        var gone: [WorkerStats.Device] = []
+        update(slot) { s in
+            gone = s.stats?.devices ?? []
+            s.stats = nil
+        }
+        let reported = Set(status.flatMap { $0.stats?.devices.map(\.device) ?? [] })
+        metrics.gpuDevicesGone(gone.filter { !reported.contains($0.device) })
+    }
 }

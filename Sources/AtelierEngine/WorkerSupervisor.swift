@@ -210,6 +210,7 @@ public final class WorkerSupervisor: Service, Sendable {
                 return
             }
             update(slot) { $0.state = .restarting; $0.restarts += 1 }
+            forgetStats(slot: slot)
             metrics.workerRestarted(slot: slot)
             await pause(for: backoff)
         }

@@ -147,6 +147,17 @@ public struct AtelierMetrics: Sendable {
         Counter(label: Name.promptCacheMisses, dimensions: [], factory: factory).increment(by: promptCacheMisses)
     }
 
+    /// The workers that reported these devices are gone and no live worker of this node reports them: their gauges
+    /// go, rather than show memory a dead process no longer holds until its successor's first report.
+    public func gpuDevicesGone(_ devices: [GPUDevice]) {
+        for d in devices {
+            let labels = [("device", d.device), ("name", d.name)]
+            for name in [Name.gpuMemoryUsed, Name.gpuMemoryTotal, Name.gpuUtilization] {
+                Gauge(label: name, dimensions: labels, factory: factory).destroy()
+            }
+        }
+    }
+
     /// Sampled at each scrape: the gauges whose truth is elsewhere (the database, the supervisor's slots).
     public func set(_ name: String, _ dimensions: [(String, String)], to value: Int) {
         Gauge(label: name, dimensions: dimensions, factory: factory).record(value)

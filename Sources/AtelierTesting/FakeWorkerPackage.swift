@@ -9,7 +9,8 @@ import Foundation
 /// `die-once` (exits 1 on the first generate of all workers sharing `FAKE_WORKER_MARKER`, a file path),
 /// `weights-missing` (exits 3 before ready), `config-invalid` (exits 4 before ready). Every mode stops a job named
 /// by a `cancel` at its next step with a `canceled` error. Every mode reports its compiled fast path as building
-/// after ready and as ready at the first step of a job (`path_status`, which names no job).
+/// after ready and as ready at the first step of a job (`path_status`, which names no job). With
+/// `FAKE_WORKER_GPU` set it also sends a `stats` report for a `cuda:0` after ready, as a GPU worker does.
 public enum FakeWorkerPackage {
     public static func write() throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("fake-worker-\(UUID().uuidString)")
@@ -36,6 +37,10 @@ send({"type": "ready", "protocol": 1, "pid": os.getpid(), "device": "cpu", "load
       "fast_path": {"available": False, "reason": "no CUDA device"}})
 # Like a GPU worker: its compiled path reports after ready, and again in the middle of the first job.
 send({"type": "path_status", "path": "fast", "state": "building", "warm": 0, "total": 2})
+if os.environ.get("FAKE_WORKER_GPU"):
+    send({"type": "stats", "devices": [{"device": "cuda:0", "name": "Fake GPU", "memory_used_bytes": 1000,
+          "memory_total_bytes": 8000, "utilization": 0.5}], "lora_switches": 0, "prompt_cache_hits": 0,
+          "prompt_cache_misses": 0})
 # Like the real worker: stdin is read on its own thread, so a cancel arrives while a job runs.
 inbox, canceled = queue.Queue(), set()
 def read():

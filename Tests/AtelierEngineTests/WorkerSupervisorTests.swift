@@ -1,5 +1,6 @@
 import AtelierCore
 import AtelierEngine
+import AtelierMetrics
 import AtelierPersistence
 import AtelierStorage
 import AtelierTesting
@@ -15,6 +16,7 @@ import Testing
 
     func makeSupervisor(
         mode: String, jobTimeout: Duration = .seconds(300), clock: any Clock<Duration> = ContinuousClock(),
+        environment: [String: String] = [:], metrics: AtelierMetrics = AtelierMetrics(),
         configure: (inout SupervisorConfiguration) -> Void = { _ in },
         wrap: (SQLiteStore) -> any JobStore = { $0 },
         wrapStorage: (LocalFolderStorage) -> any ImageStorage = { $0 }
@@ -24,7 +26,8 @@ import Testing
         let storage = try LocalFolderStorage(root: dir.appendingPathComponent("outputs"))
         let launch = WorkerLaunch(python: "/usr/bin/python3", workerDirectory: try FakeWorkerPackage.write().path,
                                   arguments: [], environment: ["FAKE_WORKER_MODE": mode,
-                                                                "FAKE_WORKER_MARKER": dir.appendingPathComponent("died-once").path])
+                                                                "FAKE_WORKER_MARKER": dir.appendingPathComponent("died-once").path]
+                                      .merging(environment) { $1 })
         var config = SupervisorConfiguration()
         config.jobTimeout = jobTimeout
         config.clock = clock
@@ -34,7 +37,8 @@ import Testing
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        return (WorkerSupervisor(launch: launch, config: config, store: wrap(store), storage: wrapStorage(storage), logger: logger), store, storage)
+        return (WorkerSupervisor(launch: launch, config: config, store: wrap(store), storage: wrapStorage(storage), metrics: metrics,
+                                 logger: logger), store, storage)
     }
 
     func enqueue(_ store: SQLiteStore, _ storage: LocalFolderStorage, id: Int64, steps: Int = 3) async throws -> Job {
@@ -107,6 +111,28 @@ import Testing
             #expect(failed.failure?.message.contains("nothing was charged") == true)
             try await waitUntil { supervisor.status[0].restarts >= 2 && supervisor.readyWorkerCount == 1 }
             #expect(supervisor.status[0].pid != firstPid)
+        }
+    }
+
+    /// A dead worker's GPU gauges go with it: while its successor waits out the backoff, a scrape shows no memory
+    /// that the dead process no longer holds.
+    @Test func aDeadWorkersGPUGaugesGoWithIt() async throws {
+        let exporter = PrometheusExporter()
+        let (supervisor, store, storage) = try makeSupervisor(mode: "die", environment: ["FAKE_WORKER_GPU": "1"],
+                                                              metrics: AtelierMetrics(factory: exporter.factory)) {
+            $0.maxAttempts = 1
+            $0.restartBackoff = .seconds(30)...(.seconds(30))
+        }
+        let gauge = #"atelier_gpu_memory_used_bytes{device="cuda:0",name="Fake GPU"} 1000.0"#
+        try await withRunning(supervisor) {
+            try await waitUntil { exporter.render().contains(gauge) }
+            let job = try await enqueue(store, storage, id: 600_000_000_000_010)
+            await supervisor.jobQueued()
+            try await waitUntil { try await store.job(id: job.id)?.status == .failed }
+            try await waitUntil { !exporter.render().contains("atelier_gpu_memory_used_bytes{") }
+            let text = exporter.render()
+            #expect(!text.contains("atelier_gpu_memory_total_bytes{") && !text.contains("atelier_gpu_utilization_ratio{"))
+            #expect(supervisor.status[0].stats == nil && supervisor.status[0].state == .restarting)
         }
     }
 

@@ -35,6 +35,18 @@ import Testing
         #expect(text.contains(#"atelier_http_request_errors_total{route="NotFound",method="GET",status="500"} 1"#))
     }
 
+    @Test func aGoneDevicesGaugesLeaveTheOthers() {
+        let exporter = PrometheusExporter()
+        let metrics = AtelierMetrics(factory: exporter.factory)
+        let devices = (0..<2).map { AtelierMetrics.GPUDevice(device: "cuda:\($0)", name: "G", memoryUsedBytes: 5, memoryTotalBytes: 9, utilization: 0.25) }
+        metrics.workerReported(slot: 0, devices: devices, loraSwitches: 0, promptCacheHits: 0, promptCacheMisses: 0)
+        metrics.gpuDevicesGone([devices[0]])
+        let text = exporter.render()
+        #expect(!text.contains(#"device="cuda:0""#))
+        #expect(text.contains(#"atelier_gpu_memory_used_bytes{device="cuda:1",name="G"} 5.0"#))
+        #expect(text.contains(#"atelier_gpu_utilization_ratio{device="cuda:1",name="G"} 0.25"#))
+    }
+
     /// Were Hummingbird's MetricsMiddleware (or a library through the global system) to record, its names land on Atelier's.
     @Test func hummingbirdsHTTPMetricNamesAreMappedToAtelierNames() {
         let exporter = PrometheusExporter()
