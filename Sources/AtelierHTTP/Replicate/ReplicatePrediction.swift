@@ -12,9 +12,11 @@ struct ReplicatePrediction: Encodable, Sendable {
     var model: String
     var version: String
     var input: RunRequest
-    var output: [String]?
+    /// Replicate's predictions always carry `output` and `error`, null until there is one (its API reference and
+    /// clients that test `"output" in prediction` read them so); the synthesized encoder would leave them out.
+    @NullWhenAbsent var output: [String]?
     var logs: String
-    var error: String?
+    @NullWhenAbsent var error: String?
     var status: String
     var source = "api"
     var dataRemoved = false
@@ -106,32 +108,21 @@ struct ReplicatePrediction: Encodable, Sendable {
                           price: cost.pricePerImage, amountCharged: cost.amountCharged, currency: cost.currency)
     }
 
-    /// Replicate's predictions always carry `output` and `error`, null until there is one (its API reference and
-    /// clients that test `"output" in prediction` read them so); the synthesized encoder would leave them out.
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(model, forKey: .model)
-        try c.encode(version, forKey: .version)
-        try c.encode(input, forKey: .input)
-        try c.encode(output, forKey: .output)
-        try c.encode(logs, forKey: .logs)
-        try c.encode(error, forKey: .error)
-        try c.encode(status, forKey: .status)
-        try c.encode(source, forKey: .source)
-        try c.encode(dataRemoved, forKey: .dataRemoved)
-        try c.encode(createdAt, forKey: .createdAt)
-        try c.encodeIfPresent(startedAt, forKey: .startedAt)
-        try c.encodeIfPresent(completedAt, forKey: .completedAt)
-        try c.encode(urls, forKey: .urls)
-        try c.encode(metrics, forKey: .metrics)
-        try c.encode(cost, forKey: .cost)
-    }
-
     /// tqdm's line, the form Replicate's clients read progress from.
     static func progressLine(step: Int, total: Int) -> String {
         let percent = total > 0 ? step * 100 / total : 0
         let filled = total > 0 ? step * 10 / total : 0
         return "\(percent)%|\(String(repeating: "█", count: filled))\(String(repeating: " ", count: 10 - filled))| \(step)/\(total)"
+    }
+}
+
+/// An optional that encodes as JSON `null` when it is nil, where the synthesized encoder would leave its key out.
+@propertyWrapper
+struct NullWhenAbsent<Value: Encodable & Sendable>: Encodable, Sendable {
+    var wrappedValue: Value?
+    init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(wrappedValue)
     }
 }
