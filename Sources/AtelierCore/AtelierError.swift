@@ -4,6 +4,13 @@ public struct ParameterProblem: Sendable, Equatable, Codable {
     public var code: String
     public var message: String
 
+    enum CodingKeys: String, CodingKey, CaseIterable { case param, code, message }
+
+    /// One refused parameter in an error answer's `details` (every dialect lists them).
+    public static var schema: JSONSchema {
+        .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { _ in .string() }
+    }
+
     public init(param: String, code: String, message: String) {
         self.param = param
         self.code = code

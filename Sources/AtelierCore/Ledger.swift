@@ -70,9 +70,20 @@ public struct ModelSpend: Sendable, Equatable, Codable {
     public var runs: Int
     public var images: Int
     public var amount: Int64
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case runs, images, amount
         case modelID = "model_id"
+    }
+
+    /// One model's line of an account's spend.
+    public static var schema: JSONSchema {
+        .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { key in
+            switch key {
+            case .modelID: .string()
+            case .runs, .images: .integer(minimum: 0)
+            case .amount: .integer()
+            }
+        }
     }
 
     public init(modelID: String, runs: Int, images: Int, amount: Int64) {

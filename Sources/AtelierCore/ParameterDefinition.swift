@@ -2,7 +2,7 @@
 /// help text. Validation (`ParameterSchema`), the API reference and the model pages all read these, so a model
 /// with another parameter set needs a catalog file, not code.
 public struct ParameterDefinition: Sendable, Codable, Equatable {
-    public enum Kind: String, Sendable, Codable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
         case string
         case integer
         case number
@@ -56,12 +56,28 @@ public struct ParameterDefinition: Sendable, Codable, Equatable {
     /// False: documented by the hosted service but not run by this server yet; refused rather than ignored.
     public var supported: Bool
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, kind, description, required, minimum, maximum, choices, aliases, supported
         case defaultValue = "default"
         case choiceAliases = "choice_aliases"
         case maxLength = "max_length"
         case maxLengthReason = "max_length_reason"
+    }
+
+    /// A parameter as /api/v4/models lists it.
+    public static var schema: JSONSchema {
+        .keyed(CodingKeys.self, required: [.name, .kind]) { key in
+            switch key {
+            case .name, .description, .maxLengthReason: .string()
+            case .kind: .strings(Kind.allCases.map(\.rawValue))
+            case .required, .supported: .boolean
+            case .minimum, .maximum: .number()
+            case .defaultValue: .oneOf([.string(), .number(), .boolean])
+            case .choices, .aliases: .array(of: .string())
+            case .choiceAliases: JSONSchema.anyObject.described("Other spellings of a choice, e.g. jpeg for jpg.")
+            case .maxLength: .integer(minimum: 0)
+            }
+        }
     }
 
     public init(

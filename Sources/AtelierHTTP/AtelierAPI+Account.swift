@@ -11,9 +11,17 @@ extension AtelierAPI {
             var currency: String
             var minorUnits: Int
             var display: String
-            enum CodingKeys: String, CodingKey {
+            enum CodingKeys: String, CodingKey, CaseIterable {
                 case currency, display
                 case minorUnits = "minor_units"
+            }
+            static var schema: JSONSchema {
+                .keyed(CodingKeys.self, required: [.currency, .minorUnits]) { key in
+                    switch key {
+                    case .currency, .display: .string()
+                    case .minorUnits: .integer(minimum: 0)
+                    }
+                }
             }
         }
         var id: String
@@ -23,10 +31,20 @@ extension AtelierAPI {
         var pricePerImage: Price
         var license: String?
         var parameters: [ParameterDefinition]
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case id, title, description, license, parameters
             case triggerWords = "trigger_words"
             case pricePerImage = "price_per_image"
+        }
+        static var schema: JSONSchema {
+            .component("Model", .keyed(CodingKeys.self, required: [.id, .title, .description, .pricePerImage, .parameters]) { key in
+                switch key {
+                case .id, .title, .description, .license: .string()
+                case .triggerWords: .array(of: .string())
+                case .pricePerImage: Price.schema
+                case .parameters: .array(of: ParameterDefinition.schema)
+                }
+            })
         }
         init(_ e: ModelEntry) {
             id = e.id
@@ -38,6 +56,31 @@ extension AtelierAPI {
             license = e.license
             parameters = e.parameters.filter(\.supported)
         }
+    }
+
+    static var accountEndpoints: [Endpoint<AtelierAPI>] {
+        let date = JSONSchema.anyOf([.string(format: "date"), .string(format: "date-time")])
+        return [
+            Endpoint(.get("/api/v4/models", .init(
+                "models", "The catalog: models, prices and parameters",
+                responses: ["200": .json("Every model.", SuccessEnvelope<[ModelView]>.schema(.array(of: ModelView.schema)))]
+                    + ErrorMapping.documented([401, 429])))) { api in { request, _ in try await api.models(request) } },
+            Endpoint(.get("/api/v4/models/{id}", .init(
+                "model", "One model", parameters: [.path("id", .string())],
+                responses: ["200": .json("The model.", SuccessEnvelope<ModelView>.schema(ModelView.schema))]
+                    + ErrorMapping.documented([401, 404, 429], [404: "No such model."])))) { api in { try await api.model($0, context: $1) } },
+            Endpoint(.get("/api/v4/account", .init(
+                "account", "The key's account: balance, open holds, available credit, spend per model",
+                parameters: [.query("from", date), .query("to", date)],
+                responses: ["200": .json("Amounts in minor units (cents) and for people.", SuccessEnvelope<AccountView>.schema(AccountView.schema))]
+                    + ErrorMapping.documented([400, 401, 429])))) { api in { request, _ in try await api.accountView(request) } },
+            Endpoint(.get("/api/v4/usage", .init(
+                "usage", "Charged runs of the key's account, newest first, paged",
+                parameters: [.query("limit", .string(pattern: "^\\+?0*(?:[1-9]|[1-9][0-9]{1}|1[0-9][0-9]{1}|200)$")),
+                             .query("cursor", .string(pattern: "^\\+?0*[1-9][0-9]{0,17}$"))],
+                responses: ["200": .json("One page.", SuccessEnvelope<UsagePage>.schema(UsagePage.schema))]
+                    + ErrorMapping.documented([400, 401, 429])))) { api in { request, _ in try await api.usageView(request) } },
+        ]
     }
 
     func models(_ request: Request) async throws -> Response {
@@ -58,7 +101,7 @@ extension AtelierAPI {
             var from: Date
             var to: Date
             var byModel: [ModelSpend]
-            enum CodingKeys: String, CodingKey {
+            enum CodingKeys: String, CodingKey, CaseIterable {
                 case from, to
                 case byModel = "by_model"
             }
@@ -72,16 +115,43 @@ extension AtelierAPI {
         var spend: Spend
         /// The account's keys by prefix (never the key or its hash), newest first.
         var keys: [KeyView]
+        enum CodingKeys: String, CodingKey, CaseIterable { case account, currency, balance, held, available, display, spend, keys }
+
+        static var schema: JSONSchema {
+            .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { key in
+                switch key {
+                case .account, .currency: .string()
+                case .balance, .held, .available: .integer()
+                case .display: JSONSchema.anyObject.described("The amounts for people.")
+                case .spend:
+                    .keyed(Spend.CodingKeys.self, required: Array(Spend.CodingKeys.allCases)) { key in
+                        switch key {
+                        case .from, .to: .string(format: "date-time")
+                        case .byModel: .array(of: ModelSpend.schema)
+                        }
+                    }
+                case .keys: JSONSchema.array(of: KeyView.schema).described("The account's API keys by prefix, newest first.")
+                }
+            }
+        }
     }
 
     struct KeyView: Encodable, Sendable {
         var prefix: String
         var createdAt: Date
         var revokedAt: Date?
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case prefix
             case createdAt = "created_at"
             case revokedAt = "revoked_at"
+        }
+        static var schema: JSONSchema {
+            .keyed(CodingKeys.self, required: [.prefix, .createdAt]) { key in
+                switch key {
+                case .prefix: .string()
+                case .createdAt, .revokedAt: .string(format: "date-time")
+                }
+            }
         }
     }
 
@@ -124,7 +194,7 @@ extension AtelierAPI {
             var images: Int
             var amount: Int64
             var chargedAt: Date
-            enum CodingKeys: String, CodingKey {
+            enum CodingKeys: String, CodingKey, CaseIterable {
                 case images, amount
                 case requestID = "request_id"
                 case modelID = "model_id"
@@ -134,9 +204,24 @@ extension AtelierAPI {
         var items: [Item]
         var currency: String
         var nextCursor: String?
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case items, currency
             case nextCursor = "next_cursor"
+        }
+        static var schema: JSONSchema {
+            .keyed(CodingKeys.self, required: [.items, .currency]) { key in
+                switch key {
+                case .currency, .nextCursor: .string()
+                case .items:
+                    .array(of: .keyed(Item.CodingKeys.self, required: Array(Item.CodingKeys.allCases)) { key in
+                        switch key {
+                        case .requestID, .images, .amount: .integer()
+                        case .modelID: .string()
+                        case .chargedAt: .string(format: "date-time")
+                        }
+                    })
+                }
+            }
         }
     }
 

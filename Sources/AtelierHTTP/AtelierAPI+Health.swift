@@ -1,3 +1,4 @@
+import AtelierCore
 import AtelierEngine
 import Foundation
 import Hummingbird
@@ -9,6 +10,48 @@ extension AtelierAPI {
     struct Health: Encodable, Sendable {
         var status: String
         var workers: [WorkerSlotStatus]
+        enum CodingKeys: String, CodingKey, CaseIterable { case status, workers }
+        static var schema: JSONSchema {
+            .component("Health", .keyed(CodingKeys.self, required: [.status, .workers]) { key in
+                switch key {
+                case .status: .strings(["ok", "starting"])
+                case .workers: .array(of: JSONSchema.anyObject.described("A worker slot: its state, process, device, compiled paths and last stats report."))
+                }
+            })
+        }
+    }
+
+    struct Readiness: Encodable, Sendable {
+        var ready: Bool
+        var workers: Bool
+        var database: Bool
+        var draining: Bool
+        enum CodingKeys: String, CodingKey, CaseIterable { case ready, workers, database, draining }
+        static var schema: JSONSchema {
+            .component("Readiness", .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { key in
+                switch key {
+                case .draining: JSONSchema.boolean.described("True after SIGTERM: no new runs are taken.")
+                case .ready, .workers, .database: .boolean
+                }
+            })
+        }
+    }
+
+    /// The routes every API node serves besides the APIs: liveness, readiness, metrics, images and this document.
+    static var serverEndpoints: [Endpoint<AtelierAPI>] {
+        [
+            Endpoint(.get("/healthz", .init("health", "Liveness and the workers' state", isPublic: true,
+                                            responses: ["200": .json("Alive.", Health.schema)]))) { api in { _, _ in api.health() } },
+            Endpoint(.get("/readyz", .init("ready", "Ready for traffic: a worker ready and the database answering", isPublic: true,
+                                           responses: ["200": .json("Ready.", Readiness.schema), "503": .json("Not ready.", Readiness.schema)]))) { api in
+                { _, _ in try await api.ready() }
+            },
+            outputEndpoint, metricsRoute,
+            Endpoint(.get("/openapi.json", .init("openapi", "This document", isPublic: true,
+                                                 responses: ["200": .init(description: "OpenAPI 3.1", content: ["application/json": .init()])]))) { api in
+                { _, _ in Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"], body: .init(byteBuffer: api.openapi)) }
+            },
+        ]
     }
 
     /// Ready for traffic: at least one worker ready and the database answering; 503 otherwise, so a load balancer
@@ -19,12 +62,6 @@ extension AtelierAPI {
         let database = (try? await keys.keyCount()) != nil
         let draining = queue.isDraining
         let ok = workerReady && database && !draining
-        struct Readiness: Encodable, Sendable {
-            var ready: Bool
-            var workers: Bool
-            var database: Bool
-            var draining: Bool
-        }
         return JSONResponse.make(status: ok ? .ok : .serviceUnavailable,
                                  Readiness(ready: ok, workers: workerReady, database: database, draining: draining))
     }

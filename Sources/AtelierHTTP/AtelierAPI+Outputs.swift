@@ -14,6 +14,21 @@ extension AtelierAPI {
         return "no such output: this server deletes images \(retention.components.seconds) s after their run finished (--output-retention); /api/v4/check shows the run with output_expired"
     }
 
+    static var outputEndpoint: Endpoint<AtelierAPI> {
+        let images: [String: OpenAPI.MediaType] = ["image/webp": .init(), "image/jpeg": .init(), "image/png": .init()]
+        return Endpoint(.get("/storage/outputs/{name}", .init(
+            "output", "A generated image", isPublic: true,
+            parameters: [.path("name", .string()),
+                         .header("Range", .string(), description: "One range, bytes=A-B or bytes=A-, honoured when images are in an S3 bucket.")],
+            responses: ["200": .init(description: "The image; names are random and never reused, so it is cached for good.", content: images),
+                        "206": .init(description: "The requested range of the image (images in an S3 bucket).", content: images),
+                        "307": .described("With --output-urls presigned: the image at a presigned URL of the bucket (Location).")]
+                + ErrorMapping.documented([404, 503], [404: "No such output.",
+                                                       503: "The image store is unreachable for the moment (storage_unavailable); see Retry-After."])))) { api in
+            { try await api.output($0, context: $1) }
+        }
+    }
+
     /// `GET /storage/outputs/NAME`: from this machine's disk, streamed from the bucket (honouring one `Range`),
     /// or a redirect to a presigned URL, as `--output-urls` says.
     func output(_ request: Request, context: AtelierRequestContext) async throws -> Response {

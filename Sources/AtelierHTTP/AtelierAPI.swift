@@ -74,6 +74,8 @@ public struct AtelierAPI: Sendable {
     public let metricsEndpoint: MetricsEndpoint?
     /// Encoded /check answers of finished runs.
     let finishedRuns = FinishedRunCache()
+    /// /openapi.json, built once from the routes' declarations and the live catalog.
+    let openapi: ByteBuffer
     var links: OutputLinks { OutputLinks(mode: config.outputURLs, storage: storage) }
     /// Makes, reads and cancels runs for every dialect.
     var runs: RunService {
@@ -101,6 +103,7 @@ public struct AtelierAPI: Sendable {
         self.queue = queue
         self.clock = clock
         self.config = config
+        openapi = ByteBuffer(string: OpenAPIBuilder.json(catalog: catalog, dialects: config.dialects))
     }
 
     public func buildRouter() -> Router<AtelierRequestContext> {
@@ -109,29 +112,20 @@ public struct AtelierAPI: Sendable {
         // Outside the error envelope, so it counts the status each answer went out with.
         if let endpoint = metricsEndpoint, endpoint.recording { router.add(middleware: HTTPMetricsMiddleware(metrics: endpoint.http)) }
         router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
-        router.post("/api/v4/run") { request, context in try await self.run(request, context: context) }
-        router.get("/api/v4/check") { request, context in try await self.check(request, context: context) }
-        router.post("/api/v4/check") { request, context in try await self.check(request, context: context) }
-        router.post("/api/v4/cancel") { request, context in try await self.cancel(request, context: context) }
-        router.get("/api/v4/requests/{id}/events") { request, context in try await self.events(request, context: context) }
-        router.get("/api/v4/models") { request, _ in try await self.models(request) }
-        router.get("/api/v4/models/{id}") { request, context in try await self.model(request, context: context) }
-        router.get("/api/v4/account") { request, _ in try await self.accountView(request) }
-        router.get("/api/v4/usage") { request, _ in try await self.usageView(request) }
-        router.get("/storage/outputs/{name}") { request, context in try await self.output(request, context: context) }
-        router.get("/healthz") { _, _ in self.health() }
-        router.get("/readyz") { _, _ in try await self.ready() }
-        router.get("/metrics") { request, _ in try await self.metrics(request) }
-        ReplicateRoutes(api: self).add(to: router)
-        OpenAIRoutes(api: self).add(to: router)
+        // The same declarations /openapi.json is built from (`OpenAPIBuilder.routes`).
+        let schemas = CatalogSchemas(catalog: catalog, dialects: config.dialects)
+        router.add(Self.endpoints(schemas), on: self)
+        router.add(ReplicateRoutes.endpoints(schemas), on: ReplicateRoutes(api: self))
+        router.add(ReplicateFiles.endpoints(schemas), on: ReplicateFiles(api: self))
+        router.add(OpenAIRoutes.endpoints(schemas), on: OpenAIRoutes(api: self))
         playground?.add(to: router)
-        // Built once from the routes' document and the live catalog.
-        let openapi = ByteBuffer(string: OpenAPIBuilder.json(catalog: catalog, dialects: config.dialects))
-        router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"], body: .init(byteBuffer: openapi))
-        }
         allowed.load(router.routes)
         return router
+    }
+
+    /// /api/v4's routes and the server's own (health, metrics, images, this document), beside their handlers.
+    static func endpoints(_ schemas: CatalogSchemas) -> [Endpoint<AtelierAPI>] {
+        runEndpoints(schemas) + [eventsEndpoint] + accountEndpoints + serverEndpoints
     }
 
     /// A worker node's router: /healthz, /readyz and /metrics only.
@@ -147,7 +141,46 @@ public struct AtelierAPI: Sendable {
         return router
     }
 
-    // MARK: /api/v4/run
+    // MARK: /api/v4/run, /check, /cancel
+
+    static let idempotencyParameter = OpenAPI.Parameter.header(
+        "Idempotency-Key", .string(pattern: "^[!-~]+$", minLength: 1, maxLength: 255),
+        description: "Same key and same request: the first run's answer, never a second run or charge (kept 48 h, per API key).")
+
+    static func runEndpoints(_ schemas: CatalogSchemas) -> [Endpoint<AtelierAPI>] {
+        let runResponse = JSONSchema.component("RunResponse", SuccessEnvelope<RunView>.schema(RunView.schema))
+        let ok = OpenAPI.Response.json("The run: finished (output set), failed is reported as an error, or still queued/running when the wait window ended.", runResponse)
+        var linked = ok
+        linked.links = ["CheckRun": .init(operationId: "checkGet", parameters: ["request_id": "$response.body#/data/request_id"],
+                                          description: "The run's status and outcome, later.")]
+        let checkInput = JSONSchema.component("CheckInput", .object([
+            "request_id": .oneOf([.integer(minimum: 1, maximum: 9_007_199_254_740_991), .string(pattern: "^ *[0-9]{1,18} *$")]),
+            "api_key": .string(pattern: SchemaPatterns.text),
+        ], required: ["request_id"], closed: true))
+        let common = [400, 401, 413, 415, 429, 503]
+        let noRun = [404: "No such run for this key's account."]
+        let cancelTexts = [409: "The run already succeeded or failed; there is nothing to cancel."]
+        return [
+            Endpoint(.post("/api/v4/run", .init(
+                "run", "Run a model", parameters: [idempotencyParameter], body: .forms(json: schemas.runInput, form: schemas.runForm),
+                responses: ["200": linked] + ErrorMapping.documented(common + [402, 409, 422, 500], [
+                    503: "The run was lost to worker crashes or a timeout (nothing was made), or the server is shutting down (shutting_down: nothing was queued), or the database is unreachable (database_unavailable), or an input image could not be stored (storage_unavailable); see Retry-After.",
+                ])))) { api in { try await api.run($0, context: $1) } },
+            Endpoint(.get("/api/v4/check", .init(
+                "checkGet", "A run's status and outcome",
+                parameters: [.query("request_id", .string(pattern: "^[0-9]{1,18}$"), required: true)],
+                responses: ["200": ok] + ErrorMapping.documented([400, 401, 404, 429, 503], noRun)))) { api in { try await api.check($0, context: $1) } },
+            Endpoint(.post("/api/v4/check", .init(
+                "checkPost", "A run's status and outcome", body: .forms(json: checkInput, form: checkInput),
+                responses: ["200": ok] + ErrorMapping.documented(common + [404], noRun)))) { api in { try await api.check($0, context: $1) } },
+            Endpoint(.post("/api/v4/cancel", .init(
+                "cancel", "Cancel a run: a queued run never starts, a running one stops at its next step; nothing is charged",
+                body: .forms(json: checkInput, form: checkInput),
+                responses: ["200": ok] + ErrorMapping.documented(common + [404, 409], noRun.merging(cancelTexts) { $1 })))) { api in
+                { try await api.cancel($0, context: $1) }
+            },
+        ]
+    }
 
     func run(_ request: Request, context: AtelierRequestContext) async throws -> Response {
         var raw = try await readParameters(request)
@@ -309,43 +342,6 @@ public struct AtelierAPI: Sendable {
             // A body without Content-Length (chunked) that grew past the limit while it streamed.
             throw AtelierError.bodyTooLarge(limit: config.maxBodyBytes)
         }
-    }
-
-    /// `Authorization: Bearer <key>`, or an `api_key` body field (the hosted API accepts both).
-    /// Replicate's clients may send `Authorization: Token <key>` (`acceptsTokenScheme`).
-    func authenticate(_ request: Request, body: [String: ParameterValue], acceptsTokenScheme: Bool = false) async throws -> KeyRecord {
-        switch body["api_key"] {
-        case nil, .string?: break
-        case let value?: throw AtelierError.invalid("api_key", "invalid_type", "api_key must be the key as a string; got \(value.display)")
-        }
-        var presented: String?
-        if let header = request.headers[.authorization] {
-            let parts = header.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == "bearer" || (acceptsTokenScheme && parts[0].lowercased() == "token") else {
-                throw AtelierError.unauthorized("the Authorization header must be \"Bearer <your API key>\"")
-            }
-            presented = parts[1].trimmingCharacters(in: .whitespaces)
-        } else if case .string(let k)? = body["api_key"] {
-            presented = k
-        }
-        guard let text = presented, !text.isEmpty else {
-            throw AtelierError.unauthorized("no API key: send \"Authorization: Bearer <your API key>\" (create one with `atelier keys create --account NAME`)")
-        }
-        let key = APIKey(plaintext: text)
-        guard key.isWellFormed, let record = try await keys.lookupKey(hash: key.hash) else {
-            throw AtelierError.unauthorized("this API key is not known; check it was copied whole, or create one with `atelier keys create --account NAME`")
-        }
-        if record.revokedAt != nil {
-            throw AtelierError.unauthorized("this API key (\(record.prefix)…) was revoked; create a new one with `atelier keys create --account \(record.accountName)`")
-        }
-        let decision = limiter.take(record.prefix)
-        guard decision.allowed else {
-            throw AtelierError.rateLimited(
-                message: "too many requests for this API key (\(limiter.limit) per minute); retry after \(decision.retryAfter) s",
-                retryAfter: decision.retryAfter, limit: limiter.limit, remaining: decision.remaining, reset: decision.reset
-            )
-        }
-        return record
     }
 
     func baseURL(for request: Request) -> String {

@@ -8,17 +8,57 @@ import Logging
 /// The one place that turns errors into HTTP statuses and the public error envelope:
 /// `{"success": false, "message": "…", "error": {"code": "…", "param": "…", "details": [...]}}`.
 public enum ErrorMapping {
-    public struct Envelope: Encodable, Sendable {
+    public struct Envelope: Encodable, Sendable, DescribedType {
         public struct Detail: Encodable, Sendable {
             public var code: String
             public var param: String?
             public var message: String?
             public var details: [ParameterProblem]?
+            enum CodingKeys: String, CodingKey, CaseIterable { case code, param, message, details }
         }
         public var success = false
         public var message: String
         public var error: Detail
         public var data: RunView?
+        enum CodingKeys: String, CodingKey, CaseIterable { case success, message, error, data }
+
+        /// /api/v4's error body; a failed run's answer carries the run as `data`.
+        public static var schema: JSONSchema {
+            .component("Error", .keyed(CodingKeys.self, required: [.success, .message, .error]) { key in
+                switch key {
+                case .success: .const(.bool(false))
+                case .message: JSONSchema.string().described("What is wrong and how to fix it.")
+                case .error:
+                    .keyed(Detail.CodingKeys.self, required: [.code]) { key in
+                        switch key {
+                        case .code, .param, .message: .string()
+                        case .details: .array(of: ParameterProblem.schema)
+                        }
+                    }
+                case .data: RunView.schema
+                }
+            })
+        }
+    }
+
+    /// What each error status means on /api/v4, for the API's description (a route may say it more exactly).
+    static let statusTexts: [Int: String] = [
+        400: "A parameter or the body is invalid; nothing was queued.",
+        401: "Missing, unknown or revoked API key.",
+        402: "The account's available credit does not cover price × num_outputs; nothing was queued.",
+        404: "No such run for this key's account.",
+        409: "The first request with this Idempotency-Key is still running.",
+        413: "The body is larger than the limit.",
+        415: "A Content-Type other than JSON, form or multipart.",
+        422: "Every image was flagged by the safety checker, or the Idempotency-Key was used with a different request.",
+        429: "Too many requests for this API key, or too many runs in progress for its account; see Retry-After.",
+        500: "The generation failed.",
+        503: "The database is unreachable for the moment (database_unavailable); see Retry-After.",
+    ]
+
+    /// A route's error answers in /api/v4's envelope.
+    static func documented(_ statuses: [Int], _ overriding: [Int: String] = [:]) -> [String: OpenAPI.Response] {
+        OpenAPI.errors(statuses, body: Envelope.schema, texts: statusTexts, overriding: overriding)
     }
 
     /// Problems of a parameter's content that no schema can state; the request's form was right.

@@ -25,7 +25,7 @@ public struct RunCost: Encodable, Sendable, Equatable {
         amountHeld = job.status.isTerminal ? 0 : job.holdAmount
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case currency, display
         case pricePerImage = "price_per_image"
         case imagesCharged = "images_charged"
@@ -46,5 +46,18 @@ public struct RunCost: Encodable, Sendable, Equatable {
                        "amount_charged": MoneyText.format(amountCharged, currency)]
         if let availableBalance { display["available_balance"] = MoneyText.format(availableBalance, currency) }
         try c.encode(display, forKey: .display)
+    }
+}
+
+extension RunCost: DescribedType {
+    public static var schema: JSONSchema {
+        .component("Cost", JSONSchema.keyed(CodingKeys.self, required: CodingKeys.allCases.filter { $0 != .availableBalance }) { key in
+            switch key {
+            case .currency: .string()
+            case .pricePerImage, .amountCharged, .amountHeld, .availableBalance: .integer()
+            case .imagesCharged: .integer(minimum: 0)
+            case .display: JSONSchema.anyObject.described("The amounts for people, e.g. \"$0.03\".")
+            }
+        }.described("What the run costs, in minor units (cents) of currency; available_balance where the caller owns the account."))
     }
 }

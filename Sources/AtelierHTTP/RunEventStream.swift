@@ -40,6 +40,19 @@ extension AtelierAPI {
         return try await body(merged)
     }
 
+    /// The stream's event names, in the order a run can send them.
+    static let eventNames = ["queued", "started", "progress", "completed", "failed", "canceled"]
+
+    static let eventsEndpoint = Endpoint<AtelierAPI>(.get("/api/v4/requests/{id}/events", .init(
+        "events", "A run's life as Server-Sent Events: queued, started, progress, then completed, failed or canceled",
+        parameters: [.path("id", .string(pattern: "^[0-9]{1,18}$"))],
+        responses: ["200": .init(description: "text/event-stream; the final event's data is the /check object.",
+                                 content: ["text/event-stream": .init(.object(["id": .string(), "data": .string(), "event": .strings(eventNames)],
+                                                                               required: ["event", "data"]))])]
+            + ErrorMapping.documented([400, 401, 404, 429, 503], [404: "No such run for this key's account."])))) { api in
+        { try await api.events($0, context: $1) }
+    }
+
     func events(_ request: Request, context: AtelierRequestContext) async throws -> Response {
         let account = try await authenticate(request, body: [:])
         let id = try Self.requestID(context.parameters.get("id").map(ParameterValue.string))
@@ -118,7 +131,7 @@ extension AtelierAPI {
         var queuePosition: Int? = nil
         /// In /run's answer: the price, the amount held and the account's available credit.
         var cost: RunCost? = nil
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case status, cost
             case requestID = "request_id"
             case queuePosition = "queue_position"

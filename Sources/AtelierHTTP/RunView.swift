@@ -25,7 +25,7 @@ public struct RunView: Encodable, Sendable {
         public var totalMs: Double?
         /// Runs that shared the pipeline call (`--batch-size`); 1: it ran alone. `inference_ms` is the shared call's.
         public var batchSize: Int?
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case inferenceMs = "inference_ms"
             case encodeMs = "encode_ms"
             case totalMs = "total_ms"
@@ -69,7 +69,7 @@ public struct RunView: Encodable, Sendable {
         public var code = "output_expired"
         public var expiredAt: Date
         public var message: String
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case code, message
             case expiredAt = "expired_at"
         }
@@ -78,11 +78,13 @@ public struct RunView: Encodable, Sendable {
     public struct RunError: Encodable, Sendable {
         public var code: String
         public var message: String
+        enum CodingKeys: String, CodingKey, CaseIterable { case code, message }
     }
 
     public struct Progress: Encodable, Sendable {
         public var step: Int
         public var total: Int
+        enum CodingKeys: String, CodingKey, CaseIterable { case step, total }
     }
 
     /// What the safety checker did, in words too, so "no check ran" is never silent.
@@ -92,7 +94,7 @@ public struct RunView: Encodable, Sendable {
         public var dropped: Int
         public var note: String
 
-        enum CodingKeys: String, CodingKey { case checker, ran, dropped, note }
+        enum CodingKeys: String, CodingKey, CaseIterable { case checker, ran, dropped, note }
 
         /// `checker` is written as null rather than left out, so clients can rely on the key.
         public func encode(to encoder: any Encoder) throws {
@@ -104,7 +106,7 @@ public struct RunView: Encodable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case status, output, seed, seeds, width, height, path, timings
         case safetyChecker = "safety_checker"
         case error, progress, input
@@ -168,4 +170,94 @@ public struct RunView: Encodable, Sendable {
 public struct SuccessEnvelope<T: Encodable & Sendable>: Encodable, Sendable {
     public var success = true
     public var data: T
+    enum CodingKeys: String, CodingKey, CaseIterable { case success, data }
+
+    /// `{"success": true, "data": …}` around the data's schema.
+    static func schema(_ data: JSONSchema) -> JSONSchema {
+        .keyed(CodingKeys.self, required: [.success, .data]) { key in
+            switch key {
+            case .success: .const(.bool(true))
+            case .data: data
+            }
+        }
+    }
+}
+
+extension RunView: DescribedType {
+    public static var schema: JSONSchema {
+        .component("RunData", JSONSchema.keyed(CodingKeys.self, required: [.requestID, .status]) { key in
+            switch key {
+            case .requestID: .integer()
+            case .status: .strings(JobStatus.allCases.map(\.rawValue))
+            case .modelID: .string()
+            case .output:
+                .oneOf([.string(format: "uri"), .array(of: .string(format: "uri")), .null])
+                    .described("The image URL (an array when num_outputs > 1); null once output_expired is set.")
+            case .outputType: .strings(["image"])
+            case .seed: .integer()
+            case .seeds: .array(of: .integer())
+            case .width, .height: .integer()
+            case .path: .strings(ExecutionPath.allCases.map(\.rawValue))
+            case .pathReason: .string()
+            case .timings: Timings.schema
+            case .safetyChecker: Safety.schema
+            case .error: RunError.schema
+            case .progress: Progress.schema
+            case .queuePosition: JSONSchema.integer(minimum: 0).described("Runs ahead of this one while it is queued.")
+            case .attempts: JSONSchema.integer(minimum: 0).described("More than 1 when a worker died under the run and it was run again.")
+            case .createdAt, .startedAt, .completedAt: .string(format: "date-time")
+            case .input: JSONSchema.anyObject.described("Every parameter as the run uses it: defaults filled in, the seed picked.")
+            case .cost: RunCost.schema
+            case .outputExpired: OutputExpired.schema
+            }
+        }.described("A run. While it is queued or running, /run answers with request_id and status only; /check and the event stream have the rest."))
+    }
+}
+
+extension RunView.Timings: DescribedType {
+    public static var schema: JSONSchema {
+        .keyed(CodingKeys.self) { key in
+            switch key {
+            case .inferenceMs, .encodeMs, .totalMs: .number()
+            case .batchSize: JSONSchema.integer(minimum: 1).described("Runs that shared the pipeline call; inference_ms is the shared call's.")
+            }
+        }
+    }
+}
+
+extension RunView.Safety: DescribedType {
+    public static var schema: JSONSchema {
+        .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { key in
+            switch key {
+            case .checker: JSONSchema(type: .string, .null)
+            case .ran: .boolean
+            case .dropped: .integer(minimum: 0)
+            case .note: .string()
+            }
+        }
+    }
+}
+
+extension RunView.RunError: DescribedType {
+    public static var schema: JSONSchema {
+        .keyed(CodingKeys.self, required: [.code, .message]) { _ in .string() }
+    }
+}
+
+extension RunView.Progress: DescribedType {
+    public static var schema: JSONSchema {
+        .keyed(CodingKeys.self, required: [.step, .total]) { _ in .integer(minimum: 0) }
+    }
+}
+
+extension RunView.OutputExpired: DescribedType {
+    public static var schema: JSONSchema {
+        JSONSchema.keyed(CodingKeys.self, required: [.code, .expiredAt, .message]) { key in
+            switch key {
+            case .code: .const(.string("output_expired"))
+            case .expiredAt: .string(format: "date-time")
+            case .message: .string()
+            }
+        }.described("Set when the server's output retention (--output-retention) deleted the run's images: output is null; the run and its charge stay.")
+    }
 }

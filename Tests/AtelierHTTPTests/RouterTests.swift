@@ -181,6 +181,30 @@ extension InMemoryRunQueue: RunQueue {}
         #expect(alternatives == [["aspect_ratio"], ["image"]])
     }
 
+    /// A field added to a wire type is in the document with no other change: its schema is keyed by the type's
+    /// CodingKeys, so the document lists exactly the fields the encoder writes.
+    @Test func wireTypesAreDescribedFieldForField() throws {
+        let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: [String: Any]])
+        func fields(_ name: String) -> Set<String> { Set((schemas[name]?["properties"] as? [String: Any] ?? [:]).keys) }
+        #expect(fields("RunData") == Set(RunView.CodingKeys.allCases.map(\.stringValue)))
+        #expect(fields("Prediction") == Set(ReplicatePrediction.CodingKeys.allCases.map(\.stringValue)))
+        #expect(fields("Cost") == Set(RunCost.CodingKeys.allCases.map(\.stringValue)))
+        #expect(fields("ImagesResponse") == Set(OpenAIRoutes.ImagesResponse.CodingKeys.allCases.map(\.stringValue)))
+        let path = (schemas["RunData"]?["properties"] as? [String: [String: Any]])?["path"]?["enum"] as? [String]
+        #expect(path == ExecutionPath.allCases.map(\.rawValue))
+    }
+
+    /// Every route the router serves is described with the same method, path and operation it was declared with.
+    @Test func routesAreDeclaredOnce() throws {
+        let declared = OpenAPIBuilder.routes(CatalogSchemas(catalog: ModelCatalog([try RepositoryCatalog.entry()]), dialects: .init()))
+        let ids = declared.map(\.operation.operationId)
+        #expect(Set(ids).count == ids.count, "operation ids are unique")
+        let paths = try #require(document["paths"] as? [String: [String: [String: Any]]])
+        for route in declared {
+            #expect(paths[route.path]?[route.method.rawValue.lowercased()]?["operationId"] as? String == route.operation.operationId)
+        }
+    }
+
     @Test func isOpenAPI31() {
         #expect(document["openapi"] as? String == "3.1.0")
     }

@@ -31,9 +31,32 @@ enum OpenAIErrors {
                 try c.encode(code, forKey: .code)
                 try c.encodeIfPresent(details, forKey: .details)
             }
-            enum CodingKeys: String, CodingKey { case message, type, param, code, details }
+            enum CodingKeys: String, CodingKey, CaseIterable { case message, type, param, code, details }
         }
         var error: Detail
+        enum CodingKeys: String, CodingKey, CaseIterable { case error }
+
+        static var schema: JSONSchema {
+            .component("OpenAIError", .keyed(CodingKeys.self, required: [.error]) { _ in
+                .keyed(Detail.CodingKeys.self, required: [.message, .type, .param, .code]) { key in
+                    switch key {
+                    case .message, .type, .code: .string()
+                    case .param: JSONSchema(type: .string, .null)
+                    case .details: .array(of: ParameterProblem.schema)
+                    }
+                }
+            })
+        }
+    }
+
+    /// What each error status means on OpenAI's routes: as on Replicate's, and two of their own.
+    static let statusTexts = ReplicateRoutes.statusTexts.merging([
+        500: "The generation failed.",
+        504: "The run is still going when the answer could wait no longer (still_running): it goes on and is charged when it ends; x-should-retry: false.",
+    ]) { $1 }
+
+    static func documented(_ statuses: [Int]) -> [String: OpenAPI.Response] {
+        OpenAPI.errors(statuses, body: Body.schema, texts: statusTexts)
     }
 
     /// OpenAI's error types by status.

@@ -11,14 +11,34 @@ struct OpenAIRoutes: Sendable {
     let api: AtelierAPI
     var runs: RunService { api.runs }
 
-    func add(to router: Router<AtelierRequestContext>) {
-        router.post("/v1/images/generations") { request, context in
-            await errors(context) { safety in try await images(request, context: context, edit: false, safety: &safety) }
+    static func endpoints(_ schemas: CatalogSchemas) -> [Endpoint<OpenAIRoutes>] {
+        let images = ["200": OpenAPI.Response.json("The images, once made.", ImagesResponse.schema)]
+            + OpenAIErrors.documented([400, 401, 402, 404, 409, 413, 415, 422, 429, 500, 503, 504])
+        func endpoint(_ route: APIRoute, tags: [String] = ["OpenAI"],
+                      _ handler: @escaping @Sendable (OpenAIRoutes, Request, AtelierRequestContext, inout OpenAIErrors.RetrySafety) async throws -> Response)
+            -> Endpoint<OpenAIRoutes> {
+            var tagged = route
+            tagged.operation.tags = tags
+            return Endpoint(tagged) { routes in
+                { request, context in await routes.errors(context) { safety in try await handler(routes, request, context, &safety) } }
+            }
         }
-        router.post("/v1/images/edits") { request, context in
-            await errors(context) { safety in try await images(request, context: context, edit: true, safety: &safety) }
-        }
-        router.get("/v1/models") { request, context in await errors(context) { _ in try await models(request) } }
+        return [
+            endpoint(.post("/v1/images/generations", .init(
+                "openaiGenerate", "Generate images (OpenAI Images API)", parameters: [AtelierAPI.idempotencyParameter],
+                body: .json(schemas.imageGeneration), responses: images))) {
+                try await $0.images($1, context: $2, edit: false, safety: &$3)
+            },
+            endpoint(.post("/v1/images/edits", .init(
+                "openaiEdit", "Edit an image: image-to-image, or inpainting with a mask (transparent = repaint)",
+                parameters: [AtelierAPI.idempotencyParameter], body: .multipart(schemas.imageEdit), responses: images))) {
+                try await $0.images($1, context: $2, edit: true, safety: &$3)
+            },
+            endpoint(.get("/v1/models", .init(
+                "openaiModels", "The catalog as OpenAI lists models (data) and as Replicate does (results)",
+                responses: ["200": .json("Every model.", ModelList.schema)] + OpenAIErrors.documented([401, 429]))),
+                tags: ["OpenAI", "Replicate"]) { routes, request, _, _ in try await routes.models(request) },
+        ]
     }
 
     /// The longest an answer is held: the server's --max-wait, kept under openai-python's 600 s read timeout
@@ -80,7 +100,7 @@ struct OpenAIRoutes: Sendable {
             var url: String?
             var b64JSON: String?
             var revisedPrompt: String
-            enum CodingKeys: String, CodingKey {
+            enum CodingKeys: String, CodingKey, CaseIterable {
                 case url
                 case b64JSON = "b64_json"
                 case revisedPrompt = "revised_prompt"
@@ -91,7 +111,7 @@ struct OpenAIRoutes: Sendable {
             struct Details: Encodable, Sendable {
                 var imageTokens = 0
                 var textTokens = 0
-                enum CodingKeys: String, CodingKey {
+                enum CodingKeys: String, CodingKey, CaseIterable {
                     case imageTokens = "image_tokens"
                     case textTokens = "text_tokens"
                 }
@@ -100,7 +120,7 @@ struct OpenAIRoutes: Sendable {
             var outputTokens = 0
             var totalTokens = 0
             var inputTokensDetails = Details()
-            enum CodingKeys: String, CodingKey {
+            enum CodingKeys: String, CodingKey, CaseIterable {
                 case inputTokens = "input_tokens"
                 case outputTokens = "output_tokens"
                 case totalTokens = "total_tokens"
@@ -115,26 +135,30 @@ struct OpenAIRoutes: Sendable {
         /// Atelier's addition: what the images cost and the account's credit after them.
         var cost: RunCost
         var requestID: String
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case created, data, usage, size, cost
             case outputFormat = "output_format"
             case requestID = "request_id"
         }
 
         init(job: Job, format: OpenAIImageRequest.ResponseFormat, runs: RunService, baseURL: String, cost: RunCost) async throws {
-            created = Int(job.createdAt.timeIntervalSince1970)
             let prompt = job.request.prompt
             switch format {
             case .url:
                 let view = RunView(job: job, baseURL: baseURL, links: runs.links, currency: cost.currency)
                 let urls: [String] = switch view.output { case .one(let u)?: [u]; case .many(let us)?: us; case .removed?, nil: [] }
-                data = urls.map { Image(url: $0, revisedPrompt: prompt) }
+                self.init(job: job, images: urls.map { Image(url: $0, revisedPrompt: prompt) }, cost: cost)
             case .b64JSON:
                 guard let images = try await runs.outputBytes(of: job, limit: 64_000_000) else {
                     throw AtelierError.invalid("response_format", "too_large", "the images are too large to send inline; ask for response_format url")
                 }
-                data = images.map { Image(b64JSON: Data($0).base64EncodedString(), revisedPrompt: prompt) }
+                self.init(job: job, images: images.map { Image(b64JSON: Data($0).base64EncodedString(), revisedPrompt: prompt) }, cost: cost)
             }
+        }
+
+        init(job: Job, images: [Image], cost: RunCost) {
+            created = Int(job.createdAt.timeIntervalSince1970)
+            data = images
             outputFormat = job.request.outputFormat == .jpg ? "jpeg" : job.request.outputFormat.rawValue
             size = "\(job.request.size.width)x\(job.request.size.height)"
             self.cost = cost
@@ -150,7 +174,7 @@ struct OpenAIRoutes: Sendable {
             var ownedBy: String
             var pricePerImage: Int
             var currency: String
-            enum CodingKeys: String, CodingKey {
+            enum CodingKeys: String, CodingKey, CaseIterable {
                 case id, object, created, currency
                 case ownedBy = "owned_by"
                 case pricePerImage = "price_per_image"
@@ -161,6 +185,7 @@ struct OpenAIRoutes: Sendable {
         /// The same models as Replicate's clients list them: `GET /v1/models` is both APIs' route, and each client
         /// reads only its own keys (`data`; `results`, `next`).
         var results: [ReplicateRoutes.ModelObject]
+        enum CodingKeys: String, CodingKey, CaseIterable { case object, data, results }
     }
 
     /// The catalog, as OpenAI lists models (with each model's price per image, in minor units) and as Replicate does.
@@ -182,5 +207,46 @@ struct OpenAIRoutes: Sendable {
         } catch {
             return OpenAIErrors.response(error, safety: safety, logger: context.logger)
         }
+    }
+}
+
+extension OpenAIRoutes.ImagesResponse {
+    static var schema: JSONSchema {
+        .component("ImagesResponse", .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { key in
+            switch key {
+            case .created: .integer()
+            case .data:
+                .array(of: .keyed(Image.CodingKeys.self, required: [.revisedPrompt]) { _ in .string() })
+            case .usage:
+                .keyed(Usage.CodingKeys.self, required: Array(Usage.CodingKeys.allCases)) { key in
+                    switch key {
+                    case .inputTokens, .outputTokens, .totalTokens: .integer(minimum: 0)
+                    case .inputTokensDetails: .keyed(Usage.Details.CodingKeys.self) { _ in .integer(minimum: 0) }
+                    }
+                }
+            case .outputFormat: .strings(["png", "jpeg", "webp"])
+            case .size, .requestID: .string()
+            case .cost: RunCost.schema
+            }
+        })
+    }
+}
+
+extension OpenAIRoutes.ModelList {
+    static var schema: JSONSchema {
+        .component("OpenAIModelList", .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { key in
+            switch key {
+            case .object: .const(.string("list"))
+            case .results: .array(of: ReplicateRoutes.ModelObject.schema)
+            case .data:
+                .array(of: .keyed(Model.CodingKeys.self, required: [.id, .object, .created, .ownedBy]) { key in
+                    switch key {
+                    case .id, .ownedBy, .currency: .string()
+                    case .object: .const(.string("model"))
+                    case .created, .pricePerImage: .integer()
+                    }
+                })
+            }
+        })
     }
 }

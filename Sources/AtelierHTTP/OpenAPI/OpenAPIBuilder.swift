@@ -1,34 +1,63 @@
 import AtelierCore
+import Foundation
 
-/// /openapi.json as served: the routes and responses (`OpenAPIDocument`, generated from
-/// docs/tools/openapi_source.py and checked against the router by a test) completed at start-up from the live
-/// catalog: every parameter schema, each model's own inputs (`ModelInput_<id>`), the model names each dialect
-/// takes. A model file added to the models folder is in the document of the next start, with its parameters.
-public enum OpenAPIBuilder {
-    public static func json(catalog: ModelCatalog, dialects: DialectConfiguration = .init()) -> String {
+/// The schemas /openapi.json builds from the live catalog when the server starts: every parameter schema, each
+/// model's own inputs (`ModelInput_<id>`), the model names each dialect takes. A model file added to the models
+/// folder is in the document of the next start, with its parameters. Routes refer to these by name.
+public struct CatalogSchemas: Sendable {
+    public let runInput: JSONSchema
+    public let runForm: JSONSchema
+    public let replicateInput: JSONSchema
+    public let modelOwner: JSONSchema
+    public let modelName: JSONSchema
+    public let modelVersion: JSONSchema
+    public let imageGeneration: JSONSchema
+    public let imageEdit: JSONSchema
+    /// `ModelInput_<id>`: no route takes them; clients and reviewers look a model's inputs up by name.
+    public let modelInputs: [JSONSchema]
+
+    public init(catalog: ModelCatalog, dialects: DialectConfiguration) {
         let entries = catalog.ids.compactMap { catalog[$0] }
-        guard let members = try? JSONBody.parameters(Array(OpenAPIDocument.json.utf8)) else { return OpenAPIDocument.json }
-        var document = JSONValue(.object(members.map { JSONBody.Member(key: $0.key, value: $0.value) }))
-        var schemas: [String: JSONValue] = [:]
-        if case .object(let existing)? = document["components"]?["schemas"] { schemas = existing }
         let run = RunInputSchema.runInput(entries)
-        schemas["RunInput"] = run
-        schemas["RunForm"] = RunInputSchema.textOnly(run)
-        schemas["ReplicateInput"] = RunInputSchema.replicateInput(entries)
-        for entry in entries { schemas["ModelInput_\(entry.id)"] = RunInputSchema.modelInput([entry]) }
-        schemas["ModelOwner"] = .object(["type": .string("string"), "enum": .array([.string(dialects.replicateOwner)])])
-        schemas["ModelName"] = .object(["type": .string("string"), "enum": .array(entries.map { .string($0.id) })])
+        runInput = .component("RunInput", run)
+        runForm = .component("RunForm", RunInputSchema.textOnly(run))
+        replicateInput = .component("ReplicateInput", RunInputSchema.replicateInput(entries))
+        modelInputs = entries.map { .component("ModelInput_\($0.id)", RunInputSchema.modelInput([$0])) }
+        modelOwner = .component("ModelOwner", .strings([dialects.replicateOwner]))
+        modelName = .component("ModelName", .strings(entries.map(\.id)))
         // POST /v1/predictions' version: a version id, owner/name, or owner/name:version.
         let versions = entries.flatMap { entry -> [String] in
             let version = ReplicatePrediction.version(of: entry), name = "\(dialects.replicateOwner)/\(entry.id)"
             return [version, name, "\(name):\(version)"]
         }
-        schemas["ModelVersion"] = .object(["type": .string("string"), "enum": .array(versions.map(JSONValue.string))])
+        modelVersion = .component("ModelVersion", .strings(versions))
         let images = OpenAIImagesSchema.generation(entries)
-        schemas["OpenAIImageGeneration"] = images
-        schemas["OpenAIImageEdit"] = OpenAIImagesSchema.edit(images)
-        document["components"]?["schemas"] = .object(schemas)
-        let encoded = (try? JSONResponse.encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) }
-        return encoded ?? OpenAPIDocument.json
+        imageGeneration = .component("OpenAIImageGeneration", images)
+        imageEdit = .component("OpenAIImageEdit", OpenAIImagesSchema.edit(images))
+    }
+}
+
+/// /openapi.json: every endpoint of every API this server speaks, described from the declarations the router
+/// registers (`Endpoint`), with the catalog's schemas.
+public enum OpenAPIBuilder {
+    static let info = OpenAPI.Info(title: "Atelier", version: "1.0.0",
+                                   description: "Self-hosted image generation with the hosted service's /api/v4/run contract. See docs/api.md.")
+
+    /// Every route of the API port, in the order they are registered.
+    static func routes(_ schemas: CatalogSchemas) -> [APIRoute] {
+        AtelierAPI.endpoints(schemas).map(\.route) + ReplicateRoutes.endpoints(schemas).map(\.route)
+            + ReplicateFiles.endpoints(schemas).map(\.route) + OpenAIRoutes.endpoints(schemas).map(\.route)
+    }
+
+    public static func document(catalog: ModelCatalog, dialects: DialectConfiguration = .init()) -> OpenAPI.Document {
+        let schemas = CatalogSchemas(catalog: catalog, dialects: dialects)
+        return OpenAPI.Document(info: info, routes: routes(schemas), extraSchemas: schemas.modelInputs)
+    }
+
+    public static func json(catalog: ModelCatalog, dialects: DialectConfiguration = .init()) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Every value is a plain struct of strings, numbers and arrays: encoding cannot fail.
+        return String(decoding: (try? encoder.encode(document(catalog: catalog, dialects: dialects))) ?? Data(), as: UTF8.self)
     }
 }

@@ -14,13 +14,6 @@ import NIOCore
 struct ReplicateFiles: Sendable {
     let api: AtelierAPI
 
-    func add(to router: Router<AtelierRequestContext>,
-             problems: @escaping @Sendable (AtelierRequestContext, () async throws -> Response) async -> Response) {
-        router.post("/v1/files") { request, context in await problems(context) { try await create(request) } }
-        router.get("/v1/files/{id}") { request, context in await problems(context) { try await get(request, context: context) } }
-        router.delete("/v1/files/{id}") { request, context in await problems(context) { try await delete(request, context: context) } }
-    }
-
     struct FileObject: Encodable, Sendable {
         var id: String
         var name: String
@@ -32,7 +25,7 @@ struct ReplicateFiles: Sendable {
         var createdAt: Date
         var expiresAt: Date? = nil
         var urls: [String: String]
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case id, name, size, etag, checksums, metadata, urls
             case contentType = "content_type"
             case createdAt = "created_at"
@@ -50,6 +43,20 @@ struct ReplicateFiles: Sendable {
             try c.encode(createdAt, forKey: .createdAt)
             try c.encode(expiresAt, forKey: .expiresAt)
             try c.encode(urls, forKey: .urls)
+        }
+
+        static var schema: JSONSchema {
+            .component("File", .keyed(CodingKeys.self, required: CodingKeys.allCases.filter { $0 != .metadata }) { key in
+                switch key {
+                case .id, .name, .contentType, .etag: .string()
+                case .size: .integer(minimum: 0)
+                case .checksums: .object(["sha256": .string()])
+                case .metadata: .anyObject
+                case .createdAt: .string(format: "date-time")
+                case .expiresAt: JSONSchema(type: .string, .null)
+                case .urls: .object(["get": .string()], required: ["get"])
+                }
+            })
         }
     }
 

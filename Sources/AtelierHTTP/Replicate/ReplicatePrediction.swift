@@ -34,7 +34,7 @@ struct ReplicatePrediction: Encodable, Sendable {
         var price: Int64
         var amountCharged: Int64
         var currency: String
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case price, currency
             case predictTime = "predict_time"
             case totalTime = "total_time"
@@ -43,7 +43,7 @@ struct ReplicatePrediction: Encodable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id, model, version, input, output, logs, error, status, source, urls, metrics, cost
         case dataRemoved = "data_removed"
         case createdAt = "created_at"
@@ -108,6 +108,8 @@ struct ReplicatePrediction: Encodable, Sendable {
                           price: cost.pricePerImage, amountCharged: cost.amountCharged, currency: cost.currency)
     }
 
+    static let statuses = JobStatus.allCases.map(status)
+
     /// tqdm's line, the form Replicate's clients read progress from.
     static func progressLine(step: Int, total: Int) -> String {
         let percent = total > 0 ? step * 100 / total : 0
@@ -116,12 +118,38 @@ struct ReplicatePrediction: Encodable, Sendable {
     }
 }
 
+extension ReplicatePrediction: DescribedType {
+    static var schema: JSONSchema {
+        .component("Prediction", .keyed(CodingKeys.self, required: CodingKeys.allCases.filter { ![.startedAt, .completedAt].contains($0) }) { key in
+            switch key {
+            case .id, .model, .version, .source, .logs: .string()
+            case .input: .anyObject
+            case .output: .nullable(.array(of: .string()))
+            case .error: JSONSchema(type: .string, .null)
+            case .status: .strings(statuses)
+            case .dataRemoved: .boolean
+            case .createdAt, .startedAt, .completedAt: .string(format: "date-time")
+            case .urls: .object(["get": .string(), "cancel": .string(), "stream": .string()], required: ["get", "cancel", "stream"])
+            case .metrics:
+                .keyed(Metrics.CodingKeys.self, required: [.imageCount, .price, .amountCharged, .currency]) { key in
+                    switch key {
+                    case .predictTime, .totalTime: .number()
+                    case .imageCount, .price, .amountCharged: .integer()
+                    case .currency: .string()
+                    }
+                }
+            case .cost: RunCost.schema
+            }
+        })
+    }
+}
+
 /// An optional that encodes as JSON `null` when it is nil, where the synthesized encoder would leave its key out.
 @propertyWrapper
 struct NullWhenAbsent<Value: Encodable & Sendable>: Encodable, Sendable {
     var wrappedValue: Value?
     init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
-    func encode(to encoder: Encoder) throws {
+    func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(wrappedValue)
     }

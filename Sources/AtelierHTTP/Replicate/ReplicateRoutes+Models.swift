@@ -19,7 +19,7 @@ extension ReplicateRoutes {
         var defaultExample: String? = nil
         var latestVersion: VersionObject
         var pricePerImage: AtelierAPI.ModelView.Price
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case url, owner, name, description, visibility
             case githubURL = "github_url"
             case paperURL = "paper_url"
@@ -54,13 +54,38 @@ extension ReplicateRoutes {
         var id: String
         var createdAt: Date
         var cogVersion = "atelier"
-        var openapiSchema: JSONValue
-        enum CodingKeys: String, CodingKey {
+        var openapiSchema: CogSchema
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case id
             case createdAt = "created_at"
             case cogVersion = "cog_version"
             case openapiSchema = "openapi_schema"
         }
+
+        static var schema: JSONSchema {
+            .component("Version", .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { key in
+                switch key {
+                case .id, .cogVersion: .string()
+                case .createdAt: .string(format: "date-time")
+                case .openapiSchema: JSONSchema.anyObject.described("cog's OpenAPI 3.0 document of the model's inputs (Input) and output (Output).")
+                }
+            })
+        }
+    }
+
+    /// A version's `openapi_schema`, as cog writes it: the inputs and the output, no paths.
+    struct CogSchema: Encodable, Sendable {
+        struct Info: Encodable, Sendable {
+            var title: String
+            var version = "1"
+        }
+        struct Components: Encodable, Sendable {
+            var schemas: [String: JSONSchema]
+        }
+        var openapi = "3.0.2"
+        var info: Info
+        var paths: [String: String] = [:]
+        var components: Components
     }
 
     func entry(_ context: AtelierRequestContext) throws -> ModelEntry {
@@ -69,12 +94,8 @@ extension ReplicateRoutes {
     }
 
     func versionObject(_ entry: ModelEntry) -> VersionObject {
-        let schema: JSONValue = .object([
-            "openapi": .string("3.0.2"),
-            "info": .object(["title": .string(entry.title), "version": .string("1")]),
-            "paths": .object([:]),
-            "components": .object(["schemas": .object(["Input": CatalogSchema.input(of: entry), "Output": CatalogSchema.output])]),
-        ])
+        let schema = CogSchema(info: .init(title: entry.title),
+                               components: .init(schemas: ["Input": CatalogSchema.input(of: entry), "Output": CatalogSchema.output]))
         // The version exists since the catalog was loaded; its id changes with the entry.
         return VersionObject(id: ReplicatePrediction.version(of: entry), createdAt: catalogLoadedAt, openapiSchema: schema)
     }
@@ -104,6 +125,20 @@ extension ReplicateRoutes {
             throw AtelierError.notFound("no version \(context.parameters.get("version") ?? "") of \(owner)/\(entry.id); its version is \(version.id)")
         }
         return JSONResponse.make(status: .ok, version)
+    }
+}
+
+extension ReplicateRoutes.ModelObject {
+    static var schema: JSONSchema {
+        .component("ReplicateModel", .keyed(CodingKeys.self, required: [.url, .owner, .name, .description, .visibility, .latestVersion, .pricePerImage]) { key in
+            switch key {
+            case .url, .owner, .name, .description, .visibility: .string()
+            case .githubURL, .paperURL, .licenseURL, .coverImageURL, .defaultExample: JSONSchema(type: .string, .null)
+            case .runCount: .integer(minimum: 0)
+            case .latestVersion: ReplicateRoutes.VersionObject.schema
+            case .pricePerImage: AtelierAPI.ModelView.Price.schema
+            }
+        })
     }
 }
 

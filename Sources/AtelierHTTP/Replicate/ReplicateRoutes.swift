@@ -12,35 +12,9 @@ struct ReplicateRoutes: Sendable {
     var owner: String { api.config.dialects.replicateOwner }
     var runs: RunService { api.runs }
 
-    func add(to router: Router<AtelierRequestContext>) {
-        router.post("/v1/models/{owner}/{name}/predictions") { request, context in
-            await problems(context) { try await create(request, context: context, model: try modelID(context)) }
-        }
-        router.post("/v1/predictions") { request, context in
-            await problems(context) { try await create(request, context: context, model: nil) }
-        }
-        router.get("/v1/predictions") { request, context in await problems(context) { try await list(request) } }
-        router.get("/v1/predictions/{id}") { request, context in await problems(context) { try await get(request, context: context) } }
-        router.post("/v1/predictions/{id}/cancel") { request, context in
-            await problems(context) { try await cancel(request, context: context) }
-        }
-        router.get("/v1/predictions/{id}/stream") { request, context in
-            await problems(context) { try await stream(request, context: context) }
-        }
-        router.get("/v1/models/{owner}/{name}") { request, context in await problems(context) { try await model(request, context: context) } }
-        router.get("/v1/models/{owner}/{name}/versions") { request, context in
-            await problems(context) { try await versions(request, context: context) }
-        }
-        router.get("/v1/models/{owner}/{name}/versions/{version}") { request, context in
-            await problems(context) { try await version(request, context: context) }
-        }
-        router.get("/v1/webhooks/default/secret") { request, context in await problems(context) { try await secret(request) } }
-        ReplicateFiles(api: api).add(to: router, problems: problems)
-    }
-
     /// Every error of this dialect as Replicate's clients read it: RFC 7807 (`type`, `title`, `status`,
     /// `detail`), with the same status, code and headers /api/v4 gives (one mapping, `ErrorMapping`).
-    func problems(_ context: AtelierRequestContext, _ body: () async throws -> Response) async -> Response {
+    static func problems(_ context: AtelierRequestContext, _ body: () async throws -> Response) async -> Response {
         do {
             return try await body()
         } catch {
@@ -62,9 +36,19 @@ struct ReplicateRoutes: Sendable {
         /// Atelier's error code and, for a refused input, every problem (RFC 7807's extension members).
         var code: String
         var invalidParams: [ParameterProblem]?
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case type, title, status, detail, code
             case invalidParams = "invalid_params"
+        }
+
+        static var schema: JSONSchema {
+            .component("Problem", JSONSchema.keyed(CodingKeys.self, required: [.type, .title, .status, .detail, .code]) { key in
+                switch key {
+                case .type, .title, .detail, .code: .string()
+                case .status: .integer()
+                case .invalidParams: .array(of: ParameterProblem.schema)
+                }
+            }.described("RFC 7807"))
         }
         init(status: HTTPResponse.Status, envelope: ErrorMapping.Envelope) {
             type = "https://atelier.invalid/problems/\(envelope.error.code)"
@@ -155,6 +139,11 @@ struct ReplicateRoutes: Sendable {
             switch v { case nil, .null?: true; case .string(let s)?: s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty; default: false }
         }
         if blank(parameters["aspect_ratio"]) && blank(parameters["image"]) { parameters["aspect_ratio"] = .string("1:1") }
+        // They read width and height only for a custom ratio, and ignore them otherwise.
+        if case .string(let ratio)? = parameters["aspect_ratio"], ratio.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() != "custom" {
+            parameters["width"] = nil
+            parameters["height"] = nil
+        }
         parameters["model_id"] = .string(modelID)
         try await ReplicateFiles(api: api).resolveUploads(in: &parameters, request: request)
         let webhook = try await webhook(body, request: request)
@@ -242,6 +231,17 @@ struct ReplicateRoutes: Sendable {
         var previous: String?
         var next: String?
         var results: [Item]
+        enum CodingKeys: String, CodingKey, CaseIterable { case previous, next, results }
+
+        /// A page of `items`, named `name` in the document.
+        static func schema(_ name: String, items: JSONSchema) -> JSONSchema {
+            .component(name, .keyed(CodingKeys.self, required: [.results]) { key in
+                switch key {
+                case .previous, .next: JSONSchema(type: .string, .null)
+                case .results: .array(of: items)
+                }
+            })
+        }
     }
 
     /// The account's predictions, newest first, 100 a page; `next` is the following page's URL.
@@ -263,7 +263,13 @@ struct ReplicateRoutes: Sendable {
 
     func secret(_ request: Request) async throws -> Response {
         let account = try await authenticate(request)
-        struct Secret: Encodable, Sendable { var key: String }
-        return JSONResponse.make(status: .ok, Secret(key: try await api.keys.webhookSecret(accountID: account.accountID)))
+        return JSONResponse.make(status: .ok, WebhookSecret(key: try await api.keys.webhookSecret(accountID: account.accountID)))
     }
+}
+
+/// The account's webhook signing secret, as Replicate's clients read it.
+struct WebhookSecret: Encodable, Sendable, DescribedType {
+    var key: String
+    enum CodingKeys: String, CodingKey, CaseIterable { case key }
+    static var schema: JSONSchema { .keyed(CodingKeys.self, required: [.key]) { _ in .string(pattern: "^whsec_") } }
 }

@@ -1,0 +1,68 @@
+import AtelierCore
+import HTTPTypes
+import Hummingbird
+
+/// One operation of the public API, declared once: how it is called and what it answers.
+public struct APIRoute: Sendable {
+    public var method: HTTPRequest.Method
+    public var path: String
+    public var operation: OpenAPI.Operation
+
+    public static func get(_ path: String, _ operation: OpenAPI.Operation) -> APIRoute { APIRoute(method: .get, path: path, operation: operation) }
+    public static func post(_ path: String, _ operation: OpenAPI.Operation) -> APIRoute { APIRoute(method: .post, path: path, operation: operation) }
+    public static func delete(_ path: String, _ operation: OpenAPI.Operation) -> APIRoute { APIRoute(method: .delete, path: path, operation: operation) }
+}
+
+typealias RouteHandler = @Sendable (Request, AtelierRequestContext) async throws -> Response
+
+/// A route and the handler that serves it, from one declaration: the router registers the handler from it and
+/// /openapi.json describes it from the same value, so a route cannot be served undocumented, or documented and
+/// not served. `Controller` is the type whose method answers (the API, a dialect's routes); the document is built
+/// without one.
+struct Endpoint<Controller: Sendable>: Sendable {
+    var route: APIRoute
+    var handler: @Sendable (Controller) -> RouteHandler
+
+    init(_ route: APIRoute, _ handler: @escaping @Sendable (Controller) -> RouteHandler) {
+        self.route = route
+        self.handler = handler
+    }
+}
+
+extension Router where Context == AtelierRequestContext {
+    /// Registers each endpoint's handler on `controller`, at the endpoint's method and path.
+    func add<Controller>(_ endpoints: [Endpoint<Controller>], on controller: Controller) {
+        for endpoint in endpoints {
+            on(RouterPath(endpoint.route.path), method: endpoint.route.method, use: endpoint.handler(controller))
+        }
+    }
+}
+
+extension OpenAPI.Document {
+    /// The document of these routes: their operations by path and method, and every named schema they use.
+    init(info: OpenAPI.Info, routes: [APIRoute], extraSchemas: [JSONSchema] = []) {
+        var paths: [String: [String: OpenAPI.Operation]] = [:]
+        for route in routes { paths[route.path, default: [:]][route.method.rawValue.lowercased()] = route.operation }
+        var schemas: [String: JSONSchema] = [:]
+        Self.collect(routes.flatMap(\.operation.schemas) + extraSchemas, into: &schemas)
+        let bearer = OpenAPI.SecurityScheme(type: "http", scheme: "bearer",
+                                            description: "An Atelier key (atl_…); `atelier keys create --account NAME` makes one.")
+        self.init(info: info, paths: paths, components: .init(securitySchemes: ["bearerAuth": bearer], schemas: schemas))
+    }
+
+    /// Every named schema inside these, by name. Two different schemas under one name are a programming error
+    /// that every test of the document meets, so it stops the process rather than serve either of them.
+    static func collect(_ schemas: [JSONSchema], into found: inout [String: JSONSchema]) {
+        for schema in schemas {
+            if let component = schema.component {
+                if let known = found[component.name] {
+                    precondition(known == component.schema, "two different schemas are named \(component.name)")
+                    continue
+                }
+                found[component.name] = component.schema
+                collect([component.schema], into: &found)
+            }
+            collect(schema.children, into: &found)
+        }
+    }
+}
