@@ -147,12 +147,22 @@ def test_a_refused_input_is_a_readable_error_and_costs_nothing(srv, client) -> N
     assert problem["status"] == 400 and "aspect_ratio" in problem["detail"] and problem["title"]
     # Parameters that do not go together: well-formed values, an unprocessable request (422).
     r = requests.post(f"{srv.base_url}/v1/models/{MODEL}/predictions", headers={"Authorization": f"Bearer {srv.key}"},
-                      json={"input": {"prompt": "x", "aspect_ratio": "1:1", "width": 512}}, timeout=10)
-    assert r.status_code == 422 and r.json()["invalid_params"][0]["param"] == "width"
+                      json={"input": {"prompt": "x", "aspect_ratio": "custom", "width": 512}}, timeout=10)
+    assert r.status_code == 422 and r.json()["invalid_params"][0]["param"] == "height"
     r = requests.post(f"{srv.base_url}/v1/predictions", headers={"Authorization": f"Bearer {srv.key}"},
                       json={"version": MODEL, "input": {"prompt": "x"}, "webhok": "http://example.com"}, timeout=10)
     assert r.status_code == 400 and "webhok" in r.json()["detail"]
     assert settled(srv)["available"] == before
+
+
+def test_width_and_height_are_ignored_unless_the_ratio_is_custom(srv) -> None:
+    # As Replicate's FLUX models do (and as the document says): a 1:1 prediction with a width is a 1:1 prediction.
+    r = requests.post(f"{srv.base_url}/v1/models/{MODEL}/predictions", headers={"Authorization": f"Bearer {srv.key}"},
+                      json={"input": {"prompt": "x", "aspect_ratio": "1:1", "megapixels": "0.25", "width": 256, "height": 1440,
+                                      "num_inference_steps": 1}}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert r.json()["input"]["size"] == {"width": 512, "height": 512}
+    requests.post(f"{srv.base_url}/v1/predictions/{r.json()['id']}/cancel", headers={"Authorization": f"Bearer {srv.key}"}, timeout=10)
 
 
 def test_the_stream_uses_only_the_event_names_replicates_clients_accept(srv, client) -> None:
