@@ -14,6 +14,8 @@ public enum SizeTable {
     /// The aspect ratios in the order the API documents them (error messages list them in this order).
     public static let aspectRatios = ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]
     public static let custom = "custom"
+    /// A run with an input image takes its size: its aspect_ratio reads this.
+    public static let input = "input"
     public static let megapixels = ["1", "0.25"]
     public static let customSideRange = 256...1440
 

@@ -65,16 +65,6 @@ public struct RunRequest: Sendable, Equatable, Codable {
         case image, mask
     }
 
-    /// Runs with equal keys can share one pipeline call when the server batches (`--batch-size`): the same model,
-    /// size, steps, guidance, LoRA scale and path, which are what the call's tensors depend on. A turbo run goes
-    /// alone: its cache decides per call, so a batch would change each image. Prompt, seed,
-    /// image count, output format and the safety check stay each run's own. Nil: the run always goes alone (an
-    /// input image makes a different pipeline).
-    public var batchKey: String? {
-        guard image == nil, mask == nil, turbo != true else { return nil }
-        return "\(modelID)|\(size.width)x\(size.height)|\(numInferenceSteps)|\(guidance)|\(loraScale)|\(goFast)"
-    }
-
     /// Seeds are kept within 2^53 so every JSON client reads them back exactly.
     public static let maxSeed: UInt64 = (1 << 53) - 1
 

@@ -54,13 +54,14 @@ public struct RunRequestDecoder: Sendable {
             return d
         }
         let (typed, present) = ParameterSchema(definitions).validate(rest, into: &p)
+        let v = PipelineValues(typed: typed)
         let inputs = PendingInputs(image: typed.image("image"), mask: typed.image("mask"))
         if inputs.mask != nil && !hasImage {
             p.add("mask", "mask_without_image", "mask needs an image to paint on; send image too, or leave mask out")
         }
-        let steps = typed.integer("num_inference_steps") ?? 28
-        let strength = typed.number("prompt_strength") ?? 0.8
-        if hasImage && SizeTable.imageToImageSteps(steps, strength: strength) < 1 {
+        let steps = v.integer(.numInferenceSteps)
+        let strength = v.number(.promptStrength)
+        if hasImage, let steps, let strength, SizeTable.imageToImageSteps(steps, strength: strength) < 1 {
             p.add("prompt_strength", "too_few_steps",
                   "with an image, prompt_strength must be greater than 0 (0 runs no denoising step and returns nothing new); got \(Problems.format(strength))")
         }
@@ -68,7 +69,7 @@ public struct RunRequestDecoder: Sendable {
         // Size: DESIGN.md's table, or custom width × height rounded up to a multiple of 16; with an image, a
         // placeholder until the image is read.
         var size: ImageSize?
-        let ratio = typed.string("aspect_ratio")
+        let ratio = v.string(.aspectRatio)
         if hasImage {
             size = ImageSize(width: 0, height: 0)
         } else if ratio == SizeTable.custom {
@@ -79,33 +80,64 @@ public struct RunRequestDecoder: Sendable {
                 size = ImageSize(width: SizeTable.roundUpToMultipleOf16(w), height: SizeTable.roundUpToMultipleOf16(h))
             }
         } else if let ratio {
-            size = SizeTable.size(aspectRatio: ratio, megapixels: typed.string("megapixels") ?? "1")
+            size = v.string(.megapixels).flatMap { SizeTable.size(aspectRatio: ratio, megapixels: $0) }
             for side in ["width", "height"] where present.contains(side) {
                 p.add(side, "requires_custom", "\(side) is only used when aspect_ratio is custom; got aspect_ratio \"\(ratio)\"")
             }
         }
 
         if !p.items.isEmpty { throw .invalidParameters(p.items) }
-        guard let prompt = typed.string("prompt"), let size,
-              let format = OutputFormat(parameter: typed.string("output_format") ?? "webp")
+        // Every value below is the request's, the model's default or the table's (RunParameter.problems makes
+        // sure of it when the catalog loads); a gap here is a model file that slipped past that check.
+        guard let prompt = v.string(.prompt), let size, let megapixels = v.string(.megapixels), let numOutputs = v.integer(.numOutputs),
+              let steps, let guidance = v.number(.guidance), let format = v.string(.outputFormat).flatMap(OutputFormat.init(parameter:)),
+              let quality = v.integer(.outputQuality), let loraScale = v.number(.loraScale), let goFast = v.boolean(.goFast),
+              let strength, let disableSafety = v.boolean(.disableSafetyChecker)
         else {
-            throw .internalError("model \(modelID)'s catalog entry must define prompt, aspect_ratio and output_format")
+            throw .internalError("model \(modelID)'s catalog entry lacks a parameter every run needs: \(RunParameter.problems(in: entry).joined(separator: "; "))")
         }
         var request = RunRequest(
-            modelID: modelID, prompt: prompt, aspectRatio: ratio ?? "1:1", megapixels: typed.string("megapixels") ?? "1",
-            size: size, numOutputs: typed.integer("num_outputs") ?? 1,
-            numInferenceSteps: steps, guidance: typed.number("guidance") ?? 3,
-            seed: typed.seed("seed"), outputFormat: format, outputQuality: typed.integer("output_quality") ?? 80,
-            loraScale: typed.number("lora_scale") ?? 1, goFast: typed.boolean("go_fast") ?? false,
-            promptStrength: strength,
-            disableSafetyChecker: typed.boolean("disable_safety_checker") ?? false
+            modelID: modelID, prompt: prompt, aspectRatio: ratio ?? SizeTable.input, megapixels: megapixels,
+            size: size, numOutputs: numOutputs, numInferenceSteps: steps, guidance: guidance,
+            seed: typed.seed(RunParameter.seed.rawValue), outputFormat: format, outputQuality: quality,
+            loraScale: loraScale, goFast: goFast, promptStrength: strength, disableSafetyChecker: disableSafety
         )
         // Stored only when on, so runs without it read back as they did before it existed.
-        if typed.boolean("turbo") == true { request.turbo = true }
+        if v.boolean(.turbo) == true { request.turbo = true }
         return (request, inputs)
     }
 }
 
+
+/// A run's parameter values as the pipeline takes them: the request's (or the model's default, which
+/// `ParameterSchema` fills in), else, for a parameter the model does not offer, the table's (`RunParameter`).
+struct PipelineValues {
+    let typed: TypedParameters
+
+    func string(_ p: RunParameter) -> String? {
+        if let s = typed.string(p.rawValue) { return s }
+        if case .string(let s)? = p.contract.absent { return s }
+        return nil
+    }
+
+    func integer(_ p: RunParameter) -> Int? {
+        if let n = typed.integer(p.rawValue) { return n }
+        if case .number(let n)? = p.contract.absent { return Int(n) }
+        return nil
+    }
+
+    func number(_ p: RunParameter) -> Double? {
+        if let d = typed.number(p.rawValue) { return d }
+        if case .number(let n)? = p.contract.absent { return n }
+        return nil
+    }
+
+    func boolean(_ p: RunParameter) -> Bool? {
+        if let b = typed.boolean(p.rawValue) { return b }
+        if case .bool(let b)? = p.contract.absent { return b }
+        return nil
+    }
+}
 
 extension RunRequest {
     /// Attaches the checked, stored inputs; the output takes the image's size (capped at 1440 a side, multiples
@@ -114,6 +146,6 @@ extension RunRequest {
         self.image = image
         self.mask = mask
         size = SizeTable.size(forInput: image.width, image.height)
-        aspectRatio = "input"
+        aspectRatio = SizeTable.input
     }
 }

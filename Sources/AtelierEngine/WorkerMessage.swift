@@ -11,6 +11,8 @@ public enum WorkerInbound: Sendable, Equatable {
     case shutdown
 }
 
+/// One run for the worker, every value explicit (the worker has no defaults of its own): each parameter of the
+/// run contract (`RunParameter`) under its `workerField`, and the batch key the server computed.
 public struct GenerateCommand: Sendable, Equatable, Codable {
     public struct Output: Sendable, Equatable, Codable {
         public var path: String
@@ -29,24 +31,26 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     public var guidance: Double
     public var loraScale: Double
     public var goFast: Bool
-    /// Sent only when the run asked for the step cache.
-    public var turbo: Bool?
+    /// The opt-in step cache.
+    public var turbo: Bool
     public var outputFormat: String
     public var outputQuality: Int
     public var outputs: [Output]
     /// False when the request set disable_safety_checker.
     public var safetyCheck: Bool
-    /// Image-to-image: the stored input image's path; inpainting adds the mask's. Absent for text-to-image.
+    /// Image-to-image: the stored input image's path; inpainting adds the mask's. Null for text-to-image.
     public var image: String?
     public var mask: String?
-    /// "transparent" when the mask repaints its transparent pixels (OpenAI's convention); absent: white repaints.
-    public var maskConvention: String?
-    /// prompt_strength, sent with an image only.
-    public var strength: Double?
+    /// Which mask pixels are repainted: "white" (this API's convention) or "transparent" (OpenAI's).
+    public var maskConvention: String
+    /// prompt_strength: how much of the input image is denoised (1 without one).
+    public var strength: Double
     /// The catalog model to run: the worker swaps in its LoRA (or runs the base alone).
     public var modelID: String
+    /// `RunRequest.batchKey`: the worker puts runs in one call only when their keys are equal; null: alone.
+    public var batchKey: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case type, prompt, width, height, guidance, outputs, image, mask, strength, turbo
         case modelID = "model_id"
         case maskConvention = "mask_convention"
@@ -57,6 +61,7 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
         case goFast = "go_fast"
         case outputFormat = "output_format"
         case outputQuality = "output_quality"
+        case batchKey = "batch_key"
     }
 
     /// `inputPaths`: where the run's image (and mask) are stored, in that order.
@@ -71,17 +76,44 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
         guidance = r.guidance
         loraScale = r.loraScale
         goFast = r.goFast
-        turbo = r.turbo == true ? true : nil
+        turbo = r.turbo == true
         outputFormat = r.outputFormat.rawValue
         outputQuality = r.outputQuality
         outputs = zip(paths, r.seeds(base: job.seed)).map { Output(path: $0, seed: $1) }
         safetyCheck = !r.disableSafetyChecker
+        strength = r.promptStrength
+        maskConvention = InputImage.MaskConvention.white.rawValue
+        batchKey = r.batchKey
         if r.image != nil, let imagePath = inputPaths.first {
             image = imagePath
             mask = r.mask != nil && inputPaths.count > 1 ? inputPaths[1] : nil
-            if mask != nil, let convention = r.mask?.convention, convention != .white { maskConvention = convention.rawValue }
-            strength = r.promptStrength
+            if mask != nil, let convention = r.mask?.convention { maskConvention = convention.rawValue }
         }
+    }
+
+    /// Every field written, nulls included: the worker reads each one and assumes none.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(jobID, forKey: .jobID)
+        try c.encode(prompt, forKey: .prompt)
+        try c.encode(width, forKey: .width)
+        try c.encode(height, forKey: .height)
+        try c.encode(numInferenceSteps, forKey: .numInferenceSteps)
+        try c.encode(guidance, forKey: .guidance)
+        try c.encode(loraScale, forKey: .loraScale)
+        try c.encode(goFast, forKey: .goFast)
+        try c.encode(turbo, forKey: .turbo)
+        try c.encode(outputFormat, forKey: .outputFormat)
+        try c.encode(outputQuality, forKey: .outputQuality)
+        try c.encode(outputs, forKey: .outputs)
+        try c.encode(safetyCheck, forKey: .safetyCheck)
+        try c.encode(image, forKey: .image)
+        try c.encode(mask, forKey: .mask)
+        try c.encode(maskConvention, forKey: .maskConvention)
+        try c.encode(strength, forKey: .strength)
+        try c.encode(modelID, forKey: .modelID)
+        try c.encode(batchKey, forKey: .batchKey)
     }
 }
 

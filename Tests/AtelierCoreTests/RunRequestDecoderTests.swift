@@ -18,9 +18,9 @@ import Testing
         "megapixels": .string("1"), "seed": .string(""),
     ]
 
-    func problems(_ raw: [String: ParameterValue]) -> [ParameterProblem] {
+    func problems(_ raw: [String: ParameterValue], _ decoder: RunRequestDecoder? = nil) -> [ParameterProblem] {
         do {
-            _ = try decoder.decode(raw)
+            _ = try (decoder ?? self.decoder).decode(raw)
             return []
         } catch {
             if case .invalidParameters(let p) = error { return p }
@@ -75,7 +75,9 @@ import Testing
     @Test func apiKeyInTheBodyIsNotAParameterProblem() throws {
         var raw = Self.seed
         raw["api_key"] = .string("atl_x")
-        _ = try decoder.decode(raw)
+        #expect(problems(raw).isEmpty)
+        // The key is the HTTP layer's: it changes nothing in the run.
+        #expect(try decoder.decode(raw) == decoder.decode(Self.seed))
     }
 
     @Test func badAspectRatioMessageNamesEveryChoice() {
@@ -109,26 +111,52 @@ import Testing
         #expect(p.allSatisfy { $0.code == "required" })
     }
 
+    /// A model that narrows steps to 4 and drops most parameters: what it does not offer runs at the table's
+    /// value (go_fast off, LoRA at full strength, one image), what it narrows is refused outside its bounds.
     @Test func aSecondModelWithAnotherParameterSetNeedsOnlyACatalogEntry() throws {
         var small = try RepositoryCatalog.entry()
         small.id = "flux-small"
-        small.parameters = small.parameters.filter { ["prompt", "aspect_ratio", "output_format"].contains($0.name) }
-        if let i = small.parameters.firstIndex(where: { $0.name == "aspect_ratio" }) {
-            small.parameters[i].choices = ["1:1"]
+        small.parameters = small.parameters.filter {
+            ["prompt", "aspect_ratio", "output_format", "output_quality", "guidance", "num_inference_steps"].contains($0.name)
         }
+        if let i = small.parameters.firstIndex(where: { $0.name == "aspect_ratio" }) { small.parameters[i].choices = ["1:1"] }
+        if let i = small.parameters.firstIndex(where: { $0.name == "num_inference_steps" }) {
+            small.parameters[i].minimum = 1
+            small.parameters[i].maximum = 4
+            small.parameters[i].defaultValue = .number(4)
+        }
+        #expect(RunParameter.problems(in: small).isEmpty)
         let decoder = RunRequestDecoder(catalog: ModelCatalog([small]))
         var raw: [String: ParameterValue] = ["model_id": .string("flux-small"), "prompt": .string("p"), "aspect_ratio": .string("1:1")]
         let r = try decoder.decode(raw)
-        #expect(r.size == ImageSize(width: 1024, height: 1024) && r.numInferenceSteps == 28 && !r.goFast)
-        raw["num_inference_steps"] = .string("4")
+        #expect(r.size == ImageSize(width: 1024, height: 1024) && r.numInferenceSteps == 4 && !r.goFast && r.loraScale == 1)
+        #expect(r.numOutputs == 1 && r.megapixels == "1" && r.promptStrength == 1 && !r.disableSafetyChecker && r.turbo == nil)
+        raw["num_inference_steps"] = .string("8")
         raw["aspect_ratio"] = .string("16:9")
-        do {
-            _ = try decoder.decode(raw)
-            Issue.record("accepted a parameter the model does not define")
-        } catch {
-            guard case .invalidParameters(let p) = error else { Issue.record("\(error)"); return }
-            #expect(Set(p.map(\.code)) == ["unknown_parameter", "invalid_choice"])
+        raw["lora_scale"] = .string("0.5")
+        #expect(Set(problems(raw, decoder).map(\.code)) == ["out_of_range", "invalid_choice", "unknown_parameter"])
+    }
+
+    /// A model file may narrow the pipeline's parameters, never invent or widen one: each departure is named.
+    @Test func modelFilesThePipelineCannotRunAreRefused() throws {
+        let entry = try RepositoryCatalog.entry()
+        #expect(RunParameter.problems(in: entry).isEmpty)
+        func problems(_ change: (inout [ParameterDefinition]) -> Void) -> [String] {
+            var e = entry
+            change(&e.parameters)
+            return RunParameter.problems(in: e)
         }
+        func index(_ name: String, _ parameters: [ParameterDefinition]) -> Int { parameters.firstIndex { $0.name == name }! }
+        let invented = problems { $0.append(ParameterDefinition(name: "style_strength", kind: .number, defaultValue: .number(1))) }
+        #expect(invented.count == 1 && invented[0].contains("\"style_strength\" is not one the pipeline runs"))
+        #expect(problems { $0.removeAll { $0.name == "guidance" } }.first?.contains("\"guidance\" is missing") == true)
+        #expect(problems { $0[index("seed", $0)].kind = .integer }.first?.contains("kind seed") == true)
+        #expect(problems { $0[index("aspect_ratio", $0)].choices?.append("7:3") }.first?.contains("\"7:3\"") == true)
+        #expect(problems { $0[index("output_quality", $0)].maximum = 101 }.first?.contains("within 0…100") == true)
+        #expect(problems { $0[index("num_inference_steps", $0)].defaultValue = .number(99) }.first?.contains("default") == true)
+        #expect(problems { $0.removeAll { ["width", "height"].contains($0.name) } }.first?.contains("custom") == true)
+        #expect(problems { $0.removeAll { $0.name == "image" } }.first?.contains("mask") == true)
+        #expect(problems { $0.removeAll { ["lora_scale", "mask", "go_fast", "turbo", "seed", "num_outputs", "megapixels"].contains($0.name) } }.isEmpty)
     }
 
     @Test func unknownParameterSuggestsTheNearestName() {

@@ -87,6 +87,19 @@ import Testing
         let decodedFixture = try JSONDecoder().decode(GenerateCommand.self, from: Data(line("generate").utf8))
         let decodedSent = try JSONDecoder().decode(GenerateCommand.self, from: data)
         #expect(decodedSent == decodedFixture)
+        #expect(decodedFixture.batchKey == request.batchKey && decodedFixture.batchKey != nil)
+    }
+
+    /// Every parameter of the run contract reaches the worker under the field the table names: a parameter the
+    /// table gains without a field in the generate message fails here.
+    @Test func everyRunParameterHasItsWorkerField() throws {
+        let fixture = try JSONSerialization.jsonObject(with: Data(line("generate_inpaint").utf8)) as! [String: Any]
+        for parameter in RunParameter.allCases {
+            for field in parameter.contract.workerField.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                #expect(fixture.keys.contains(field), "\(parameter.rawValue) → \(field)")
+                #expect(GenerateCommand.CodingKeys.allCases.map(\.stringValue).contains(field), "\(parameter.rawValue) → \(field)")
+            }
+        }
     }
 
     /// An inpainting run whose mask follows OpenAI's convention (transparent = repaint) says so to the worker.
@@ -109,11 +122,11 @@ import Testing
         let fixture = try JSONDecoder().decode(GenerateCommand.self, from: Data(line("generate_inpaint").utf8))
         #expect(try JSONDecoder().decode(GenerateCommand.self, from: WorkerInbound.generate(command).encodedLine()) == fixture)
         #expect(fixture.maskConvention == "transparent")
-        // The default convention is not sent at all: older workers read such a line as before.
+        // A mask without a convention of its own is this API's: white repaints, and the worker is told so.
         mask.convention = nil
         request.attach(image: input("1a2b.png"), mask: mask)
         let plain = Job(id: 1, accountID: 1, request: request, outputNames: ["x.png"], createdAt: Date())
-        #expect(GenerateCommand(job: plain, paths: ["x"], inputPaths: ["a", "b"]).maskConvention == nil)
+        #expect(GenerateCommand(job: plain, paths: ["x"], inputPaths: ["a", "b"]).maskConvention == "white")
     }
 
     /// The server's cancel line is exactly the fixture the worker's tests parse.

@@ -56,14 +56,12 @@ def test_a_second_model_file_appears_with_its_own_parameters(tmp_path) -> None:
     import json
 
     from .conftest import BIN, REPO
+    from .test_models import plain_parameters
 
     models = tmp_path / "models"
     models.mkdir()
     first = json.loads((REPO / "models" / "flux-cute-3d-kawaii.json").read_text())
-    second = {**first, "id": "flux-plain", "title": "FLUX plain",
-              "parameters": [p for p in first["parameters"] if p["name"] not in ("lora_scale", "mask")]
-              + [{"name": "style_strength", "kind": "number", "minimum": 0, "maximum": 2, "default": 1,
-                  "description": "How strong the style is."}]}
+    second = {**first, "id": "flux-plain", "title": "FLUX plain", "parameters": plain_parameters(first)}
     (models / "flux-cute-3d-kawaii.json").write_text(json.dumps(first))
     (models / "flux-plain.json").write_text(json.dumps(second))
     out = subprocess.run([BIN, "openapi", "--models-dir", str(models), "--replicate-owner", "studio"],
@@ -72,10 +70,9 @@ def test_a_second_model_file_appears_with_its_own_parameters(tmp_path) -> None:
     validate(doc)
     schemas = doc["components"]["schemas"]
     own = schemas["ModelInput_flux-plain"]["properties"]
-    assert "style_strength" in own and own["style_strength"]["oneOf"][0]["maximum"] == 2
+    assert own["num_inference_steps"]["oneOf"][0]["maximum"] == 8
     assert "lora_scale" not in own and "mask" not in own
-    assert "style_strength" not in schemas["ModelInput_flux-cute-3d-kawaii"]["properties"]
+    assert "lora_scale" in schemas["ModelInput_flux-cute-3d-kawaii"]["properties"]
     assert schemas["RunInput"]["properties"]["model_id"]["enum"] == ["flux-cute-3d-kawaii", "flux-plain"]
     assert schemas["ModelName"]["enum"] == ["flux-cute-3d-kawaii", "flux-plain"] and schemas["ModelOwner"]["enum"] == ["studio"]
-    assert "style_strength" in schemas["OpenAIImageGeneration"]["properties"]
     assert {"/v1/images/generations", "/v1/models/{owner}/{name}/predictions", "/api/v4/run"} <= set(doc["paths"])

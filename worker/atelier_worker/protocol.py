@@ -24,6 +24,9 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class GenerateRequest:
+    """One run, every value sent by the server (the run contract's table, RunParameter.swift): the worker has no
+    defaults of its own, so a value the server did not send is a protocol error, never a silent guess."""
+
     job_id: str
     prompt: str
     width: int
@@ -35,18 +38,19 @@ class GenerateRequest:
     output_format: str
     output_quality: int
     outputs: list[OutputSpec]
-    # False when the request set disable_safety_checker; absent in older servers' messages: check.
-    safety_check: bool = True
-    # Image-to-image: path of the stored input image; inpainting adds the mask (white = repaint).
-    image: str | None = None
-    mask: str | None = None
+    safety_check: bool  # False when the request set disable_safety_checker
+    # Image-to-image: path of the stored input image (None: text-to-image); inpainting adds the mask.
+    image: str | None
+    mask: str | None
     # Which mask pixels are repainted: "white" (this API's convention) or "transparent" (OpenAI's Images API).
-    mask_convention: str = "white"
-    strength: float = 0.8  # prompt_strength; only read with an image
-    # Which of the worker's models (catalog ids) runs; absent: its first.
-    model_id: str | None = None
-    # The opt-in step cache (First Block Cache); absent: off.
-    turbo: bool = False
+    mask_convention: str
+    strength: float  # prompt_strength; read only with an image
+    # Which of the worker's models (catalog ids) runs; None: its only one.
+    model_id: str | None
+    turbo: bool  # the opt-in step cache (First Block Cache)
+    # The server's batch key (RunRequest.batchKey): runs share a pipeline call only when theirs are equal; None:
+    # this run goes alone. The worker never computes one.
+    batch_key: str | None
 
     def validate(self) -> None:
         problems = []
@@ -129,6 +133,13 @@ def parse_inbound(line: str) -> Inbound:
     return _parse_generate(obj)
 
 
+def _nullable(obj: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    """A field that must be sent, as null or a value of `kind`."""
+    if key not in obj:
+        raise ProtocolError(f"missing field {key!r}")
+    return None if obj[key] is None else _need(obj, key, kind)
+
+
 def _parse_generate(obj: dict[str, Any]) -> GenerateRequest:
     outputs_raw = _need(obj, "outputs", list)
     outputs = []
@@ -148,13 +159,14 @@ def _parse_generate(obj: dict[str, Any]) -> GenerateRequest:
         output_format=_need(obj, "output_format", str),
         output_quality=_need(obj, "output_quality", int),
         outputs=outputs,
-        safety_check=bool(_need(obj, "safety_check", bool)) if "safety_check" in obj else True,
-        image=_need(obj, "image", str) if obj.get("image") is not None else None,
-        mask=_need(obj, "mask", str) if obj.get("mask") is not None else None,
-        mask_convention=_need(obj, "mask_convention", str) if obj.get("mask_convention") is not None else "white",
-        strength=float(_need(obj, "strength", (int, float))) if obj.get("strength") is not None else 0.8,
-        model_id=_need(obj, "model_id", str) if obj.get("model_id") is not None else None,
-        turbo=bool(_need(obj, "turbo", bool)) if obj.get("turbo") is not None else False,
+        safety_check=_need(obj, "safety_check", bool),
+        image=_nullable(obj, "image", str),
+        mask=_nullable(obj, "mask", str),
+        mask_convention=_need(obj, "mask_convention", str),
+        strength=float(_need(obj, "strength", (int, float))),
+        model_id=_nullable(obj, "model_id", str),
+        turbo=_need(obj, "turbo", bool),
+        batch_key=_nullable(obj, "batch_key", str),
     )
 
 

@@ -382,7 +382,7 @@ class Runner:
         serves them: it is warmed up for one image per call, and a batch would run eager instead (slower)."""
         if not batchable(reqs):
             return False
-        return not self._choose(reqs[0], batched=False)[0].fast and not reqs[0].turbo
+        return not self._choose(reqs[0], batched=False)[0].fast
 
     def _deliver(self, req: GenerateRequest, pictures: list[Any], choice: PathChoice, inference_ms: float,
                  batch_size: int) -> Result:
@@ -431,10 +431,7 @@ class Runner:
 
 
 def batchable(reqs: list[GenerateRequest]) -> bool:
-    """Whether these runs can share one pipeline call: the fields the call's tensors depend on are equal (the
-    server's RunRequest.batchKey), and none has an input image."""
-    def key(r: GenerateRequest) -> tuple[Any, ...]:
-        return (r.model_id, r.width, r.height, r.num_inference_steps, r.guidance, r.lora_scale, r.go_fast)
-
-    # turbo runs alone: the cache decides per call, so sharing one would change each run's image.
-    return all(r.image is None and not r.turbo for r in reqs) and len({key(r) for r in reqs}) == 1
+    """Whether these runs can share one pipeline call: the server gave them the same batch key (RunRequest.batchKey
+    decides which fields the call depends on, and gives none to a run with an input image or turbo)."""
+    keys = {r.batch_key for r in reqs}
+    return None not in keys and len(keys) == 1

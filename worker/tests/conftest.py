@@ -13,6 +13,18 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "contracts" / "fixtures"
 
 
+def generate_request(**fields):
+    """A `generate` message as the server sends it (contracts/fixtures/generate.json) with these fields changed:
+    the worker has no defaults, so tests start from the contract's own example. No batch key unless given (the
+    run goes alone, as the server's key says for any run a test does not batch on purpose) and no model id (the
+    worker's only model) unless given."""
+    from dataclasses import replace
+
+    from atelier_worker.protocol import parse_inbound
+
+    return replace(parse_inbound((FIXTURES / "generate.json").read_text()), **{"batch_key": None, "model_id": None, **fields})
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random FLUX pipeline and LoRA, built once per test session by the real builder."""

@@ -11,7 +11,7 @@ import pytest
 from atelier_worker.protocol import GenerateRequest, OutputSpec, ProtocolError
 from atelier_worker.runner import Runner
 
-from .conftest import multi_model_runner
+from .conftest import multi_model_runner, generate_request
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def request(tmp: Path, name: str, model_id: str | None, **overrides) -> Generate
                   lora_scale=1.0, go_fast=False, output_format="png", output_quality=80,
                   outputs=[OutputSpec(path=str(tmp / f"{name}.png"), seed=5)], model_id=model_id)
     fields.update(overrides)
-    return GenerateRequest(**fields)
+    return generate_request(**fields)
 
 
 def digest(result) -> str:

@@ -18,6 +18,8 @@ from atelier_worker.protocol import GenerateRequest, OutputSpec, PathStatus
 from atelier_worker.runner import ModelSpec, Runner, RunnerOptions
 from atelier_worker.warmup import CompiledPath, WarmState
 
+from .conftest import generate_request
+
 HOPPER = DeviceCapabilities(cuda=True, compute_capability=(9, 0), torchao=True)
 COMPILED_NO_FP8 = Optimizations(fp8_weights=False, channels_last_vae=False, fuse_qkv=False)
 SIZES = ((64, 64), (96, 64), (64, 96))
@@ -43,7 +45,7 @@ def request(tmp: Path, name: str, width: int = 64, height: int = 64, **overrides
                   guidance=3.0, lora_scale=1.0, go_fast=True, output_format="png", output_quality=80,
                   outputs=[OutputSpec(path=str(tmp / f"{name}.png"), seed=5)])
     fields.update(overrides)
-    return GenerateRequest(**fields)
+    return generate_request(**fields)
 
 
 def test_requests_run_eager_while_the_compiled_paths_warm_then_compiled_at_warm_sizes(tiny_dir: Path, tmp_path: Path) -> None:
@@ -190,8 +192,9 @@ def check_turbo(runner: Runner, tmp_path: Path) -> None:
     assert cached[1] != plain[1]  # steps were skipped: the cache is lossy
     assert image("t2", turbo=True) == cached  # the same seed, size and path: the same bytes
     assert image("plain2") == plain  # the uncached pipeline is untouched by the cache's hooks
+    # The server gives turbo runs no batch key (RunRequest.batchKey), so the worker runs them alone.
     turbo_runs = [request(tmp_path, f"b{i}", go_fast=False, turbo=True) for i in range(2)]
-    assert not runner.can_batch(turbo_runs)
+    assert all(r.batch_key is None for r in turbo_runs) and not runner.can_batch(turbo_runs)
 
 
 def test_the_frames_compiled_do_not_grow_with_the_number_of_blocks() -> None:

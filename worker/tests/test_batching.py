@@ -28,7 +28,7 @@ def job(tmp: Path, job_id: str, prompt: str, seeds: list[int], **overrides) -> d
     gen.update(job_id=job_id, prompt=prompt, width=64, height=64, num_inference_steps=3, output_format="png",
                outputs=[{"path": str(tmp / f"{job_id}-{s}.png"), "seed": s} for s in seeds])
     gen.update(overrides)
-    gen.pop("model_id")  # the session's runner serves one model under its own name
+    gen["model_id"] = None  # the session's runner serves one model under its own name
     return gen
 
 
@@ -90,7 +90,8 @@ def test_a_batch_whose_jobs_are_all_canceled_stops_early(runner, tmp_path: Path)
 
 def test_jobs_that_cannot_share_a_call_run_one_by_one(runner, tmp_path: Path) -> None:
     a = job(tmp_path, "a", "Cute 3d Kawaii, a cat", [1])
-    b = job(tmp_path, "b", "Cute 3d Kawaii, a dog", [2], width=128)
+    # The server gives runs of another size another batch key; the worker goes by the key alone.
+    b = job(tmp_path, "b", "Cute 3d Kawaii, a dog", [2], width=128, batch_key="flux-cute-3d-kawaii|128x64|3|3.0|1.0|true")
     bad = job(tmp_path, "c", "", [3])
     got = ends(run_lines(runner, [batch_line(a, b, bad), '{"type":"shutdown"}']))
     assert got["a"]["batch_size"] == got["b"]["batch_size"] == 1

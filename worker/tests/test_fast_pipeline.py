@@ -16,7 +16,7 @@ from atelier_worker.protocol import GenerateRequest, OutputSpec
 from atelier_worker.runner import Runner
 from atelier_worker.warmup import CompiledPath, WarmState
 
-from .conftest import multi_model_runner
+from .conftest import multi_model_runner, generate_request
 
 NO_FP8 = Optimizations(fp8_weights=False, compile_transformer=False, channels_last_vae=False)
 HOPPER = DeviceCapabilities(cuda=True, compute_capability=(9, 0), torchao=True)
@@ -41,7 +41,7 @@ def request(tmp: Path, name: str, **overrides) -> GenerateRequest:
                   lora_scale=1.0, go_fast=False, output_format="png", output_quality=80,
                   outputs=[OutputSpec(path=str(tmp / f"{name}.png"), seed=5)], model_id="kawaii")
     fields.update(overrides)
-    return GenerateRequest(**fields)
+    return generate_request(**fields)
 
 
 def run(r: Runner, req: GenerateRequest) -> tuple[str, str]:
@@ -112,7 +112,7 @@ def test_the_compiled_path_does_not_recompile_on_a_switch_or_a_new_scale(two_pat
 
 def test_go_fast_runs_are_not_batched_on_the_compiled_path(two_paths: Runner, tmp_path: Path) -> None:
     """The compiled transformer is warmed up for one image per call; a batch would recompile in a request."""
-    fast = [request(tmp_path, f"b{i}", go_fast=True, outputs=[OutputSpec(str(tmp_path / f"b{i}.png"), i)]) for i in range(2)]
+    fast = [request(tmp_path, f"b{i}", go_fast=True, outputs=[OutputSpec(str(tmp_path / f"b{i}.png"), i)], batch_key="k") for i in range(2)]
     standard = [replace(r, go_fast=False) for r in fast]
     assert not two_paths.can_batch(fast)
     assert two_paths.can_batch(standard)

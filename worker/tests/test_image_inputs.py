@@ -4,6 +4,7 @@ loaded components, strength, determinism, mask resizing, undecodable inputs."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from PIL import Image
 from atelier_worker.fastpath import DeviceCapabilities, choose_path
 from atelier_worker.protocol import GenerateRequest, OutputSpec, ProtocolError, parse_inbound
 from atelier_worker.runner import InputUnreadable, image_to_image_steps, load_inputs
+
+from .conftest import generate_request
 
 
 def gradient(path: Path, size: tuple[int, int], fmt: str = "PNG") -> str:
@@ -36,7 +39,7 @@ def request(tmp: Path, name: str, **overrides) -> GenerateRequest:
         output_quality=80, outputs=[OutputSpec(path=str(tmp / f"{name}.png"), seed=7)],
     )
     fields.update(overrides)
-    return GenerateRequest(**fields)
+    return generate_request(**fields)
 
 
 def digest(path: str) -> str:
@@ -99,16 +102,13 @@ def test_a_transparent_mask_repaints_its_transparent_pixels(tmp_path: Path) -> N
 
 
 def test_protocol_reads_and_checks_the_mask_convention() -> None:
-    base = ('{"type":"generate","job_id":"1","prompt":"p","width":64,"height":64,"num_inference_steps":2,'
-            '"guidance":3,"lora_scale":1,"go_fast":false,"output_format":"png","output_quality":80,'
-            '"outputs":[{"path":"/tmp/x.png","seed":1}],"image":"/tmp/in.png","mask":"/tmp/m.png"')
-    assert parse_inbound(base + "}").mask_convention == "white"
     fixture = Path(__file__).resolve().parents[2] / "contracts" / "fixtures" / "generate_inpaint.json"
     req = parse_inbound(fixture.read_text())
     assert req.mask_convention == "transparent" and req.mask and req.image
-    assert parse_inbound(base + ',"mask_convention":"transparent"}').mask_convention == "transparent"
+    line = json.loads(fixture.read_text())
+    assert parse_inbound(json.dumps({**line, "mask_convention": "white"})).mask_convention == "white"
     with pytest.raises(ProtocolError, match="mask_convention"):
-        parse_inbound(base + ',"mask_convention":"black"}').validate()
+        parse_inbound(json.dumps({**line, "mask_convention": "black"})).validate()
 
 
 def test_an_undecodable_input_is_reported_not_crashed(runner, tmp_path: Path) -> None:
@@ -133,13 +133,12 @@ def test_go_fast_falls_back_with_an_image() -> None:
 
 
 def test_protocol_reads_image_mask_and_strength() -> None:
-    line = ('{"type":"generate","job_id":"1","prompt":"p","width":64,"height":64,"num_inference_steps":2,'
-            '"guidance":3,"lora_scale":1,"go_fast":false,"output_format":"png","output_quality":80,'
-            '"outputs":[{"path":"/tmp/x.png","seed":1}],"image":"/tmp/in.png","mask":"/tmp/m.png","strength":0.5}')
-    req = parse_inbound(line)
+    fixture = json.loads((Path(__file__).resolve().parents[2] / "contracts" / "fixtures" / "generate_inpaint.json").read_text())
+    line = {**fixture, "image": "/tmp/in.png", "mask": "/tmp/m.png", "strength": 0.5}
+    req = parse_inbound(json.dumps(line))
     assert isinstance(req, GenerateRequest) and (req.image, req.mask, req.strength) == ("/tmp/in.png", "/tmp/m.png", 0.5)
     with pytest.raises(ProtocolError, match="mask needs image"):
-        parse_inbound(line.replace('"image":"/tmp/in.png",', "")).validate()
+        parse_inbound(json.dumps({**line, "image": None})).validate()
 
 
 def test_prompt_cache_gives_the_same_images(runner, tmp_path: Path) -> None:

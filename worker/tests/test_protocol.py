@@ -47,7 +47,21 @@ def test_generate_batch_fixture_parses_to_its_jobs() -> None:
     assert [j.job_id for j in batch.jobs] == ["212121212121212", "212121212121213"]
     assert [len(j.outputs) for j in batch.jobs] == [1, 2]
     assert batchable(batch.jobs)
-    assert not batchable([batch.jobs[0], replace(batch.jobs[1], width=512)])
+    # The server's key decides (the worker computes none): another key, or none, and the runs go alone.
+    assert not batchable([batch.jobs[0], replace(batch.jobs[1], batch_key="flux-cute-3d-kawaii|512x512|28|3.0|1.0|true")])
+    assert not batchable([replace(j, batch_key=None) for j in batch.jobs])
+
+
+@pytest.mark.parametrize("fixture", ["generate", "generate_inpaint"])
+def test_a_generate_line_without_any_of_its_fields_is_refused(fixture: str) -> None:
+    # The worker has no defaults: every field the server sends is required, nulls included.
+    full = json.loads((FIXTURES / f"{fixture}.json").read_text())
+    assert isinstance(parse_inbound(json.dumps(full)), GenerateRequest)
+    for field in full:
+        if field == "type":
+            continue
+        with pytest.raises(ProtocolError, match=field):
+            parse_inbound(json.dumps({k: v for k, v in full.items() if k != field}))
 
 
 def test_an_empty_batch_is_a_protocol_error() -> None:
@@ -123,7 +137,3 @@ def test_not_json_is_a_protocol_error() -> None:
         parse_inbound("{nope")
 
 
-def test_safety_check_defaults_to_on_when_absent() -> None:
-    obj = json.loads((FIXTURES / "generate.json").read_text())
-    del obj["safety_check"]
-    assert parse_inbound(json.dumps(obj)).safety_check is True

@@ -14,6 +14,8 @@ from atelier_worker.protocol import GenerateRequest, OutputSpec
 from atelier_worker.runner import ModelSpec, Runner, RunnerOptions, WeightsMissing, resolve_base, resolve_lora_ref
 from atelier_worker.tiny import TINY_LORA_KEYS_PREFIX, _clip_vocab, _t5_vocab
 
+from .conftest import generate_request
+
 
 def request(tmp: Path, name: str, **overrides) -> GenerateRequest:
     fields = dict(
@@ -22,7 +24,7 @@ def request(tmp: Path, name: str, **overrides) -> GenerateRequest:
         output_quality=80, outputs=[OutputSpec(path=str(tmp / f"{name}.webp"), seed=42)],
     )
     fields.update(overrides)
-    return GenerateRequest(**fields)
+    return generate_request(**fields)
 
 
 def digest(path: str) -> str:

@@ -11,9 +11,11 @@ from atelier_worker.protocol import GenerateRequest, OutputSpec
 from atelier_worker.runner import AllImagesFlagged
 from atelier_worker.safety import SafetySpecError, SeedRuleChecker, load_checker
 
+from .conftest import generate_request
+
 
 def req(tmp: Path, seeds: list[int], safety_check: bool = True) -> GenerateRequest:
-    return GenerateRequest(
+    return generate_request(
         job_id="s", prompt="Cute 3d Kawaii cup", width=256, height=256, num_inference_steps=2, guidance=3.0,
         lora_scale=1.0, go_fast=False, output_format="webp", output_quality=80,
         outputs=[OutputSpec(str(tmp / f"{s}.webp"), s) for s in seeds], safety_check=safety_check,

@@ -19,18 +19,14 @@ struct OpenAIImageRequest: Sendable {
     /// OpenAI fields that mean nothing for a FLUX model: accepted (clients send them by default) and left out.
     static let ignored: Set<String> = ["user", "quality", "style", "moderation", "safety_identifier", "input_fidelity", "partial_images"]
 
-    /// Catalog parameters that OpenAI's own fields stand for here, refused under their catalog names (and aliases)
-    /// so that a request says each thing once.
-    static let coveredByOpenAI = [
-        "num_outputs": "n", "output_quality": "output_compression", "aspect_ratio": "size", "width": "size", "height": "size",
-        "megapixels": "size",
-    ]
+    /// Catalog parameters that OpenAI's own fields stand for here (the run contract's `dialectNames`), refused under
+    /// their catalog names (and aliases) so that a request says each thing once.
+    static let coveredByOpenAI: [String: String] = Dictionary(uniqueKeysWithValues: RunParameter.allCases.compactMap { p in
+        p.contract.dialectNames["openai"].map { (p.rawValue, $0) }
+    })
 
     /// The catalog parameter a dialect field became, for errors: a problem with `num_outputs` is reported as `n`.
-    static let clientNames = [
-        "num_outputs": "n", "output_quality": "output_compression", "model_id": "model",
-        "aspect_ratio": "size", "megapixels": "size", "width": "size", "height": "size",
-    ]
+    static let clientNames = coveredByOpenAI.merging(["model_id": "model"]) { $1 }
 
     init(_ fields: [String: ParameterValue], catalog: ModelCatalog) throws {
         var rest = fields
@@ -48,7 +44,8 @@ struct OpenAIImageRequest: Sendable {
             throw AtelierError.invalid(name, "unknown_parameter", "\(name) is not a field of this API; send \(openAIName)")
         }
         // Their catalog names were refused above, so the renames cannot collide.
-        for (name, catalogName) in [("n", "num_outputs"), ("output_compression", "output_quality")] {
+        // (size is translated below: it stands for four parameters at once.)
+        for (catalogName, name) in Self.coveredByOpenAI where name != "size" {
             if let value = rest.removeValue(forKey: name) { rest[catalogName] = value }
         }
         // OpenAI's default is PNG (the catalog's is WebP): its clients decode b64_json expecting it. (jpeg is the
