@@ -52,7 +52,7 @@ public enum AtelierError: Error, Sendable, Equatable {
     /// The request conflicts with the run's state (e.g. canceling a run that already finished).
     case conflict(code: String, message: String)
     /// The run ended without an image; `code` is the worker's or engine's reason.
-    case runFailed(code: String, message: String)
+    case runFailed(code: RunFailureCode, message: String)
     /// A dialect that answers only with the finished images (OpenAI's) waited its whole window: the run goes on
     /// and is charged when it ends, so the client must not send it again.
     case stillRunning(requestID: Int64, seconds: Int)

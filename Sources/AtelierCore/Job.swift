@@ -57,9 +57,9 @@ public struct JobResult: Sendable, Equatable, Codable {
 }
 
 public struct JobFailure: Sendable, Equatable, Codable {
-    public var code: String
+    public var code: RunFailureCode
     public var message: String
-    public init(code: String, message: String) {
+    public init(code: RunFailureCode, message: String) {
         self.code = code
         self.message = message
     }

@@ -53,56 +53,56 @@ extension WorkerSupervisor {
                 for name in attemptNames { await storage.remove(name: name) }
                 logger.info("run \(job.id) finished after it was canceled or taken over; its images were discarded")
             }
-        case .failed(let e) where e.code == "canceled" && leaseLost.withLock({ $0.contains(job.id) }):
+        case .failed(let e) where RunFailureCode(worker: e.code) == .canceled && leaseLost.withLock({ $0.contains(job.id) }):
             // Stopped here because its lease could not be renewed, not by the client: another attempt runs it
             // (unless another node took it over already, and then this write is fenced).
             let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts, failure: JobFailure(
-                code: "worker_lost",
+                code: .workerLost,
                 message: "the server running this request lost its database connection \(config.maxAttempts) times; no image was made and nothing was charged"
             ), now: now)
             leaseLost.withLock { _ = $0.remove(job.id) }
             ended = outcome != .requeued
             logger.warning("run \(job.id): attempt \(attempt) stopped after its lease could not be renewed; \(outcome == .requeued ? "the run goes back to the queue" : "nothing changed")")
-        case .failed(let e) where e.code == "canceled":
+        case .failed(let e) where RunFailureCode(worker: e.code) == .canceled:
             // The store already holds the cancel; this changes nothing unless the job somehow still runs.
-            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(code: e.code, message: e.message), now: now)
+            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(code: .canceled, message: e.message), now: now)
             logger.info("run \(job.id) stopped by its worker after a cancel")
         case .failed(let e):
-            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(code: e.code, message: e.message), now: now)
+            _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(code: RunFailureCode(worker: e.code), message: e.message), now: now)
             logger.warning("run \(job.id) failed: \(e.code): \(e.message)")
         case .crashed(let status, let signaled, let log):
             if drainExpired.load(ordering: .relaxed) {
                 // Stopped by the drain timeout, not by the request: it does not count as an attempt.
                 let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: .max,
-                                                          failure: JobFailure(code: "server_stopped", message: ""), now: now)
+                                                          failure: JobFailure(code: .serverStopped, message: ""), now: now)
                 ended = outcome != .requeued
                 logger.warning("run \(job.id) was stopped by the drain timeout and goes back to the queue")
                 break
             }
             let how = signaled ? "was killed by signal \(status)" : "exited with status \(status)"
             let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts, failure: JobFailure(
-                code: "worker_crashed",
+                code: .workerCrashed,
                 message: "the worker running this request \(how) (attempt \(attempt) of \(config.maxAttempts)); no image was made and nothing was charged. Send the request again."
             ), now: now)
             ended = outcome != .requeued
             logger.error("worker \(how) during run \(job.id) (attempt \(attempt)); \(outcome == .requeued ? "the run goes back to the queue" : "the run failed"); last log lines:\n\(log.suffix(10).joined(separator: "\n"))")
         case .timedOut:
             _ = try await store.fail(id: job.id, attempt: attempt, failure: JobFailure(
-                code: "timeout",
+                code: .timeout,
                 message: "the run took longer than \(config.jobTimeout.components.seconds) s and was stopped; try fewer steps or a smaller size"
             ), now: now)
             logger.error("run \(job.id) overran \(config.jobTimeout); killing its worker")
         case .storageFailed(let why):
             for name in job.outputNames(forAttempt: attempt) { await storage.remove(name: name) }
             let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts, failure: JobFailure(
-                code: "storage_unavailable",
+                code: .storageUnavailable,
                 message: "the image store could not be reached to keep this request's images (attempt \(attempt) of \(config.maxAttempts)); nothing was charged. Send the request again."
             ), now: now)
             ended = outcome != .requeued
             logger.error("run \(job.id): \(why); \(outcome == .requeued ? "the run goes back to the queue" : "the run failed")")
         case .protocolBroken(let why):
             let outcome = try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: config.maxAttempts,
-                                                      failure: JobFailure(code: "worker_crashed", message: "the worker stopped answering: \(why)"), now: now)
+                                                      failure: JobFailure(code: .workerCrashed, message: "the worker stopped answering: \(why)"), now: now)
             ended = outcome != .requeued
             logger.error("run \(job.id): \(why)")
         }
@@ -122,7 +122,7 @@ extension WorkerSupervisor {
     private func countEnd(of job: Job) async {
         guard let stored = try? await store.job(id: job.id), stored.status.isTerminal else { return }
         let images = stored.status == .succeeded ? stored.result?.outputs.count ?? 0 : 0
-        metrics.runEnded(model: stored.request.modelID, status: stored.status.rawValue, code: stored.failure?.code ?? "",
+        metrics.runEnded(model: stored.request.modelID, status: stored.status.rawValue, code: stored.failure?.code.rawValue ?? "",
                          seconds: (stored.finishedAt ?? clock.now()).timeIntervalSince(stored.createdAt),
                          inferenceSeconds: stored.result.map { $0.inferenceMs / 1000 }, images: images,
                          charged: Int64(images) * stored.pricePerImage)

@@ -11,7 +11,7 @@ enum StorageProblem: Error {
     func outcome(jobID: Int64) -> WorkerSupervisor.Outcome {
         switch self {
         case .unavailable(let why): .storageFailed(why)
-        case .missing(let why): .failed(WorkerErrorReport(jobID: String(jobID), code: "storage_error", message: why))
+        case .missing(let why): .failed(WorkerErrorReport(jobID: String(jobID), code: RunFailureCode.storageError.rawValue, message: why))
         }
     }
 }

@@ -150,7 +150,7 @@ public final class WorkerSupervisor: Service, Sendable {
     private func recoverAbandoned(_ scope: LeaseScope) async throws -> RecoveryReport {
         let report = try await store.recoverAbandoned(
             scope, maxAttempts: config.maxAttempts,
-            failure: JobFailure(code: "worker_lost", message: "the worker running this request stopped \(config.maxAttempts) times; no image was made and nothing was charged"),
+            failure: JobFailure(code: .workerLost, message: "the worker running this request stopped \(config.maxAttempts) times; no image was made and nothing was charged"),
             now: clock.now()
         )
         for id in report.requeued { await events.jobRequeued(id) }
@@ -313,7 +313,7 @@ public final class WorkerSupervisor: Service, Sendable {
             var paths: [String] = []
             for name in job.outputNames(forAttempt: job.attempts) {
                 guard let path = storage.stagingPath(for: name) else {
-                    outcomes[job.id] = .failed(WorkerErrorReport(jobID: String(job.id), code: "storage_error", message: "invalid output name \(name)"))
+                    outcomes[job.id] = .failed(WorkerErrorReport(jobID: String(job.id), code: RunFailureCode.storageError.rawValue, message: "invalid output name \(name)"))
                     break
                 }
                 paths.append(path)

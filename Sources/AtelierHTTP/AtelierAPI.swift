@@ -208,7 +208,7 @@ public struct AtelierAPI: Sendable {
         view.cost = cost
         switch job.status {
         case .failed:
-            let failure = job.failure ?? JobFailure(code: "failed", message: "the run failed")
+            let failure = job.failure ?? JobFailure(code: .generationFailed, message: "the run failed")
             return ErrorMapping.response(for: .runFailed(code: failure.code, message: failure.message), run: view, extraHeaders: headers)
         case .succeeded, .canceled:
             return JSONResponse.make(status: .ok, SuccessEnvelope(data: view), headers: headers)

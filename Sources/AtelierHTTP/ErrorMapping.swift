@@ -84,15 +84,23 @@ public enum ErrorMapping {
         case .modelNotFound, .notFound: .notFound
         case .unavailable, .shuttingDown, .databaseUnavailable, .storageUnavailable: .serviceUnavailable
         case .conflict: .conflict
-        case .runFailed(let code, _):
-            // Infrastructure failures are worth retrying: 503. Every image flagged, or an input image that does not
-            // decode: the request's content, 422.
-            // A failure of the generation itself is a 500.
-            if ["worker_crashed", "worker_lost", "timeout", "server_restarted", "storage_unavailable"].contains(code) { .serviceUnavailable }
-            else if code == "safety_flagged" || code == "invalid_input" { .unprocessableContent }
-            else { .internalServerError }
+        case .runFailed(let code, _): status(for: code)
         case .stillRunning: .gatewayTimeout
         case .internalError: .internalServerError
+        }
+    }
+
+    /// A failed run's status, for every failure code (the switch is exhaustive: a new code needs its status here).
+    public static func status(for code: RunFailureCode) -> HTTPResponse.Status {
+        switch code {
+        // Infrastructure failures are worth retrying: 503.
+        case .workerCrashed, .workerLost, .timeout, .storageUnavailable, .serverStopped: .serviceUnavailable
+        // Every image flagged, or an input image that does not decode: the request's content, 422.
+        case .safetyFlagged, .invalidInput: .unprocessableContent
+        // Stopped by a cancel: the run's state, not the request, is in the way.
+        case .canceled: .conflict
+        // A failure of the generation itself.
+        case .invalidRequest, .generationFailed, .encodeFailed, .outOfMemory, .storageError: .internalServerError
         }
     }
 
@@ -131,7 +139,7 @@ public enum ErrorMapping {
         case .shuttingDown:
             Envelope(message: "the server is shutting down and takes no new runs; retry in a few seconds", error: .init(code: "shutting_down"))
         case .conflict(let code, let m): Envelope(message: m, error: .init(code: code))
-        case .runFailed(let code, let m): Envelope(message: m, error: .init(code: code), data: run)
+        case .runFailed(let code, let m): Envelope(message: m, error: .init(code: code.rawValue), data: run)
         case .stillRunning(let id, let seconds):
             Envelope(message: "run \(id) is still running after \(seconds) s; it goes on and is charged when it ends: read it with GET /api/v4/check?request_id=\(id) instead of sending the request again (a new request is a new run)",
                      error: .init(code: "still_running"))

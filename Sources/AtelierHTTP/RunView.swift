@@ -76,7 +76,7 @@ public struct RunView: Encodable, Sendable {
     }
 
     public struct RunError: Encodable, Sendable {
-        public var code: String
+        public var code: RunFailureCode
         public var message: String
         enum CodingKeys: String, CodingKey, CaseIterable { case code, message }
     }
@@ -240,7 +240,12 @@ extension RunView.Safety: DescribedType {
 
 extension RunView.RunError: DescribedType {
     public static var schema: JSONSchema {
-        .keyed(CodingKeys.self, required: [.code, .message]) { _ in .string() }
+        .keyed(CodingKeys.self, required: [.code, .message]) { key in
+            switch key {
+            case .code: .strings(RunFailureCode.allCases.map(\.rawValue))
+            case .message: .string()
+            }
+        }
     }
 }
 

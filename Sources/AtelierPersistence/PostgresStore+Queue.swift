@@ -123,7 +123,7 @@ extension PostgresStore {
         // Without an attempt (an engine-side failure before any claim) any live state may fail.
         let fence = Int64(attempt ?? -1)
         guard try await exists(c, """
-            UPDATE jobs SET status = 'failed', error_code = \(failure.code), error_message = \(failure.message),
+            UPDATE jobs SET status = 'failed', error_code = \(failure.code.rawValue), error_message = \(failure.message),
               finished_at = \(now), lease_expires_at = NULL
             WHERE id = \(id) AND ((\(fence) >= 0 AND status = 'running' AND attempts = \(fence))
                                   OR (\(fence) < 0 AND status IN ('queued', 'running')))

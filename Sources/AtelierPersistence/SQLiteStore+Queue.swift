@@ -105,7 +105,7 @@ extension SQLiteStore {
             UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?, finished_at = ?, lease_expires_at = NULL
             WHERE id = ? \(fence)
             """,
-            [.text(failure.code), .text(failure.message), .double(now.timeIntervalSince1970), .int(id)]
+            [.text(failure.code.rawValue), .text(failure.message), .double(now.timeIntervalSince1970), .int(id)]
         )
         guard c.changes == 1 else { return false }
         try settle(c, jobID: id, delivered: 0, now: now)

@@ -27,7 +27,7 @@ enum StoredRecords {
         let request = try decoder.decode(RunRequest.self, from: Data((r.text("parameters") ?? "{}").utf8))
         let names = try decoder.decode([String].self, from: Data((r.text("output_names") ?? "[]").utf8))
         let result = try r.text("result").map { try decoder.decode(JobResult.self, from: Data($0.utf8)) }
-        let failure = r.text("error_code").map { JobFailure(code: $0, message: r.text("error_message") ?? "") }
+        let failure = r.text("error_code").map { JobFailure(code: RunFailureCode(stored: $0), message: r.text("error_message") ?? "") }
         return Job(
             id: r.int("id") ?? 0,
             accountID: r.int("account_id") ?? 0,

@@ -53,7 +53,7 @@ struct RunsCommand: AsyncParsableCommand {
                 print(line([String(job.id), job.status.rawValue, job.request.modelID, accounts[job.accountID] ?? String(job.accountID),
                             RunsCommand.time(job.createdAt), RunsCommand.took(job).map { String(format: "%.1f", $0) } ?? "-",
                             String(job.attempts), String(RunsCommand.images(job)), MoneyText.format(RunsCommand.charged(job), currency),
-                            job.failure?.code ?? ""]))
+                            job.failure?.code.rawValue ?? ""]))
             }
             if rows.count == limit { print("(\(limit) shown; --limit for more)") }
         }
@@ -83,7 +83,7 @@ struct RunsCommand: AsyncParsableCommand {
                           ("encode", String(format: "%.0f ms", r.encodeMs)), ("batch", String(r.batchSize ?? 1)),
                           ("outputs", r.outputs.map(\.name).joined(separator: ", "))]
             }
-            if let f = job.failure { lines.append(("error", "\(f.code): \(f.message)")) }
+            if let f = job.failure { lines.append(("error", "\(f.code.rawValue): \(f.message)")) }
             lines += [("price", "\(MoneyText.format(job.pricePerImage, currency)) per image"),
                       ("held", job.status.isTerminal ? "-" : MoneyText.format(job.holdAmount, currency)),
                       ("charged", MoneyText.format(RunsCommand.charged(job), currency))]

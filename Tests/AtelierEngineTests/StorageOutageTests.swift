@@ -80,7 +80,7 @@ extension WorkerSupervisorTests {
             await supervisor.jobQueued()
             #expect(await supervisor.events.wait(job.id, timeout: .seconds(60)))
             let done = try #require(try await sqlite.job(id: job.id))
-            #expect(done.status == .failed && done.failure?.code == "storage_unavailable", "\(done.status) \(String(describing: done.failure))")
+            #expect(done.status == .failed && done.failure?.code == .storageUnavailable, "\(done.status) \(String(describing: done.failure))")
             #expect(try await sqlite.balance(accountID: job.accountID) == Balance(balance: 20, held: 0))
             for attempt in 1...2 {
                 for name in job.outputNames(forAttempt: attempt) { #expect(!FileManager.default.fileExists(atPath: storage.localPath(for: name)!)) }

@@ -105,7 +105,7 @@ import Testing
             await supervisor.jobQueued()
             #expect(await supervisor.events.wait(job.id, timeout: .seconds(30)))
             let failed = try #require(try await store.job(id: job.id))
-            #expect(failed.status == .failed && failed.failure?.code == "worker_crashed")
+            #expect(failed.status == .failed && failed.failure?.code == .workerCrashed)
             #expect(failed.failure?.message.contains("exited with status 1 (attempt 2 of 2)") == true)
             #expect(failed.attempts == 2)
             #expect(failed.failure?.message.contains("nothing was charged") == true)
@@ -156,7 +156,7 @@ import Testing
                 clock.advance(by: .seconds(2))
                 return try await store.job(id: job.id)?.status == .failed
             }
-            #expect(try await store.job(id: job.id)?.failure?.code == "timeout")
+            #expect(try await store.job(id: job.id)?.failure?.code == .timeout)
             try await waitUntil {
                 clock.advance(by: .seconds(1))
                 return supervisor.status[0].restarts >= 1 && supervisor.readyWorkerCount == 1

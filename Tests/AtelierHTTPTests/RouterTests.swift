@@ -138,7 +138,10 @@ extension InMemoryRunQueue: RunQueue {}
         var second = first
         second.id = "flux-plain"
         second.parameters = first.parameters.filter { !["lora_scale", "mask"].contains($0.name) }
-        if let i = second.parameters.firstIndex(where: { $0.name == "num_inference_steps" }) { second.parameters[i].maximum = 8 }
+        if let i = second.parameters.firstIndex(where: { $0.name == "num_inference_steps" }) {
+            second.parameters[i].maximum = 8
+            second.parameters[i].defaultValue = .number(4)
+        }
         #expect(RunParameter.problems(in: second).isEmpty)
         let json = OpenAPIBuilder.json(catalog: ModelCatalog([first, second]))
         let doc = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]

@@ -66,7 +66,7 @@ import Testing
         expired.outputsExpiredAt = now.addingTimeInterval(86_400)
         out.append(expired)
         var failed = job(.failed)
-        failed.failure = JobFailure(code: "worker_crashed", message: "the worker died")
+        failed.failure = JobFailure(code: .workerCrashed, message: "the worker died")
         out.append(failed)
         out.append(job(.canceled))
         return out
@@ -92,10 +92,10 @@ import Testing
             .invalidParameters([ParameterProblem(param: "seed", code: "out_of_range", message: "too big")]), .malformedBody("bad"),
             .bodyTooLarge(limit: 10), .unsupportedMediaType("xml"), .idempotencyMismatch("other"), .idempotencyInProgress(requestID: 1),
             .modelNotFound("x"), .notFound("none"), .unavailable("no worker"), .databaseUnavailable, .storageUnavailable, .shuttingDown,
-            .conflict(code: "canceled", message: "it was"), .runFailed(code: "worker_crashed", message: "died"),
+            .conflict(code: "canceled", message: "it was"),
             .stillRunning(requestID: 1, seconds: 60), .internalError("boom"),
             .rateLimited(message: "slow down", retryAfter: 1, limit: 60, remaining: 0, reset: 1),
-        ]
+        ] + RunFailureCode.allCases.map { .runFailed(code: $0, message: "it failed") }
         let logger = Logger(label: "test")
         for error in errors {
             let status = String(ErrorMapping.status(for: error).code)

@@ -35,7 +35,7 @@ extension LedgerStoreTests {
         // Each claim is its own: its lease renews and it completes and is charged on its own.
         #expect(try await store.renewLease(id: base + 3, attempt: 1, lease: 60, now: now))
         #expect(try await store.complete(id: base + 3, attempt: 1, result: result(images: 2), now: now))
-        #expect(try await store.fail(id: base + 1, attempt: 1, failure: .init(code: "canceled", message: "c"), now: now))
+        #expect(try await store.fail(id: base + 1, attempt: 1, failure: .init(code: .canceled, message: "c"), now: now))
         #expect(try await store.balance(accountID: account) == Balance(balance: 10_000 - 20, held: 10 + 20 + 10))
         #expect(more[0].startedAt != nil)
         #expect(try await audit(store, account).isEmpty)

@@ -18,7 +18,7 @@ extension LedgerStoreTests {
         let first = try #require(try await store.claimNext(now: t0, lease: -1))
         #expect(first.attempts == 1)
         // The first claimer stopped renewing; its lease lapsed, so the job goes back to the queue and is claimed again.
-        let report = try await store.recoverAbandoned(.expired, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: t0)
+        let report = try await store.recoverAbandoned(.expired, maxAttempts: 3, failure: .init(code: .workerLost, message: "m"), now: t0)
         #expect(report == RecoveryReport(requeued: [id]))
         #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 200))
         let second = try #require(try await store.claimNext(now: t0, lease: 3600))
@@ -27,8 +27,8 @@ extension LedgerStoreTests {
         #expect(try await !store.renewLease(id: id, attempt: 1, lease: 3600, now: t0))
         #expect(try await !store.recordProgress(id: id, attempt: 1, step: 1, total: 2))
         #expect(try await !store.complete(id: id, attempt: 1, result: result(images: 2), now: t0))
-        #expect(try await !store.fail(id: id, attempt: 1, failure: .init(code: "x", message: "y"), now: t0))
-        #expect(try await store.retryOrFail(id: id, attempt: 1, maxAttempts: 3, failure: .init(code: "x", message: "y"), now: t0) == .fenced)
+        #expect(try await !store.fail(id: id, attempt: 1, failure: .init(code: .generationFailed, message: "y"), now: t0))
+        #expect(try await store.retryOrFail(id: id, attempt: 1, maxAttempts: 3, failure: .init(code: .generationFailed, message: "y"), now: t0) == .fenced)
         #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 200))
         // The current claimer renews, reports progress and completes: one capture.
         #expect(try await store.renewLease(id: id, attempt: 2, lease: 3600, now: t0))
@@ -49,11 +49,11 @@ extension LedgerStoreTests {
         // Claimed with a lapsed lease, then renewed: the renewal is what counts.
         _ = try await store.claimNext(now: t0, lease: -1)
         #expect(try await store.renewLease(id: id, attempt: 1, lease: 3600, now: t0))
-        let report = try await store.recoverAbandoned(.expired, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: t0)
+        let report = try await store.recoverAbandoned(.expired, maxAttempts: 3, failure: .init(code: .workerLost, message: "m"), now: t0)
         #expect(report.isEmpty)
         #expect(try await store.job(id: id)?.status == .running)
         // A restart of the only process takes every running job back, live lease or not.
-        #expect(try await db.open().recoverAbandoned(.all, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: t0) == RecoveryReport(requeued: [id]))
+        #expect(try await db.open().recoverAbandoned(.all, maxAttempts: 3, failure: .init(code: .workerLost, message: "m"), now: t0) == RecoveryReport(requeued: [id]))
     }
 
     @Test(arguments: Backend.allCases) func aJobIsRetriedAtMostMaxAttemptsThenFailsWithItsHoldReleased(_ backend: Backend) async throws {
@@ -62,7 +62,7 @@ extension LedgerStoreTests {
         let account = try await funded(store, 1000)
         let id: Int64 = 710_000_000_000_003
         try await store.insert(job(id, account: account, price: 100))
-        let crash = JobFailure(code: "worker_crashed", message: "m")
+        let crash = JobFailure(code: .workerCrashed, message: "m")
         for attempt in 1...2 {
             let claimed = try #require(try await store.claimNext(now: Date(), lease: 30))
             #expect(claimed.attempts == attempt)
@@ -72,7 +72,7 @@ extension LedgerStoreTests {
         _ = try await store.claimNext(now: Date(), lease: 30)
         #expect(try await store.retryOrFail(id: id, attempt: 3, maxAttempts: 3, failure: crash, now: Date()) == .failed)
         let failed = try #require(try await store.job(id: id))
-        #expect(failed.status == .failed && failed.failure?.code == "worker_crashed" && failed.attempts == 3)
+        #expect(failed.status == .failed && failed.failure?.code == .workerCrashed && failed.attempts == 3)
         #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 0))
         #expect(try await audit(store, account).isEmpty)
     }
@@ -92,7 +92,7 @@ extension LedgerStoreTests {
         #expect(first.id == 710_000_000_000_011)
         #expect(try await store.queuePosition(id: 710_000_000_000_011) == nil)
         #expect(try await store.queuePosition(id: 710_000_000_000_013) == 1)
-        _ = try await store.retryOrFail(id: first.id, attempt: 1, maxAttempts: 3, failure: .init(code: "c", message: "m"), now: t0)
+        _ = try await store.retryOrFail(id: first.id, attempt: 1, maxAttempts: 3, failure: .init(code: .workerCrashed, message: "m"), now: t0)
         #expect(try await store.queuePosition(id: 710_000_000_000_011) == 0)
         #expect(try await store.claimNext(now: t0, lease: 30)?.id == 710_000_000_000_011)
     }

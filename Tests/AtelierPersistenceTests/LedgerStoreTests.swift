@@ -43,7 +43,7 @@ import Testing
         #expect(try await store.balance(accountID: account) == Balance(balance: 775, held: 0))
         // A repeated completion (a retry, a second worker) changes nothing.
         #expect(try await !store.complete(id: 700_000_000_000_001, attempt: 1, result: result(images: 3), now: Date()))
-        #expect(try await !store.fail(id: 700_000_000_000_001, attempt: nil, failure: .init(code: "x", message: "y"), now: Date()))
+        #expect(try await !store.fail(id: 700_000_000_000_001, attempt: nil, failure: .init(code: .generationFailed, message: "y"), now: Date()))
         #expect(try await store.balance(accountID: account) == Balance(balance: 775, held: 0))
         #expect(try await audit(store, account).isEmpty)
     }
@@ -54,7 +54,7 @@ import Testing
         let account = try await funded(store, 500)
         try await store.insert(job(700_000_000_000_002, account: account, price: 75, images: 2))
         _ = try await store.claimNext(now: Date(), lease: 60)
-        #expect(try await store.fail(id: 700_000_000_000_002, attempt: nil, failure: .init(code: "worker_crashed", message: "m"), now: Date()))
+        #expect(try await store.fail(id: 700_000_000_000_002, attempt: nil, failure: .init(code: .workerCrashed, message: "m"), now: Date()))
         #expect(try await store.balance(accountID: account) == Balance(balance: 500, held: 0))
         #expect(try await audit(store, account).isEmpty)
     }
@@ -77,7 +77,7 @@ import Testing
         try await store.insert(job(700_000_000_000_004, account: account, price: 75))
         _ = try await store.claimNext(now: Date(), lease: 60)
         let restarted = try await db.open()
-        let report = try await restarted.recoverAbandoned(.all, maxAttempts: 1, failure: .init(code: "worker_lost", message: "m"), now: Date())
+        let report = try await restarted.recoverAbandoned(.all, maxAttempts: 1, failure: .init(code: .workerLost, message: "m"), now: Date())
         #expect(report == RecoveryReport(requeued: [], failed: [700_000_000_000_004]))
         #expect(try await restarted.balance(accountID: account) == Balance(balance: 500, held: 0))
         #expect(try await audit(restarted, account).isEmpty)
@@ -198,7 +198,7 @@ import Testing
                 if let r = running.popLast() {
                     let delivered = Int(rng.next() % UInt64(r.images + 1))
                     if delivered == 0 {
-                        #expect(try await store.fail(id: r.id, attempt: nil, failure: .init(code: "safety_flagged", message: "m"), now: Date()))
+                        #expect(try await store.fail(id: r.id, attempt: nil, failure: .init(code: .safetyFlagged, message: "m"), now: Date()))
                     } else {
                         #expect(try await store.complete(id: r.id, attempt: 1, result: result(images: delivered), now: Date()))
                         expectedBalance -= r.price * Int64(delivered)
@@ -208,12 +208,12 @@ import Testing
                 }
             case 4:
                 if let r = running.popLast() {
-                    #expect(try await store.fail(id: r.id, attempt: nil, failure: .init(code: "worker_crashed", message: "m"), now: Date()))
+                    #expect(try await store.fail(id: r.id, attempt: nil, failure: .init(code: .workerCrashed, message: "m"), now: Date()))
                 }
             default:
                 // A restart: runs left running fail and are released.
                 store = try await db.open()
-                _ = try await store.recoverAbandoned(.all, maxAttempts: 1, failure: .init(code: "worker_lost", message: "m"), now: Date())
+                _ = try await store.recoverAbandoned(.all, maxAttempts: 1, failure: .init(code: .workerLost, message: "m"), now: Date())
                 running.removeAll()
             }
             let problems = try await audit(store, account)

@@ -68,7 +68,7 @@ import Testing
         try await store.insert(other)
         _ = try await store.claimNext(now: Date(), lease: 60)  // the oldest: running
         let ended = try #require(try await store.claimNext(now: Date(), lease: 60))
-        _ = try await store.fail(id: ended.id, attempt: ended.attempts, failure: .init(code: "x", message: "y"), now: Date())
+        _ = try await store.fail(id: ended.id, attempt: ended.attempts, failure: .init(code: .generationFailed, message: "y"), now: Date())
         let counts = try await store.activeRuns().sorted { ($0.modelID, $0.status.rawValue) < ($1.modelID, $1.status.rawValue) }
         #expect(counts == [
             // The first (10) runs, the second (20) failed and was released, the third and fourth (30 + 40) wait.
@@ -107,7 +107,7 @@ import Testing
             let claimed = try #require(try await store.claimNext(now: Date(), lease: 60))
             let finished = Date(timeIntervalSince1970: [300, 100, 200, 150][i])
             if i == 3 {
-                _ = try await store.fail(id: id, attempt: claimed.attempts, failure: .init(code: "x", message: "y"), now: finished)
+                _ = try await store.fail(id: id, attempt: claimed.attempts, failure: .init(code: .generationFailed, message: "y"), now: finished)
             } else {
                 #expect(try await store.complete(id: id, attempt: claimed.attempts, result: result, now: finished))
             }
@@ -138,7 +138,7 @@ import Testing
         _ = try await store.claimNext(now: Date(), lease: 60)
         #expect(try await store.complete(id: 300_000_000_000_001, attempt: 1, result: result, now: Date()))
         #expect(try await !store.complete(id: 300_000_000_000_001, attempt: 1, result: result, now: Date()))
-        #expect(try await !store.fail(id: 300_000_000_000_001, attempt: nil, failure: .init(code: "x", message: "y"), now: Date()))
+        #expect(try await !store.fail(id: 300_000_000_000_001, attempt: nil, failure: .init(code: .generationFailed, message: "y"), now: Date()))
         let done = try #require(try await store.job(id: 300_000_000_000_001))
         #expect(done.status == .succeeded && done.result == result && done.failure == nil)
     }
@@ -151,7 +151,7 @@ import Testing
         try await store.insert(job(400_000_000_000_002, account: account, at: 2))
         _ = try await store.claimNext(now: Date(), lease: 60)
         let reopened = try await db.open()
-        let report = try await reopened.recoverAbandoned(.all, maxAttempts: 3, failure: .init(code: "worker_lost", message: "m"), now: Date())
+        let report = try await reopened.recoverAbandoned(.all, maxAttempts: 3, failure: .init(code: .workerLost, message: "m"), now: Date())
         #expect(report == RecoveryReport(requeued: [400_000_000_000_001]))
         #expect(try await reopened.job(id: 400_000_000_000_001)?.status == .queued)
         #expect(try await reopened.job(id: 400_000_000_000_002)?.status == .queued)

@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 PROTOCOL_VERSION = 1
 OUTPUT_FORMATS = ("webp", "jpg", "png")
 MASK_CONVENTIONS = ("white", "transparent")
+
+
+class FailureCode(str, Enum):
+    """The codes of the worker's `error` messages (contracts/fixtures/failure_codes.json, "worker"); the server
+    adds its own (RunFailureCode.swift) and maps every one to an HTTP status."""
+
+    INVALID_REQUEST = "invalid_request"  # the server sent something the worker refuses
+    GENERATION_FAILED = "generation_failed"  # the pipeline raised
+    ENCODE_FAILED = "encode_failed"  # writing an image failed
+    OUT_OF_MEMORY = "out_of_memory"
+    SAFETY_FLAGGED = "safety_flagged"  # every image flagged
+    CANCELED = "canceled"  # stopped at a step after a cancel
+    INVALID_INPUT = "invalid_input"  # an input image does not decode
 
 
 class ProtocolError(ValueError):
@@ -260,7 +274,7 @@ class Stats:
 @dataclass(frozen=True)
 class Error:
     job_id: str | None
-    code: str
+    code: FailureCode
     message: str
     type: str = "error"
 

@@ -9,7 +9,7 @@ import threading
 from typing import TextIO
 
 from .protocol import (
-    Cancel, Error, GenerateBatch, GenerateRequest, Outbound, Progress, ProtocolError, Result, Shutdown,
+    Cancel, Error, FailureCode, GenerateBatch, GenerateRequest, Outbound, Progress, ProtocolError, Result, Shutdown,
     encode_outbound, parse_inbound,
 )
 from .runner import AllImagesFlagged, InputUnreadable, Runner, RunSkipped
@@ -81,7 +81,7 @@ def read_inbound(inp: TextIO, work: queue.Queue[GenerateRequest | GenerateBatch 
         try:
             message = parse_inbound(line)
         except ProtocolError as exc:
-            channel.send(Error(job_id=None, code="invalid_request", message=str(exc)))
+            channel.send(Error(job_id=None, code=FailureCode.INVALID_REQUEST, message=str(exc)))
             continue
         if isinstance(message, Cancel):
             log.info("cancel requested for job %s", message.job_id)
@@ -116,21 +116,21 @@ def serve(runner: Runner, inp: TextIO, channel: Channel, stats: StatsOptions = S
         reporter.report()
 
 
-def failure(exc: BaseException) -> tuple[str, str]:
+def failure(exc: BaseException) -> tuple[FailureCode, str]:
     """The protocol error code and message for what went wrong in a run."""
     if isinstance(exc, ProtocolError):  # e.g. a model this worker does not serve
-        return "invalid_request", str(exc)
+        return FailureCode.INVALID_REQUEST, str(exc)
     if isinstance(exc, AllImagesFlagged):
-        return "safety_flagged", str(exc)
+        return FailureCode.SAFETY_FLAGGED, str(exc)
     if isinstance(exc, InputUnreadable):
-        return "invalid_input", str(exc)
+        return FailureCode.INVALID_INPUT, str(exc)
     if isinstance(exc, MemoryError):
-        return "out_of_memory", str(exc) or "out of memory"
+        return FailureCode.OUT_OF_MEMORY, str(exc) or "out of memory"
     if isinstance(exc, OSError):
         log.error("writing the image failed: %s", exc)
-        return "encode_failed", f"writing the image failed: {exc}"
+        return FailureCode.ENCODE_FAILED, f"writing the image failed: {exc}"
     log.error("generation failed: %s: %s", exc.__class__.__name__, exc, exc_info=exc)
-    kind = "out_of_memory" if "out of memory" in str(exc).lower() else "generation_failed"
+    kind = FailureCode.OUT_OF_MEMORY if "out of memory" in str(exc).lower() else FailureCode.GENERATION_FAILED
     return kind, f"{exc.__class__.__name__}: {exc}"
 
 
@@ -146,7 +146,7 @@ def handle_batch(runner: Runner, reqs: list[GenerateRequest], channel: Channel, 
             req.validate()
             valid.append(req)
         except ProtocolError as exc:
-            channel.send(Error(job_id=req.job_id, code="invalid_request", message=str(exc)))
+            channel.send(Error(job_id=req.job_id, code=FailureCode.INVALID_REQUEST, message=str(exc)))
     if len(valid) > 1 and not runner.can_batch(valid):
         log.warning("runs %s cannot share a pipeline call; running them one by one", ", ".join(r.job_id for r in valid))
         for req in valid:
@@ -168,7 +168,7 @@ def handle_batch(runner: Runner, reqs: list[GenerateRequest], channel: Channel, 
 
     def canceled(job_id: str) -> Error:
         log.info("job %s canceled; stopped before finishing", job_id)
-        return Error(job_id=job_id, code="canceled", message="canceled by the server")
+        return Error(job_id=job_id, code=FailureCode.CANCELED, message="canceled by the server")
 
     try:
         if canceled_all():

@@ -11,6 +11,7 @@ from atelier_worker.protocol import (
     Cancel,
     DeviceStats,
     Error,
+    FailureCode,
     GenerateBatch,
     GenerateRequest,
     ImageResult,
@@ -95,7 +96,7 @@ def test_outbound_fixtures_match_what_the_worker_encodes(name: str) -> None:
         msg = Stats(devices=[DeviceStats(**d) for d in fixture["devices"]], lora_switches=fixture["lora_switches"],
                     prompt_cache_hits=fixture["prompt_cache_hits"], prompt_cache_misses=fixture["prompt_cache_misses"])
     else:
-        msg = Error(job_id=fixture["job_id"], code=fixture["code"], message=fixture["message"])
+        msg = Error(job_id=fixture["job_id"], code=FailureCode(fixture["code"]), message=fixture["message"])
     assert json.loads(encode_outbound(msg)) == fixture
 
 
@@ -137,3 +138,20 @@ def test_not_json_is_a_protocol_error() -> None:
         parse_inbound("{nope")
 
 
+
+
+def test_failure_codes_are_the_contracts_and_each_has_its_cause() -> None:
+    # contracts/fixtures/failure_codes.json is the list the server maps (RunFailureCode.swift reads the same file).
+    assert {c.value for c in FailureCode} == set(json.loads((FIXTURES / "failure_codes.json").read_text())["worker"])
+    from atelier_worker.runner import AllImagesFlagged, InputUnreadable
+    from atelier_worker.serve import failure
+
+    causes = {ProtocolError("m"): FailureCode.INVALID_REQUEST, AllImagesFlagged("m"): FailureCode.SAFETY_FLAGGED,
+              InputUnreadable("m"): FailureCode.INVALID_INPUT, MemoryError(): FailureCode.OUT_OF_MEMORY,
+              OSError("disk full"): FailureCode.ENCODE_FAILED, RuntimeError("CUDA out of memory"): FailureCode.OUT_OF_MEMORY,
+              RuntimeError("boom"): FailureCode.GENERATION_FAILED}
+    assert {exc.__class__.__name__ + str(exc): failure(exc)[0] for exc in causes} == {
+        exc.__class__.__name__ + str(exc): code for exc, code in causes.items()}
+    # canceled is the cancel path's own answer (test_batching's cancel tests read it off the wire).
+    assert set(causes.values()) | {FailureCode.CANCELED} == set(FailureCode)
+    assert json.loads(encode_outbound(Error(job_id="1", code=FailureCode.CANCELED, message="m")))["code"] == "canceled"

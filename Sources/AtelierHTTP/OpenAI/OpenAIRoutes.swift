@@ -68,7 +68,7 @@ struct OpenAIRoutes: Sendable {
         case .queued, .running:
             throw AtelierError.stillRunning(requestID: job.id, seconds: Int(wait.components.seconds))
         case .failed:
-            let failure = job.failure ?? JobFailure(code: "failed", message: "the run failed")
+            let failure = job.failure ?? JobFailure(code: .generationFailed, message: "the run failed")
             throw AtelierError.runFailed(code: failure.code, message: failure.message)
         case .canceled:
             throw AtelierError.conflict(code: "canceled", message: "run \(job.id) was canceled before it finished; nothing was charged")

@@ -88,7 +88,7 @@ struct ReplicatePrediction: Encodable, Sendable {
         status = Self.status(job.status)
         // Replicate's own word for outputs removed after its retention period: the prediction stays, output is null.
         dataRemoved = job.outputsExpiredAt != nil
-        error = job.failure.map { "\($0.message) (\($0.code))" }
+        error = job.failure.map { "\($0.message) (\($0.code.rawValue))" }
         createdAt = job.createdAt
         startedAt = view.startedAt
         completedAt = view.completedAt

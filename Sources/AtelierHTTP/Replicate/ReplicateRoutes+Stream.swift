@@ -36,7 +36,7 @@ extension ReplicateRoutes {
                     for url in prediction.output ?? [] { try await send("output", url) }
                     try await send("done", "{}")
                 case .failed:
-                    let detail = job.failure.map { "\($0.message) (\($0.code))" } ?? "the run failed"
+                    let detail = job.failure.map { "\($0.message) (\($0.code.rawValue))" } ?? "the run failed"
                     try await send("error", String(decoding: (try? JSONResponse.encoder.encode(["detail": detail])) ?? Data(), as: UTF8.self))
                     try await send("done", #"{"reason":"error"}"#)
                 case .canceled:
