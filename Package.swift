@@ -1,7 +1,7 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-// Kept lean on purpose: CI builds from a fresh clone on 2 cores (see DESIGN.md, "Dependencies").
+// Kept lean on purpose: CI builds from a fresh clone on 2 cores (docs/architecture.md, "Facts the code relies on").
 // Hummingbird's default traits pull in swift-configuration, which nothing here uses.
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),

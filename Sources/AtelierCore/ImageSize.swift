@@ -1,4 +1,4 @@
-/// Output sizes for FLUX models, from DESIGN.md's size table (the hosted service's). Sides are multiples of 16
+/// Output sizes for FLUX models: the hosted service's size table (docs/architecture.md, "Sizes"). Sides are multiples of 16
 /// because FLUX packs 2×2 patches of a latent that the VAE downsamples ×8.
 public struct ImageSize: Sendable, Equatable, Codable, CustomStringConvertible {
     public var width: Int

@@ -66,7 +66,7 @@ public struct RunRequestDecoder: Sendable {
                   "with an image, prompt_strength must be greater than 0 (0 runs no denoising step and returns nothing new); got \(Problems.format(strength))")
         }
 
-        // Size: DESIGN.md's table, or custom width × height rounded up to a multiple of 16; with an image, a
+        // Size: the size table (docs/architecture.md, "Sizes"), or custom width × height rounded up to a multiple of 16; with an image, a
         // placeholder until the image is read.
         var size: ImageSize?
         let ratio = v.string(.aspectRatio)

@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTPTypes
 
 /// Answers `Expect: 100-continue` at once. PHP's cURL sends it with any body over 1 KiB and then waits 1 s for the
-/// interim response before sending the body anyway; Hummingbird 2.28 does not send it (DESIGN.md, measured).
+/// interim response before sending the body anyway; Hummingbird 2.28 does not send it (measured: docs/architecture.md, "Facts the code relies on").
 final class ExpectContinueHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart

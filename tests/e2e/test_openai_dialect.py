@@ -151,12 +151,16 @@ def test_a_run_still_going_says_do_not_retry_and_is_made_once(impatient) -> None
     assert late.value.response.headers["x-should-retry"] == "false"
     assert runs_in_db(impatient) == before + 1  # the client obeyed: one run, not four
     # With an Idempotency-Key, the same request again is the same run, never a second one.
+    # The first answer is a 504 (30 steps at 1024×1024 outlast the 1 s window); the replay, once the run is done,
+    # is that same run's images.
     headers = {"Authorization": f"Bearer {impatient.key}", "Idempotency-Key": "openai-e2e-1"}
-    body = {"model": MODEL, "prompt": "y", "size": "256x256", **STEPS}
+    body = {"model": MODEL, "prompt": "y", "size": "1024x1024", "num_inference_steps": 30}
     first = requests.post(f"{impatient.base_url}/v1/images/generations", headers=headers, json=body, timeout=60)
+    assert first.status_code == 504 and first.json()["error"]["code"] == "still_running", first.text
+    run_id = re.search(r"run (\d+) is still running", first.json()["error"]["message"]).group(1)
     settled(impatient)
     again = requests.post(f"{impatient.base_url}/v1/images/generations", headers=headers, json=body, timeout=60)
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
-    if first.status_code == 200:
-        assert again.json()["data"] == first.json()["data"]
+    assert again.headers["x-request-id"] == run_id and again.json()["request_id"] == run_id
+    assert again.json()["data"][0]["url"].startswith(impatient.base_url)
     assert runs_in_db(impatient) == before + 2

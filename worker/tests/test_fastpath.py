@@ -4,7 +4,7 @@ the compiled standard twin only where it is warm; everything else runs the eager
 from __future__ import annotations
 
 from atelier_worker.fastpath import (
-    FAST_DISABLED, DeviceCapabilities, choose_path, detect_capabilities, effective_lora_scale,
+    FAST_DISABLED, FP8_MIN_CAPABILITY, DeviceCapabilities, choose_path, detect_capabilities, effective_lora_scale,
 )
 from atelier_worker.warmup import CompiledPath, WarmState
 
@@ -71,9 +71,20 @@ def test_a_size_not_warm_yet_runs_standard_and_the_reason_counts_the_sizes() -> 
 
 
 def test_detect_on_this_machine_is_consistent() -> None:
+    import importlib.util
+
+    import torch
+
     caps = detect_capabilities()
-    if not caps.cuda:
-        assert caps.fast_path_reason == "no CUDA device"
+    # What the machine is, whichever machine runs the test: a GPU host checks its capability and torchao too.
+    assert caps.cuda == torch.cuda.is_available()
+    assert caps.torchao == (importlib.util.find_spec("torchao") is not None)
+    if caps.cuda:
+        assert caps.compute_capability == torch.cuda.get_device_capability()
+        runnable = caps.compute_capability >= FP8_MIN_CAPABILITY and caps.torchao
+        assert (caps.fast_path_reason is None) == runnable, caps.fast_path_reason
+    else:
+        assert caps.compute_capability is None and caps.fast_path_reason == "no CUDA device"
 
 
 def test_the_attention_backend_is_chosen_by_timing_on_cuda_only() -> None:
