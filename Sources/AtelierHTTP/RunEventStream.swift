@@ -40,14 +40,25 @@ extension AtelierAPI {
         return try await body(merged)
     }
 
-    /// The stream's event names, in the order a run can send them.
-    static let eventNames = ["queued", "started", "progress", "completed", "failed", "canceled"]
+    /// The stream's events, in the order a run can send them; the last one's data is the /check object.
+    enum RunEvent: String, CaseIterable {
+        case queued, started, progress, completed, failed, canceled
+
+        /// The event that ends a run in this terminal state.
+        init(ending status: JobStatus) {
+            self = switch status {
+            case .succeeded: .completed
+            case .canceled: .canceled
+            case .failed, .queued, .running: .failed
+            }
+        }
+    }
 
     static let eventsEndpoint = Endpoint<AtelierAPI>(.get("/api/v4/requests/{id}/events", .init(
         "events", "A run's life as Server-Sent Events: queued, started, progress, then completed, failed or canceled",
         parameters: [.path("id", .string(pattern: "^[0-9]{1,18}$"))],
         responses: ["200": .init(description: "text/event-stream; the final event's data is the /check object.",
-                                 content: ["text/event-stream": .init(.object(["id": .string(), "data": .string(), "event": .strings(eventNames)],
+                                 content: ["text/event-stream": .init(.object(["id": .string(), "data": .string(), "event": .strings(RunEvent.allCases.map(\.rawValue))],
                                                                                required: ["event", "data"]))])]
             + ErrorMapping.documented([400, 401, 404, 429, 503], [404: "No such run for this key's account."])))) { api in
         { try await api.events($0, context: $1) }
@@ -67,23 +78,22 @@ extension AtelierAPI {
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // nginx: do not buffer the stream
         let body = ResponseBody { writer in
             var sent = 0
-            func send(_ name: String, _ data: some Encodable) async throws {
+            func send(_ event: RunEvent, _ data: some Encodable) async throws {
                 sent += 1
                 let json = String(decoding: (try? JSONResponse.encoder.encode(data)) ?? Data("{}".utf8), as: UTF8.self)
-                try await writer.write(ByteBuffer(string: "id: \(sent)\nevent: \(name)\ndata: \(json)\n\n"))
+                try await writer.write(ByteBuffer(string: "id: \(sent)\nevent: \(event.rawValue)\ndata: \(json)\n\n"))
             }
             func sendState(_ job: Job) async throws -> Bool {
                 switch job.status {
                 case .queued:
-                    try await send("queued", RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
+                    try await send(.queued, RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
                 case .running:
-                    try await send("started", StartedData(requestID: id, attempt: job.attempts))
+                    try await send(.started, StartedData(requestID: id, attempt: job.attempts))
                     if let p = await api.queue.events.currentProgress(id) ?? job.progress {
-                        try await send("progress", ProgressData(requestID: id, step: p.step, total: p.total))
+                        try await send(.progress, ProgressData(requestID: id, step: p.step, total: p.total))
                     }
                 case .succeeded, .failed, .canceled:
-                    let name = job.status == .succeeded ? "completed" : job.status.rawValue
-                    try await send(name, try await api.view(of: job, request: request))
+                    try await send(RunEvent(ending: job.status), try await api.view(of: job, request: request))
                     return true
                 }
                 return false
@@ -101,14 +111,14 @@ extension AtelierAPI {
                     case .keepAlive:
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                     case .event(.requeued):
-                        try await send("queued", RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
+                        try await send(.queued, RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
                     case .event(.started(let attempt)):
-                        try await send("started", StartedData(requestID: id, attempt: attempt))
+                        try await send(.started, StartedData(requestID: id, attempt: attempt))
                     case .event(.progress(let p)):
                         let now = ContinuousClock.now
                         if p.step == p.total || lastProgress.map({ now - $0 >= Self.progressInterval }) ?? true {
                             lastProgress = now
-                            try await send("progress", ProgressData(requestID: id, step: p.step, total: p.total))
+                            try await send(.progress, ProgressData(requestID: id, step: p.step, total: p.total))
                         }
                     case .event(.finished):
                         if let job = try await api.jobs.job(id: id) { _ = try await sendState(job) }

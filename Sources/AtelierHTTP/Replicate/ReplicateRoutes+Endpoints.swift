@@ -59,7 +59,7 @@ extension ReplicateRoutes {
         let version = ReplicateRoutes.VersionObject.schema
         let streamEvent = JSONSchema.object([
             "id": .string(),
-            "event": .strings(["output", "logs", "error", "done"]),
+            "event": .strings(StreamEvent.allCases.map(\.rawValue)),
             "data": JSONSchema.string().described("output: an image URL; logs: a line of text; error: a JSON object {\"detail\": \"why it failed (code)\"}; done: a JSON object, {\"reason\": \"error\"} or {\"reason\": \"canceled\"} when it did not succeed."),
         ], required: ["event", "data"])
         return [

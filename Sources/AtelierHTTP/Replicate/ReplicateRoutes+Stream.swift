@@ -10,6 +10,11 @@ import NIOCore
 /// progress as tqdm lines), `output` (each image URL, once it exists), `error` (why it failed) and `done` (last;
 /// `{"reason": "canceled"}` for a canceled one). A comment line every 15 s keeps proxies from closing it.
 extension ReplicateRoutes {
+    /// The only event names Replicate's clients accept.
+    enum StreamEvent: String, CaseIterable {
+        case output, logs, error, done
+    }
+
     func stream(_ request: Request, context: AtelierRequestContext) async throws -> Response {
         let account = try await authenticate(request)
         let id = try predictionID(context)
@@ -23,9 +28,9 @@ extension ReplicateRoutes {
         headers[.cacheControl] = "no-store"
         headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
         let body = ResponseBody { writer in
-            func send(_ name: String, _ data: String) async throws {
+            func send(_ event: StreamEvent, _ data: String) async throws {
                 let lines = data.split(separator: "\n", omittingEmptySubsequences: false).map { "data: \($0)" }.joined(separator: "\n")
-                try await writer.write(ByteBuffer(string: "event: \(name)\n\(lines)\n\n"))
+                try await writer.write(ByteBuffer(string: "event: \(event.rawValue)\n\(lines)\n\n"))
             }
             /// The end of a run: its outputs or its error, then `done`. True once sent.
             func sendEnd(_ job: Job) async throws -> Bool {
@@ -33,18 +38,18 @@ extension ReplicateRoutes {
                 case .queued, .running: return false
                 case .succeeded:
                     let prediction = try await routes.prediction(job, request: request)
-                    for url in prediction.output ?? [] { try await send("output", url) }
-                    try await send("done", "{}")
+                    for url in prediction.output ?? [] { try await send(.output, url) }
+                    try await send(.done, "{}")
                 case .failed:
                     let detail = job.failure.map { "\($0.message) (\($0.code.rawValue))" } ?? "the run failed"
-                    try await send("error", String(decoding: (try? JSONResponse.encoder.encode(["detail": detail])) ?? Data(), as: UTF8.self))
-                    try await send("done", #"{"reason":"error"}"#)
+                    try await send(.error, String(decoding: (try? JSONResponse.encoder.encode(["detail": detail])) ?? Data(), as: UTF8.self))
+                    try await send(.done, #"{"reason":"error"}"#)
                 case .canceled:
-                    try await send("done", #"{"reason":"canceled"}"#)
+                    try await send(.done, #"{"reason":"canceled"}"#)
                 }
                 return true
             }
-            if opening.status == .running { try await send("logs", "Using seed: \(opening.seed)") }
+            if opening.status == .running { try await send(.logs, "Using seed: \(opening.seed)") }
             if try await sendEnd(opening) {
                 try await writer.finish(nil)
                 return
@@ -57,14 +62,14 @@ extension ReplicateRoutes {
                     case .keepAlive:
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                     case .event(.requeued):
-                        try await send("logs", "The worker was lost; the prediction is queued again.")
+                        try await send(.logs, "The worker was lost; the prediction is queued again.")
                     case .event(.started):
-                        try await send("logs", "Using seed: \(opening.seed)")
+                        try await send(.logs, "Using seed: \(opening.seed)")
                     case .event(.progress(let p)):
                         let now = ContinuousClock.now
                         if p.step == p.total || lastProgress.map({ now - $0 >= AtelierAPI.progressInterval }) ?? true {
                             lastProgress = now
-                            try await send("logs", ReplicatePrediction.progressLine(step: p.step, total: p.total))
+                            try await send(.logs, ReplicatePrediction.progressLine(step: p.step, total: p.total))
                         }
                     case .event(.finished):
                         if let job = try await api.jobs.job(id: id) { _ = try await sendEnd(job) }
