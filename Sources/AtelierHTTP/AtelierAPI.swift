@@ -134,12 +134,13 @@ public struct AtelierAPI: Sendable {
         let allowed = AllowedMethods()
         if let endpoint = metricsEndpoint, endpoint.recording { router.add(middleware: HTTPMetricsMiddleware(metrics: endpoint.http)) }
         router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
-        router.get("/healthz") { _, _ in self.health() }
-        router.get("/readyz") { _, _ in try await self.ready() }
-        router.get("/metrics") { request, _ in try await self.metrics(request) }
+        // The API port's own declarations of these three routes, so a worker node answers them the same way.
+        router.add(Self.serverEndpoints.filter { Self.healthOperations.contains($0.route.operation.operationId) }, on: self)
         allowed.load(router.routes)
         return router
     }
+
+    static let healthOperations: Set<String> = ["health", "ready", "metrics"]
 
     // MARK: /api/v4/run, /check, /cancel
 
