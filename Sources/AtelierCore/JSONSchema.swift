@@ -1,7 +1,7 @@
 /// A JSON Schema (the 2020-12 dialect OpenAPI 3.1 uses), typed: every keyword this server's document uses is a
 /// property, so a schema is built and changed as a Swift value and encoded once, at start-up, into /openapi.json.
 /// A schema that is a named component (`JSONSchema.component`) carries its definition with it and is written as a
-/// `$ref`; `OpenAPIDocument` collects the definitions into `components.schemas`.
+/// `$ref`; `OpenAPI.Document` collects the definitions into `components.schemas`.
 public struct JSONSchema: Encodable, Sendable, Equatable {
     /// A literal in `enum`, `const`, `default` or a bound.
     public enum Literal: Encodable, Sendable, Equatable {
@@ -100,8 +100,6 @@ public struct JSONSchema: Encodable, Sendable, Equatable {
 
     public static let boolean = JSONSchema(type: .boolean)
     public static let null = JSONSchema(type: .null)
-    /// Any JSON value.
-    public static let any = JSONSchema()
     /// Any JSON object; what is inside is described elsewhere (the run's `input`) or free-form.
     public static let anyObject = JSONSchema(type: .object)
 
@@ -279,10 +277,4 @@ public struct Nested: Sendable, Equatable {
         get { if case .some(let s) = storage { s } else { nil } }
         set { storage = newValue.map(Storage.some) ?? .none }
     }
-}
-
-/// A type that goes out on the wire and says what it looks like: its schema sits beside its `CodingKeys`, and a
-/// test encodes real instances of it and validates them against this schema.
-public protocol DescribedType {
-    static var schema: JSONSchema { get }
 }

@@ -79,11 +79,6 @@ public enum RunParameter: String, CaseIterable, Sendable {
         }
     }
 
-    /// The parameter an API's own field stands for (`n` → num_outputs), for errors and translations.
-    public static func named(_ field: String, in dialect: String) -> [RunParameter] {
-        allCases.filter { $0.contract.dialectNames[dialect] == field }
-    }
-
     /// Why a model file cannot run as written, one line per problem; empty when the pipeline runs every parameter
     /// it offers as it describes them.
     public static func problems(in entry: ModelEntry) -> [String] {

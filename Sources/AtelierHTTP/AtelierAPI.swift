@@ -74,6 +74,8 @@ public struct AtelierAPI: Sendable {
     public let metricsEndpoint: MetricsEndpoint?
     /// Encoded /check answers of finished runs.
     let finishedRuns = FinishedRunCache()
+    /// The catalog's schemas, built once: the routes' declarations and /openapi.json both use them.
+    let schemas: CatalogSchemas
     /// /openapi.json, built once from the routes' declarations and the live catalog.
     let openapi: ByteBuffer
     var links: OutputLinks { OutputLinks(mode: config.outputURLs, storage: storage) }
@@ -103,7 +105,8 @@ public struct AtelierAPI: Sendable {
         self.queue = queue
         self.clock = clock
         self.config = config
-        openapi = ByteBuffer(string: OpenAPIBuilder.json(catalog: catalog, dialects: config.dialects))
+        schemas = CatalogSchemas(catalog: catalog, dialects: config.dialects)
+        openapi = ByteBuffer(string: OpenAPIBuilder.json(schemas))
     }
 
     public func buildRouter() -> Router<AtelierRequestContext> {
@@ -113,19 +116,19 @@ public struct AtelierAPI: Sendable {
         if let endpoint = metricsEndpoint, endpoint.recording { router.add(middleware: HTTPMetricsMiddleware(metrics: endpoint.http)) }
         router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
         // The same declarations /openapi.json is built from (`OpenAPIBuilder.routes`).
-        let schemas = CatalogSchemas(catalog: catalog, dialects: config.dialects)
-        router.add(Self.endpoints(schemas), on: self)
-        router.add(ReplicateRoutes.endpoints(schemas), on: ReplicateRoutes(api: self))
-        router.add(ReplicateFiles.endpoints(schemas), on: ReplicateFiles(api: self))
-        router.add(OpenAIRoutes.endpoints(schemas), on: OpenAIRoutes(api: self))
+        router.add(Self.allEndpoints(schemas), on: self)
         playground?.add(to: router)
         allowed.load(router.routes)
         return router
     }
 
-    /// /api/v4's routes and the server's own (health, metrics, images, this document), beside their handlers.
-    static func endpoints(_ schemas: CatalogSchemas) -> [Endpoint<AtelierAPI>] {
+    /// Every route of the API port, in one list that the router registers and the document describes: /api/v4's
+    /// and the server's own (health, metrics, images, this document) beside their handlers, then each dialect's.
+    static func allEndpoints(_ schemas: CatalogSchemas) -> [Endpoint<AtelierAPI>] {
         runEndpoints(schemas) + [eventsEndpoint] + accountEndpoints + serverEndpoints
+            + ReplicateRoutes.endpoints(schemas).map { $0.lifted { ReplicateRoutes(api: $0) } }
+            + ReplicateFiles.endpoints(schemas).map { $0.lifted { ReplicateFiles(api: $0) } }
+            + OpenAIRoutes.endpoints(schemas).map { $0.lifted { OpenAIRoutes(api: $0) } }
     }
 
     /// A worker node's router: /healthz, /readyz and /metrics only.

@@ -8,7 +8,7 @@ import Logging
 /// The one place that turns errors into HTTP statuses and the public error envelope:
 /// `{"success": false, "message": "…", "error": {"code": "…", "param": "…", "details": [...]}}`.
 public enum ErrorMapping {
-    public struct Envelope: Encodable, Sendable, DescribedType {
+    public struct Envelope: Encodable, Sendable {
         public struct Detail: Encodable, Sendable {
             public var code: String
             public var param: String?

@@ -49,7 +49,7 @@ public struct RunCost: Encodable, Sendable, Equatable {
     }
 }
 
-extension RunCost: DescribedType {
+extension RunCost {
     public static var schema: JSONSchema {
         .component("Cost", JSONSchema.keyed(CodingKeys.self, required: CodingKeys.allCases.filter { $0 != .availableBalance }) { key in
             switch key {

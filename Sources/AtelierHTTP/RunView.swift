@@ -183,7 +183,7 @@ public struct SuccessEnvelope<T: Encodable & Sendable>: Encodable, Sendable {
     }
 }
 
-extension RunView: DescribedType {
+extension RunView {
     public static var schema: JSONSchema {
         .component("RunData", JSONSchema.keyed(CodingKeys.self, required: [.requestID, .status]) { key in
             switch key {
@@ -214,7 +214,7 @@ extension RunView: DescribedType {
     }
 }
 
-extension RunView.Timings: DescribedType {
+extension RunView.Timings {
     public static var schema: JSONSchema {
         .keyed(CodingKeys.self) { key in
             switch key {
@@ -225,7 +225,7 @@ extension RunView.Timings: DescribedType {
     }
 }
 
-extension RunView.Safety: DescribedType {
+extension RunView.Safety {
     public static var schema: JSONSchema {
         .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { key in
             switch key {
@@ -238,7 +238,7 @@ extension RunView.Safety: DescribedType {
     }
 }
 
-extension RunView.RunError: DescribedType {
+extension RunView.RunError {
     public static var schema: JSONSchema {
         .keyed(CodingKeys.self, required: [.code, .message]) { key in
             switch key {
@@ -249,13 +249,13 @@ extension RunView.RunError: DescribedType {
     }
 }
 
-extension RunView.Progress: DescribedType {
+extension RunView.Progress {
     public static var schema: JSONSchema {
         .keyed(CodingKeys.self, required: [.step, .total]) { _ in .integer(minimum: 0) }
     }
 }
 
-extension RunView.OutputExpired: DescribedType {
+extension RunView.OutputExpired {
     public static var schema: JSONSchema {
         JSONSchema.keyed(CodingKeys.self, required: [.code, .expiredAt, .message]) { key in
             switch key {

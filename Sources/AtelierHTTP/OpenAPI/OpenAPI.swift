@@ -1,7 +1,7 @@
 import AtelierCore
 
 /// The objects of an OpenAPI 3.1 document, as far as this server's document uses them. Routes declare their
-/// `Operation` where they are registered (`RouteTable`); the document is encoded from these values at start-up.
+/// `Operation` where they are registered (`Endpoint`); the document is encoded from these values at start-up.
 public enum OpenAPI {
     public typealias SecurityRequirement = [String: [String]]
 

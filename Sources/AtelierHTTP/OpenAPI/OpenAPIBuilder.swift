@@ -43,21 +43,23 @@ public enum OpenAPIBuilder {
     static let info = OpenAPI.Info(title: "Atelier", version: "1.0.0",
                                    description: "Self-hosted image generation with the hosted service's /api/v4/run contract. See docs/api.md.")
 
-    /// Every route of the API port, in the order they are registered.
+    /// Every route of the API port: the very list the router registers (`AtelierAPI.allEndpoints`).
     static func routes(_ schemas: CatalogSchemas) -> [APIRoute] {
-        AtelierAPI.endpoints(schemas).map(\.route) + ReplicateRoutes.endpoints(schemas).map(\.route)
-            + ReplicateFiles.endpoints(schemas).map(\.route) + OpenAIRoutes.endpoints(schemas).map(\.route)
+        AtelierAPI.allEndpoints(schemas).map(\.route)
     }
 
-    public static func document(catalog: ModelCatalog, dialects: DialectConfiguration = .init()) -> OpenAPI.Document {
-        let schemas = CatalogSchemas(catalog: catalog, dialects: dialects)
-        return OpenAPI.Document(info: info, routes: routes(schemas), extraSchemas: schemas.modelInputs)
+    static func document(_ schemas: CatalogSchemas) -> OpenAPI.Document {
+        OpenAPI.Document(info: info, routes: routes(schemas), extraSchemas: schemas.modelInputs)
     }
 
-    public static func json(catalog: ModelCatalog, dialects: DialectConfiguration = .init()) -> String {
+    static func json(_ schemas: CatalogSchemas) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Every value is a plain struct of strings, numbers and arrays: encoding cannot fail.
-        return String(decoding: (try? encoder.encode(document(catalog: catalog, dialects: dialects))) ?? Data(), as: UTF8.self)
+        return String(decoding: (try? encoder.encode(document(schemas))) ?? Data(), as: UTF8.self)
+    }
+
+    public static func json(catalog: ModelCatalog, dialects: DialectConfiguration = .init()) -> String {
+        json(CatalogSchemas(catalog: catalog, dialects: dialects))
     }
 }

@@ -118,7 +118,7 @@ struct ReplicatePrediction: Encodable, Sendable {
     }
 }
 
-extension ReplicatePrediction: DescribedType {
+extension ReplicatePrediction {
     static var schema: JSONSchema {
         .component("Prediction", .keyed(CodingKeys.self, required: CodingKeys.allCases.filter { ![.startedAt, .completedAt].contains($0) }) { key in
             switch key {

@@ -268,7 +268,7 @@ struct ReplicateRoutes: Sendable {
 }
 
 /// The account's webhook signing secret, as Replicate's clients read it.
-struct WebhookSecret: Encodable, Sendable, DescribedType {
+struct WebhookSecret: Encodable, Sendable {
     var key: String
     enum CodingKeys: String, CodingKey, CaseIterable { case key }
     static var schema: JSONSchema { .keyed(CodingKeys.self, required: [.key]) { _ in .string(pattern: "^whsec_") } }

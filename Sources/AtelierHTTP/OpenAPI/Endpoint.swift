@@ -27,6 +27,12 @@ struct Endpoint<Controller: Sendable>: Sendable {
         self.route = route
         self.handler = handler
     }
+
+    /// The same endpoint served by a controller that `make` builds from another (a dialect's routes from the API).
+    func lifted<Outer: Sendable>(_ make: @escaping @Sendable (Outer) -> Controller) -> Endpoint<Outer> {
+        let handler = self.handler
+        return Endpoint<Outer>(route) { outer in handler(make(outer)) }
+    }
 }
 
 extension Router where Context == AtelierRequestContext {
