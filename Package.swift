@@ -81,17 +81,45 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The run use case for every API: submit, read, list, cancel, wait, follow; input images, outbound fetches
+        // and webhook delivery. No HTTP server types: the edge (AtelierHTTP) translates onto it.
+        .target(
+            name: "AtelierRuns",
+            dependencies: [
+                "AtelierCore", "AtelierEngine", "AtelierMetrics",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "AtelierHTTP",
             dependencies: [
-                "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine", "AtelierMetrics",
+                "AtelierCore", "AtelierRuns", "AtelierStorage", "AtelierEngine", "AtelierMetrics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            ],
+            swiftSettings: strict
+        ),
+        // A node assembled from its settings (`buildApplication`): what `atelier serve` and `atelier worker` run,
+        // and what tests build on a temporary database.
+        .target(
+            name: "AtelierServer",
+            dependencies: [
+                "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierS3", "AtelierEngine", "AtelierRuns", "AtelierHTTP",
+                "AtelierMetrics",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),
@@ -103,14 +131,9 @@ let package = Package(
         .executableTarget(
             name: "atelier",
             dependencies: [
-                "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierS3", "AtelierEngine", "AtelierHTTP",
-                "AtelierMetrics",
+                "AtelierCore", "AtelierPersistence", "AtelierHTTP", "AtelierServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),
@@ -142,10 +165,22 @@ let package = Package(
             name: "AtelierPersistenceTests",
             dependencies: ["AtelierPersistence", "AtelierCore", .product(name: "PostgresNIO", package: "postgres-nio")]
         ),
+        // The application built as `atelier serve` builds it, driven without a socket.
+        .testTarget(
+            name: "AtelierServerTests",
+            dependencies: [
+                "AtelierServer", "AtelierCore", "AtelierTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "AtelierRunsTests",
+            dependencies: ["AtelierRuns", "AtelierCore", "AtelierEngine", "AtelierPersistence", "AtelierStorage", "AtelierTesting"]
+        ),
         .testTarget(
             name: "AtelierHTTPTests",
             dependencies: [
-                "AtelierHTTP", "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine", "AtelierTesting",
+                "AtelierHTTP", "AtelierRuns", "AtelierCore", "AtelierPersistence", "AtelierStorage", "AtelierEngine", "AtelierTesting",
                 "AtelierMetrics",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]

@@ -8,6 +8,30 @@ import Foundation
 /// - release: the rest of the hold given back, once per run (0 when everything was captured), which resolves it.
 public enum LedgerKind: String, Sendable, Codable, CaseIterable {
     case credit, adjustment, hold, capture, release
+
+    /// How an entry of this kind moves the account's balance (credits and adjustments minus captures), as a sign of
+    /// its amount. With `heldEffect`, the one definition of an account's money: `LedgerRules.balance` applies it to
+    /// entries, and both stores' SQL is generated from it (`LedgerSQL`, AtelierPersistence).
+    public var balanceEffect: Int64 {
+        switch self {
+        case .credit, .adjustment: 1
+        case .capture: -1
+        case .hold, .release: 0
+        }
+    }
+
+    /// How an entry of this kind moves what is held: a hold adds its amount; its capture and release (which add up
+    /// to it) take it away again.
+    public var heldEffect: Int64 {
+        switch self {
+        case .hold: 1
+        case .capture, .release: -1
+        case .credit, .adjustment: 0
+        }
+    }
+
+    /// How it moves what a new run may hold (balance − held).
+    public var availableEffect: Int64 { balanceEffect - heldEffect }
 }
 
 public struct LedgerEntry: Sendable, Equatable, Codable {
@@ -108,21 +132,10 @@ public enum LedgerRules {
         return (capture, hold - capture)
     }
 
-    /// The balance an account's entries give.
+    /// The balance an account's entries give: each entry's amount by its kind's effects.
     public static func balance(of entries: [LedgerEntry]) -> Balance {
-        var balance: Int64 = 0
-        var holds: [Int64: Int64] = [:]
-        var resolved: Set<Int64> = []
-        for e in entries {
-            switch e.kind {
-            case .credit, .adjustment: balance += e.amount
-            case .capture: balance -= e.amount
-            case .hold: if let j = e.jobID { holds[j, default: 0] += e.amount }
-            case .release: if let j = e.jobID { resolved.insert(j) }
-            }
-        }
-        let held = holds.filter { !resolved.contains($0.key) }.values.reduce(0, +)
-        return Balance(balance: balance, held: held)
+        Balance(balance: entries.reduce(0) { $0 + $1.kind.balanceEffect * $1.amount },
+                held: entries.reduce(0) { $0 + $1.kind.heldEffect * $1.amount })
     }
 
     /// Everything wrong with a ledger, given the runs it refers to: empty when the money is right.

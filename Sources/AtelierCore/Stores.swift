@@ -11,12 +11,34 @@ public struct Account: Sendable, Equatable, Codable {
     }
 }
 
-/// Accounts, their API keys and their money. Implementations: `SQLiteStore`, `PostgresStore` (AtelierPersistence).
-public protocol KeyStore: Sendable {
+/// Accounts: who pays, and the secret their webhooks are signed with. Implementations: `SQLiteStore`,
+/// `PostgresStore` (AtelierPersistence), which keep accounts, keys and the ledger in one database.
+public protocol AccountStore: Sendable {
     /// Returns the account's id, creating the account if it does not exist.
     func ensureAccount(named name: String) async throws -> Int64
     func account(named name: String) async throws -> Account?
     func accounts() async throws -> [Account]
+    /// The account's webhook signing secret (`whsec_…`), made on first use.
+    func webhookSecret(accountID: Int64) async throws -> String
+    /// Replaces the account's webhook secret; deliveries from now on are signed with the new one.
+    func rotateWebhookSecret(accountID: Int64) async throws -> String
+}
+
+/// API keys, stored only as hashes (and a prefix to name them by).
+public protocol KeyStore: Sendable {
+    /// Stores a key (its hash and prefix only) for the account.
+    func addKey(_ key: APIKey, accountID: Int64) async throws
+    /// The key whose hash matches, revoked or not; nil if none.
+    func lookupKey(hash: String) async throws -> KeyRecord?
+    func listKeys() async throws -> [KeyRecord]
+    /// Marks the key with this prefix revoked; false if no such key exists.
+    func revokeKey(prefix: String) async throws -> Bool
+    func keyCount() async throws -> Int
+}
+
+/// The accounts' money: an append-only ledger, the balance derived from it (`LedgerKind`'s effects, the one
+/// definition), and what runs were charged. Holds, captures and releases are written by `JobStore`'s transitions.
+public protocol LedgerStore: Sendable {
     /// Appends a credit (amount > 0) or an adjustment (any sign, not below a zero available balance) with its
     /// reason; returns the new balance.
     func addCredit(accountID: Int64, amount: Int64, kind: LedgerKind, reason: String, now: Date) async throws -> Balance
@@ -26,19 +48,10 @@ public protocol KeyStore: Sendable {
     func usage(accountID: Int64, before: Int64?, limit: Int) async throws -> [UsageItem]
     /// Charges per model between two times.
     func spend(accountID: Int64, from: Date, to: Date) async throws -> [ModelSpend]
-    /// Stores a key (its hash and prefix only) for the account.
-    func addKey(_ key: APIKey, accountID: Int64) async throws
-    /// The key whose hash matches, revoked or not; nil if none.
-    func lookupKey(hash: String) async throws -> KeyRecord?
-    func listKeys() async throws -> [KeyRecord]
-    /// Marks the key with this prefix revoked; false if no such key exists.
-    func revokeKey(prefix: String) async throws -> Bool
-    func keyCount() async throws -> Int
-    /// The account's webhook signing secret (`whsec_…`), made on first use.
-    func webhookSecret(accountID: Int64) async throws -> String
-    /// Replaces the account's webhook secret; deliveries from now on are signed with the new one.
-    func rotateWebhookSecret(accountID: Int64) async throws -> String
 }
+
+/// Accounts, their keys and their money, as one database holds them.
+public typealias AccountsStore = AccountStore & KeyStore & LedgerStore
 
 /// Runs: the durable queue. Every state change is a checked transition, so a late or repeated report cannot
 /// change a finished job. Implementations: `SQLiteStore`, `PostgresStore`.
@@ -321,7 +334,7 @@ public protocol OutputRetentionStore: Sendable {
 }
 
 /// Everything a server keeps in its database: one value of this type is what `--database` opens.
-public typealias AtelierStore = KeyStore & JobStore & WebhookStore & OutputRetentionStore
+public typealias AtelierStore = AccountStore & KeyStore & LedgerStore & JobStore & WebhookStore & OutputRetentionStore
 
 extension JobStore {
     /// A run with no idempotency key and no cap on the account's runs in progress.

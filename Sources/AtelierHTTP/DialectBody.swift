@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierRuns
 import Foundation
 import Hummingbird
 import NIOCore
@@ -14,8 +15,8 @@ public struct DialectConfiguration: Sendable {
 
 enum DialectBody {
     /// The request's JSON object, member by member; an empty body is an empty object.
-    static func object(_ request: Request, api: AtelierAPI) async throws -> [String: JSONBody.Value] {
-        let body = try await api.readBody(request)
+    static func object(_ request: Request, edge: HTTPEdge) async throws -> [String: JSONBody.Value] {
+        let body = try await edge.readBody(request)
         if body.readableBytes == 0 { return [:] }
         let type = (request.headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         guard type == "application/json" || type.isEmpty else {

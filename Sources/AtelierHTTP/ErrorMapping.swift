@@ -222,6 +222,16 @@ public enum ErrorMapping {
     }
 
     /// Errors that are not ours (the router's 404, Hummingbird's body limit) get the same envelope.
+    /// A request refused before its handler ran (its key, its body), in the shape of the route's API: /api/v4's
+    /// envelope is the router's `ErrorEnvelopeMiddleware`'s, so the error goes on to it.
+    static func refusal(_ error: any Error, in dialect: ErrorDialect, logger: Logger) throws -> Response {
+        switch dialect {
+        case .atelier: throw error
+        case .replicate: return ReplicateRoutes.problem(error, logger: logger)
+        case .openAI: return OpenAIErrors.response(error, safety: .safe, logger: logger)
+        }
+    }
+
     public static func response(for error: any Error, logger: Logger) -> Response {
         let r = resolve(error, logger: logger)
         return JSONResponse.make(status: r.status, r.envelope, headers: r.headers)

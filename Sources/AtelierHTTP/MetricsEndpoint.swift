@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierRuns
 import AtelierEngine
 import AtelierMetrics
 import Foundation

@@ -114,7 +114,7 @@ public struct Playground: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         // JSONEncoder escapes "/", so "</script>" cannot appear in the embedded data.
-        let data = (try? encoder.encode(AtelierAPI.ModelView(e))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let data = (try? encoder.encode(AccountController.ModelView(e))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let price = e.pricePerImage.display
         let body = """
         <h1>\(Self.escape(e.title))</h1>
@@ -200,7 +200,7 @@ public struct Playground: Sendable {
         guard parts.count == 2, catalog[String(parts[0])] != nil, let format = OutputFormat(rawValue: String(parts[1])) else {
             throw AtelierError.notFound("no such sample")
         }
-        return try await AtelierAPI.imageFile(path: samples.appendingPathComponent(name).path, format: format,
+        return try await HTTPEdge.imageFile(path: samples.appendingPathComponent(name).path, format: format,
                                               cacheControl: "public, max-age=3600", missing: "no such sample", context: context)
     }
 }

@@ -1,5 +1,5 @@
 import AtelierCore
-import AtelierEngine
+import AtelierRuns
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -9,37 +9,7 @@ import NIOCore
 /// with the run's current state (`queued` with its place in the queue, or `started`), then `progress` (at most a
 /// few per second, the last step always), and ends with `completed`, `failed` or `canceled`, whose data is the
 /// same object /api/v4/check returns. A comment line every 15 s keeps proxies from closing an idle stream.
-extension AtelierAPI {
-    static let progressInterval: Duration = .milliseconds(250)
-    static let keepAliveInterval: Duration = .seconds(15)
-
-    enum StreamItem: Sendable {
-        case event(JobEvents.Event)
-        case keepAlive
-    }
-
-    /// A run's updates and a keep-alive tick every `keepAliveInterval`, as one sequence read where the writer
-    /// lives; both feeding tasks stop when `body` returns.
-    static func withKeepAlive<T>(_ updates: AsyncStream<JobEvents.Event>,
-                                 _ body: (AsyncStream<StreamItem>) async throws -> T) async rethrows -> T {
-        let (merged, input) = AsyncStream<StreamItem>.makeStream()
-        let forward = Task {
-            for await event in updates { input.yield(.event(event)) }
-            input.finish()
-        }
-        let ticker = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: keepAliveInterval)
-                input.yield(.keepAlive)
-            }
-        }
-        defer {
-            forward.cancel()
-            ticker.cancel()
-        }
-        return try await body(merged)
-    }
-
+extension RunController {
     /// The stream's events, in the order a run can send them; the last one's data is the /check object.
     enum RunEvent: String, CaseIterable {
         case queued, started, progress, completed, failed, canceled
@@ -54,7 +24,7 @@ extension AtelierAPI {
         }
     }
 
-    static let eventsEndpoint = Endpoint<AtelierAPI>(.get("/api/v4/requests/{id}/events", .init(
+    static let eventsEndpoint = Endpoint<RunController>(.get("/api/v4/requests/{id}/events", .init(
         "events", "A run's life as Server-Sent Events: queued, started, progress, then completed, failed or canceled",
         parameters: [.path("id", .string(pattern: "^[0-9]{1,18}$"))],
         responses: ["200": .init(description: "text/event-stream; the final event's data is the /check object.",
@@ -64,73 +34,29 @@ extension AtelierAPI {
         { try await api.events($0, context: $1) }
     }
 
+    static let eventStream = ServerSentEvents(contentType: "text/event-stream; charset=utf-8", retryMilliseconds: 2000, numbered: true)
+
     func events(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        let account = try await authenticate(request, body: [:])
         let id = try Self.requestID(context.parameters.get("id").map(ParameterValue.string))
-        _ = try await ownedJob(id, account: account)
-        // Subscribe before reading the state, so nothing between the read and the subscription is missed.
-        let updates = await queue.events.events(id)
-        let opening = try await ownedJob(id, account: account)
-        let api = self
-        var headers: HTTPFields = [:]
-        headers[.contentType] = "text/event-stream; charset=utf-8"
-        headers[.cacheControl] = "no-store"
-        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"  // nginx: do not buffer the stream
-        let body = ResponseBody { writer in
-            var sent = 0
-            func send(_ event: RunEvent, _ data: some Encodable) async throws {
-                sent += 1
-                let json = String(decoding: (try? JSONResponse.encoder.encode(data)) ?? Data("{}".utf8), as: UTF8.self)
-                try await writer.write(ByteBuffer(string: "id: \(sent)\nevent: \(event.rawValue)\ndata: \(json)\n\n"))
+        let moments = try await runs.follow(id, account: try context.account())
+        let controller = self
+        return Self.eventStream.response(moments) { moment in
+            func event(_ name: RunEvent, _ data: some Encodable) -> [ServerSentEvent] {
+                [ServerSentEvent(name: name.rawValue, data: String(decoding: (try? JSONResponse.encoder.encode(data)) ?? Data("{}".utf8), as: UTF8.self))]
             }
-            func sendState(_ job: Job) async throws -> Bool {
-                switch job.status {
-                case .queued:
-                    try await send(.queued, RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
-                case .running:
-                    try await send(.started, StartedData(requestID: id, attempt: job.attempts))
-                    if let p = await api.queue.events.currentProgress(id) ?? job.progress {
-                        try await send(.progress, ProgressData(requestID: id, step: p.step, total: p.total))
-                    }
-                case .succeeded, .failed, .canceled:
-                    try await send(RunEvent(ending: job.status), try await api.view(of: job, request: request))
-                    return true
-                }
-                return false
-            }
-            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            if try await sendState(opening) {
-                try await writer.finish(nil)
-                return
-            }
-            // One sequence of updates and keep-alive ticks, read here, where the writer lives.
-            try await Self.withKeepAlive(updates) { merged in
-                var lastProgress: ContinuousClock.Instant?
-                for await item in merged {
-                    switch item {
-                    case .keepAlive:
-                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    case .event(.requeued):
-                        try await send(.queued, RunStatus(requestID: id, queuePosition: try await api.jobs.queuePosition(id: id)))
-                    case .event(.started(let attempt)):
-                        try await send(.started, StartedData(requestID: id, attempt: attempt))
-                    case .event(.progress(let p)):
-                        let now = ContinuousClock.now
-                        if p.step == p.total || lastProgress.map({ now - $0 >= Self.progressInterval }) ?? true {
-                            lastProgress = now
-                            try await send(.progress, ProgressData(requestID: id, step: p.step, total: p.total))
-                        }
-                    case .event(.finished):
-                        if let job = try await api.jobs.job(id: id) { _ = try await sendState(job) }
-                        try await writer.finish(nil)
-                        return
-                    }
-                }
-                // The server is shutting down: the client reconnects (after `retry`) to whoever serves next.
-                try await writer.finish(nil)
+            switch moment {
+            case .queued(let position), .requeued(let position):
+                return event(.queued, RunStatus(requestID: id, queuePosition: position))
+            case .started(let attempt):
+                return event(.started, StartedData(requestID: id, attempt: attempt))
+            case .progress(let p):
+                return event(.progress, ProgressData(requestID: id, step: p.step, total: p.total))
+            case .ended(let job):
+                return event(RunEvent(ending: job.status), try await controller.view(of: job, request: request))
+            case .keepAlive:
+                return []
             }
         }
-        return Response(status: .ok, headers: headers, body: body)
     }
 
     /// A run's id and status only: /run's answer for a run still pending, and the stream's `queued` event (with

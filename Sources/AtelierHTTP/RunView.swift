@@ -1,5 +1,6 @@
 import AtelierCore
 import AtelierEngine
+import AtelierRuns
 import Foundation
 
 /// The `data` of a run's response: what the hosted service returns (`request_id`, `output`, `output_type`), plus
@@ -164,6 +165,14 @@ public struct RunView: Encodable, Sendable {
                 else { "checked: \(s.dropped) image(s) flagged and not delivered (not charged)" }
             safetyChecker = Safety(checker: s.checker, ran: s.ran, dropped: s.dropped, note: note)
         }
+    }
+}
+
+extension RunView {
+    /// The /check object of a run as it is now.
+    init(_ snapshot: RunSnapshot, baseURL: String, links: OutputLinks?) {
+        self.init(job: snapshot.job, baseURL: baseURL, links: links, currency: snapshot.currency,
+                  progress: snapshot.progress, queuePosition: snapshot.queuePosition)
     }
 }
 

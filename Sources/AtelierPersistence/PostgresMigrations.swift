@@ -139,10 +139,8 @@ extension PostgresStore {
                     SELECT COUNT(*) INTO busy FROM jobs WHERE account_id = p_account AND status IN ('queued', 'running');
                     IF busy >= p_max_in_progress THEN outcome := 'too_many'; a := busy; RETURN; END IF;
                 END IF;
-                -- available = balance - held = credits + adjustments - holds + releases (captures cancel out).
-                SELECT COALESCE(SUM(CASE WHEN kind IN ('credit','adjustment','release') THEN amount
-                                         WHEN kind = 'hold' THEN -amount ELSE 0 END), 0)
-                  INTO available FROM ledger WHERE account_id = p_account;
+                -- available = balance - held, by the one definition (LedgerSQL).
+                SELECT \(LedgerSQL.available) INTO available FROM ledger WHERE account_id = p_account;
                 IF available < p_hold THEN outcome := 'insufficient'; a := p_hold; b := available; RETURN; END IF;
                 BEGIN
                     INSERT INTO jobs(id, account_id, model_id, parameters, seed, output_names, status, attempts, created_at,

@@ -45,15 +45,11 @@ extension PostgresStore {
     }
 
 
-    /// As SQLite's: balance = credits + adjustments − captures; held = holds − captures − releases.
+    /// The account's balance and what it holds, by the one definition (`LedgerSQL`), as SQLite's.
     static func balance(_ c: PostgresConnection, _ accountID: Int64, logger: Logger) async throws -> Balance {
         let rows = try await c.query(
-            """
-            SELECT
-              COALESCE(SUM(CASE WHEN kind IN ('credit','adjustment') THEN amount WHEN kind = 'capture' THEN -amount ELSE 0 END), 0)::bigint AS balance,
-              COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount WHEN kind IN ('capture','release') THEN -amount ELSE 0 END), 0)::bigint AS held
-            FROM ledger WHERE account_id = \(accountID)
-            """, logger: logger)
+            "SELECT (\(unescaped: LedgerSQL.balance))::bigint AS balance, (\(unescaped: LedgerSQL.held))::bigint AS held FROM ledger WHERE account_id = \(accountID)",
+            logger: logger)
         for try await (balance, held) in rows.decode((Int64, Int64).self) { return Balance(balance: balance, held: held) }
         return Balance(balance: 0, held: 0)
     }

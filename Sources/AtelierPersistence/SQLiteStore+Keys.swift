@@ -52,14 +52,8 @@ extension SQLiteStore {
     }
 
 
-    /// balance = credits + adjustments − captures; held = holds − captures − releases (a run's capture and release
-    /// are written together and add up to its hold, so a resolved hold drops out).
-    static let balanceSQL = """
-        SELECT
-          COALESCE(SUM(CASE WHEN kind IN ('credit','adjustment') THEN amount WHEN kind = 'capture' THEN -amount ELSE 0 END), 0) AS balance,
-          COALESCE(SUM(CASE WHEN kind = 'hold' THEN amount WHEN kind IN ('capture','release') THEN -amount ELSE 0 END), 0) AS held
-        FROM ledger WHERE account_id = ?
-        """
+    /// The account's balance and what it holds, by the one definition (`LedgerSQL`).
+    static let balanceSQL = "SELECT \(LedgerSQL.balance) AS balance, \(LedgerSQL.held) AS held FROM ledger WHERE account_id = ?"
 
     static func balance(_ c: SQLiteDatabase.Connection, _ accountID: Int64) throws -> Balance {
         let row = try c.query(balanceSQL, [.int(accountID)]).first

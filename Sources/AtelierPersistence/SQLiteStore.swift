@@ -3,7 +3,7 @@ import Foundation
 
 /// Accounts, keys and jobs in one SQLite file (the embedded default). The schema is versioned; each migration
 /// runs once, in a transaction.
-public final class SQLiteStore: KeyStore, JobStore, WebhookStore, OutputRetentionStore, Sendable {
+public final class SQLiteStore: AccountStore, KeyStore, LedgerStore, JobStore, WebhookStore, OutputRetentionStore, Sendable {
     let db: SQLiteDatabase
 
     static let migrations: [String] = [

@@ -16,10 +16,29 @@ public final class ManualClock: Clock, Sendable {
         var continuation: CheckedContinuation<Void, any Error>
     }
 
+    /// A test waiting for a sleeper whose time left matches.
+    private struct Watcher {
+        var matches: @Sendable (Duration) -> Bool
+        var continuation: CheckedContinuation<Void, Never>
+    }
+
     private struct State {
         var now = Instant(offset: .zero)
         var sleepers: [Int: Sleeper] = [:]
         var nextID = 0
+        var watchers: [Watcher] = []
+
+        /// The watchers a sleeper now satisfies, taken off the list.
+        mutating func satisfied() -> [CheckedContinuation<Void, Never>] {
+            let left = sleepers.values.map { now.duration(to: $0.deadline) }
+            var met: [CheckedContinuation<Void, Never>] = []
+            watchers.removeAll { w in
+                guard left.contains(where: w.matches) else { return false }
+                met.append(w.continuation)
+                return true
+            }
+            return met
+        }
     }
 
     private let state = Mutex(State())
@@ -39,12 +58,13 @@ public final class ManualClock: Clock, Sendable {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let resumeNow: Result<Void, any Error>? = state.withLock { s in
-                    if Task.isCancelled { return .failure(CancellationError()) }
-                    if deadline <= s.now { return .success(()) }
+                let (resumeNow, met): (Result<Void, any Error>?, [CheckedContinuation<Void, Never>]) = state.withLock { s in
+                    if Task.isCancelled { return (.failure(CancellationError()), []) }
+                    if deadline <= s.now { return (.success(()), []) }
                     s.sleepers[id] = Sleeper(deadline: deadline, continuation: c)
-                    return nil
+                    return (nil, s.satisfied())
                 }
+                for watcher in met { watcher.resume() }
                 if let resumeNow { c.resume(with: resumeNow) }
             }
         } onCancel: {
@@ -54,13 +74,27 @@ public final class ManualClock: Clock, Sendable {
     }
 
     public func advance(by duration: Duration) {
-        let due = state.withLock { s -> [Sleeper] in
+        let (due, met) = state.withLock { s -> ([Sleeper], [CheckedContinuation<Void, Never>]) in
             s.now = s.now.advanced(by: duration)
             let now = s.now
             let ready = s.sleepers.filter { $0.value.deadline <= now }
             for id in ready.keys { s.sleepers[id] = nil }
-            return ready.values.sorted { $0.deadline < $1.deadline }
+            return (ready.values.sorted { $0.deadline < $1.deadline }, s.satisfied())
         }
         for sleeper in due { sleeper.continuation.resume() }
+        for watcher in met { watcher.resume() }
+    }
+
+    /// Returns once some task sleeps on this clock with a time left that `matches` (the job timeout's 300 s, a
+    /// backoff under a second), so a test advances only after the sleep it means to end has begun: no polling.
+    public func waitForSleeper(_ matches: @escaping @Sendable (Duration) -> Bool) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s -> Bool in
+                if s.sleepers.values.contains(where: { matches(s.now.duration(to: $0.deadline)) }) { return true }
+                s.watchers.append(Watcher(matches: matches, continuation: c))
+                return false
+            }
+            if ready { c.resume() }
+        }
     }
 }

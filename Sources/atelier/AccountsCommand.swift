@@ -11,7 +11,7 @@ private func parseAmount(_ text: String) throws -> Int64 {
     return v
 }
 
-private func requireAccount(_ store: any KeyStore, _ name: String) async throws -> Account {
+private func requireAccount(_ store: any AccountStore, _ name: String) async throws -> Account {
     guard let account = try await store.account(named: name) else {
         throw ValidationError("no account \"\(name)\"; `atelier accounts list` shows them, `atelier accounts create \(name)` makes it")
     }

@@ -1,5 +1,6 @@
 import AtelierCore
 import AtelierPersistence
+import AtelierServer
 import ArgumentParser
 import Foundation
 import Logging
@@ -30,38 +31,15 @@ struct DataDirOption: ParsableArguments {
     func openStore() async throws -> any AtelierStore {
         var logger = Logger(label: "atelier")
         logger.logLevel = .warning
-        return try await StoreOpener.open(try location(), nodeID: "admin-" + StoreOpener.newNodeID(), logger: logger, setting: "--database").store
-    }
-}
-
-/// Opens what `--database` names, applies its migrations, and says clearly when it cannot.
-enum StoreOpener {
-    struct Opened {
-        var store: any AtelierStore
-        /// Set for PostgreSQL: its pool is already running (started by `open`).
-        var postgres: PostgresStore?
+        return try await Self.open(try location(), nodeID: "admin-" + StoreOpener.newNodeID(), logger: logger, setting: "--database").store
     }
 
-    static func newNodeID() -> String { String(UUID().uuidString.prefix(8).lowercased()) }
-
-    static func open(_ location: DatabaseURL, nodeID: String, logger: Logger, setting: String) async throws -> Opened {
-        switch location {
-        case .sqlite(let path):
-            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            do { return Opened(store: try SQLiteStore(path: path)) } catch {
-                throw ValidationError("\(setting): cannot open the SQLite file \(path): \(error)")
-            }
-        case .postgres(let settings):
-            let store = PostgresStore(settings: settings, nodeID: nodeID, logger: logger)
-            Task { try await store.run() }
-            do {
-                try await PostgresStore.probe(settings, logger: logger)
-                try await store.migrate()
-            } catch {
-                throw ValidationError("\(setting): cannot use \(location.summary): \(error)")
-            }
-            return Opened(store: store, postgres: store)
+    /// `StoreOpener.open`, its refusal reported as a usage error.
+    static func open(_ location: DatabaseURL, nodeID: String, logger: Logger, setting: String) async throws -> StoreOpener.Opened {
+        do {
+            return try await StoreOpener.open(location, nodeID: nodeID, logger: logger, setting: setting)
+        } catch let error as SetupError {
+            throw ValidationError(error.description)
         }
     }
 }

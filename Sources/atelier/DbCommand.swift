@@ -1,6 +1,7 @@
 import AtelierCore
 import AtelierPersistence
 import ArgumentParser
+import AtelierServer
 import Foundation
 import Logging
 
@@ -35,8 +36,8 @@ struct DbCommand: AsyncParsableCommand {
             guard case .sqlite(let path) = try parse(from, "--from") else { throw ValidationError("--from must be sqlite:PATH") }
             guard case .postgres = try parse(to, "--to") else { throw ValidationError("--to must be a postgres:// URL") }
             guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("--from: no SQLite file at \(path)") }
-            let opened = try await StoreOpener.open(try parse(to, "--to"), nodeID: "copy-" + StoreOpener.newNodeID(),
-                                                    logger: Logger(label: "atelier"), setting: "--to")
+            let opened = try await DataDirOption.open(try parse(to, "--to"), nodeID: "copy-" + StoreOpener.newNodeID(),
+                                                       logger: Logger(label: "atelier"), setting: "--to")
             guard let target = opened.postgres else { throw ValidationError("--to must be a postgres:// URL") }
             let report: SQLiteToPostgres.Report
             do {

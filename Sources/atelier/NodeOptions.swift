@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierServer
 import ArgumentParser
 import Foundation
 import Logging
@@ -50,24 +51,72 @@ struct NodeOptions: ParsableArguments {
 
 
     func settings() throws -> ServeSettings {
+        var flags = ServeSettings.Flags()
+        flags.host = host
+        flags.port = port
+        flags.dataDir = dataDir
+        flags.profile = profile
+        flags.workers = workers
+        flags.python = python
+        flags.workerDir = workerDir
+        flags.modelsDir = modelsDir
+        flags.workerThreads = workerThreads
+        flags.device = device
+        flags.jobTimeout = jobTimeout
+        flags.wait = wait
+        flags.publicURL = publicURL
+        flags.logLevel = logLevel
+        flags.rateLimit = rateLimit
+        flags.maxWait = maxWait
+        flags.maxConcurrentRuns = maxConcurrentRuns
+        flags.drainTimeout = drainTimeout
+        flags.maxAttempts = maxAttempts
+        flags.outboundAllow = outboundAllow
+        flags.inputMaxMB = inputMaxMB
+        flags.inputMaxMegapixels = inputMaxMegapixels
+        flags.fetchTimeout = fetchTimeout
+        flags.webDir = webDir
+        flags.workerReadyTimeout = workerReadyTimeout
+        flags.batchSize = batchSize
+        flags.batchWindowMs = batchWindowMs
+        flags.database = database
+        flags.lease = lease
+        flags.storage = storage
+        flags.s3Endpoint = s3Endpoint
+        flags.s3Region = s3Region
+        flags.s3Addressing = s3Addressing
+        flags.outputURLs = outputURLs
+        flags.presignExpiry = presignExpiry
+        flags.outputPublicURL = outputPublicURL
+        flags.replicateOwner = replicateOwner
+        flags.metrics = metrics
+        flags.metricsAddress = metricsAddress
+        flags.metricsToken = metricsToken
+        flags.logFormat = logFormat
+        flags.outputRetention = outputRetention
         do {
-            return try ServeSettings.resolve(
-                flags: .init(host: host, port: port, dataDir: dataDir, profile: profile, workers: workers, python: python,
-                             workerDir: workerDir, modelsDir: modelsDir, workerThreads: workerThreads, device: device,
-                             jobTimeout: jobTimeout, wait: wait, publicURL: publicURL, logLevel: logLevel,
-                             rateLimit: rateLimit, maxWait: maxWait, maxConcurrentRuns: maxConcurrentRuns,
-                             drainTimeout: drainTimeout, maxAttempts: maxAttempts, outboundAllow: outboundAllow,
-                             inputMaxMB: inputMaxMB, inputMaxMegapixels: inputMaxMegapixels, fetchTimeout: fetchTimeout,
-                             webDir: webDir, workerReadyTimeout: workerReadyTimeout, batchSize: batchSize, batchWindowMs: batchWindowMs,
-                             database: database, lease: lease, storage: storage, s3Endpoint: s3Endpoint, s3Region: s3Region,
-                             s3Addressing: s3Addressing, outputURLs: outputURLs, presignExpiry: presignExpiry,
-                             outputPublicURL: outputPublicURL, replicateOwner: replicateOwner,
-                             metrics: metrics, metricsAddress: metricsAddress, metricsToken: metricsToken, logFormat: logFormat,
-                             outputRetention: outputRetention),
-                environment: ProcessInfo.processInfo.environment
-            )
+            return try ServeSettings.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
         } catch {
             throw ValidationError(error.description)
+        }
+    }
+
+    /// Builds the node and runs it until it stops; a configuration it cannot use is a usage error, and a node that
+    /// stopped on its own exits with its status.
+    static func run(_ settings: ServeSettings, role: NodeRole) async throws {
+        let logger = bootstrapLogging(settings)
+        let node: AtelierNode
+        do {
+            node = try await buildApplication(settings, role: role, logger: logger)
+        } catch let error as SettingError {
+            throw ValidationError(error.description)
+        } catch let error as SetupError {
+            throw ValidationError(error.description)
+        }
+        do {
+            try await node.run()
+        } catch let failure as NodeFailure {
+            throw ExitCode(failure.exitCode)
         }
     }
 

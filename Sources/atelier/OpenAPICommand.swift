@@ -1,6 +1,7 @@
 import AtelierCore
 import AtelierHTTP
 import ArgumentParser
+import AtelierServer
 import Foundation
 
 /// `atelier openapi`: the document /openapi.json serves, for a models folder, without starting a server (for

@@ -1,5 +1,6 @@
 import AtelierCore
 import ArgumentParser
+import AtelierServer
 import Foundation
 
 /// `atelier runs list` and `atelier runs show ID`: what operators ask of the queue and its history, read from the

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AtelierServer
 import Foundation
 
 /// `atelier worker`: a GPU node. It runs the supervisor and the Python workers on the shared queue, stores each
@@ -21,6 +22,6 @@ struct WorkerCommand: AsyncParsableCommand {
         guard settings.workers > 0 else {
             throw ValidationError("invalid setting --workers: a worker node needs at least one worker (0 is an API-only node: atelier serve --workers 0)")
         }
-        try await Server(settings: settings, role: .worker, logger: NodeOptions.bootstrapLogging(settings)).run()
+        try await NodeOptions.run(settings, role: .worker)
     }
 }

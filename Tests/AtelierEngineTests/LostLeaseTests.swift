@@ -54,25 +54,27 @@ extension WorkerSupervisorTests {
         let clock = ManualClock()
         let (supervisor, sqlite, storage) = try makeSupervisor(mode: "slow", clock: clock, wrap: { UnreachableRenewals($0) })
         try await withRunning(supervisor) {
-            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            await supervisor.waitForSlots(Self.ready)
             let job = try await enqueue(sqlite, storage, id: 600_000_000_000_090, steps: 40)
-            await supervisor.events.subscribe(job.id)
+            let updates = await supervisor.events.events(job.id)
             await supervisor.jobQueued()
-            try await waitUntil { supervisor.status[0].state == .busy }
+            await supervisor.waitForSlots { $0[0].state == .busy }
+            // Each renewal sleeps a third of the lease (10 s; nothing else on this clock does) before it tries.
+            let renewal: @Sendable (Duration) -> Bool = { $0 == .seconds(10) }
             // Two failed renewals (two thirds of the lease): the attempt goes on.
-            clock.advance(by: .seconds(10))
-            try await Task.sleep(for: .milliseconds(100))
-            clock.advance(by: .seconds(10))
-            try await Task.sleep(for: .milliseconds(100))
+            for _ in 0..<2 {
+                await clock.waitForSleeper(renewal)
+                clock.advance(by: .seconds(10))
+            }
+            await clock.waitForSleeper(renewal)
             #expect(try await sqlite.job(id: job.id)?.attempts == 1)
             #expect(try await sqlite.job(id: job.id)?.status == .running)
-            // The third: the worker is told to stop, and the run is claimed again as attempt 2, which renews.
-            // (Advanced until it happens: the renewal task may have registered its sleep after an earlier advance.)
-            try await waitUntil {
-                clock.advance(by: .seconds(10))
-                return try await sqlite.job(id: job.id)?.attempts == 2
-            }
-            #expect(await supervisor.events.wait(job.id, timeout: .seconds(30)))
+            // The third: the worker is told to stop, and the run is claimed again as attempt 2, which renews, and
+            // finishes.
+            clock.advance(by: .seconds(10))
+            var seen: [JobEvents.Event] = []
+            for await event in updates { seen.append(event) }
+            #expect(seen.contains(.requeued) && seen.contains(.started(attempt: 2)) && seen.last == .finished)
             let done = try #require(try await sqlite.job(id: job.id))
             #expect(done.status == .succeeded && done.attempts == 2, "\(done.status) \(done.attempts) \(String(describing: done.failure))")
             #expect(try await sqlite.balance(accountID: job.accountID) == Balance(balance: 0, held: 0))

@@ -54,7 +54,7 @@ extension WorkerSupervisorTests {
         // Two failures: both tries of the first attempt's first image.
         let (supervisor, sqlite, storage) = try makeSupervisor(mode: "ok", wrapStorage: { UnreachableUploads($0, failures: 2) })
         try await withRunning(supervisor) {
-            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            await supervisor.waitForSlots(Self.ready)
             let job = try await enqueue(sqlite, storage, id: 600_000_000_000_100)
             await supervisor.events.subscribe(job.id)
             await supervisor.jobQueued()
@@ -74,7 +74,7 @@ extension WorkerSupervisorTests {
         let (supervisor, sqlite, storage) = try makeSupervisor(mode: "ok", configure: { $0.maxAttempts = 2 },
                                                                wrapStorage: { UnreachableUploads($0, failures: .max) })
         try await withRunning(supervisor) {
-            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            await supervisor.waitForSlots(Self.ready)
             let job = try await enqueue(sqlite, storage, id: 600_000_000_000_101)
             await supervisor.events.subscribe(job.id)
             await supervisor.jobQueued()

@@ -66,18 +66,13 @@ import Testing
         }
     }
 
-    func waitUntil(_ condition: () async throws -> Bool) async throws {
-        for _ in 0..<600 {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        Issue.record("condition not met in 30 s")
-    }
+    /// A slot with a live worker (idle or busy).
+    static let ready: @Sendable ([WorkerSlotStatus]) -> Bool = { $0.contains { $0.state == .idle || $0.state == .busy } }
 
     @Test func runsAQueuedJobAndRecordsEachImage() async throws {
         let (supervisor, store, storage) = try makeSupervisor(mode: "ok")
         try await withRunning(supervisor) {
-            try await waitUntil { supervisor.status[0].compiledPaths?["fast"]?.state == .building }
+            await supervisor.waitForSlots { $0[0].compiledPaths?["fast"]?.state == .building }
             await supervisor.events.subscribe(600_000_000_000_001)
             let job = try await enqueue(store, storage, id: 600_000_000_000_001)
             await supervisor.jobQueued()
@@ -98,7 +93,7 @@ import Testing
     @Test func aWorkerThatDiesEveryTimeFailsItsJobAfterMaxAttemptsAndIsRestarted() async throws {
         let (supervisor, store, storage) = try makeSupervisor(mode: "die") { $0.maxAttempts = 2 }
         try await withRunning(supervisor) {
-            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            await supervisor.waitForSlots(Self.ready)
             let firstPid = supervisor.status[0].pid
             await supervisor.events.subscribe(600_000_000_000_002)
             let job = try await enqueue(store, storage, id: 600_000_000_000_002)
@@ -109,7 +104,7 @@ import Testing
             #expect(failed.failure?.message.contains("exited with status 1 (attempt 2 of 2)") == true)
             #expect(failed.attempts == 2)
             #expect(failed.failure?.message.contains("nothing was charged") == true)
-            try await waitUntil { supervisor.status[0].restarts >= 2 && supervisor.readyWorkerCount == 1 }
+            await supervisor.waitForSlots { $0[0].restarts >= 2 && Self.ready($0) }
             #expect(supervisor.status[0].pid != firstPid)
         }
     }
@@ -125,12 +120,17 @@ import Testing
         }
         let gauge = #"atelier_gpu_memory_used_bytes{device="cuda:0",name="Fake GPU"} 1000.0"#
         try await withRunning(supervisor) {
-            try await waitUntil { exporter.render().contains(gauge) }
+            await supervisor.waitForSlots { $0[0].stats != nil }
+            #expect(exporter.render().contains(gauge))
             let job = try await enqueue(store, storage, id: 600_000_000_000_010)
+            await supervisor.events.subscribe(job.id)
             await supervisor.jobQueued()
-            try await waitUntil { try await store.job(id: job.id)?.status == .failed }
-            try await waitUntil { !exporter.render().contains("atelier_gpu_memory_used_bytes{") }
+            #expect(await supervisor.events.wait(job.id, timeout: .seconds(30)))
+            #expect(try await store.job(id: job.id)?.status == .failed)
+            // Its gauges go before the slot says it restarts.
+            await supervisor.waitForSlots { $0[0].state == .restarting }
             let text = exporter.render()
+            #expect(!text.contains("atelier_gpu_memory_used_bytes{"))
             #expect(!text.contains("atelier_gpu_memory_total_bytes{") && !text.contains("atelier_gpu_utilization_ratio{"))
             #expect(supervisor.status[0].stats == nil && supervisor.status[0].state == .restarting)
         }
@@ -141,26 +141,27 @@ import Testing
         let clock = ManualClock()
         let (supervisor, store, storage) = try makeSupervisor(mode: "hang", clock: clock)
         try await withRunning(supervisor) {
-            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            await supervisor.waitForSlots(Self.ready)
             let firstPid = try #require(supervisor.status[0].pid)
             let job = try await enqueue(store, storage, id: 600_000_000_000_003)
+            await supervisor.events.subscribe(job.id)
             await supervisor.jobQueued()
-            try await waitUntil { supervisor.status[0].state == .busy }
+            await supervisor.waitForSlots { $0[0].state == .busy }
+            // The job's timer has started (nothing else on this clock sleeps 300 s).
+            await clock.waitForSleeper { $0 == .seconds(300) }
             // Short of the timeout nothing happens: the worker is still busy with the job.
             clock.advance(by: .seconds(299))
-            try await Task.sleep(for: .milliseconds(100))
             #expect(supervisor.status[0].state == .busy)
             #expect(try await store.job(id: job.id)?.status == .running)
             // Past it, the job fails and the worker is killed and replaced (its backoff also runs on the clock).
-            try await waitUntil {
-                clock.advance(by: .seconds(2))
-                return try await store.job(id: job.id)?.status == .failed
-            }
+            clock.advance(by: .seconds(2))
+            #expect(await supervisor.events.wait(job.id, timeout: .seconds(30)))
             #expect(try await store.job(id: job.id)?.failure?.code == .timeout)
-            try await waitUntil {
-                clock.advance(by: .seconds(1))
-                return supervisor.status[0].restarts >= 1 && supervisor.readyWorkerCount == 1
-            }
+            await supervisor.waitForSlots { $0[0].state == .restarting }
+            // The restart backoff (10 ms here) is the only sleep under a second while no worker runs.
+            await clock.waitForSleeper { $0 > .zero && $0 <= .milliseconds(100) }
+            clock.advance(by: .milliseconds(100))
+            await supervisor.waitForSlots { $0[0].restarts >= 1 && Self.ready($0) }
             #expect(kill(firstPid, 0) != 0)  // the hung worker was killed, not left behind
         }
     }
@@ -181,7 +182,7 @@ import Testing
     @Test func cancelStopsARunningJobAtItsNextStepAndTheWorkerServesTheNext() async throws {
         let (supervisor, store, storage) = try makeSupervisor(mode: "slow")
         try await withRunning(supervisor) {
-            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            await supervisor.waitForSlots(Self.ready)
             let pid = supervisor.status[0].pid
             let job = try await enqueue(store, storage, id: 600_000_000_000_005, steps: 50)
             let stream = await supervisor.events.events(job.id)
@@ -196,7 +197,7 @@ import Testing
             }
             #expect(seen.first == .started(attempt: 1) && seen.last == .finished)
             #expect(seen.count < 20)  // stopped within a few steps of the cancel, not after all 50
-            try await waitUntil { supervisor.status[0].state == .idle }
+            await supervisor.waitForSlots { $0[0].state == .idle }
             #expect(try await store.job(id: job.id)?.status == .canceled)
             #expect(try await store.balance(accountID: job.accountID) == Balance(balance: 20, held: 0))
             for name in job.outputNames { #expect(!FileManager.default.fileExists(atPath: storage.localPath(for: name)!)) }
@@ -217,7 +218,7 @@ import Testing
             tasks.addTask { try await group.run() }
             let running = try await enqueue(store, storage, id: 600_000_000_000_007, steps: 5)
             await supervisor.jobQueued()
-            try await waitUntil { supervisor.status[0].state == .busy }
+            await supervisor.waitForSlots { $0[0].state == .busy }
             let queued = try await enqueue(store, storage, id: 600_000_000_000_008, steps: 1)
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
@@ -228,19 +229,20 @@ import Testing
 
     @Test func aJobStillRunningAtTheDrainTimeoutGoesBackToTheQueue() async throws {
         let clock = ManualClock()
-        let (supervisor, store, storage) = try makeSupervisor(mode: "hang", clock: clock) { $0.drainTimeout = .seconds(10) }
+        // 7 s: no other timer of the supervisor sleeps that long, so the test can tell when the drain's has begun.
+        let (supervisor, store, storage) = try makeSupervisor(mode: "hang", clock: clock) { $0.drainTimeout = .seconds(7) }
         let group = ServiceGroup(services: [supervisor], logger: Logger(label: "group"))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            try await waitUntil { supervisor.readyWorkerCount == 1 }
+            await supervisor.waitForSlots(Self.ready)
             let job = try await enqueue(store, storage, id: 600_000_000_000_009)
+            let updates = await supervisor.events.events(job.id)
             await supervisor.jobQueued()
-            try await waitUntil { supervisor.status[0].state == .busy }
+            await supervisor.waitForSlots { $0[0].state == .busy }
             await group.triggerGracefulShutdown()
-            try await waitUntil {
-                clock.advance(by: .seconds(1))
-                return try await store.job(id: job.id)?.status == .queued
-            }
+            await clock.waitForSleeper { $0 == .seconds(7) }
+            clock.advance(by: .seconds(7))
+            for await event in updates where event == .requeued { break }
             try await tasks.waitForAll()
             let requeued = try #require(try await store.job(id: job.id))
             #expect(requeued.status == .queued && requeued.attempts == 1)

@@ -1,6 +1,7 @@
 import AtelierCore
 import AtelierEngine
 @testable import AtelierHTTP
+@testable import AtelierRuns
 import AtelierPersistence
 import AtelierStorage
 import AtelierTesting

@@ -1,5 +1,6 @@
 import AtelierCore
 @testable import AtelierHTTP
+import AtelierRuns
 import AtelierTesting
 import Foundation
 import Logging
@@ -81,7 +82,7 @@ import Testing
             try expectValid(SuccessEnvelope(data: view), "cancel")
         }
         // /run's answer while the run is pending: its id, status and cost only.
-        try expectValid(SuccessEnvelope(data: AtelierAPI.RunStatus(requestID: 1, status: "running", cost: RunCost(job: jobs()[1], currency: "USD"))), "run")
+        try expectValid(SuccessEnvelope(data: RunController.RunStatus(requestID: 1, status: "running", cost: RunCost(job: jobs()[1], currency: "USD"))), "run")
     }
 
     /// Every error, as each dialect writes it, including a failed run's answer that carries the run.
@@ -128,27 +129,27 @@ import Testing
     }
 
     @Test func modelsAccountsFilesAndImages() throws {
-        let price = AtelierAPI.ModelView.Price(currency: "USD", minorUnits: 3, display: "$0.03")
+        let price = AccountController.ModelView.Price(currency: "USD", minorUnits: 3, display: "$0.03")
         let version = ReplicateRoutes.VersionObject(id: "v", createdAt: now, openapiSchema: .init(
             info: .init(title: entry.title), components: .init(schemas: ["Input": CatalogSchema.input(of: entry), "Output": CatalogSchema.output])))
         let model = ReplicateRoutes.ModelObject(url: "http://h/v1/models/atelier/x", owner: "atelier", name: entry.id, description: "d",
                                                 licenseURL: nil, latestVersion: version, pricePerImage: price)
-        try expectValid(SuccessEnvelope(data: [AtelierAPI.ModelView(entry)]), "models")
-        try expectValid(SuccessEnvelope(data: AtelierAPI.ModelView(entry)), "model")
+        try expectValid(SuccessEnvelope(data: [AccountController.ModelView(entry)]), "models")
+        try expectValid(SuccessEnvelope(data: AccountController.ModelView(entry)), "model")
         try expectValid(model, "replicateGetModel")
         try expectValid(version, "replicateGetVersion")
         try expectValid(ReplicateRoutes.Page(previous: nil, next: nil, results: [version]), "replicateListVersions")
         try expectValid(OpenAIRoutes.ModelList(data: [.init(id: entry.id, ownedBy: "atelier", pricePerImage: 3, currency: "USD")], results: [model]),
                         "openaiModels")
-        let account = AtelierAPI.AccountView(
+        let account = AccountController.AccountView(
             account: "a", currency: "USD", balance: 10, held: 3, available: 7, display: ["balance": "$0.10"],
             spend: .init(from: now, to: now, byModel: [ModelSpend(modelID: entry.id, runs: 1, images: 1, amount: 3)]),
             keys: [.init(prefix: "atl_abc", createdAt: now, revokedAt: now)])
         try expectValid(SuccessEnvelope(data: account), "account")
-        try expectValid(SuccessEnvelope(data: AtelierAPI.UsagePage(items: [.init(requestID: 1, modelID: entry.id, images: 1, amount: 3, chargedAt: now)],
+        try expectValid(SuccessEnvelope(data: AccountController.UsagePage(items: [.init(requestID: 1, modelID: entry.id, images: 1, amount: 3, chargedAt: now)],
                                                                    currency: "USD", nextCursor: "5")), "usage")
-        try expectValid(AtelierAPI.Health(status: "ok", workers: []), "health")
-        try expectValid(AtelierAPI.Readiness(ready: false, workers: false, database: true, draining: true), "ready", "503")
+        try expectValid(ServerController.Health(status: "ok", workers: []), "health")
+        try expectValid(ServerController.Readiness(ready: false, workers: false, database: true, draining: true), "ready", "503")
         let file = ReplicateFiles.FileObject(id: "f.png", name: "f.png", contentType: "image/png", size: 4, etag: "e", checksums: ["sha256": "e"],
                                              createdAt: now, urls: ["get": "http://h/v1/files/f.png"])
         try expectValid(file, "replicateCreateFile", "201")

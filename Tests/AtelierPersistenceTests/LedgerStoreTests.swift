@@ -167,7 +167,8 @@ import Testing
     }
 
     /// Random sequences of top-ups, runs, successes with some images dropped, failures, repeated completions and
-    /// restarts, from a fixed seed: after every step the ledger audit is clean and the balance matches the model.
+    /// restarts, from a fixed seed: after every step the ledger audit is clean, the balance matches the model, and
+    /// the store's balance is the one `LedgerRules` derives from its entries.
     @Test(arguments: Backend.allCases, [1, 2, 3, 4, 5] as [UInt64])
     func randomSequencesKeepTheInvariants(_ backend: Backend, seed: UInt64) async throws {
         let db = try await TestDatabase.make(backend)
@@ -220,6 +221,9 @@ import Testing
             #expect(problems.isEmpty, "\(problems)")
             let b = try await store.balance(accountID: account)
             #expect(b.balance == expectedBalance && b.available >= 0)
+            // The store's SQL and the Core rule applied to its rows are the one definition: on every backend they agree.
+            #expect(b == LedgerRules.balance(of: try await store.ledger(accountID: account)))
+            #expect(b.held == running.reduce(0) { $0 + $1.price * Int64($1.images) })
         }
     }
 }

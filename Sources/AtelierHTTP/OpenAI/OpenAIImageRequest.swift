@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierRuns
 import Foundation
 
 /// An OpenAI Images request (`/v1/images/generations`, `/v1/images/edits`) translated into the catalog's

@@ -1,6 +1,7 @@
 import AtelierCore
 import Foundation
 import HTTPTypes
+import AtelierRuns
 import Hummingbird
 import NIOCore
 
@@ -8,54 +9,57 @@ import NIOCore
 /// `RunService`: the same accounts, keys, queue, holds and charges as /api/v4/run. Its answers are synchronous,
 /// as OpenAI's are: the request is held until the images exist (up to `--max-wait`).
 struct OpenAIRoutes: Sendable {
-    let api: AtelierAPI
-    var runs: RunService { api.runs }
+    let runs: RunService
+    let edge: HTTPEdge
+    /// The owner Replicate's clients see on the shared `GET /v1/models`.
+    let replicateOwner: String
+    var catalog: ModelCatalog { runs.catalog }
 
     static func endpoints(_ schemas: CatalogSchemas) -> [Endpoint<OpenAIRoutes>] {
         let images = ["200": OpenAPI.Response.json("The images, once made.", ImagesResponse.schema)]
             + OpenAIErrors.documented([400, 401, 402, 404, 409, 413, 415, 422, 429, 500, 503, 504])
-        func endpoint(_ route: APIRoute, tags: [String] = ["OpenAI"],
+        func endpoint(_ route: APIRoute, tags: [String] = ["OpenAI"], credentials: Credentials = .bearer,
                       _ handler: @escaping @Sendable (OpenAIRoutes, Request, AtelierRequestContext, inout OpenAIErrors.RetrySafety) async throws -> Response)
             -> Endpoint<OpenAIRoutes> {
             var tagged = route
             tagged.operation.tags = tags
-            return Endpoint(tagged) { routes in
+            return Endpoint(tagged, credentials: credentials, dialect: .openAI) { routes in
                 { request, context in await routes.errors(context) { safety in try await handler(routes, request, context, &safety) } }
             }
         }
         return [
             endpoint(.post("/v1/images/generations", .init(
-                "openaiGenerate", "Generate images (OpenAI Images API)", parameters: [AtelierAPI.idempotencyParameter],
+                "openaiGenerate", "Generate images (OpenAI Images API)", parameters: [RunController.idempotencyParameter],
                 body: .json(schemas.imageGeneration), responses: images))) {
                 try await $0.images($1, context: $2, edit: false, safety: &$3)
             },
             endpoint(.post("/v1/images/edits", .init(
                 "openaiEdit", "Edit an image: image-to-image, or inpainting with a mask (transparent = repaint)",
-                parameters: [AtelierAPI.idempotencyParameter], body: .multipart(schemas.imageEdit), responses: images))) {
+                parameters: [RunController.idempotencyParameter], body: .multipart(schemas.imageEdit), responses: images))) {
                 try await $0.images($1, context: $2, edit: true, safety: &$3)
             },
             endpoint(.get("/v1/models", .init(
                 "openaiModels", "The catalog as OpenAI lists models (data) and as Replicate does (results)",
                 responses: ["200": .json("Every model.", ModelList.schema)] + OpenAIErrors.documented([401, 429]))),
-                tags: ["OpenAI", "Replicate"]) { routes, request, _, _ in try await routes.models(request) },
+                tags: ["OpenAI", "Replicate"], credentials: .bearerOrToken) { routes, request, _, _ in try await routes.models(request) },
         ]
     }
 
     /// The longest an answer is held: the server's --max-wait, kept under openai-python's 600 s read timeout
     /// (a client that times out retries the POST, which would be a second run).
-    var wait: Duration { min(api.config.maxWait, .seconds(590)) }
+    var wait: Duration { min(runs.config.maxWait, .seconds(590)) }
 
     func images(_ request: Request, context: AtelierRequestContext, edit: Bool, safety: inout OpenAIErrors.RetrySafety) async throws -> Response {
-        let account = try await api.authenticate(request, body: [:])
-        var fields = try await api.readParameters(request)
+        let account = try context.account()
+        var fields = try await edge.readParameters(request)
         if edit {
             try Self.takeImages(&fields)
         } else if fields["image"] != nil || fields["mask"] != nil {
             throw AtelierError.invalid(fields["image"] != nil ? "image" : "mask", "unsupported_parameter",
                                        "images go to POST /v1/images/edits; /v1/images/generations takes a prompt only")
         }
-        let translated = try OpenAIImageRequest(fields, catalog: api.catalog)
-        let key = request.headers[AtelierAPI.idempotencyHeader]
+        let translated = try OpenAIImageRequest(fields, catalog: catalog)
+        let key = request.headers[RunController.idempotencyHeader]
         // From here a run may be queued: without an Idempotency-Key a retried POST would be a second paid run.
         if key == nil { safety = .runMayExist }
         let submitted = try await runs.submit(
@@ -75,10 +79,10 @@ struct OpenAIRoutes: Sendable {
         case .succeeded:
             break
         }
-        let answer = try await ImagesResponse(job: job, format: translated.responseFormat, runs: runs,
-                                              baseURL: api.baseURL(for: request), cost: try await runs.cost(of: job, account: account))
+        let answer = try await ImagesResponse(job: job, format: translated.responseFormat, runs: runs, links: edge.links,
+                                              baseURL: edge.baseURL(for: request), cost: try await runs.cost(of: job, account: account))
         var headers: HTTPFields = [HTTPField.Name("x-request-id")!: String(job.id)]
-        if submitted.replayed { headers[AtelierAPI.replayedHeader] = "true" }
+        if submitted.replayed { headers[RunController.replayedHeader] = "true" }
         return JSONResponse.make(status: .ok, answer, headers: headers)
     }
 
@@ -141,11 +145,11 @@ struct OpenAIRoutes: Sendable {
             case requestID = "request_id"
         }
 
-        init(job: Job, format: OpenAIImageRequest.ResponseFormat, runs: RunService, baseURL: String, cost: RunCost) async throws {
+        init(job: Job, format: OpenAIImageRequest.ResponseFormat, runs: RunService, links: OutputLinks, baseURL: String, cost: RunCost) async throws {
             let prompt = job.request.prompt
             switch format {
             case .url:
-                let view = RunView(job: job, baseURL: baseURL, links: runs.links, currency: cost.currency)
+                let view = RunView(job: job, baseURL: baseURL, links: links, currency: cost.currency)
                 let urls: [String] = switch view.output { case .one(let u)?: [u]; case .many(let us)?: us; case .removed?, nil: [] }
                 self.init(job: job, images: urls.map { Image(url: $0, revisedPrompt: prompt) }, cost: cost)
             case .b64JSON:
@@ -190,13 +194,12 @@ struct OpenAIRoutes: Sendable {
 
     /// The catalog, as OpenAI lists models (with each model's price per image, in minor units) and as Replicate does.
     func models(_ request: Request) async throws -> Response {
-        _ = try await api.authenticate(request, body: [:], acceptsTokenScheme: true)
-        let owner = api.config.dialects.replicateOwner
-        let entries = api.catalog.ids.compactMap { api.catalog[$0] }
+        let owner = replicateOwner
+        let entries = catalog.ids.compactMap { catalog[$0] }
         let models = entries.map {
             ModelList.Model(id: $0.id, ownedBy: owner, pricePerImage: $0.pricePerImage.minorUnits, currency: $0.pricePerImage.currency)
         }
-        let replicate = ReplicateRoutes(api: api)
+        let replicate = ReplicateRoutes(runs: runs, edge: edge, owner: owner)
         return JSONResponse.make(status: .ok, ModelList(data: models, results: entries.map { replicate.modelObject($0, request: request) }))
     }
 

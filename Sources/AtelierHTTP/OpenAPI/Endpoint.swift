@@ -21,25 +21,50 @@ typealias RouteHandler = @Sendable (Request, AtelierRequestContext) async throws
 /// without one.
 struct Endpoint<Controller: Sendable>: Sendable {
     var route: APIRoute
+    /// How the caller presents a key: none for a public operation, else Bearer unless the declaration says more.
+    var credentials: Credentials
+    /// Whose error shape a refused key (or body) is answered in, before the handler runs.
+    var dialect: ErrorDialect
     var handler: @Sendable (Controller) -> RouteHandler
 
-    init(_ route: APIRoute, _ handler: @escaping @Sendable (Controller) -> RouteHandler) {
+    init(_ route: APIRoute, credentials: Credentials = .bearer, dialect: ErrorDialect = .atelier,
+         _ handler: @escaping @Sendable (Controller) -> RouteHandler) {
         self.route = route
+        self.credentials = route.operation.security?.isEmpty == true ? .none : credentials
+        self.dialect = dialect
         self.handler = handler
     }
 
-    /// The same endpoint served by a controller that `make` builds from another (a dialect's routes from the API).
+    /// The same endpoint served by a controller that `make` picks from another (a controller of the API).
     func lifted<Outer: Sendable>(_ make: @escaping @Sendable (Outer) -> Controller) -> Endpoint<Outer> {
         let handler = self.handler
-        return Endpoint<Outer>(route) { outer in handler(make(outer)) }
+        return Endpoint<Outer>(route, credentials: credentials, dialect: dialect) { outer in handler(make(outer)) }
     }
 }
 
+/// Which API's error shape an answer takes: /api/v4's envelope, Replicate's RFC 7807 problem or OpenAI's error
+/// object. The status, code and headers are `ErrorMapping`'s in every shape.
+enum ErrorDialect: Sendable, Hashable {
+    case atelier, replicate, openAI
+}
+
+/// A set of endpoints that share how their key is presented and how a refusal is shaped: one router group.
+private struct Gate: Hashable {
+    var credentials: Credentials
+    var dialect: ErrorDialect
+}
+
 extension Router where Context == AtelierRequestContext {
-    /// Registers each endpoint's handler on `controller`, at the endpoint's method and path.
-    func add<Controller>(_ endpoints: [Endpoint<Controller>], on controller: Controller) {
-        for endpoint in endpoints {
-            on(RouterPath(endpoint.route.path), method: endpoint.route.method, use: endpoint.handler(controller))
+    /// Registers each endpoint's handler on `controller`, at the endpoint's method and path, behind the
+    /// authentication its declaration asks for.
+    func add<Controller>(_ endpoints: [Endpoint<Controller>], on controller: Controller,
+                         authentication: (Credentials, ErrorDialect) -> AuthenticationMiddleware) {
+        let groups = Dictionary(grouping: endpoints) { Gate(credentials: $0.credentials, dialect: $0.dialect) }
+        for (gate, endpoints) in groups.sorted(by: { "\($0.key)" < "\($1.key)" }) {
+            let routes = gate.credentials == .none ? group() : group().add(middleware: authentication(gate.credentials, gate.dialect))
+            for endpoint in endpoints {
+                routes.on(RouterPath(endpoint.route.path), method: endpoint.route.method, use: endpoint.handler(controller))
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierRuns
 import Crypto
 import Foundation
 import HTTPTypes
@@ -12,7 +13,9 @@ import NIOCore
 /// models take), checked like any input image; their 128-bit random ids are capabilities like output names.
 /// They stay until deleted.
 struct ReplicateFiles: Sendable {
-    let api: AtelierAPI
+    let runs: RunService
+    let edge: HTTPEdge
+    var imageLimits: ImageLimits { runs.inputs?.limits ?? ImageLimits() }
 
     struct FileObject: Encodable, Sendable {
         var id: String
@@ -62,7 +65,7 @@ struct ReplicateFiles: Sendable {
 
     var store: any ImageStorage {
         get throws {
-            guard let inputs = api.inputs else {
+            guard let inputs = runs.inputs else {
                 throw AtelierError.invalid("content", "unsupported_parameter", "image inputs are not enabled on this server, so files cannot be uploaded")
             }
             return inputs.storage
@@ -72,13 +75,12 @@ struct ReplicateFiles: Sendable {
     func object(id: String, name: String, bytes: [UInt8], format: OutputFormat, created: Date, request: Request) -> FileObject {
         let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
         return FileObject(id: id, name: name, contentType: format.contentType, size: bytes.count, etag: digest,
-                          checksums: ["sha256": digest], createdAt: created, urls: ["get": "\(api.baseURL(for: request))/v1/files/\(id)"])
+                          checksums: ["sha256": digest], createdAt: created, urls: ["get": "\(edge.baseURL(for: request))/v1/files/\(id)"])
     }
 
     func create(_ request: Request) async throws -> Response {
-        _ = try await api.authenticate(request, body: [:], acceptsTokenScheme: true)
         let store = try self.store
-        let parts = try await api.readParameters(request)
+        let parts = try await edge.readParameters(request)
         // The client sends the file as content, and metadata (JSON text) when given; nothing else is a field.
         if let unknown = parts.keys.sorted().first(where: { $0 != "content" && $0 != "metadata" }) {
             throw AtelierError.invalid(unknown, "unknown_parameter", "\(unknown.prefix(40)) is not a field of a file upload; send content (and metadata)")
@@ -91,10 +93,10 @@ struct ReplicateFiles: Sendable {
         guard case .file(let bytes, let filename, _)? = parts["content"] else {
             throw AtelierError.invalid("content", "required", "content is required: the file, as the multipart/form-data field content")
         }
-        let header = try ImageInspector.inspect(bytes, param: "content", limits: api.config.imageLimits)
+        let header = try ImageInspector.inspect(bytes, param: "content", limits: imageLimits)
         let name = store.newName(format: header.format)
         try await store.put(name: name, bytes: bytes)
-        let file = object(id: name, name: filename ?? name, bytes: bytes, format: header.format, created: api.clock.now(), request: request)
+        let file = object(id: name, name: filename ?? name, bytes: bytes, format: header.format, created: runs.clock.now(), request: request)
         return JSONResponse.make(status: .created, file)
     }
 
@@ -107,14 +109,12 @@ struct ReplicateFiles: Sendable {
     }
 
     func get(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        _ = try await api.authenticate(request, body: [:], acceptsTokenScheme: true)
         let id = context.parameters.get("id") ?? ""
         guard let (bytes, format) = try await read(id, param: "id") else { throw AtelierError.notFound("no file \(id)") }
-        return JSONResponse.make(status: .ok, object(id: id, name: id, bytes: bytes, format: format, created: api.clock.now(), request: request))
+        return JSONResponse.make(status: .ok, object(id: id, name: id, bytes: bytes, format: format, created: runs.clock.now(), request: request))
     }
 
     func delete(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        _ = try await api.authenticate(request, body: [:], acceptsTokenScheme: true)
         let id = context.parameters.get("id") ?? ""
         guard try await read(id, param: "id") != nil else { throw AtelierError.notFound("no file \(id)") }
         await (try store).remove(name: id)
@@ -123,7 +123,7 @@ struct ReplicateFiles: Sendable {
 
     /// Inputs that are this server's file URLs (`…/v1/files/ID`) become the file's bytes.
     func resolveUploads(in parameters: inout [String: ParameterValue], request: Request) async throws {
-        let base = api.baseURL(for: request)
+        let base = edge.baseURL(for: request)
         for (name, value) in parameters {
             guard case .string(let text) = value else { continue }
             let trimmed = text.trimmingCharacters(in: .whitespaces)

@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierRuns
 import Hummingbird
 
 /// Replicate's routes, declared once: registered on the router and described in /openapi.json from these values.
@@ -27,7 +28,7 @@ extension ReplicateRoutes {
                                       _ handler: @escaping @Sendable (C, Request, AtelierRequestContext) async throws -> Response) -> Endpoint<C> {
         var tagged = operation
         tagged.tags = ["Replicate"]
-        return Endpoint(method(path, tagged)) { controller in
+        return Endpoint(method(path, tagged), credentials: .bearerOrToken, dialect: .replicate) { controller in
             { request, context in await problems(context) { try await handler(controller, request, context) } }
         }
     }
@@ -65,19 +66,19 @@ extension ReplicateRoutes {
         return [
             endpoint(APIRoute.post, "/v1/models/{owner}/{name}/predictions", .init(
                 "replicateCreateModelPrediction", "Create a prediction of a model (Replicate)", description: preferText,
-                parameters: ownerName + [AtelierAPI.idempotencyParameter], body: createBody(schemas, version: false), responses: creates)) {
+                parameters: ownerName + [RunController.idempotencyParameter], body: createBody(schemas, version: false), responses: creates)) {
                 try await $0.create($1, context: $2, model: try $0.modelID($2))
             },
             endpoint(APIRoute.post, "/v1/predictions", .init(
                 "replicateCreatePrediction", "Create a prediction of a model version (Replicate)", description: preferText,
-                parameters: [AtelierAPI.idempotencyParameter], body: createBody(schemas, version: true), responses: creates)) {
+                parameters: [RunController.idempotencyParameter], body: createBody(schemas, version: true), responses: creates)) {
                 try await $0.create($1, context: $2, model: nil)
             },
             endpoint(APIRoute.get, "/v1/predictions", .init(
                 "replicateListPredictions", "The account's predictions, newest first, 100 a page",
                 parameters: [.query("cursor", .string(pattern: "^\\+?0*[1-9][0-9]{0,17}$"))],
                 responses: ["200": .json("One page; next is the following page's URL.", Page<ReplicatePrediction>.schema("PredictionPage", items: ReplicatePrediction.schema))]
-                    + documented([400, 401, 429, 503]))) { r, request, _ in try await r.list(request) },
+                    + documented([400, 401, 429, 503]))) { try await $0.list($1, context: $2) },
             endpoint(APIRoute.get, "/v1/predictions/{id}", .init(
                 "replicateGetPrediction", "A prediction (Replicate)", parameters: [predictionID],
                 responses: prediction + documented([401, 404, 429, 503]))) { try await $0.get($1, context: $2) },
@@ -106,9 +107,7 @@ extension ReplicateRoutes {
                 responses: ["200": .json("The version.", version)] + documented([401, 404, 429]))) { try await $0.version($1, context: $2) },
             endpoint(APIRoute.get, "/v1/webhooks/default/secret", .init(
                 "replicateWebhookSecret", "The account's webhook signing secret (whsec_…)",
-                responses: ["200": .json("The secret.", WebhookSecret.schema)] + documented([401, 429, 503]))) { r, request, _ in
-                try await r.secret(request)
-            },
+                responses: ["200": .json("The secret.", WebhookSecret.schema)] + documented([401, 429, 503]))) { try await $0.secret($1, context: $2) },
         ]
     }
 }

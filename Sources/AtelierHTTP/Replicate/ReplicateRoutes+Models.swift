@@ -1,4 +1,5 @@
 import AtelierCore
+import AtelierRuns
 import Foundation
 import Hummingbird
 
@@ -18,7 +19,7 @@ extension ReplicateRoutes {
         var coverImageURL: String? = nil
         var defaultExample: String? = nil
         var latestVersion: VersionObject
-        var pricePerImage: AtelierAPI.ModelView.Price
+        var pricePerImage: AccountController.ModelView.Price
         enum CodingKeys: String, CodingKey, CaseIterable {
             case url, owner, name, description, visibility
             case githubURL = "github_url"
@@ -89,7 +90,7 @@ extension ReplicateRoutes {
     }
 
     func entry(_ context: AtelierRequestContext) throws -> ModelEntry {
-        guard let entry = api.catalog[try modelID(context)] else { throw AtelierError.modelNotFound(context.parameters.get("name") ?? "") }
+        guard let entry = catalog[try modelID(context)] else { throw AtelierError.modelNotFound(context.parameters.get("name") ?? "") }
         return entry
     }
 
@@ -101,24 +102,21 @@ extension ReplicateRoutes {
     }
 
     func modelObject(_ entry: ModelEntry, request: Request) -> ModelObject {
-        ModelObject(url: "\(api.baseURL(for: request))/v1/models/\(owner)/\(entry.id)", owner: owner, name: entry.id,
+        ModelObject(url: "\(edge.baseURL(for: request))/v1/models/\(owner)/\(entry.id)", owner: owner, name: entry.id,
                     description: entry.description, licenseURL: entry.license, latestVersion: versionObject(entry),
                     pricePerImage: .init(currency: entry.pricePerImage.currency, minorUnits: entry.pricePerImage.minorUnits,
                                                         display: entry.pricePerImage.display))
     }
 
     func model(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        _ = try await authenticate(request)
         return JSONResponse.make(status: .ok, modelObject(try entry(context), request: request))
     }
 
     func versions(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        _ = try await authenticate(request)
         return JSONResponse.make(status: .ok, Page(previous: nil, next: nil, results: [versionObject(try entry(context))]))
     }
 
     func version(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        _ = try await authenticate(request)
         let entry = try entry(context)
         let version = versionObject(entry)
         guard context.parameters.get("version") == version.id else {
@@ -136,7 +134,7 @@ extension ReplicateRoutes.ModelObject {
             case .githubURL, .paperURL, .licenseURL, .coverImageURL, .defaultExample: JSONSchema(type: .string, .null)
             case .runCount: .integer(minimum: 0)
             case .latestVersion: ReplicateRoutes.VersionObject.schema
-            case .pricePerImage: AtelierAPI.ModelView.Price.schema
+            case .pricePerImage: AccountController.ModelView.Price.schema
             }
         })
     }

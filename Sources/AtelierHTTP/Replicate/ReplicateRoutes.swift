@@ -1,16 +1,21 @@
 import AtelierCore
+import AtelierRuns
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 
 /// Replicate's predictions API (`/v1/…`), translated onto the one `RunService`: the same accounts, keys, queue,
 /// holds and charges as /api/v4/run. A catalog model is `OWNER/model_id` (`--replicate-owner`, default
 /// `atelier`); its version is the hash of its catalog entry. Errors are RFC 7807 problem documents.
 struct ReplicateRoutes: Sendable {
-    let api: AtelierAPI
-    var owner: String { api.config.dialects.replicateOwner }
-    var runs: RunService { api.runs }
+    let runs: RunService
+    let edge: HTTPEdge
+    /// `--replicate-owner`: the owner of every catalog model here.
+    let owner: String
+    var catalog: ModelCatalog { runs.catalog }
+    var files: ReplicateFiles { ReplicateFiles(runs: runs, edge: edge) }
 
     /// Every error of this dialect as Replicate's clients read it: RFC 7807 (`type`, `title`, `status`,
     /// `detail`), with the same status, code and headers /api/v4 gives (one mapping, `ErrorMapping`).
@@ -18,14 +23,18 @@ struct ReplicateRoutes: Sendable {
         do {
             return try await body()
         } catch {
-            let resolved = ErrorMapping.resolveWithoutParameterRules(error, logger: context.logger)
-            var headers = resolved.headers
-            headers[.contentType] = "application/problem+json"
-            headers[.cacheControl] = "no-store"
-            let problem = Problem(status: resolved.status, envelope: resolved.envelope)
-            let bytes = JSONResponse.bytes(problem) ?? ByteBuffer(string: #"{"title":"error"}"#)
-            return Response(status: resolved.status, headers: headers, body: .init(byteBuffer: bytes))
+            return problem(error, logger: context.logger)
         }
+    }
+
+    static func problem(_ error: any Error, logger: Logger) -> Response {
+        let resolved = ErrorMapping.resolveWithoutParameterRules(error, logger: logger)
+        var headers = resolved.headers
+        headers[.contentType] = "application/problem+json"
+        headers[.cacheControl] = "no-store"
+        let problem = Problem(status: resolved.status, envelope: resolved.envelope)
+        let bytes = JSONResponse.bytes(problem) ?? ByteBuffer(string: #"{"title":"error"}"#)
+        return Response(status: resolved.status, headers: headers, body: .init(byteBuffer: bytes))
     }
 
     struct Problem: Encodable, Sendable {
@@ -60,15 +69,11 @@ struct ReplicateRoutes: Sendable {
         }
     }
 
-    func authenticate(_ request: Request) async throws -> KeyRecord {
-        try await api.authenticate(request, body: [:], acceptsTokenScheme: true)
-    }
-
     /// `{owner}/{name}` of the path: the configured owner and a catalog model, else 404.
     func modelID(_ context: AtelierRequestContext) throws -> String {
         let path = (context.parameters.get("owner") ?? "", context.parameters.get("name") ?? "")
-        guard path.0 == owner, api.catalog[path.1] != nil else {
-            throw AtelierError.notFound("no model \(path.0)/\(path.1); the models here are \(api.catalog.ids.map { "\(owner)/\($0)" }.joined(separator: ", "))")
+        guard path.0 == owner, catalog[path.1] != nil else {
+            throw AtelierError.notFound("no model \(path.0)/\(path.1); the models here are \(catalog.ids.map { "\(owner)/\($0)" }.joined(separator: ", "))")
         }
         return path.1
     }
@@ -81,13 +86,13 @@ struct ReplicateRoutes: Sendable {
         let parts = version.split(separator: ":", maxSplits: 1).map(String.init)
         if parts[0].contains("/") {
             let name = parts[0].split(separator: "/", maxSplits: 1).map(String.init)
-            guard name.count == 2, name[0] == owner, let entry = api.catalog[name[1]],
+            guard name.count == 2, name[0] == owner, let entry = catalog[name[1]],
                   parts.count == 1 || parts[1] == ReplicatePrediction.version(of: entry) else {
                 throw AtelierError.invalid("version", "unknown_version", "no model version \(version); GET /v1/models/\(owner)/MODEL/versions lists them")
             }
             return entry.id
         }
-        guard let id = api.catalog.ids.first(where: { ReplicatePrediction.version(of: api.catalog[$0]) == version }) else {
+        guard let id = catalog.ids.first(where: { ReplicatePrediction.version(of: catalog[$0]) == version }) else {
             throw AtelierError.invalid("version", "unknown_version", "no model version \(version); GET /v1/models/\(owner)/MODEL/versions lists them")
         }
         return id
@@ -109,8 +114,8 @@ struct ReplicateRoutes: Sendable {
     }
 
     func create(_ request: Request, context: AtelierRequestContext, model: String?) async throws -> Response {
-        let account = try await authenticate(request)
-        let body = try await DialectBody.object(request, api: api)
+        let account = try context.account()
+        let body = try await DialectBody.object(request, edge: edge)
         let fields = Set(["input", "webhook", "webhook_completed", "webhook_events_filter", "stream"] + (model == nil ? ["version"] : []))
         if let unknown = body.keys.sorted().first(where: { !fields.contains($0) }) {
             throw AtelierError.invalid(unknown, "unknown_parameter",
@@ -130,7 +135,7 @@ struct ReplicateRoutes: Sendable {
         }
         var parameters = try DialectBody.parameters(members)
         // The aliases are /api/v4's (the hosted service's clients); a prediction names each input once.
-        let aliases = api.catalog[modelID]?.parameters.flatMap { d in (d.aliases ?? []).map { ($0, d.name) } } ?? []
+        let aliases = catalog[modelID]?.parameters.flatMap { d in (d.aliases ?? []).map { ($0, d.name) } } ?? []
         if let (alias, name) = aliases.first(where: { parameters[$0.0] != nil }) {
             throw AtelierError.invalid(alias, "unknown_parameter", "\(alias) is not an input of this model; send \(name)")
         }
@@ -145,13 +150,13 @@ struct ReplicateRoutes: Sendable {
             parameters["height"] = nil
         }
         parameters["model_id"] = .string(modelID)
-        try await ReplicateFiles(api: api).resolveUploads(in: &parameters, request: request)
+        try await files.resolveUploads(in: &parameters, request: request)
         let webhook = try await webhook(body, request: request)
         let waitSeconds = try preferredWait(request)
         // A second early, so a client whose read timeout is the window (the Python client's) hears the answer.
-        let wait: Duration = waitSeconds.map { min(.milliseconds(max($0 * 1000 - 1000, $0 * 500)), api.config.maxWait) } ?? .zero
+        let wait: Duration = waitSeconds.map { min(.milliseconds(max($0 * 1000 - 1000, $0 * 500)), runs.config.maxWait) } ?? .zero
         var submitted = try await runs.submit(
-            .init(parameters: parameters, webhook: webhook, idempotencyKey: request.headers[AtelierAPI.idempotencyHeader], wait: wait),
+            .init(parameters: parameters, webhook: webhook, idempotencyKey: request.headers[RunController.idempotencyHeader], wait: wait),
             account: account, logger: context.logger)
         if submitted.replayed, !submitted.job.status.isTerminal { submitted.job = try await runs.awaitEnd(submitted.job.id, timeout: wait) }
         var prediction = try await prediction(submitted.job, request: request)
@@ -165,7 +170,7 @@ struct ReplicateRoutes: Sendable {
         }
         var headers: HTTPFields = [.location: prediction.urls["get"] ?? ""]
         if let waitSeconds { headers[HTTPField.Name("Preference-Applied")!] = "wait=\(waitSeconds)" }
-        if submitted.replayed { headers[AtelierAPI.replayedHeader] = "true" }
+        if submitted.replayed { headers[RunController.replayedHeader] = "true" }
         return JSONResponse.make(status: .created, prediction, headers: headers)
     }
 
@@ -198,13 +203,13 @@ struct ReplicateRoutes: Sendable {
         // Without a webhook the filter has nothing to filter: ignored, as Replicate does.
         if url?.trimmingCharacters(in: .whitespaces).isEmpty ?? true { events = [] }
         let filter: ParameterValue? = events.isEmpty ? nil : .string(events.sorted().joined(separator: ","))
-        guard var hook = try await api.webhookSubscription(url: url.map(ParameterValue.string), filter: filter, request: request) else { return nil }
+        guard var hook = try await runs.webhook(url: url.map(ParameterValue.string), filter: filter, baseURL: edge.baseURL(for: request)) else { return nil }
         hook.format = .replicate
         return hook
     }
 
     func prediction(_ job: Job, request: Request) async throws -> ReplicatePrediction {
-        ReplicatePrediction(job: job, owner: owner, catalog: api.catalog, baseURL: api.baseURL(for: request), links: api.links,
+        ReplicatePrediction(job: job, owner: owner, catalog: catalog, baseURL: edge.baseURL(for: request), links: edge.links,
                             progress: await runs.progress(of: job))
     }
 
@@ -216,13 +221,13 @@ struct ReplicateRoutes: Sendable {
     }
 
     func get(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        let account = try await authenticate(request)
+        let account = try context.account()
         let job = try await runs.ownedJob(try predictionID(context), account: account)
         return JSONResponse.make(status: .ok, try await prediction(job, request: request))
     }
 
     func cancel(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        let account = try await authenticate(request)
+        let account = try context.account()
         let job = try await runs.cancel(try predictionID(context), account: account, logger: context.logger)
         return JSONResponse.make(status: .ok, try await prediction(job, request: request))
     }
@@ -245,8 +250,8 @@ struct ReplicateRoutes: Sendable {
     }
 
     /// The account's predictions, newest first, 100 a page; `next` is the following page's URL.
-    func list(_ request: Request) async throws -> Response {
-        let account = try await authenticate(request)
+    func list(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        let account = try context.account()
         var before: Int64?
         if let text = request.uri.queryParameters["cursor"] {
             guard let c = Int64(text), c > 0 else {
@@ -257,13 +262,13 @@ struct ReplicateRoutes: Sendable {
         let (page, more) = try await runs.list(account: account, before: before, limit: 100)
         var results: [ReplicatePrediction] = []
         for job in page { results.append(try await prediction(job, request: request)) }
-        let next = more ? page.last.map { "\(api.baseURL(for: request))/v1/predictions?cursor=\($0.id)" } : nil
+        let next = more ? page.last.map { "\(edge.baseURL(for: request))/v1/predictions?cursor=\($0.id)" } : nil
         return JSONResponse.make(status: .ok, Page(previous: nil, next: next, results: results))
     }
 
-    func secret(_ request: Request) async throws -> Response {
-        let account = try await authenticate(request)
-        return JSONResponse.make(status: .ok, WebhookSecret(key: try await api.keys.webhookSecret(accountID: account.accountID)))
+    func secret(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        let account = try context.account()
+        return JSONResponse.make(status: .ok, WebhookSecret(key: try await runs.webhookSecret(account: account)))
     }
 }
 

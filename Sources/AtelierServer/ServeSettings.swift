@@ -7,124 +7,134 @@ import Foundation
 
 /// Which weights the server runs. `demo` uses the tiny random model built on first start; `production` uses the
 /// catalog's real weights and refuses to start without them.
-enum Profile: String, CaseIterable {
+public enum Profile: String, CaseIterable, Sendable {
     case demo
     case production
 }
 
-struct SettingError: Error, CustomStringConvertible {
-    let setting: String
-    let why: String
-    var description: String { "invalid setting \(setting): \(why)" }
+public struct SettingError: Error, CustomStringConvertible {
+    public let setting: String
+    public let why: String
+    public var description: String { "invalid setting \(setting): \(why)" }
+}
+
+/// The node cannot be set up as configured (a database that cannot be opened, models that cannot share a
+/// worker); the command reports it as a usage error.
+public struct SetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// The one place that reads configuration: command-line flags first, then `ATELIER_…` environment variables, then
 /// the embedded defaults. Every value is checked here, so a bad one stops start-up naming the setting.
-struct ServeSettings {
-    var host = "127.0.0.1"
-    var port = 8080
-    var dataDirectory = "data"
-    var profile = Profile.demo
-    var workers = 1
-    var python = ".venv/bin/python"
-    var workerDirectory = "worker"
-    var modelsDirectory = "models"
-    var webDirectory = "web"
-    var workerThreads = 1
-    var device = "auto"
-    var jobTimeoutSeconds = 300
-    var waitSeconds = 60
-    var publicURL: String?
-    /// The owner of every model in the Replicate-compatible API (`owner/model_id`).
-    var replicateOwner = "atelier"
-    var logLevel = "info"
-    enum LogFormat: String { case text, json }
-    var logFormat = LogFormat.text
-    var rateLimit = 600
-    var maxWaitSeconds = 600
-    var maxConcurrentRuns = 16
-    var drainTimeoutSeconds = 60
-    var maxAttempts = 3
-    /// Hosts webhooks and image URLs may reach although they resolve to internal addresses.
-    var outboundAllow: Set<String> = []
-    /// Input images: largest file (MB) and pixel count (megapixels); seconds an image URL may take to download.
-    var inputMaxMegabytes = 20
-    var inputMaxMegapixels = 40
-    var fetchTimeoutSeconds = 20
-    /// Loading FLUX.1-dev's 34 GB from a slow disk can take minutes; compiles come after ready and never count.
-    var workerReadyTimeoutSeconds = 1800
-    /// `--metrics-address`: /metrics on a listener of its own; nil: on the API port (demo, or with a token) or off.
-    var metricsAddress: (host: String, port: Int)?
-    /// `--metrics-token`: never logged.
-    var metricsToken: String?
-    /// `--metrics off`: nothing recorded, no /metrics anywhere (and the baseline of bench/metrics_overhead.py).
-    var metricsEnabled = true
-    /// Images per pipeline call from compatible queued runs; 1: no batching (SupervisorConfiguration.batchSize).
-    var batchSize = 1
-    var batchWindowMilliseconds = 0
-    /// nil: the SQLite file in the data folder.
-    var databaseURL: DatabaseURL?
-    /// How long a claim holds a run without renewal (SupervisorConfiguration.lease).
-    var leaseSeconds = 30
-    /// nil: the folder `dataDirectory` (outputs/ and inputs/ in it).
-    var storageLocation: StorageLocation?
-    /// The S3 endpoint; nil: AWS's for the region.
-    var s3Endpoint: URL?
-    var s3Region = "us-east-1"
-    /// nil: path-style for a configured endpoint (every S3-compatible server), virtual-host for AWS.
-    var s3Addressing: S3Location.Addressing?
-    /// From AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; only for an s3:// store.
-    var credentials: AWSCredentials?
-    var outputURLs = OutputURLMode.proxy
-    /// `--output-retention`: succeeded runs' images older than this are deleted (OutputSweeper); nil: kept.
-    var outputRetentionSeconds: Int?
+public struct ServeSettings: Sendable {
+    public init() {}
 
-    struct Flags {
-        var host: String?
-        var port: String?
-        var dataDir: String?
-        var profile: String?
-        var workers: String?
-        var python: String?
-        var workerDir: String?
-        var modelsDir: String?
-        var workerThreads: String?
-        var device: String?
-        var jobTimeout: String?
-        var wait: String?
-        var publicURL: String?
-        var logLevel: String?
-        var rateLimit: String?
-        var maxWait: String?
-        var maxConcurrentRuns: String?
-        var drainTimeout: String? = nil
-        var maxAttempts: String? = nil
-        var outboundAllow: String? = nil
-        var inputMaxMB: String? = nil
-        var inputMaxMegapixels: String? = nil
-        var fetchTimeout: String? = nil
-        var webDir: String? = nil
-        var workerReadyTimeout: String? = nil
-        var batchSize: String? = nil
-        var batchWindowMs: String? = nil
-        var database: String? = nil
-        var lease: String? = nil
-        var storage: String? = nil
-        var s3Endpoint: String? = nil
-        var s3Region: String? = nil
-        var s3Addressing: String? = nil
-        var outputURLs: String? = nil
-        var presignExpiry: String? = nil
-        var outputPublicURL: String? = nil
-        var replicateOwner: String? = nil
-        var metrics: String? = nil
-        var metricsAddress: String? = nil
-        var metricsToken: String? = nil
-        var logFormat: String? = nil
-        var outputRetention: String? = nil
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var dataDirectory = "data"
+    public var profile = Profile.demo
+    public var workers = 1
+    public var python = ".venv/bin/python"
+    public var workerDirectory = "worker"
+    public var modelsDirectory = "models"
+    public var webDirectory = "web"
+    public var workerThreads = 1
+    public var device = "auto"
+    public var jobTimeoutSeconds = 300
+    public var waitSeconds = 60
+    public var publicURL: String?
+    /// The owner of every model in the Replicate-compatible API (`owner/model_id`).
+    public var replicateOwner = "atelier"
+    public var logLevel = "info"
+    public enum LogFormat: String, Sendable { case text, json }
+    public var logFormat = LogFormat.text
+    public var rateLimit = 600
+    public var maxWaitSeconds = 600
+    public var maxConcurrentRuns = 16
+    public var drainTimeoutSeconds = 60
+    public var maxAttempts = 3
+    /// Hosts webhooks and image URLs may reach although they resolve to internal addresses.
+    public var outboundAllow: Set<String> = []
+    /// Input images: largest file (MB) and pixel count (megapixels); seconds an image URL may take to download.
+    public var inputMaxMegabytes = 20
+    public var inputMaxMegapixels = 40
+    public var fetchTimeoutSeconds = 20
+    /// Loading FLUX.1-dev's 34 GB from a slow disk can take minutes; compiles come after ready and never count.
+    public var workerReadyTimeoutSeconds = 1800
+    /// `--metrics-address`: /metrics on a listener of its own; nil: on the API port (demo, or with a token) or off.
+    public var metricsAddress: (host: String, port: Int)?
+    /// `--metrics-token`: never logged.
+    public var metricsToken: String?
+    /// `--metrics off`: nothing recorded, no /metrics anywhere (and the baseline of bench/metrics_overhead.py).
+    public var metricsEnabled = true
+    /// Images per pipeline call from compatible queued runs; 1: no batching (SupervisorConfiguration.batchSize).
+    public var batchSize = 1
+    public var batchWindowMilliseconds = 0
+    /// nil: the SQLite file in the data folder.
+    public var databaseURL: DatabaseURL?
+    /// How long a claim holds a run without renewal (SupervisorConfiguration.lease).
+    public var leaseSeconds = 30
+    /// nil: the folder `dataDirectory` (outputs/ and inputs/ in it).
+    public var storageLocation: StorageLocation?
+    /// The S3 endpoint; nil: AWS's for the region.
+    public var s3Endpoint: URL?
+    public var s3Region = "us-east-1"
+    /// nil: path-style for a configured endpoint (every S3-compatible server), virtual-host for AWS.
+    public var s3Addressing: S3Location.Addressing?
+    /// From AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; only for an s3:// store.
+    public var credentials: AWSCredentials?
+    public var outputURLs = OutputURLMode.proxy
+    /// `--output-retention`: succeeded runs' images older than this are deleted (OutputSweeper); nil: kept.
+    public var outputRetentionSeconds: Int?
+
+    public struct Flags {
+        public init() {}
+        public var host: String?
+        public var port: String?
+        public var dataDir: String?
+        public var profile: String?
+        public var workers: String?
+        public var python: String?
+        public var workerDir: String?
+        public var modelsDir: String?
+        public var workerThreads: String?
+        public var device: String?
+        public var jobTimeout: String?
+        public var wait: String?
+        public var publicURL: String?
+        public var logLevel: String?
+        public var rateLimit: String?
+        public var maxWait: String?
+        public var maxConcurrentRuns: String?
+        public var drainTimeout: String? = nil
+        public var maxAttempts: String? = nil
+        public var outboundAllow: String? = nil
+        public var inputMaxMB: String? = nil
+        public var inputMaxMegapixels: String? = nil
+        public var fetchTimeout: String? = nil
+        public var webDir: String? = nil
+        public var workerReadyTimeout: String? = nil
+        public var batchSize: String? = nil
+        public var batchWindowMs: String? = nil
+        public var database: String? = nil
+        public var lease: String? = nil
+        public var storage: String? = nil
+        public var s3Endpoint: String? = nil
+        public var s3Region: String? = nil
+        public var s3Addressing: String? = nil
+        public var outputURLs: String? = nil
+        public var presignExpiry: String? = nil
+        public var outputPublicURL: String? = nil
+        public var replicateOwner: String? = nil
+        public var metrics: String? = nil
+        public var metricsAddress: String? = nil
+        public var metricsToken: String? = nil
+        public var logFormat: String? = nil
+        public var outputRetention: String? = nil
     }
 
-    static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
+    public static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
         var s = ServeSettings()
         func pick(_ flag: String?, _ env: String) -> (value: String, name: String)? {
             if let flag { return (flag, "--\(env.lowercased().replacingOccurrences(of: "_", with: "-"))") }
@@ -234,20 +244,20 @@ struct ServeSettings {
     }
 
     /// `--database`, else the SQLite file in the data folder (`sqlite:./data/atelier.sqlite` by default).
-    var database: DatabaseURL {
+    public var database: DatabaseURL {
         databaseURL ?? .sqlite(path: URL(fileURLWithPath: dataDirectory).appendingPathComponent("atelier.sqlite").path)
     }
-    var storage: StorageLocation { storageLocation ?? .folder(path: dataDirectory) }
-    var outputsDirectory: URL {
+    public var storage: StorageLocation { storageLocation ?? .folder(path: dataDirectory) }
+    public var outputsDirectory: URL {
         if case .folder(let path) = storage { return URL(fileURLWithPath: path).appendingPathComponent("outputs") }
         return URL(fileURLWithPath: dataDirectory).appendingPathComponent("outputs")
     }
     /// A bucket's images pass through here on this node (worker output before upload, inputs the worker reads).
-    var stagingDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("staging") }
-    var samplesDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("samples") }
-    var inputsDirectory: URL {
+    public var stagingDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("staging") }
+    public var samplesDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("samples") }
+    public var inputsDirectory: URL {
         if case .folder(let path) = storage { return URL(fileURLWithPath: path).appendingPathComponent("inputs") }
         return URL(fileURLWithPath: dataDirectory).appendingPathComponent("inputs")
     }
-    var tinyModelDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("tiny") }
+    public var tinyModelDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("tiny") }
 }

@@ -8,7 +8,7 @@ enum StorageProblem: Error {
     /// The image is not in the store (a configuration fault, such as nodes that do not share one store).
     case missing(String)
 
-    func outcome(jobID: Int64) -> WorkerSupervisor.Outcome {
+    func outcome(jobID: Int64) -> Outcome {
         switch self {
         case .unavailable(let why): .storageFailed(why)
         case .missing(let why): .failed(WorkerErrorReport(jobID: String(jobID), code: RunFailureCode.storageError.rawValue, message: why))
@@ -16,7 +16,15 @@ enum StorageProblem: Error {
     }
 }
 
-extension WorkerSupervisor {
+/// A run's images on their way between the image store and the worker: inputs copied to this machine for it, and
+/// the images it made published to the store before the run may be recorded as succeeded.
+struct RunFiles: Sendable {
+    let storage: any ImageStorage
+    /// Where a run's input images are kept until it ends (nil: no image inputs configured).
+    let inputs: (any ImageStorage)?
+    /// Times the pause before a second try at publishing.
+    let sleeper: any Clock<Duration>
+
     /// Files on this machine with the run's input images, for the worker: the stored files themselves for a
     /// folder, downloads for a bucket.
     func localInputs(of job: Job) async -> Result<[String], StorageProblem> {
@@ -71,7 +79,7 @@ extension WorkerSupervisor {
             } catch {
                 last = "\(error)"
             }
-            if round < rounds { try? await config.clock.sleep(for: .seconds(1)) }
+            if round < rounds { try? await sleeper.sleep(for: .seconds(1)) }
         }
         return last
     }

@@ -13,11 +13,13 @@ struct Drain: Service {
     func run() async throws {
         try await gracefulShutdown()
         supervisor.beginDrain()
-        let clock = ContinuousClock()
         // The supervisor's own timer stops workers at `timeout`; a little more here lets it requeue their jobs.
-        let deadline = clock.now + timeout + .seconds(10)
-        while supervisor.status.contains(where: { $0.state == .busy }) && clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(100))
+        let limit = timeout + .seconds(10)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [supervisor] in await supervisor.waitForSlots { !$0.contains { $0.state == .busy } } }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
         }
         await supervisor.events.releaseAll()
         logger.info("drained: no run in progress; stopping the HTTP server and the workers")

@@ -1,10 +1,27 @@
 import AtelierCore
 import AtelierEngine
+import AtelierRuns
 import Foundation
 import Hummingbird
+import NIOCore
 
-/// Liveness and readiness, for load balancers and operators.
-extension AtelierAPI {
+/// The routes every node serves besides the APIs: liveness and readiness (for load balancers and operators),
+/// metrics, the images and the API's own description.
+struct ServerController: Sendable {
+    let queue: any RunQueue
+    /// Asked one cheap question for readiness: is the database answering.
+    let database: any KeyStore
+    let jobs: any JobStore
+    let catalog: ModelCatalog
+    let storage: any ImageStorage
+    let outputURLs: OutputURLMode
+    /// `--output-retention`; nil: images are kept.
+    let outputRetention: Duration?
+    /// `GET /metrics` (where it is served, and its registry); nil: the route answers 404.
+    let metricsEndpoint: MetricsEndpoint?
+    /// /openapi.json, built once from the routes' declarations and the live catalog.
+    let openapi: ByteBuffer
+
     // MARK: /healthz
 
     struct Health: Encodable, Sendable {
@@ -38,7 +55,7 @@ extension AtelierAPI {
     }
 
     /// The routes every API node serves besides the APIs: liveness, readiness, metrics, images and this document.
-    static var serverEndpoints: [Endpoint<AtelierAPI>] {
+    static var endpoints: [Endpoint<ServerController>] {
         [
             Endpoint(.get("/healthz", .init("health", "Liveness and the workers' state", isPublic: true,
                                             responses: ["200": .json("Alive.", Health.schema)]))) { api in { _, _ in api.health() } },
@@ -59,7 +76,7 @@ extension AtelierAPI {
     func ready() async throws -> Response {
         // An API-only node (--workers 0 on a shared database) serves without workers of its own.
         let workerReady = !queue.runsWorkers || Self.anyWorkerReady(queue.workerStatus)
-        let database = (try? await keys.keyCount()) != nil
+        let database = (try? await self.database.keyCount()) != nil
         let draining = queue.isDraining
         let ok = workerReady && database && !draining
         return JSONResponse.make(status: ok ? .ok : .serviceUnavailable,

@@ -4,8 +4,8 @@ import Foundation
 /// Reads every `*.json` under the models folder into a catalog. A file the pipeline cannot run as written (a
 /// parameter it would drop, a choice it cannot make, a missing essential) stops start-up naming the file and
 /// every problem (`RunParameter.problems`), rather than advertise parameters no run would honour.
-enum CatalogLoader {
-    static func load(directory: String) throws -> ModelCatalog {
+public enum CatalogLoader {
+    public static func load(directory: String) throws -> ModelCatalog {
         let url = URL(fileURLWithPath: directory)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: url.path) else {
             throw SettingError(setting: "ATELIER_MODELS_DIR", why: "\(url.path) is not a readable folder of model files")

@@ -1,22 +1,16 @@
 import AtelierCore
+import AtelierRuns
 import Hummingbird
 
-/// `GET /metrics` on the API (or health) port, and the router of a `--metrics-address` listener.
-extension AtelierAPI {
-    /// The listener of `--metrics-address`: /metrics alone.
-    public func buildMetricsRouter() -> Router<AtelierRequestContext> {
-        let router = Router(context: AtelierRequestContext.self)
-        let allowed = AllowedMethods()
-        router.add(middleware: ErrorEnvelopeMiddleware(allowed: allowed))
-        router.get("/metrics") { request, _ in
-            guard let endpoint = self.metricsEndpoint else { throw AtelierError.notFound("metrics are off") }
-            return try await endpoint.answer(request, jobs: self.jobs, queue: self.queue, catalog: self.catalog)
-        }
-        allowed.load(router.routes)
-        return router
+/// `GET /metrics` on the API (or health) port, and on a `--metrics-address` listener.
+extension ServerController {
+    /// The answer of a `--metrics-address` listener, whose only route this is.
+    func metricsOnOwnAddress(_ request: Request) async throws -> Response {
+        guard let endpoint = metricsEndpoint else { throw AtelierError.notFound("metrics are off") }
+        return try await endpoint.answer(request, jobs: jobs, queue: queue, catalog: catalog)
     }
 
-    static let metricsRoute = Endpoint<AtelierAPI>(.get("/metrics", .init(
+    static let metricsRoute = Endpoint<ServerController>(.get("/metrics", .init(
         "metrics", "Prometheus metrics (text format 0.0.4); see docs/observability.md",
         description: "Served on the API port in the demo profile, or there with --metrics-token (then send it as a Bearer token), or on --metrics-address only. In production without either, the API port has no /metrics.",
         isPublic: true,

@@ -9,18 +9,36 @@ import Logging
 /// the idempotency claim, the credit hold, the queue and the wait exist once. The routes around it only translate
 /// their dialect's request into catalog parameters and the resulting `Job` back into their dialect's answer.
 public struct RunService: Sendable {
-    let catalog: ModelCatalog
+    public let catalog: ModelCatalog
     let jobs: any JobStore
-    let keys: any KeyStore
+    let accounts: any AccountStore & LedgerStore
     let storage: any ImageStorage
     let queue: any RunQueue
-    let clock: any WallClock
-    let config: APIConfiguration
-    let inputs: InputImages?
+    public let clock: any WallClock
+    public let config: RunsConfiguration
+    /// Where input images are kept while their run is queued or running; nil: image inputs are refused.
+    public let inputs: InputImages?
     let metrics: AtelierMetrics
 
+    public init(catalog: ModelCatalog, jobs: any JobStore, accounts: any AccountStore & LedgerStore, storage: any ImageStorage, queue: any RunQueue,
+                clock: any WallClock = SystemWallClock(), config: RunsConfiguration = .init(), inputs: InputImages? = nil,
+                metrics: AtelierMetrics = AtelierMetrics()) {
+        self.catalog = catalog
+        self.jobs = jobs
+        self.accounts = accounts
+        self.storage = storage
+        self.queue = queue
+        self.clock = clock
+        self.config = config
+        self.inputs = inputs
+        self.metrics = metrics
+    }
+
+    /// True once shutdown began: no new runs are taken.
+    public var isDraining: Bool { queue.isDraining }
+
     /// A run as a dialect hands it over.
-    struct Submission: Sendable {
+    public struct Submission: Sendable {
         /// The catalog's parameters, `model_id` included, as the client sent them (typed by the decoder here).
         var parameters: [String: ParameterValue]
         var webhook: WebhookSubscription?
@@ -30,20 +48,27 @@ public struct RunService: Sendable {
         var wait: Duration
         /// Which pixels of the mask are repainted (OpenAI's edits: the transparent ones).
         var maskConvention: InputImage.MaskConvention = .white
+
+        public init(parameters: [String: ParameterValue], webhook: WebhookSubscription? = nil, idempotencyKey: String? = nil,
+                    wait: Duration, maskConvention: InputImage.MaskConvention = .white) {
+            self.parameters = parameters
+            self.webhook = webhook
+            self.idempotencyKey = idempotencyKey
+            self.wait = wait
+            self.maskConvention = maskConvention
+        }
     }
 
     /// The run the submission made, or (a repeated Idempotency-Key with the same request) the first one's.
-    struct Submitted: Sendable {
-        var job: Job
-        var replayed: Bool
+    public struct Submitted: Sendable {
+        public var job: Job
+        public var replayed: Bool
     }
 
-    var links: OutputLinks { OutputLinks(mode: config.outputURLs, storage: storage) }
-
-    func currency(of modelID: String) -> String { catalog[modelID]?.pricePerImage.currency ?? "USD" }
+    public func currency(of modelID: String) -> String { catalog[modelID]?.pricePerImage.currency ?? "USD" }
 
     /// Validates, holds the credit, queues and waits (up to `wait`). Nothing is queued or held when it throws.
-    func submit(_ submission: Submission, account: KeyRecord, logger: Logger) async throws -> Submitted {
+    public func submit(_ submission: Submission, account: KeyRecord, logger: Logger) async throws -> Submitted {
         // Draining for a restart: the run would only wait in the queue for the next process; say so now.
         guard !queue.isDraining else { throw AtelierError.shuttingDown }
         var (run, pending) = try RunRequestDecoder(catalog: catalog).decodeWithInputs(submission.parameters)
@@ -103,7 +128,7 @@ public struct RunService: Sendable {
     }
 
     /// The run as stored once it ended or `timeout` passed, whichever is first.
-    func awaitEnd(_ id: Int64, timeout: Duration) async throws -> Job {
+    public func awaitEnd(_ id: Int64, timeout: Duration) async throws -> Job {
         if timeout > .zero {
             await queue.events.subscribe(id)
             if let job = try await jobs.job(id: id), job.status.isTerminal { return job }
@@ -118,7 +143,7 @@ public struct RunService: Sendable {
     /// `Idempotency-Key: <1–255 visible ASCII characters>`, scoped to the API key; the fingerprint is the
     /// validated request (before a random seed is picked), so the same parameters in another encoding, or another
     /// dialect, match.
-    static func idempotencyClaim(_ value: String?, run: RunRequest, key: KeyRecord) throws -> IdempotencyClaim? {
+    public static func idempotencyClaim(_ value: String?, run: RunRequest, key: KeyRecord) throws -> IdempotencyClaim? {
         guard let value else { return nil }
         guard (1...255).contains(value.count), value.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0.asciiValue! >= 0x21 }) else {
             throw AtelierError.invalid("Idempotency-Key", "invalid_idempotency_key",
@@ -136,7 +161,7 @@ public struct RunService: Sendable {
 
     /// The run, if it belongs to the key's account; another account's run is 404 exactly like a missing one, so
     /// ids cannot be probed.
-    func ownedJob(_ id: Int64, account: KeyRecord) async throws -> Job {
+    public func ownedJob(_ id: Int64, account: KeyRecord) async throws -> Job {
         guard let job = try await jobs.job(id: id), job.accountID == account.accountID else {
             throw AtelierError.notFound("no run with id \(id) for this API key's account")
         }
@@ -144,7 +169,7 @@ public struct RunService: Sendable {
     }
 
     /// The account's runs, newest first, `limit` of them made before the run `before` (a page's cursor).
-    func list(account: KeyRecord, before: Int64?, limit: Int) async throws -> (page: [Job], more: Bool) {
+    public func list(account: KeyRecord, before: Int64?, limit: Int) async throws -> (page: [Job], more: Bool) {
         var all = try await jobs.jobs(accountID: account.accountID).sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
         if let before, let at = all.firstIndex(where: { $0.id == before }) { all = Array(all[(at + 1)...]) }
         return (Array(all.prefix(limit)), all.count > limit)
@@ -152,7 +177,7 @@ public struct RunService: Sendable {
 
     /// Cancels a run: queued, it never starts; running, its worker stops at the next step. Either way its hold is
     /// released and nothing is charged. Canceling a canceled run again answers the same; a finished run is a 409.
-    func cancel(_ id: Int64, account: KeyRecord, logger: Logger) async throws -> Job {
+    public func cancel(_ id: Int64, account: KeyRecord, logger: Logger) async throws -> Job {
         var queuedInputsToRemove = false
         var canceledNow = false
         switch try await jobs.cancel(id: id, accountID: account.accountID, now: clock.now()) {
@@ -178,28 +203,53 @@ public struct RunService: Sendable {
 
     /// The steps done so far of a running run: this node's worker's last report, else (a worker on another node)
     /// the progress as stored.
-    func progress(of job: Job) async -> JobEvents.Progress? {
+    public func progress(of job: Job) async -> JobEvents.Progress? {
         guard job.status == .running else { return nil }
         return await queue.events.currentProgress(job.id) ?? job.progress
     }
 
-    /// A run's full view: outcome, cost, progress while it runs, place in the queue while it waits.
-    func view(of job: Job, baseURL: String) async throws -> RunView {
+    /// A run as it is now: outcome, progress while it runs, place in the queue while it waits.
+    public func snapshot(of job: Job) async throws -> RunSnapshot {
         let position = job.status == .queued ? try await jobs.queuePosition(id: job.id) : nil
-        return RunView(job: job, baseURL: baseURL, links: links, currency: currency(of: job.request.modelID),
-                       progress: await progress(of: job), queuePosition: position)
+        return RunSnapshot(job: job, currency: currency(of: job.request.modelID), progress: await progress(of: job), queuePosition: position)
+    }
+
+    /// The run's webhook, if asked for: a well-formed http(s) URL whose host resolves only to public addresses
+    /// (or is on the operator's allow-list). Checked again before every delivery.
+    public func webhook(url: ParameterValue?, filter: ParameterValue?, baseURL: String) async throws -> WebhookSubscription? {
+        guard let hook = try WebhookSubscription.parse(url: url, filter: filter, baseURL: baseURL) else { return nil }
+        let host = URL(string: hook.url)?.host ?? ""
+        if case .failure(let refusal) = await HostResolver.checked(host: host, policy: config.outboundPolicy) {
+            throw AtelierError.invalid("webhook", "unsafe_url", "webhook: \(refusal.reason)")
+        }
+        return hook
+    }
+
+    /// The secret the account's webhook deliveries are signed with.
+    public func webhookSecret(account: KeyRecord) async throws -> String {
+        try await accounts.webhookSecret(accountID: account.accountID)
+    }
+
+    /// The events of one run, for streams: this node's reports and other nodes' relayed ones.
+    public func events(of id: Int64) async -> AsyncStream<JobEvents.Event> {
+        await queue.events.events(id)
+    }
+
+    /// The run as stored now, whoever owns it (for a stream that already checked the owner).
+    public func job(id: Int64) async throws -> Job? {
+        try await jobs.job(id: id)
     }
 
     /// What the run costs, with the account's available credit: for the answer to the request that made it.
-    func cost(of job: Job, account: KeyRecord) async throws -> RunCost {
+    public func cost(of job: Job, account: KeyRecord) async throws -> RunCost {
         var cost = RunCost(job: job, currency: currency(of: job.request.modelID))
-        cost.availableBalance = try await keys.balance(accountID: account.accountID).available
+        cost.availableBalance = try await accounts.balance(accountID: account.accountID).available
         return cost
     }
 
     /// The run's images, read back from the image store, when together they are at most `limit` bytes (answers
     /// that carry the images themselves: Replicate's sync mode, OpenAI's b64_json); nil when larger.
-    func outputBytes(of job: Job, limit: Int) async throws -> [[UInt8]]? {
+    public func outputBytes(of job: Job, limit: Int) async throws -> [[UInt8]]? {
         guard let outputs = job.result?.outputs, outputs.reduce(0, { $0 + $1.bytes }) <= limit else { return nil }
         var images: [[UInt8]] = []
         for output in outputs {

@@ -3,7 +3,11 @@ import Foundation
 import Hummingbird
 
 /// The catalog, the account and its usage: what a key may read about itself.
-extension AtelierAPI {
+struct AccountController: Sendable {
+    let catalog: ModelCatalog
+    let accounts: any KeyStore & LedgerStore
+    let clock: any WallClock
+
     // MARK: /api/v4/models, /api/v4/account
 
     struct ModelView: Encodable, Sendable {
@@ -58,7 +62,7 @@ extension AtelierAPI {
         }
     }
 
-    static var accountEndpoints: [Endpoint<AtelierAPI>] {
+    static var endpoints: [Endpoint<AccountController>] {
         let date = JSONSchema.anyOf([.string(format: "date"), .string(format: "date-time")])
         return [
             Endpoint(.get("/api/v4/models", .init(
@@ -73,23 +77,21 @@ extension AtelierAPI {
                 "account", "The key's account: balance, open holds, available credit, spend per model",
                 parameters: [.query("from", date), .query("to", date)],
                 responses: ["200": .json("Amounts in minor units (cents) and for people.", SuccessEnvelope<AccountView>.schema(AccountView.schema))]
-                    + ErrorMapping.documented([400, 401, 429])))) { api in { request, _ in try await api.accountView(request) } },
+                    + ErrorMapping.documented([400, 401, 429])))) { api in { try await api.accountView($0, context: $1) } },
             Endpoint(.get("/api/v4/usage", .init(
                 "usage", "Charged runs of the key's account, newest first, paged",
                 parameters: [.query("limit", .string(pattern: "^\\+?0*(?:[1-9]|[1-9][0-9]{1}|1[0-9][0-9]{1}|200)$")),
                              .query("cursor", .string(pattern: "^\\+?0*[1-9][0-9]{0,17}$"))],
                 responses: ["200": .json("One page.", SuccessEnvelope<UsagePage>.schema(UsagePage.schema))]
-                    + ErrorMapping.documented([400, 401, 429])))) { api in { request, _ in try await api.usageView(request) } },
+                    + ErrorMapping.documented([400, 401, 429])))) { api in { try await api.usageView($0, context: $1) } },
         ]
     }
 
     func models(_ request: Request) async throws -> Response {
-        _ = try await authenticate(request, body: [:])
         return JSONResponse.make(status: .ok, SuccessEnvelope(data: catalog.ids.compactMap { catalog[$0] }.map(ModelView.init)))
     }
 
     func model(_ request: Request, context: AtelierRequestContext) async throws -> Response {
-        _ = try await authenticate(request, body: [:])
         guard let id = context.parameters.get("id"), let entry = catalog[id] else {
             throw AtelierError.modelNotFound(context.parameters.get("id") ?? "")
         }
@@ -168,14 +170,14 @@ extension AtelierAPI {
 
     /// The key's own account: balance, open holds, what is available (minor units, and for people), and spend per
     /// model between `from` and `to` (ISO 8601; default the last 30 days).
-    func accountView(_ request: Request) async throws -> Response {
-        let key = try await authenticate(request, body: [:])
+    func accountView(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        let key = try context.account()
         let query = request.uri.queryParameters
         let to = try Self.date(query["to"].map(String.init), "to") ?? clock.now()
         let from = try Self.date(query["from"].map(String.init), "from") ?? to.addingTimeInterval(-30 * 86_400)
-        let b = try await keys.balance(accountID: key.accountID)
-        let spend = try await keys.spend(accountID: key.accountID, from: from, to: to)
-        let ownKeys = try await keys.listKeys().filter { $0.accountID == key.accountID }
+        let b = try await accounts.balance(accountID: key.accountID)
+        let spend = try await accounts.spend(accountID: key.accountID, from: from, to: to)
+        let ownKeys = try await accounts.listKeys().filter { $0.accountID == key.accountID }
             .sorted { $0.createdAt > $1.createdAt }
             .map { KeyView(prefix: $0.prefix, createdAt: $0.createdAt, revokedAt: $0.revokedAt) }
         let currency = self.currency
@@ -227,8 +229,8 @@ extension AtelierAPI {
 
     /// Charged runs of the key's account, newest first: `limit` (1–200, default 50) per page, `cursor` from the
     /// previous page's `next_cursor`.
-    func usageView(_ request: Request) async throws -> Response {
-        let key = try await authenticate(request, body: [:])
+    func usageView(_ request: Request, context: AtelierRequestContext) async throws -> Response {
+        let key = try context.account()
         let query = request.uri.queryParameters
         var limit = 50
         if let text = query["limit"] {
@@ -244,7 +246,7 @@ extension AtelierAPI {
             }
             cursor = c
         }
-        let rows = try await keys.usage(accountID: key.accountID, before: cursor, limit: limit + 1)
+        let rows = try await accounts.usage(accountID: key.accountID, before: cursor, limit: limit + 1)
         let page = rows.prefix(limit)
         let next = rows.count > limit ? page.last.map { String($0.cursor) } : nil
         return JSONResponse.make(status: .ok, SuccessEnvelope(data: UsagePage(

@@ -1,20 +1,21 @@
 import AtelierCore
+import AtelierRuns
 import AtelierStorage
 import Hummingbird
 import HTTPTypes
 import NIOCore
 
-extension AtelierAPI {
+extension ServerController {
     /// Names are random and never reused, so an image never changes: cache it for good.
     static let immutable = "public, max-age=31536000, immutable"
 
     /// With output retention, a missing image is most likely one the sweeper deleted: say so, and where to look.
     var missingOutput: String {
-        guard let retention = config.outputRetention else { return "no such output" }
+        guard let retention = outputRetention else { return "no such output" }
         return "no such output: this server deletes images \(retention.components.seconds) s after their run finished (--output-retention); /api/v4/check shows the run with output_expired"
     }
 
-    static var outputEndpoint: Endpoint<AtelierAPI> {
+    static var outputEndpoint: Endpoint<ServerController> {
         let images: [String: OpenAPI.MediaType] = ["image/webp": .init(), "image/jpeg": .init(), "image/png": .init()]
         return Endpoint(.get("/storage/outputs/{name}", .init(
             "output", "A generated image", isPublic: true,
@@ -37,12 +38,12 @@ extension AtelierAPI {
         else {
             throw AtelierError.notFound(missingOutput)
         }
-        if case .presigned(let expires) = config.outputURLs, let url = storage.presignedURL(for: name, expires: expires) {
+        if case .presigned(let expires) = outputURLs, let url = storage.presignedURL(for: name, expires: expires) {
             // The redirect may be reused while the URL it names is still valid, by this client only.
             return Response(status: .temporaryRedirect, headers: [.location: url, .cacheControl: "private, max-age=\(max(0, expires / 2))"])
         }
         if let path = storage.localPath(for: name) {
-            return try await Self.imageFile(path: path, format: format, cacheControl: Self.immutable, missing: missingOutput, context: context)
+            return try await HTTPEdge.imageFile(path: path, format: format, cacheControl: Self.immutable, missing: missingOutput, context: context)
         }
         let range = request.headers[.range].flatMap(Self.byteRange)
         guard let image = try await storage.read(name: name, range: range) else { throw AtelierError.notFound(missingOutput) }

@@ -18,13 +18,13 @@ public struct WebhookConfiguration: Sendable {
     /// A delivery not accepted this long after its event is given up (and logged).
     public var retryWindow: TimeInterval = 24 * 3600
     public var policy = OutboundAddressPolicy()
-    /// Output URLs in payloads, as the API's answers build them (a CDN's, with `--output-urls public`).
-    public var links: OutputLinks?
-    /// The models, for the cost's currency and a Replicate prediction's version.
-    public var catalog = ModelCatalog([])
-    /// The owner in a Replicate prediction's `model` (`owner/model_id`).
-    public var replicateOwner = DialectConfiguration().replicateOwner
     public init() {}
+}
+
+/// Renders a webhook's body in the shape of the API its run came through (the HTTP edge knows the shapes).
+public protocol WebhookPayloads: Sendable {
+    /// The body for `job` as it stands in the event (a `start` event's run is shown running).
+    func body(of job: Job, baseURL: String) -> String
 }
 
 /// Delivers the webhook outbox: each due event is POSTed with the body /api/v4/check returns, signed per the
@@ -35,20 +35,22 @@ public struct WebhookConfiguration: Sendable {
 public final class WebhookDispatcher: Service, Sendable {
     let outbox: any WebhookStore
     let jobs: any JobStore
-    let keys: any KeyStore
+    let accounts: any AccountStore
     let config: WebhookConfiguration
+    let payloads: any WebhookPayloads
     let clock: any WallClock
     let logger: Logger
     let metrics: AtelierMetrics
     private let stopping = Atomic<Bool>(false)
 
-    public init(outbox: any WebhookStore, jobs: any JobStore, keys: any KeyStore, config: WebhookConfiguration,
-                clock: any WallClock = SystemWallClock(), metrics: AtelierMetrics = AtelierMetrics(), logger: Logger) {
+    public init(outbox: any WebhookStore, jobs: any JobStore, accounts: any AccountStore, config: WebhookConfiguration,
+                payloads: any WebhookPayloads, clock: any WallClock = SystemWallClock(), metrics: AtelierMetrics = AtelierMetrics(), logger: Logger) {
         self.metrics = metrics
         self.outbox = outbox
         self.jobs = jobs
-        self.keys = keys
+        self.accounts = accounts
         self.config = config
+        self.payloads = payloads
         self.clock = clock
         self.logger = logger
     }
@@ -82,7 +84,7 @@ public final class WebhookDispatcher: Service, Sendable {
                 try await outbox.recordWebhookAttempt(id: delivery.id, body: "", outcome: .gaveUp(error: "the run or its webhook is gone"), now: now)
                 return
             }
-            let body = delivery.body ?? Self.payload(job: job, event: delivery.event, baseURL: hook.baseURL, config: config)
+            let body = delivery.body ?? payloads.body(of: Self.asOf(delivery.event, job), baseURL: hook.baseURL)
             let outcome: WebhookAttemptOutcome
             switch try await send(body: body, delivery: delivery, job: job, url: hook.url, client: client) {
             case nil:
@@ -106,7 +108,7 @@ public final class WebhookDispatcher: Service, Sendable {
     /// Sends one attempt; nil when the receiver accepted it, else why not.
     func send(body: String, delivery: WebhookDelivery, job: Job, url: String, client: OutboundClient) async throws -> String? {
         guard let target = URL(string: url) else { return "the webhook URL is not a URL" }
-        let secret = try await keys.webhookSecret(accountID: job.accountID)
+        let secret = try await accounts.webhookSecret(accountID: job.accountID)
         let timestamp = Int64(clock.now().timeIntervalSince1970)
         guard let signature = WebhookSignature.sign(secret: secret, id: delivery.id, timestamp: timestamp, body: Data(body.utf8)) else {
             return "the account's webhook secret is malformed; rotate it with `atelier accounts rotate-webhook-secret`"
@@ -141,26 +143,15 @@ public final class WebhookDispatcher: Service, Sendable {
         return .retry(at: next, error: error)
     }
 
-    /// The /api/v4/check body (or, for a run made through Replicate's API, the prediction) as of the event: a
-    /// `start` event shows the run running even if it has since ended.
-    static func payload(job: Job, event: WebhookEvent, baseURL: String, config: WebhookConfiguration) -> String {
+    /// The run as of the event: a `start` event shows the run running even if it has since ended, so its body (the
+    /// /api/v4/check object, or a Replicate prediction) says what happened then.
+    static func asOf(_ event: WebhookEvent, _ job: Job) -> Job {
+        guard event == .start else { return job }
         var view = job
-        if event == .start {
-            view.status = .running
-            view.result = nil
-            view.failure = nil
-            view.finishedAt = nil
-        }
-        let currency = config.catalog[job.request.modelID]?.pricePerImage.currency ?? "USD"
-        let encoded: Data?
-        switch job.webhook?.format ?? .atelier {
-        case .atelier:
-            encoded = try? JSONResponse.encoder.encode(SuccessEnvelope(data: RunView(job: view, baseURL: baseURL, links: config.links, currency: currency)))
-        case .replicate:
-            let prediction = ReplicatePrediction(job: view, owner: config.replicateOwner, catalog: config.catalog, baseURL: baseURL,
-                                                 links: config.links, progress: nil)
-            encoded = try? JSONResponse.encoder.encode(prediction)
-        }
-        return String(decoding: encoded ?? Data("{}".utf8), as: UTF8.self)
+        view.status = .running
+        view.result = nil
+        view.failure = nil
+        view.finishedAt = nil
+        return view
     }
 }

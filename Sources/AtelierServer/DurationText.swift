@@ -2,8 +2,8 @@ import Foundation
 
 /// Durations as operators write them on the command line: a number and a unit, `45s`, `90m`, `12h`, `30d`
 /// (`runs list --since`, `--output-retention`).
-enum DurationText {
-    static func seconds(_ text: String) -> TimeInterval? {
+public enum DurationText {
+    public static func seconds(_ text: String) -> TimeInterval? {
         guard let unit = text.last, let n = Double(text.dropLast()), n >= 0, n.isFinite else { return nil }
         switch unit {
         case "s": return n

@@ -62,7 +62,7 @@ extension ServeSettings {
     }
 
     /// The bucket as the S3 client addresses it.
-    var s3Location: S3Location? {
+    public var s3Location: S3Location? {
         guard case .s3(let bucket, _) = storage else { return nil }
         let endpoint = s3Endpoint ?? URL(string: "https://s3.\(s3Region).amazonaws.com")!
         return S3Location(endpoint: endpoint, bucket: bucket, region: s3Region,
