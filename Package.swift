@@ -125,7 +125,7 @@ let package = Package(
         ),
         .target(
             name: "AtelierTesting",
-            dependencies: ["AtelierCore", "AtelierPersistence", "AtelierEngine"],
+            dependencies: ["AtelierCore", "AtelierPersistence", "AtelierEngine", "AtelierRuns"],
             swiftSettings: strict
         ),
         .executableTarget(

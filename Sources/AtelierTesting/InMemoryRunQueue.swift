@@ -1,10 +1,11 @@
 import AtelierCore
 import AtelierEngine
+import AtelierRuns
 import Synchronization
 
 /// A run queue that only counts what was queued: for HTTP unit tests of requests that must never reach a worker
 /// (bad keys, bad parameters). Never a runtime default.
-public final class InMemoryRunQueue: Sendable {
+public final class InMemoryRunQueue: RunQueue, Sendable {
     public let events = JobEvents()
     private let count = Atomic<Int>(0)
     public init() {}

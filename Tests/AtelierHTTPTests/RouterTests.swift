@@ -10,8 +10,6 @@ import Hummingbird
 import HummingbirdTesting
 import Testing
 
-extension InMemoryRunQueue: RunQueue {}
-
 /// The router with a real SQLite file and output folder; the queue only counts, because none of these requests
 /// may ever reach a worker (the end-to-end tests run the real worker).
 @Suite struct RouterTests {

@@ -1,0 +1,263 @@
+import AtelierCore
+@testable import AtelierEngine
+import AtelierMetrics
+import AtelierPersistence
+import AtelierStorage
+import AtelierTesting
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// The engine's roles one by one, on a real SQLite file and output folder, every wait on the manual clock: the
+/// test advances it only once the sleep it means to end has begun (`ManualClock.waitForSleeper`), so nothing here
+/// sleeps or polls.
+@Suite(.timeLimit(.minutes(1))) struct EngineRoleTests {
+    let store: SQLiteStore
+    let storage: LocalFolderStorage
+    let clock = ManualClock()
+    let account: Int64
+    let logger: Logger = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    init() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-roles-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        store = try SQLiteStore(path: dir.appendingPathComponent("db.sqlite").path)
+        storage = try LocalFolderStorage(root: dir.appendingPathComponent("outputs"))
+        account = try await store.ensureAccount(named: "t")
+        _ = try await store.addCredit(accountID: account, amount: 1_000, kind: .credit, reason: "test", now: Date())
+    }
+
+    @discardableResult
+    func enqueue(_ id: Int64, size: Int = 512, images: Int = 1) async throws -> Job {
+        let request = RunRequest(
+            modelID: "m", prompt: "p", aspectRatio: "1:1", megapixels: "0.25", size: .init(width: size, height: size),
+            numOutputs: images, numInferenceSteps: 4, guidance: 3, seed: 7, outputFormat: .webp, outputQuality: 80,
+            loraScale: 1, goFast: true, promptStrength: 0.8, disableSafetyChecker: false
+        )
+        let job = Job(id: id, accountID: account, request: request, outputNames: (0..<images).map { _ in storage.newName(format: .webp) },
+                      pricePerImage: 10, createdAt: Date())
+        try await store.insert(job)
+        return job
+    }
+
+    func dispatcher(_ store: any JobStore, batchSize: Int = 1, window: Duration = .zero) -> RunDispatcher {
+        RunDispatcher(store: store, lease: .seconds(30), batchSize: batchSize, batchWindow: window, clock: SystemWallClock(),
+                      sleeper: clock, logger: logger)
+    }
+
+    func recorder(events: JobEvents = JobEvents(), maxAttempts: Int = 2) -> OutcomeRecorder {
+        OutcomeRecorder(store: store, storage: storage, inputs: nil, events: events, wake: WakeSignal(clock: clock),
+                        maxAttempts: maxAttempts, jobTimeout: .seconds(300), clock: SystemWallClock(), sleeper: clock,
+                        metrics: AtelierMetrics(), logger: logger)
+    }
+
+    // MARK: RunDispatcher
+
+    @Test func aBatchTakesTheCompatibleQueuedRunsUpToItsSize() async throws {
+        try await enqueue(700_000_000_000_001)
+        try await enqueue(700_000_000_000_002, size: 1024)  // another size: another call
+        try await enqueue(700_000_000_000_003, images: 2)
+        try await enqueue(700_000_000_000_004)
+        let dispatch = dispatcher(store, batchSize: 3)
+        let first = try #require(try await dispatch.claimNext())
+        let batch = await dispatch.gatherBatch(after: first) { false }
+        #expect(batch.map(\.id) == [700_000_000_000_001, 700_000_000_000_003])
+        #expect(try await store.job(id: 700_000_000_000_004)?.status == .queued)
+        #expect(try await store.job(id: 700_000_000_000_002)?.status == .queued)
+    }
+
+    @Test func aBatchThatIsNotFullWaitsItsWindowOnceForMore() async throws {
+        try await enqueue(700_000_000_000_011)
+        let dispatch = dispatcher(store, batchSize: 4, window: .milliseconds(40))
+        let first = try #require(try await dispatch.claimNext())
+        let gathering = Task { await dispatch.gatherBatch(after: first) { false } }
+        await clock.waitForSleeper { $0 == .milliseconds(40) }
+        try await enqueue(700_000_000_000_012)
+        clock.advance(by: .milliseconds(40))
+        #expect(await gathering.value.map(\.id) == [700_000_000_000_011, 700_000_000_000_012])
+    }
+
+    @Test func aLeaseThatCannotBeRenewedForAWholeLeaseStopsTheAttempt() async throws {
+        try await enqueue(700_000_000_000_021)
+        let dispatch = dispatcher(UnreachableRenewals(store))
+        let job = try #require(try await dispatch.claimNext())
+        let lost = LostLeases()
+        let (stopped, stop) = AsyncStream<Int64>.makeStream()
+        let keeping = Task { await dispatch.keepLeases(of: [job], lost: lost) { stop.yield($0) } }
+        // Each renewal waits a third of the lease; two unreachable ones in a row are not yet a whole lease.
+        for _ in 0..<2 {
+            await clock.waitForSleeper { $0 == .seconds(10) }
+            clock.advance(by: .seconds(10))
+        }
+        await clock.waitForSleeper { $0 == .seconds(10) }
+        #expect(!lost.contains(job.id))
+        clock.advance(by: .seconds(10))
+        var iterator = stopped.makeAsyncIterator()
+        #expect(await iterator.next() == job.id)
+        #expect(lost.contains(job.id))
+        keeping.cancel()
+    }
+
+    @Test func aRefusedRenewalStopsTheRunButIsNotALostLease() async throws {
+        let queued = try await enqueue(700_000_000_000_031)
+        let dispatch = dispatcher(store)
+        let job = try #require(try await dispatch.claimNext())
+        _ = try await store.cancel(id: queued.id, accountID: account, now: Date())
+        let lost = LostLeases()
+        let (stopped, stop) = AsyncStream<Int64>.makeStream()
+        let keeping = Task { await dispatch.keepLeases(of: [job], lost: lost) { stop.yield($0) } }
+        await clock.waitForSleeper { $0 == .seconds(10) }
+        clock.advance(by: .seconds(10))
+        var iterator = stopped.makeAsyncIterator()
+        #expect(await iterator.next() == job.id)
+        #expect(!lost.contains(job.id))
+        keeping.cancel()
+    }
+
+    // MARK: OutcomeRecorder
+
+    @Test func aCrashRequeuesUntilTheLastAttemptThenFailsWithNothingCharged() async throws {
+        let events = JobEvents(clock: clock)
+        let record = recorder(events: events, maxAttempts: 2)
+        try await enqueue(700_000_000_000_041)
+        let updates = await events.events(700_000_000_000_041)
+        let first = try #require(try await store.claimNext(now: Date(), lease: 30))
+        try await record.record(.crashed(status: 1, signaled: false, log: []), for: first)
+        #expect(try await store.job(id: first.id)?.status == .queued)
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1_000, held: 10))
+        let second = try #require(try await store.claimNext(now: Date(), lease: 30))
+        try await record.record(.crashed(status: 9, signaled: true, log: []), for: second)
+        let failed = try #require(try await store.job(id: first.id))
+        #expect(failed.status == .failed && failed.failure?.code == .workerCrashed)
+        #expect(failed.failure?.message.contains("killed by signal 9 (attempt 2 of 2)") == true)
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1_000, held: 0))
+        var seen: [JobEvents.Event] = []
+        for await event in updates { seen.append(event) }
+        #expect(seen == [.requeued, .finished])
+    }
+
+    @Test func aDrainedAttemptGoesBackToTheQueueWithoutCountingAgainstTheLimit() async throws {
+        let record = recorder(maxAttempts: 1)
+        try await enqueue(700_000_000_000_051)
+        let job = try #require(try await store.claimNext(now: Date(), lease: 30))
+        try await record.record(.drained, for: job)
+        #expect(try await store.job(id: job.id)?.status == .queued)
+    }
+
+    @Test func aResultAfterACancelIsNeitherDeliveredNorChargedAndItsImagesGo() async throws {
+        let record = recorder()
+        try await enqueue(700_000_000_000_061)
+        let job = try #require(try await store.claimNext(now: Date(), lease: 30))
+        _ = try await store.cancel(id: job.id, accountID: account, now: Date())
+        let name = job.outputNames(forAttempt: job.attempts)[0]
+        let path = try #require(storage.stagingPath(for: name))
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path))
+        try await storage.publish(name: name)
+        let image = WorkerResult.Image(path: path, seed: 7, width: 512, height: 512, bytes: 3, format: "webp")
+        try await record.record(.succeeded(WorkerResult(jobID: String(job.id), images: [image], path: "standard", pathReason: "",
+                                                        timings: [:], safety: nil, batchSize: 1)), for: job)
+        #expect(try await store.job(id: job.id)?.status == .canceled)
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1_000, held: 0))
+        #expect(try await storage.read(name: name, range: nil) == nil)
+    }
+
+    @Test func anOutcomeIsWrittenOnceTheDatabaseAnswersAgain() async throws {
+        let failing = FailingCompletes(store, failures: 2)
+        let record = OutcomeRecorder(store: failing, storage: storage, inputs: nil, events: JobEvents(), wake: WakeSignal(clock: clock),
+                                     maxAttempts: 2, jobTimeout: .seconds(300), clock: SystemWallClock(), sleeper: clock,
+                                     metrics: AtelierMetrics(), logger: logger)
+        try await enqueue(700_000_000_000_071)
+        let job = try #require(try await store.claimNext(now: Date(), lease: 30))
+        let recording = Task { await record.recordDurably(.failed(WorkerErrorReport(jobID: String(job.id), code: "generation_failed", message: "m")), for: job) }
+        // 200 ms, then twice that, between tries.
+        for backoff in [Duration.milliseconds(200), .milliseconds(400)] {
+            await clock.waitForSleeper { $0 == backoff }
+            #expect(try await store.job(id: job.id)?.status == .running)
+            clock.advance(by: backoff)
+        }
+        await recording.value
+        #expect(try await store.job(id: job.id)?.status == .failed)
+    }
+
+    // MARK: LeaseSweeper
+
+    @Test func theSweeperRequeuesARunWhoseLeaseLapsedEveryHalfLease() async throws {
+        let events = JobEvents(clock: clock)
+        let sweeper = LeaseSweeper(store: store, lease: .seconds(30), maxAttempts: 3, recorder: recorder(events: events),
+                                   clock: SystemWallClock(), sleeper: clock, logger: logger)
+        try await enqueue(700_000_000_000_081)
+        // Claimed with a lease that lapsed at once: its claimer stopped renewing.
+        _ = try await store.claimNext(now: Date(), lease: 0)
+        let updates = await events.events(700_000_000_000_081)
+        let sweeping = Task { await sweeper.run { false } }
+        await clock.waitForSleeper { $0 == .seconds(15) }
+        clock.advance(by: .seconds(15))
+        var iterator = updates.makeAsyncIterator()
+        #expect(await iterator.next() == .requeued)
+        #expect(try await store.job(id: 700_000_000_000_081)?.status == .queued)
+        sweeping.cancel()
+    }
+
+    @Test func atStartUpEveryRunLeftRunningIsTakenBackOrFailedAtItsLimit() async throws {
+        let sweeper = LeaseSweeper(store: store, lease: .seconds(30), maxAttempts: 1, recorder: recorder(),
+                                   clock: SystemWallClock(), sleeper: clock, logger: logger)
+        try await enqueue(700_000_000_000_091)
+        _ = try await store.claimNext(now: Date(), lease: 600)
+        let report = try await sweeper.sweep(.all)
+        #expect(report.failed == [700_000_000_000_091] && report.requeued.isEmpty)
+        #expect(try await store.job(id: 700_000_000_000_091)?.failure?.code == .workerLost)
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1_000, held: 0))
+    }
+}
+
+/// The real store, whose first `failures` completions and failures cannot reach the database.
+final class FailingCompletes: JobStore, Sendable {
+    let base: SQLiteStore
+    private let left: Mutex<Int>
+    init(_ base: SQLiteStore, failures: Int) {
+        self.base = base
+        left = Mutex(failures)
+    }
+    func unreachable() throws {
+        if left.withLock({ n in defer { n -= 1 }; return n > 0 }) { throw StoreUnavailable("connection refused (test)") }
+    }
+    var sharedByNodes: Bool { false }
+    func renewLease(id: Int64, attempt: Int, lease: TimeInterval, now: Date) async throws -> Bool {
+        try await base.renewLease(id: id, attempt: attempt, lease: lease, now: now)
+    }
+    func insert(_ job: Job, idempotency: IdempotencyClaim?, maxInProgress: Int) async throws {
+        try await base.insert(job, idempotency: idempotency, maxInProgress: maxInProgress)
+    }
+    func job(id: Int64) async throws -> Job? { try await base.job(id: id) }
+    func claimNext(now: Date, lease: TimeInterval) async throws -> Job? { try await base.claimNext(now: now, lease: lease) }
+    func claimCompatible(with job: Job, maxImages: Int, now: Date, lease: TimeInterval) async throws -> [Job] {
+        try await base.claimCompatible(with: job, maxImages: maxImages, now: now, lease: lease)
+    }
+    func recordProgress(id: Int64, attempt: Int, step: Int, total: Int) async throws -> Bool {
+        try await base.recordProgress(id: id, attempt: attempt, step: step, total: total)
+    }
+    func complete(id: Int64, attempt: Int, result: JobResult, now: Date) async throws -> Bool {
+        try unreachable()
+        return try await base.complete(id: id, attempt: attempt, result: result, now: now)
+    }
+    func fail(id: Int64, attempt: Int?, failure: JobFailure, now: Date) async throws -> Bool {
+        try unreachable()
+        return try await base.fail(id: id, attempt: attempt, failure: failure, now: now)
+    }
+    func retryOrFail(id: Int64, attempt: Int, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RetryOutcome {
+        try await base.retryOrFail(id: id, attempt: attempt, maxAttempts: maxAttempts, failure: failure, now: now)
+    }
+    func cancel(id: Int64, accountID: Int64, now: Date) async throws -> CancelOutcome { try await base.cancel(id: id, accountID: accountID, now: now) }
+    func recoverAbandoned(_ scope: LeaseScope, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RecoveryReport {
+        try await base.recoverAbandoned(scope, maxAttempts: maxAttempts, failure: failure, now: now)
+    }
+    func queuePosition(id: Int64) async throws -> Int? { try await base.queuePosition(id: id) }
+    func jobs(accountID: Int64) async throws -> [Job] { try await base.jobs(accountID: accountID) }
+    func activeRuns() async throws -> [ActiveRunCount] { try await base.activeRuns() }
+    func runs(_ filter: RunFilter) async throws -> [Job] { try await base.runs(filter) }
+}
