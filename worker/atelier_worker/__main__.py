@@ -87,7 +87,9 @@ def parse_model(text: str):
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from .runner import ModelSpec, Runner, RunnerOptions, WeightsMissing
+    from .runner import Runner
+    from .spec import ModelSpec, RunnerOptions
+    from .weights import WeightsMissing
     from .safety import SafetySpecError
     from .serve import EXIT_CONFIG_INVALID, EXIT_LOAD_FAILED, EXIT_WEIGHTS_MISSING, serve, stdio_channel
 

@@ -5,6 +5,7 @@ on CPU; the speed-ups themselves are named switches in `Optimizations`, each mea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 # go_fast multiplies lora_scale by 1.5, as the hosted service documents for its fp8 path.
@@ -88,25 +89,33 @@ def configure_inductor(autotune_gemms: bool) -> list[str]:
 FAST_DISABLED = "the fast path is disabled in this worker"
 
 
+class PathName(str, Enum):
+    """The path a run ran, as its result reports it (the server's ExecutionPath has the same names). Each is
+    deterministic for a given seed and size; compiled kernels differ from eager in the last bits."""
+
+    FAST = "fast"  # fp8 weights, compiled transformer
+    FAST_TURBO = "fast+turbo"  # the fast path with the first-block step cache
+    STANDARD = "standard"  # bf16, eager
+    STANDARD_COMPILED = "standard-compiled"  # bf16, compiled
+    STANDARD_TURBO = "standard+turbo"  # the eager standard path with the step cache
+
+
 @dataclass(frozen=True)
 class PathChoice:
-    # "fast" (fp8, compiled), "standard-compiled" (bf16, compiled) or "standard" (bf16 eager), "+turbo" when the
-    # step cache ran. Each is deterministic for a given seed and size; compiled kernels differ from eager in the
-    # last bits.
-    name: str
+    name: PathName
     reason: str
 
     @property
     def fast(self) -> bool:
-        return self.name.startswith("fast")
+        return self.name in (PathName.FAST, PathName.FAST_TURBO)
 
 
 def choose_path(go_fast: bool, caps: DeviceCapabilities, fast_blocker: str | None, has_image: bool = False,
                 compiled_standard: bool = False) -> PathChoice:
     """`fast_blocker`: None when the fast path serves this request's size, else why not, for people ("the fast
     path is warming: 3 of 22 sizes"). `compiled_standard`: the standard path's compiled twin is warm at it."""
-    standard = "standard-compiled" if compiled_standard and not has_image else "standard"
-    ran = "the standard path ran" + (" (compiled)" if standard == "standard-compiled" else "")
+    standard = PathName.STANDARD_COMPILED if compiled_standard and not has_image else PathName.STANDARD
+    ran = "the standard path ran" + (" (compiled)" if standard is PathName.STANDARD_COMPILED else "")
     if not go_fast:
         return PathChoice(standard, f"go_fast=false: {ran}")
     if has_image:
@@ -117,7 +126,7 @@ def choose_path(go_fast: bool, caps: DeviceCapabilities, fast_blocker: str | Non
         return PathChoice(standard, f"go_fast requested but {why_not}: {ran}")
     if fast_blocker is not None:
         return PathChoice(standard, f"go_fast requested but {fast_blocker}: {ran}")
-    return PathChoice("fast", "go_fast: fp8 weights with a compiled transformer")
+    return PathChoice(PathName.FAST, "go_fast: fp8 weights with a compiled transformer")
 
 
 def effective_lora_scale(lora_scale: float, choice: PathChoice) -> float:

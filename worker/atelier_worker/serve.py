@@ -12,7 +12,9 @@ from .protocol import (
     Cancel, Error, FailureCode, GenerateBatch, GenerateRequest, Outbound, Progress, ProtocolError, Result, Shutdown,
     encode_outbound, parse_inbound,
 )
-from .runner import AllImagesFlagged, InputUnreadable, Runner, RunSkipped
+from .deliver import AllImagesFlagged
+from .inputs import InputUnreadable
+from .runner import Runner, RunSkipped
 from .stats import StatsOptions, StatsReporter
 
 log = logging.getLogger("atelier.serve")

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .runner import ModelSpec
+from .spec import ModelSpec
 
 TINY_MARKER = "ATELIER_TINY_RANDOM_WEIGHTS"
 

@@ -38,7 +38,8 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def runner(tiny_dir: Path):
-    from atelier_worker.runner import ModelSpec, Runner, RunnerOptions
+    from atelier_worker.runner import Runner
+    from atelier_worker.spec import ModelSpec, RunnerOptions
 
     r = Runner(
         ModelSpec(base=str(tiny_dir / "pipeline"), lora=str(tiny_dir / "tiny-lora.safetensors"), allow_random_weights=True),
@@ -51,7 +52,8 @@ def runner(tiny_dir: Path):
 def multi_model_runner(tiny_dir: Path, with_base_only: bool = False):
     """A loaded CPU runner serving two LoRA models on the tiny base (and the base alone when asked)."""
     from atelier_worker.adapters import CatalogModel
-    from atelier_worker.runner import ModelSpec, Runner, RunnerOptions
+    from atelier_worker.runner import Runner
+    from atelier_worker.spec import ModelSpec, RunnerOptions
     from atelier_worker.tiny import build_extra_lora
 
     models = (CatalogModel("kawaii", str(tiny_dir / "tiny-lora.safetensors")),

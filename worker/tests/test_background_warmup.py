@@ -15,7 +15,8 @@ from pathlib import Path
 from atelier_worker.fastpath import DeviceCapabilities, Optimizations, StandardOptimizations
 from atelier_worker.turbo import TurboOptions
 from atelier_worker.protocol import GenerateRequest, OutputSpec, PathStatus
-from atelier_worker.runner import ModelSpec, Runner, RunnerOptions
+from atelier_worker.runner import Runner
+from atelier_worker.spec import ModelSpec, RunnerOptions
 from atelier_worker.warmup import CompiledPath, WarmState
 
 from .conftest import generate_request
@@ -33,10 +34,10 @@ def compiling_runner(tiny_dir: Path, sizes=SIZES) -> Runner:
                RunnerOptions(device="cpu", threads=1, warmup_sizes=sizes, optimizations=COMPILED_NO_FP8,
                              standard=StandardOptimizations(compile_on_cpu=True)))
     r.load()
-    assert r.fast is None and r.compiled is not None  # no CUDA: no fast path of its own
-    r.caps = HOPPER
-    r._plan_compiled_paths(str(base))
-    assert r.fast is not None and r.fast_turbo is not None
+    assert r.paths.fast is None and r.paths.compiled is not None  # no CUDA: no fast path of its own
+    r.paths.caps = HOPPER
+    r.paths.plan()
+    assert r.paths.fast is not None and r.paths.fast_turbo is not None
     return r
 
 
@@ -54,27 +55,28 @@ def test_requests_run_eager_while_the_compiled_paths_warm_then_compiled_at_warm_
     r = compiling_runner(tiny_dir)
     reports: list[PathStatus] = []
     gate = threading.Event()
-    warm = r._warm_beside
+    warm = r.paths.warm_beside
 
     def gated(pipe, width: int, height: int) -> None:
         gate.wait(120)  # holds the warm-up so the test sees the worker serving before anything is warm
         warm(pipe, width, height)
 
-    r._warm_beside = gated  # type: ignore[method-assign]
+    r.paths.warm_beside = gated  # type: ignore[method-assign]
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     r.start_background(reports.append)
-    assert r.warmer is not None
+    assert r.paths.warmer is not None
     early = r.generate(request(tmp_path, "early"), lambda *_: None)
     assert early.path == "standard" and "the fast path is" in early.path_reason and "standard path ran" in early.path_reason
     gate.set()
     # Requests keep being served while the warm-up compiles on its own thread (bounded: 40 runs at most).
     during = [r.generate(request(tmp_path, f"d{i}", go_fast=i % 2 == 0), lambda *_: None).path
-              for i in range(40) if r.warmer.thread.is_alive()]
-    assert r.warmer.join(300), "the warm-up did not end"
+              for i in range(40) if r.paths.warmer.thread.is_alive()]
+    assert r.paths.warmer.join(300), "the warm-up did not end"
     assert set(during) <= {"standard", "standard-compiled", "fast"}
-    assert r.fast.state is WarmState.READY and r.compiled.state is WarmState.READY, [r.fast.reason, r.compiled.reason]
-    assert r.fast_turbo.state is WarmState.READY, r.fast_turbo.reason
+    paths = r.paths
+    assert paths.fast.state is WarmState.READY and paths.compiled.state is WarmState.READY, [paths.fast.reason, paths.compiled.reason]
+    assert paths.fast_turbo.state is WarmState.READY, paths.fast_turbo.reason
     fast = r.generate(request(tmp_path, "fast"), lambda *_: None)
     assert fast.path == "fast"
     standard = r.generate(request(tmp_path, "std", go_fast=False), lambda *_: None)
@@ -110,11 +112,11 @@ def test_a_path_that_fails_to_build_is_disabled_and_the_worker_keeps_serving(tin
     def broken():
         raise RuntimeError("Float8 needs sm_89")
 
-    r.fast = CompiledPath("fast", ((64, 64),), broken)
-    r.compiled = r.fast_turbo = None
+    r.paths.fast = CompiledPath("fast", ((64, 64),), broken)
+    r.paths.compiled = r.paths.fast_turbo = None
     reports: list[PathStatus] = []
     r.start_background(reports.append)
-    assert r.warmer is not None and r.warmer.join(60)
+    assert r.paths.warmer is not None and r.paths.warmer.join(60)
     assert [s.state for s in reports] == ["building", "failed"]
     assert reports[-1].reason == "building: RuntimeError: Float8 needs sm_89"
     result = r.generate(request(tmp_path, "after"), lambda *_: None)
@@ -173,12 +175,13 @@ def test_another_configuration_gets_its_own_cache_folder(tiny_dir: Path) -> None
 
 def test_turbo_on_the_standard_path_is_deterministic_differs_from_uncached_and_runs_alone(runner: Runner, tmp_path: Path) -> None:
     # The tiny random model's residuals change a lot from step to step: at FLUX.1-dev's 0.08 it never skips one.
-    options = runner.options
-    runner.options, runner._standard_turbo = replace(options, turbo=TurboOptions(threshold=0.5)), None
+    paths = runner.paths
+    options = paths.options
+    paths.options, paths.standard_turbo = replace(options, turbo=TurboOptions(threshold=0.5)), None
     try:
         check_turbo(runner, tmp_path)
     finally:
-        runner.options, runner._standard_turbo = options, None
+        paths.options, paths.standard_turbo = options, None
 
 
 def check_turbo(runner: Runner, tmp_path: Path) -> None:

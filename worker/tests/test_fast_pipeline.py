@@ -26,8 +26,8 @@ HOPPER = DeviceCapabilities(cuda=True, compute_capability=(9, 0), torchao=True)
 def two_paths(tiny_dir: Path) -> Runner:
     r = multi_model_runner(tiny_dir)
     # What load() does on a Hopper GPU, with the switches a CPU can run.
-    r.fast = ready_path("fast", build_fast_pipeline(r.pipe, NO_FP8)[0])
-    r.caps = HOPPER
+    r.paths.fast = ready_path("fast", build_fast_pipeline(r.pipe, NO_FP8)[0])
+    r.paths.caps = HOPPER
     return r
 
 
@@ -50,12 +50,12 @@ def run(r: Runner, req: GenerateRequest) -> tuple[str, str]:
 
 
 def test_the_fast_transformer_shares_the_standard_ones_tensors(two_paths: Runner) -> None:
-    standard, fast = two_paths.pipe.transformer, two_paths.fast.pipe.transformer
+    standard, fast = two_paths.pipe.transformer, two_paths.paths.fast.pipe.transformer
     assert standard is not fast
     ptrs = {p.data_ptr() for p in standard.parameters()}
     assert all(p.data_ptr() in ptrs for p in fast.parameters())  # no second copy of the weights
-    assert two_paths.fast.pipe.text_encoder_2 is two_paths.pipe.text_encoder_2
-    assert two_paths.fast.pipe.scheduler is not two_paths.pipe.scheduler  # its loop state is its own
+    assert two_paths.paths.fast.pipe.text_encoder_2 is two_paths.pipe.text_encoder_2
+    assert two_paths.paths.fast.pipe.scheduler is not two_paths.pipe.scheduler  # its loop state is its own
 
 
 def test_go_fast_runs_the_fast_pipeline_and_go_fast_false_the_standard_one(two_paths: Runner, tmp_path: Path) -> None:
@@ -93,8 +93,8 @@ def test_the_compiled_path_does_not_recompile_on_a_switch_or_a_new_scale(two_pat
     compiled = replace(NO_FP8, compile_transformer=True, compile_mode="default")
     fast, applied = build_fast_pipeline(two_paths.pipe, compiled)
     assert applied == ["gemms_cublas_only", "compile_repeated_blocks(default)"]
-    eager_fast = two_paths.fast
-    two_paths.fast = ready_path("fast", fast)
+    eager_fast = two_paths.paths.fast
+    two_paths.paths.fast = ready_path("fast", fast)
     torch._dynamo.reset()  # graphs an earlier test compiled for the same block code would be found, not compiled
     torch._dynamo.utils.counters.clear()
     try:
@@ -107,7 +107,7 @@ def test_the_compiled_path_does_not_recompile_on_a_switch_or_a_new_scale(two_pat
         finally:
             torch._dynamo.config.error_on_recompile = False
     finally:
-        two_paths.fast = eager_fast
+        two_paths.paths.fast = eager_fast
 
 
 def test_go_fast_runs_are_not_batched_on_the_compiled_path(two_paths: Runner, tmp_path: Path) -> None:

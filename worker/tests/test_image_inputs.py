@@ -12,7 +12,7 @@ from PIL import Image
 
 from atelier_worker.fastpath import DeviceCapabilities, choose_path
 from atelier_worker.protocol import GenerateRequest, OutputSpec, ProtocolError, parse_inbound
-from atelier_worker.runner import InputUnreadable, image_to_image_steps, load_inputs
+from atelier_worker.inputs import InputUnreadable, image_to_image_steps, load_inputs
 
 from .conftest import generate_request
 
@@ -143,7 +143,7 @@ def test_protocol_reads_image_mask_and_strength() -> None:
 
 def test_prompt_cache_gives_the_same_images(runner, tmp_path: Path) -> None:
     """A repeated prompt reuses its embeddings; the images are the same as with the cache off, one or several."""
-    from atelier_worker.runner import PromptCache
+    from atelier_worker.prompt_cache import PromptCache
 
     cache = runner.prompt_cache
     assert cache is not None

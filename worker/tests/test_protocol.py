@@ -143,7 +143,8 @@ def test_not_json_is_a_protocol_error() -> None:
 def test_failure_codes_are_the_contracts_and_each_has_its_cause() -> None:
     # contracts/fixtures/failure_codes.json is the list the server maps (RunFailureCode.swift reads the same file).
     assert {c.value for c in FailureCode} == set(json.loads((FIXTURES / "failure_codes.json").read_text())["worker"])
-    from atelier_worker.runner import AllImagesFlagged, InputUnreadable
+    from atelier_worker.deliver import AllImagesFlagged
+    from atelier_worker.inputs import InputUnreadable
     from atelier_worker.serve import failure
 
     causes = {ProtocolError("m"): FailureCode.INVALID_REQUEST, AllImagesFlagged("m"): FailureCode.SAFETY_FLAGGED,

@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from atelier_worker.protocol import GenerateRequest, OutputSpec
-from atelier_worker.runner import ModelSpec, Runner, RunnerOptions, WeightsMissing, resolve_base, resolve_lora_ref
+from atelier_worker.runner import Runner
+from atelier_worker.spec import ModelSpec, RunnerOptions
+from atelier_worker.weights import WeightsMissing, resolve_base, resolve_lora_ref
 from atelier_worker.tiny import TINY_LORA_KEYS_PREFIX, _clip_vocab, _t5_vocab
 
 from .conftest import generate_request
@@ -127,16 +129,14 @@ def test_missing_weights_say_what_to_download(tmp_path: Path) -> None:
 
 
 def test_encoding_on_threads_writes_the_same_files_in_order(runner: Runner, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     def files(name: str, threads: int) -> list[tuple[int, str]]:
         outs = [OutputSpec(str(tmp_path / f"{name}{i}.png"), 300 + i) for i in range(3)]
-        original = runner.options
-        runner.options = replace(original, encode_threads=threads)
+        original = runner.deliverer.encode_threads
+        runner.deliverer.encode_threads = threads
         try:
             result = runner.generate(request(tmp_path, name, output_format="png", outputs=outs), lambda *_: None)
         finally:
-            runner.options = original
+            runner.deliverer.encode_threads = original
         assert [i.path for i in result.images] == [o.path for o in outs]
         return [(i.seed, digest(i.path)) for i in result.images]
 

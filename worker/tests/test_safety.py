@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from atelier_worker.protocol import GenerateRequest, OutputSpec
-from atelier_worker.runner import AllImagesFlagged
+from atelier_worker.deliver import AllImagesFlagged
 from atelier_worker.safety import SafetySpecError, SeedRuleChecker, load_checker
 
 from .conftest import generate_request
@@ -25,10 +25,10 @@ def req(tmp: Path, seeds: list[int], safety_check: bool = True) -> GenerateReque
 @pytest.fixture
 def checked_runner(runner):
     """The session's runner with the fixture checker fitted for one test."""
-    previous = runner.checker
-    runner.checker = SeedRuleChecker(4, 1)
+    previous = runner.deliverer.checker
+    runner.deliverer.checker = SeedRuleChecker(4, 1)
     yield runner
-    runner.checker = previous
+    runner.deliverer.checker = previous
 
 
 def test_specs() -> None:
@@ -59,6 +59,6 @@ def test_all_flagged_is_an_error(checked_runner, tmp_path: Path) -> None:
 
 
 def test_no_checker_configured_says_no_check_ran(runner, tmp_path: Path) -> None:
-    assert runner.checker is None
+    assert runner.deliverer.checker is None
     result = runner.generate(req(tmp_path, [1]), lambda *_: None)
     assert result.safety.checker is None and result.safety.ran is False and len(result.images) == 1
