@@ -6,13 +6,13 @@ import Logging
 /// a server that died while another serves the same database) does not hold a run for ever. At start-up, alone
 /// on its store, it takes back everything a previous process left running.
 struct LeaseSweeper: Sendable {
-    let store: any JobStore
     let lease: Duration
-    let maxAttempts: Int
+    /// What it tells of a run it takes back, and the store, clocks and log it shares.
     let recorder: OutcomeRecorder
-    let clock: any WallClock
-    let sleeper: any Clock<Duration>
-    let logger: Logger
+    var store: any JobStore { recorder.store }
+    var maxAttempts: Int { recorder.maxAttempts }
+    var sleeper: any Clock<Duration> { recorder.sleeper }
+    var logger: Logger { recorder.logger }
 
     /// Sweeps until cancelled or `isStopping`.
     func run(isStopping: @Sendable () -> Bool) async {
@@ -34,7 +34,7 @@ struct LeaseSweeper: Sendable {
         let report = try await store.recoverAbandoned(
             scope, maxAttempts: maxAttempts,
             failure: JobFailure(code: .workerLost, message: "the worker running this request stopped \(maxAttempts) times; no image was made and nothing was charged"),
-            now: clock.now()
+            now: recorder.clock.now()
         )
         for id in report.requeued { await recorder.events.jobRequeued(id) }
         for id in report.failed {

@@ -100,8 +100,9 @@ struct WorkerSlot: Sendable {
 
     /// Runs one pipeline call's runs to their recorded ends; false when the worker broke doing it.
     private func execute(_ batch: [Job], on worker: WorkerProcess) async -> Bool {
-        update { $0.state = .busy; $0.jobID = batch[0].id }
+        // Reachable by a cancel and the drain before the slot says it is busy: whoever sees it busy can stop it.
         board.running.withLock { for job in batch { $0[job.id] = (worker, job.attempts) } }
+        update { $0.state = .busy; $0.jobID = batch[0].id }
         let startedAt = clock.now()
         for job in batch {
             await events.jobStarted(job.id, attempt: job.attempts)

@@ -51,8 +51,7 @@ public final class WorkerSupervisor: Service, Sendable {
             WorkerSlot(index: $0, board: board, launch: launch, config: config, dispatcher: dispatcher, recorder: recorder,
                        files: files, clock: clock, metrics: metrics, logger: logger)
         }
-        sweeper = LeaseSweeper(store: store, lease: config.lease, maxAttempts: config.maxAttempts, recorder: recorder,
-                               clock: clock, sleeper: config.clock, logger: logger)
+        sweeper = LeaseSweeper(lease: config.lease, recorder: recorder)
     }
 
     public var status: [WorkerSlotStatus] { board.status }

@@ -6,14 +6,18 @@ import Foundation
 /// hold), what is still held while it runs, and, in the answer to the request that made it, the account's
 /// available credit afterwards. Amounts are minor units (cents) of `currency`; `display` has them for people.
 public struct RunCost: Encodable, Sendable, Equatable {
-    public var currency: String
-    public var pricePerImage: Int64
-    public var imagesCharged: Int
-    public var amountCharged: Int64
+    public let currency: String
+    public let pricePerImage: Int64
+    public let imagesCharged: Int
+    public let amountCharged: Int64
     /// Held against the account while the run is queued or running (price × images asked for); 0 once it ended.
-    public var amountHeld: Int64
+    public let amountHeld: Int64
     /// The account's available credit, where the caller owns the account and it was read for this answer.
-    public var availableBalance: Int64?
+    public var availableBalance: Int64? {
+        didSet { display = Self.display(self) }
+    }
+    /// The amounts for people ("$0.03"), kept in step with the numbers.
+    public private(set) var display: [String: String] = [:]
 
     public init(job: Job, currency: String) {
         self.currency = currency
@@ -23,6 +27,14 @@ public struct RunCost: Encodable, Sendable, Equatable {
         imagesCharged = job.pricePerImage > 0 ? Int(capture / job.pricePerImage) : delivered
         amountCharged = capture
         amountHeld = job.status.isTerminal ? 0 : job.holdAmount
+        display = Self.display(self)
+    }
+
+    static func display(_ cost: RunCost) -> [String: String] {
+        var display = ["price_per_image": MoneyText.format(cost.pricePerImage, cost.currency),
+                       "amount_charged": MoneyText.format(cost.amountCharged, cost.currency)]
+        if let available = cost.availableBalance { display["available_balance"] = MoneyText.format(available, cost.currency) }
+        return display
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -32,20 +44,6 @@ public struct RunCost: Encodable, Sendable, Equatable {
         case amountCharged = "amount_charged"
         case amountHeld = "amount_held"
         case availableBalance = "available_balance"
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(currency, forKey: .currency)
-        try c.encode(pricePerImage, forKey: .pricePerImage)
-        try c.encode(imagesCharged, forKey: .imagesCharged)
-        try c.encode(amountCharged, forKey: .amountCharged)
-        try c.encode(amountHeld, forKey: .amountHeld)
-        try c.encodeIfPresent(availableBalance, forKey: .availableBalance)
-        var display = ["price_per_image": MoneyText.format(pricePerImage, currency),
-                       "amount_charged": MoneyText.format(amountCharged, currency)]
-        if let availableBalance { display["available_balance"] = MoneyText.format(availableBalance, currency) }
-        try c.encode(display, forKey: .display)
     }
 }
 

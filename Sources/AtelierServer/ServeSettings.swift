@@ -135,112 +135,121 @@ public struct ServeSettings: Sendable {
     }
 
     public static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
+        let source = SettingSource(environment: environment)
         var s = ServeSettings()
-        func pick(_ flag: String?, _ env: String) -> (value: String, name: String)? {
-            if let flag { return (flag, "--\(env.lowercased().replacingOccurrences(of: "_", with: "-"))") }
-            if let v = environment["ATELIER_\(env)"], !v.isEmpty { return (v, "ATELIER_\(env)") }
-            return nil
-        }
-        func int(_ flag: String?, _ env: String, _ range: ClosedRange<Int>, _ current: Int) throws(SettingError) -> Int {
-            guard let (text, name) = pick(flag, env) else { return current }
-            guard let n = Int(text), range.contains(n) else {
-                throw SettingError(setting: name, why: "must be an integer from \(range.lowerBound) to \(range.upperBound); got \"\(text)\"")
-            }
-            return n
-        }
-        if let (v, name) = pick(flags.host, "HOST") {
+        try s.resolveNode(flags, source)
+        try s.resolveLimits(flags, source)
+        try s.resolveOutputs(flags, source)
+        try s.resolveStorage(flags: flags, environment: environment, pick: source.pick, int: source.int)
+        try s.resolveLogsAndMetrics(flags, source)
+        return s
+    }
+
+    /// Where the node listens, keeps its data and runs its workers, and what database it shares.
+    mutating func resolveNode(_ flags: Flags, _ source: SettingSource) throws(SettingError) {
+        if let (v, name) = source.pick(flags.host, "HOST") {
             guard !v.isEmpty, !v.contains(" ") else { throw SettingError(setting: name, why: "must be a host name or address; got \"\(v)\"") }
-            s.host = v
+            host = v
         }
-        s.port = try int(flags.port, "PORT", 0...65535, s.port)
-        if let (v, _) = pick(flags.dataDir, "DATA_DIR") { s.dataDirectory = v }
-        if let (v, name) = pick(flags.profile, "PROFILE") {
+        port = try source.int(flags.port, "PORT", 0...65535, port)
+        if let (v, _) = source.pick(flags.dataDir, "DATA_DIR") { dataDirectory = v }
+        if let (v, name) = source.pick(flags.profile, "PROFILE") {
             guard let p = Profile(rawValue: v) else {
                 throw SettingError(setting: name, why: "must be demo or production; got \"\(v)\"")
             }
-            s.profile = p
+            profile = p
         }
-        s.workers = try int(flags.workers, "WORKERS", 0...64, s.workers)
-        if let (v, name) = pick(flags.database, "DATABASE") {
-            do { s.databaseURL = try DatabaseURL.parse(v) } catch { throw SettingError(setting: name, why: error.why) }
+        workers = try source.int(flags.workers, "WORKERS", 0...64, workers)
+        if let (v, name) = source.pick(flags.database, "DATABASE") {
+            do { databaseURL = try DatabaseURL.parse(v) } catch { throw SettingError(setting: name, why: error.why) }
         }
-        if s.workers == 0, s.database.isSQLite {
+        if workers == 0, database.isSQLite {
             throw SettingError(setting: "--workers", why: "0 (an API-only node) needs a shared PostgreSQL --database whose other nodes run workers; with SQLite nothing would run the queue")
         }
-        s.leaseSeconds = try int(flags.lease, "LEASE", 2...3_600, s.leaseSeconds)
-        if let (v, _) = pick(flags.python, "PYTHON") { s.python = v }
-        if let (v, _) = pick(flags.workerDir, "WORKER_DIR") { s.workerDirectory = v }
-        if let (v, _) = pick(flags.modelsDir, "MODELS_DIR") { s.modelsDirectory = v }
-        if let (v, _) = pick(flags.webDir, "WEB_DIR") { s.webDirectory = v }
-        s.workerThreads = try int(flags.workerThreads, "WORKER_THREADS", 1...256, s.workerThreads)
-        if let (v, name) = pick(flags.device, "DEVICE") {
+        leaseSeconds = try source.int(flags.lease, "LEASE", 2...3_600, leaseSeconds)
+        if let (v, _) = source.pick(flags.python, "PYTHON") { python = v }
+        if let (v, _) = source.pick(flags.workerDir, "WORKER_DIR") { workerDirectory = v }
+        if let (v, _) = source.pick(flags.modelsDir, "MODELS_DIR") { modelsDirectory = v }
+        if let (v, _) = source.pick(flags.webDir, "WEB_DIR") { webDirectory = v }
+        workerThreads = try source.int(flags.workerThreads, "WORKER_THREADS", 1...256, workerThreads)
+        if let (v, name) = source.pick(flags.device, "DEVICE") {
             guard v == "auto" || v == "cpu" || v == "cuda" || v.hasPrefix("cuda:") else {
                 throw SettingError(setting: name, why: "must be auto, cpu, cuda or cuda:N; got \"\(v)\"")
             }
-            s.device = v
+            device = v
         }
-        s.jobTimeoutSeconds = try int(flags.jobTimeout, "JOB_TIMEOUT", 1...86_400, s.jobTimeoutSeconds)
-        s.waitSeconds = try int(flags.wait, "WAIT", 0...3_600, s.waitSeconds)
-        s.maxWaitSeconds = try int(flags.maxWait, "MAX_WAIT", 0...600, s.maxWaitSeconds)
-        s.rateLimit = try int(flags.rateLimit, "RATE_LIMIT", 1...10_000_000, s.rateLimit)
-        s.maxConcurrentRuns = try int(flags.maxConcurrentRuns, "MAX_CONCURRENT_RUNS", 1...1_000_000, s.maxConcurrentRuns)
-        s.drainTimeoutSeconds = try int(flags.drainTimeout, "DRAIN_TIMEOUT", 0...86_400, s.drainTimeoutSeconds)
-        s.maxAttempts = try int(flags.maxAttempts, "MAX_ATTEMPTS", 1...100, s.maxAttempts)
-        if let (v, _) = pick(flags.outboundAllow, "OUTBOUND_ALLOW") {
-            s.outboundAllow = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
+    }
+
+    /// Time limits, waits, rates, and the bounds on what clients send and make.
+    mutating func resolveLimits(_ flags: Flags, _ source: SettingSource) throws(SettingError) {
+        jobTimeoutSeconds = try source.int(flags.jobTimeout, "JOB_TIMEOUT", 1...86_400, jobTimeoutSeconds)
+        waitSeconds = try source.int(flags.wait, "WAIT", 0...3_600, waitSeconds)
+        maxWaitSeconds = try source.int(flags.maxWait, "MAX_WAIT", 0...600, maxWaitSeconds)
+        rateLimit = try source.int(flags.rateLimit, "RATE_LIMIT", 1...10_000_000, rateLimit)
+        maxConcurrentRuns = try source.int(flags.maxConcurrentRuns, "MAX_CONCURRENT_RUNS", 1...1_000_000, maxConcurrentRuns)
+        drainTimeoutSeconds = try source.int(flags.drainTimeout, "DRAIN_TIMEOUT", 0...86_400, drainTimeoutSeconds)
+        maxAttempts = try source.int(flags.maxAttempts, "MAX_ATTEMPTS", 1...100, maxAttempts)
+        if let (v, _) = source.pick(flags.outboundAllow, "OUTBOUND_ALLOW") {
+            outboundAllow = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
         }
-        s.inputMaxMegabytes = try int(flags.inputMaxMB, "INPUT_MAX_MB", 1...25, s.inputMaxMegabytes)
-        s.inputMaxMegapixels = try int(flags.inputMaxMegapixels, "INPUT_MAX_MEGAPIXELS", 1...400, s.inputMaxMegapixels)
-        s.fetchTimeoutSeconds = try int(flags.fetchTimeout, "FETCH_TIMEOUT", 1...600, s.fetchTimeoutSeconds)
-        s.batchSize = try int(flags.batchSize, "BATCH_SIZE", 1...64, s.batchSize)
-        s.batchWindowMilliseconds = try int(flags.batchWindowMs, "BATCH_WINDOW_MS", 0...10_000, s.batchWindowMilliseconds)
-        s.workerReadyTimeoutSeconds = try int(flags.workerReadyTimeout, "WORKER_READY_TIMEOUT", 10...86_400, s.workerReadyTimeoutSeconds)
-        if let (v, name) = pick(flags.logFormat, "LOG_FORMAT") {
-            guard let format = LogFormat(rawValue: v) else { throw SettingError(setting: name, why: "must be text or json; got \"\(v)\"") }
-            s.logFormat = format
-        }
-        if let (v, name) = pick(flags.outputRetention, "OUTPUT_RETENTION"), v != "keep" {
+        inputMaxMegabytes = try source.int(flags.inputMaxMB, "INPUT_MAX_MB", 1...25, inputMaxMegabytes)
+        inputMaxMegapixels = try source.int(flags.inputMaxMegapixels, "INPUT_MAX_MEGAPIXELS", 1...400, inputMaxMegapixels)
+        fetchTimeoutSeconds = try source.int(flags.fetchTimeout, "FETCH_TIMEOUT", 1...600, fetchTimeoutSeconds)
+        batchSize = try source.int(flags.batchSize, "BATCH_SIZE", 1...64, batchSize)
+        batchWindowMilliseconds = try source.int(flags.batchWindowMs, "BATCH_WINDOW_MS", 0...10_000, batchWindowMilliseconds)
+        workerReadyTimeoutSeconds = try source.int(flags.workerReadyTimeout, "WORKER_READY_TIMEOUT", 10...86_400, workerReadyTimeoutSeconds)
+    }
+
+    /// How answers name the server and its models, and how long images are kept.
+    mutating func resolveOutputs(_ flags: Flags, _ source: SettingSource) throws(SettingError) {
+        if let (v, name) = source.pick(flags.outputRetention, "OUTPUT_RETENTION"), v != "keep" {
             guard let seconds = DurationText.seconds(v), seconds >= 1, seconds <= 3650 * 86_400 else {
                 throw SettingError(setting: name, why: "must be keep, or a time such as 30d, 12h, 90m or 45s (at least 1s); got \"\(v)\"")
             }
-            s.outputRetentionSeconds = Int(seconds.rounded())
+            outputRetentionSeconds = Int(seconds.rounded())
         }
-                if let (v, name) = pick(flags.metrics, "METRICS") {
-            guard v == "on" || v == "off" else { throw SettingError(setting: name, why: "must be on or off; got \"\(v)\"") }
-            s.metricsEnabled = v == "on"
-        }
-        if let (v, name) = pick(flags.metricsAddress, "METRICS_ADDRESS") {
-            let parts = v.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (0...65535).contains(port) else {
-                throw SettingError(setting: name, why: "must be HOST:PORT, such as 127.0.0.1:9464; got \"\(v)\"")
-            }
-            s.metricsAddress = (String(parts[0]), port)
-        }
-        if let (v, name) = pick(flags.metricsToken, "METRICS_TOKEN") {
-            guard v.count >= 16 else { throw SettingError(setting: name, why: "must be at least 16 characters (a random string); the value is not shown") }
-            s.metricsToken = v
-        }
-        if let (v, name) = pick(flags.publicURL, "PUBLIC_URL") {
+        if let (v, name) = source.pick(flags.publicURL, "PUBLIC_URL") {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
                 throw SettingError(setting: name, why: "must be an http(s) URL such as https://images.example.com; got \"\(v)\"")
             }
-            s.publicURL = v.hasSuffix("/") ? String(v.dropLast()) : v
+            publicURL = v.hasSuffix("/") ? String(v.dropLast()) : v
         }
-        if let (v, name) = pick(flags.replicateOwner, "REPLICATE_OWNER") {
+        if let (v, name) = source.pick(flags.replicateOwner, "REPLICATE_OWNER") {
             // Replicate's owner names: letters, digits, - and _ (they are a path segment of /v1/models/{owner}/…).
             guard !v.isEmpty, v.count <= 64, v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
                 throw SettingError(setting: name, why: "must be 1 to 64 letters, digits, - or _, such as atelier; got \"\(v)\"")
             }
-            s.replicateOwner = v
+            replicateOwner = v
         }
-        try s.resolveStorage(flags: flags, environment: environment, pick: pick, int: int)
-        if let (v, name) = pick(flags.logLevel, "LOG_LEVEL") {
+    }
+
+    /// What the node logs, and where /metrics is served.
+    mutating func resolveLogsAndMetrics(_ flags: Flags, _ source: SettingSource) throws(SettingError) {
+        if let (v, name) = source.pick(flags.logFormat, "LOG_FORMAT") {
+            guard let format = LogFormat(rawValue: v) else { throw SettingError(setting: name, why: "must be text or json; got \"\(v)\"") }
+            logFormat = format
+        }
+        if let (v, name) = source.pick(flags.logLevel, "LOG_LEVEL") {
             guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(v) else {
                 throw SettingError(setting: name, why: "must be one of trace, debug, info, notice, warning, error, critical; got \"\(v)\"")
             }
-            s.logLevel = v
+            logLevel = v
         }
-        return s
+        if let (v, name) = source.pick(flags.metrics, "METRICS") {
+            guard v == "on" || v == "off" else { throw SettingError(setting: name, why: "must be on or off; got \"\(v)\"") }
+            metricsEnabled = v == "on"
+        }
+        if let (v, name) = source.pick(flags.metricsAddress, "METRICS_ADDRESS") {
+            let parts = v.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (0...65535).contains(port) else {
+                throw SettingError(setting: name, why: "must be HOST:PORT, such as 127.0.0.1:9464; got \"\(v)\"")
+            }
+            metricsAddress = (String(parts[0]), port)
+        }
+        if let (v, name) = source.pick(flags.metricsToken, "METRICS_TOKEN") {
+            guard v.count >= 16 else { throw SettingError(setting: name, why: "must be at least 16 characters (a random string); the value is not shown") }
+            metricsToken = v
+        }
     }
 
     /// `--database`, else the SQLite file in the data folder (`sqlite:./data/atelier.sqlite` by default).
@@ -260,4 +269,25 @@ public struct ServeSettings: Sendable {
         return URL(fileURLWithPath: dataDirectory).appendingPathComponent("inputs")
     }
     public var tinyModelDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("tiny") }
+}
+
+/// Where a setting's value comes from: its flag, else its `ATELIER_…` environment variable (empty counts as unset).
+struct SettingSource {
+    let environment: [String: String]
+
+    /// The value and the name to blame it on (`--max-wait` or `ATELIER_MAX_WAIT`).
+    func pick(_ flag: String?, _ env: String) -> (value: String, name: String)? {
+        if let flag { return (flag, "--\(env.lowercased().replacingOccurrences(of: "_", with: "-"))") }
+        if let v = environment["ATELIER_\(env)"], !v.isEmpty { return (v, "ATELIER_\(env)") }
+        return nil
+    }
+
+    /// A whole number in `range`, else `current`.
+    func int(_ flag: String?, _ env: String, _ range: ClosedRange<Int>, _ current: Int) throws(SettingError) -> Int {
+        guard let (text, name) = pick(flag, env) else { return current }
+        guard let n = Int(text), range.contains(n) else {
+            throw SettingError(setting: name, why: "must be an integer from \(range.lowerBound) to \(range.upperBound); got \"\(text)\"")
+        }
+        return n
+    }
 }

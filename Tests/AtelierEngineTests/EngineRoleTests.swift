@@ -6,7 +6,6 @@ import AtelierStorage
 import AtelierTesting
 import Foundation
 import Logging
-import Synchronization
 import Testing
 
 /// The engine's roles one by one, on a real SQLite file and output folder, every wait on the manual clock: the
@@ -84,7 +83,7 @@ import Testing
 
     @Test func aLeaseThatCannotBeRenewedForAWholeLeaseStopsTheAttempt() async throws {
         try await enqueue(700_000_000_000_021)
-        let dispatch = dispatcher(UnreachableRenewals(store))
+        let dispatch = dispatcher(FaultyJobStore(store, failsRenewal: { $0 == 1 }))
         let job = try #require(try await dispatch.claimNext())
         let lost = LostLeases()
         let (stopped, stop) = AsyncStream<Int64>.makeStream()
@@ -167,7 +166,7 @@ import Testing
     }
 
     @Test func anOutcomeIsWrittenOnceTheDatabaseAnswersAgain() async throws {
-        let failing = FailingCompletes(store, failures: 2)
+        let failing = FaultyJobStore(store, failingWrites: 2)
         let record = OutcomeRecorder(store: failing, storage: storage, inputs: nil, events: JobEvents(), wake: WakeSignal(clock: clock),
                                      maxAttempts: 2, jobTimeout: .seconds(300), clock: SystemWallClock(), sleeper: clock,
                                      metrics: AtelierMetrics(), logger: logger)
@@ -188,8 +187,7 @@ import Testing
 
     @Test func theSweeperRequeuesARunWhoseLeaseLapsedEveryHalfLease() async throws {
         let events = JobEvents(clock: clock)
-        let sweeper = LeaseSweeper(store: store, lease: .seconds(30), maxAttempts: 3, recorder: recorder(events: events),
-                                   clock: SystemWallClock(), sleeper: clock, logger: logger)
+        let sweeper = LeaseSweeper(lease: .seconds(30), recorder: recorder(events: events, maxAttempts: 3))
         try await enqueue(700_000_000_000_081)
         // Claimed with a lease that lapsed at once: its claimer stopped renewing.
         _ = try await store.claimNext(now: Date(), lease: 0)
@@ -204,8 +202,7 @@ import Testing
     }
 
     @Test func atStartUpEveryRunLeftRunningIsTakenBackOrFailedAtItsLimit() async throws {
-        let sweeper = LeaseSweeper(store: store, lease: .seconds(30), maxAttempts: 1, recorder: recorder(),
-                                   clock: SystemWallClock(), sleeper: clock, logger: logger)
+        let sweeper = LeaseSweeper(lease: .seconds(30), recorder: recorder(maxAttempts: 1))
         try await enqueue(700_000_000_000_091)
         _ = try await store.claimNext(now: Date(), lease: 600)
         let report = try await sweeper.sweep(.all)
@@ -213,51 +210,4 @@ import Testing
         #expect(try await store.job(id: 700_000_000_000_091)?.failure?.code == .workerLost)
         #expect(try await store.balance(accountID: account) == Balance(balance: 1_000, held: 0))
     }
-}
-
-/// The real store, whose first `failures` completions and failures cannot reach the database.
-final class FailingCompletes: JobStore, Sendable {
-    let base: SQLiteStore
-    private let left: Mutex<Int>
-    init(_ base: SQLiteStore, failures: Int) {
-        self.base = base
-        left = Mutex(failures)
-    }
-    func unreachable() throws {
-        if left.withLock({ n in defer { n -= 1 }; return n > 0 }) { throw StoreUnavailable("connection refused (test)") }
-    }
-    var sharedByNodes: Bool { false }
-    func renewLease(id: Int64, attempt: Int, lease: TimeInterval, now: Date) async throws -> Bool {
-        try await base.renewLease(id: id, attempt: attempt, lease: lease, now: now)
-    }
-    func insert(_ job: Job, idempotency: IdempotencyClaim?, maxInProgress: Int) async throws {
-        try await base.insert(job, idempotency: idempotency, maxInProgress: maxInProgress)
-    }
-    func job(id: Int64) async throws -> Job? { try await base.job(id: id) }
-    func claimNext(now: Date, lease: TimeInterval) async throws -> Job? { try await base.claimNext(now: now, lease: lease) }
-    func claimCompatible(with job: Job, maxImages: Int, now: Date, lease: TimeInterval) async throws -> [Job] {
-        try await base.claimCompatible(with: job, maxImages: maxImages, now: now, lease: lease)
-    }
-    func recordProgress(id: Int64, attempt: Int, step: Int, total: Int) async throws -> Bool {
-        try await base.recordProgress(id: id, attempt: attempt, step: step, total: total)
-    }
-    func complete(id: Int64, attempt: Int, result: JobResult, now: Date) async throws -> Bool {
-        try unreachable()
-        return try await base.complete(id: id, attempt: attempt, result: result, now: now)
-    }
-    func fail(id: Int64, attempt: Int?, failure: JobFailure, now: Date) async throws -> Bool {
-        try unreachable()
-        return try await base.fail(id: id, attempt: attempt, failure: failure, now: now)
-    }
-    func retryOrFail(id: Int64, attempt: Int, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RetryOutcome {
-        try await base.retryOrFail(id: id, attempt: attempt, maxAttempts: maxAttempts, failure: failure, now: now)
-    }
-    func cancel(id: Int64, accountID: Int64, now: Date) async throws -> CancelOutcome { try await base.cancel(id: id, accountID: accountID, now: now) }
-    func recoverAbandoned(_ scope: LeaseScope, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RecoveryReport {
-        try await base.recoverAbandoned(scope, maxAttempts: maxAttempts, failure: failure, now: now)
-    }
-    func queuePosition(id: Int64) async throws -> Int? { try await base.queuePosition(id: id) }
-    func jobs(accountID: Int64) async throws -> [Job] { try await base.jobs(accountID: accountID) }
-    func activeRuns() async throws -> [ActiveRunCount] { try await base.activeRuns() }
-    func runs(_ filter: RunFilter) async throws -> [Job] { try await base.runs(filter) }
 }

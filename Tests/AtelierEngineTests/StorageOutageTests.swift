@@ -54,12 +54,7 @@ extension WorkerSupervisorTests {
         // Two failures: both tries of the first attempt's first image.
         let (supervisor, sqlite, storage) = try makeSupervisor(mode: "ok", wrapStorage: { UnreachableUploads($0, failures: 2) })
         try await withRunning(supervisor) {
-            await supervisor.waitForSlots(Self.ready)
-            let job = try await enqueue(sqlite, storage, id: 600_000_000_000_100)
-            await supervisor.events.subscribe(job.id)
-            await supervisor.jobQueued()
-            #expect(await supervisor.events.wait(job.id, timeout: .seconds(60)))
-            let done = try #require(try await sqlite.job(id: job.id))
+            let (job, done) = try await runToItsEnd(supervisor, sqlite, storage, id: 600_000_000_000_100)
             #expect(done.status == .succeeded && done.attempts == 2, "\(done.status) \(done.attempts) \(String(describing: done.failure))")
             #expect(done.result?.outputs.map(\.name) == job.outputNames(forAttempt: 2))
             #expect(try await sqlite.balance(accountID: job.accountID) == Balance(balance: 0, held: 0))
@@ -74,12 +69,7 @@ extension WorkerSupervisorTests {
         let (supervisor, sqlite, storage) = try makeSupervisor(mode: "ok", configure: { $0.maxAttempts = 2 },
                                                                wrapStorage: { UnreachableUploads($0, failures: .max) })
         try await withRunning(supervisor) {
-            await supervisor.waitForSlots(Self.ready)
-            let job = try await enqueue(sqlite, storage, id: 600_000_000_000_101)
-            await supervisor.events.subscribe(job.id)
-            await supervisor.jobQueued()
-            #expect(await supervisor.events.wait(job.id, timeout: .seconds(60)))
-            let done = try #require(try await sqlite.job(id: job.id))
+            let (job, done) = try await runToItsEnd(supervisor, sqlite, storage, id: 600_000_000_000_101)
             #expect(done.status == .failed && done.failure?.code == .storageUnavailable, "\(done.status) \(String(describing: done.failure))")
             #expect(try await sqlite.balance(accountID: job.accountID) == Balance(balance: 20, held: 0))
             for attempt in 1...2 {

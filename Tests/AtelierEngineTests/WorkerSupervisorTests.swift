@@ -66,6 +66,16 @@ import Testing
         }
     }
 
+    /// Queues a run once a worker is ready, and returns it as queued and as stored once it ended.
+    func runToItsEnd(_ supervisor: WorkerSupervisor, _ store: SQLiteStore, _ storage: LocalFolderStorage, id: Int64) async throws -> (Job, Job) {
+        await supervisor.waitForSlots(Self.ready)
+        let job = try await enqueue(store, storage, id: id)
+        await supervisor.events.subscribe(job.id)
+        await supervisor.jobQueued()
+        #expect(await supervisor.events.wait(job.id, timeout: .seconds(60)))
+        return (job, try #require(try await store.job(id: job.id)))
+    }
+
     /// A slot with a live worker (idle or busy).
     static let ready: @Sendable ([WorkerSlotStatus]) -> Bool = { $0.contains { $0.state == .idle || $0.state == .busy } }
 
