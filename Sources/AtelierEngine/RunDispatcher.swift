@@ -8,16 +8,15 @@ import Synchronization
 /// two nodes never share a run.
 struct RunDispatcher: Sendable {
     let store: any JobStore
-    /// How long a claim holds a run without renewal.
-    let lease: Duration
-    /// Most images one pipeline call makes; 1: no batching.
-    let batchSize: Int
-    /// How long a batch that is not full waits, once, for more compatible runs.
-    let batchWindow: Duration
+    /// The lease, the batch size and window, and the clock that times them.
+    let config: SupervisorConfiguration
     let clock: any WallClock
-    /// Times the batch window and the renewals.
-    let sleeper: any Clock<Duration>
     let logger: Logger
+
+    var lease: Duration { config.lease }
+    var batchSize: Int { config.batchSize }
+    var batchWindow: Duration { config.batchWindow }
+    var sleeper: any Clock<Duration> { config.clock }
 
     /// The oldest queued run, claimed as this slot's next attempt; nil when the queue is empty.
     func claimNext() async throws -> Job? {

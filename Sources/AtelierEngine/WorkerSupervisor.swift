@@ -38,8 +38,7 @@ public final class WorkerSupervisor: Service, Sendable {
         let recorder = OutcomeRecorder(store: store, storage: storage, inputs: inputs, events: events, wake: wake,
                                        maxAttempts: config.maxAttempts, jobTimeout: config.jobTimeout, clock: clock,
                                        sleeper: config.clock, metrics: metrics, logger: logger)
-        let dispatcher = RunDispatcher(store: store, lease: config.lease, batchSize: config.batchSize, batchWindow: config.batchWindow,
-                                       clock: clock, sleeper: config.clock, logger: logger)
+        let dispatcher = RunDispatcher(store: store, config: config, clock: clock, logger: logger)
         let files = RunFiles(storage: storage, inputs: inputs, sleeper: config.clock)
         self.config = config
         self.board = board

@@ -182,22 +182,27 @@ public struct ServeSettings: Sendable {
 
     /// Time limits, waits, rates, and the bounds on what clients send and make.
     mutating func resolveLimits(_ flags: Flags, _ source: SettingSource) throws(SettingError) {
-        jobTimeoutSeconds = try source.int(flags.jobTimeout, "JOB_TIMEOUT", 1...86_400, jobTimeoutSeconds)
-        waitSeconds = try source.int(flags.wait, "WAIT", 0...3_600, waitSeconds)
-        maxWaitSeconds = try source.int(flags.maxWait, "MAX_WAIT", 0...600, maxWaitSeconds)
-        rateLimit = try source.int(flags.rateLimit, "RATE_LIMIT", 1...10_000_000, rateLimit)
-        maxConcurrentRuns = try source.int(flags.maxConcurrentRuns, "MAX_CONCURRENT_RUNS", 1...1_000_000, maxConcurrentRuns)
-        drainTimeoutSeconds = try source.int(flags.drainTimeout, "DRAIN_TIMEOUT", 0...86_400, drainTimeoutSeconds)
-        maxAttempts = try source.int(flags.maxAttempts, "MAX_ATTEMPTS", 1...100, maxAttempts)
+        let whole: [(WritableKeyPath<ServeSettings, Int>, String?, String, ClosedRange<Int>)] = [
+            (\.jobTimeoutSeconds, flags.jobTimeout, "JOB_TIMEOUT", 1...86_400),
+            (\.waitSeconds, flags.wait, "WAIT", 0...3_600),
+            (\.maxWaitSeconds, flags.maxWait, "MAX_WAIT", 0...600),
+            (\.rateLimit, flags.rateLimit, "RATE_LIMIT", 1...10_000_000),
+            (\.maxConcurrentRuns, flags.maxConcurrentRuns, "MAX_CONCURRENT_RUNS", 1...1_000_000),
+            (\.drainTimeoutSeconds, flags.drainTimeout, "DRAIN_TIMEOUT", 0...86_400),
+            (\.maxAttempts, flags.maxAttempts, "MAX_ATTEMPTS", 1...100),
+            (\.inputMaxMegabytes, flags.inputMaxMB, "INPUT_MAX_MB", 1...25),
+            (\.inputMaxMegapixels, flags.inputMaxMegapixels, "INPUT_MAX_MEGAPIXELS", 1...400),
+            (\.fetchTimeoutSeconds, flags.fetchTimeout, "FETCH_TIMEOUT", 1...600),
+            (\.batchSize, flags.batchSize, "BATCH_SIZE", 1...64),
+            (\.batchWindowMilliseconds, flags.batchWindowMs, "BATCH_WINDOW_MS", 0...10_000),
+            (\.workerReadyTimeoutSeconds, flags.workerReadyTimeout, "WORKER_READY_TIMEOUT", 10...86_400),
+        ]
+        for (setting, flag, env, range) in whole {
+            self[keyPath: setting] = try source.int(flag, env, range, self[keyPath: setting])
+        }
         if let (v, _) = source.pick(flags.outboundAllow, "OUTBOUND_ALLOW") {
             outboundAllow = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty })
         }
-        inputMaxMegabytes = try source.int(flags.inputMaxMB, "INPUT_MAX_MB", 1...25, inputMaxMegabytes)
-        inputMaxMegapixels = try source.int(flags.inputMaxMegapixels, "INPUT_MAX_MEGAPIXELS", 1...400, inputMaxMegapixels)
-        fetchTimeoutSeconds = try source.int(flags.fetchTimeout, "FETCH_TIMEOUT", 1...600, fetchTimeoutSeconds)
-        batchSize = try source.int(flags.batchSize, "BATCH_SIZE", 1...64, batchSize)
-        batchWindowMilliseconds = try source.int(flags.batchWindowMs, "BATCH_WINDOW_MS", 0...10_000, batchWindowMilliseconds)
-        workerReadyTimeoutSeconds = try source.int(flags.workerReadyTimeout, "WORKER_READY_TIMEOUT", 10...86_400, workerReadyTimeoutSeconds)
     }
 
     /// How answers name the server and its models, and how long images are kept.

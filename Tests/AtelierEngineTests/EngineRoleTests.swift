@@ -45,8 +45,12 @@ import Testing
     }
 
     func dispatcher(_ store: any JobStore, batchSize: Int = 1, window: Duration = .zero) -> RunDispatcher {
-        RunDispatcher(store: store, lease: .seconds(30), batchSize: batchSize, batchWindow: window, clock: SystemWallClock(),
-                      sleeper: clock, logger: logger)
+        var config = SupervisorConfiguration()
+        config.lease = .seconds(30)
+        config.batchSize = batchSize
+        config.batchWindow = window
+        config.clock = clock
+        return RunDispatcher(store: store, config: config, clock: SystemWallClock(), logger: logger)
     }
 
     func recorder(events: JobEvents = JobEvents(), maxAttempts: Int = 2) -> OutcomeRecorder {

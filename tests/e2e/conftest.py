@@ -3,6 +3,8 @@ a real SQLite file. Nothing is faked."""
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import re
 import signal
@@ -153,6 +155,17 @@ def data_dir_sharing_tiny(tmp_path_factory: pytest.TempPathFactory, server: Runn
     data = tmp_path_factory.mktemp(name)
     (data / "tiny").symlink_to(server.data_dir / "tiny")
     return data
+
+
+@contextlib.contextmanager
+def sibling_server(tmp_path_factory: pytest.TempPathFactory, server: RunningServer, name: str, *flags: str):
+    """A second server with these flags, on a fresh data folder that shares the session's tiny model; stopped
+    (and its ledger audited) when the block ends."""
+    srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, name), *flags)
+    try:
+        yield srv
+    finally:
+        stop(srv)
 
 
 @pytest.fixture(autouse=True)

@@ -7,15 +7,14 @@ import time
 import pytest
 import requests
 
-from .conftest import data_dir_sharing_tiny, launch, stop
+from .conftest import sibling_server
 
 
 @pytest.fixture(scope="module")
 def impatient(tmp_path_factory, server):
     """A server whose /run answers at once (--wait 0) with the request_id and status only."""
-    srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "impatient-data"), "--wait", "0")
-    yield srv
-    stop(srv)
+    with sibling_server(tmp_path_factory, server, "impatient-data", "--wait", "0") as srv:
+        yield srv
 
 
 def auth(srv) -> dict:

@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from .conftest import account, data_dir_sharing_tiny, launch, settled, stop
+from .conftest import account, settled, sibling_server
 
 MODEL = "flux-cute-3d-kawaii"
 STEPS = {"num_inference_steps": 2}
@@ -137,9 +137,8 @@ def test_the_request_open_webui_sends(server) -> None:
 @pytest.fixture(scope="module")
 def impatient(tmp_path_factory, server):
     """A server that holds an answer at most 1 s: long runs answer 504 while they go on."""
-    s = launch(data_dir_sharing_tiny(tmp_path_factory, server, "openai-impatient"), "--max-wait", "1")
-    yield s
-    stop(s)
+    with sibling_server(tmp_path_factory, server, "openai-impatient", "--max-wait", "1") as s:
+        yield s
 
 
 def test_a_run_still_going_says_do_not_retry_and_is_made_once(impatient) -> None:

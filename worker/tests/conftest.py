@@ -25,6 +25,26 @@ def generate_request(**fields):
     return replace(parse_inbound((FIXTURES / "generate.json").read_text()), **{"batch_key": None, "model_id": None, **fields})
 
 
+def small_request(tmp: Path, name: str, size: tuple[int, int], fmt: str, seed: int, /, **overrides):
+    """A small text-to-image request of the runner tests, writing `<tmp>/<name>.<fmt>` from `seed`; `overrides`
+    change any field (output_format included: the path keeps `fmt`)."""
+    from atelier_worker.protocol import OutputSpec
+
+    fields = dict(
+        job_id=name, prompt="Cute 3d Kawaii, a small cat in a teacup", width=size[0], height=size[1],
+        num_inference_steps=4, guidance=3.0, lora_scale=1.0, go_fast=True, output_format=fmt,
+        output_quality=80, outputs=[OutputSpec(path=str(tmp / f"{name}.{fmt}"), seed=seed)],
+    )
+    return generate_request(**{**fields, **overrides})
+
+
+def digest(path: str) -> str:
+    """The SHA-256 of a file: equal images are equal bytes."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random FLUX pipeline and LoRA, built once per test session by the real builder."""

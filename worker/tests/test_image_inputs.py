@@ -3,7 +3,6 @@ loaded components, strength, determinism, mask resizing, undecodable inputs."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from atelier_worker.fastpath import DeviceCapabilities, choose_path
 from atelier_worker.protocol import GenerateRequest, OutputSpec, ProtocolError, parse_inbound
 from atelier_worker.inputs import InputUnreadable, image_to_image_steps, load_inputs
 
-from .conftest import generate_request
+from .conftest import digest, small_request
 
 
 def gradient(path: Path, size: tuple[int, int], fmt: str = "PNG") -> str:
@@ -33,17 +32,7 @@ def half_mask(path: Path, size: tuple[int, int]) -> str:
 
 
 def request(tmp: Path, name: str, **overrides) -> GenerateRequest:
-    fields = dict(
-        job_id=name, prompt="Cute 3d Kawaii, a small cat in a teacup", width=128, height=96,
-        num_inference_steps=4, guidance=3.0, lora_scale=1.0, go_fast=True, output_format="png",
-        output_quality=80, outputs=[OutputSpec(path=str(tmp / f"{name}.png"), seed=7)],
-    )
-    fields.update(overrides)
-    return generate_request(**fields)
-
-
-def digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return small_request(tmp, name, (128, 96), "png", 7, **overrides)
 
 
 def test_img2img_shares_the_loaded_components(runner, tmp_path: Path) -> None:

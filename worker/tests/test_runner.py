@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -16,21 +15,11 @@ from atelier_worker.spec import ModelSpec, RunnerOptions
 from atelier_worker.weights import WeightsMissing, resolve_base, resolve_lora_ref
 from atelier_worker.tiny import TINY_LORA_KEYS_PREFIX, _clip_vocab, _t5_vocab
 
-from .conftest import generate_request
+from .conftest import digest, small_request
 
 
 def request(tmp: Path, name: str, **overrides) -> GenerateRequest:
-    fields = dict(
-        job_id=name, prompt="Cute 3d Kawaii, a small cat in a teacup", width=256, height=256,
-        num_inference_steps=4, guidance=3.0, lora_scale=1.0, go_fast=True, output_format="webp",
-        output_quality=80, outputs=[OutputSpec(path=str(tmp / f"{name}.webp"), seed=42)],
-    )
-    fields.update(overrides)
-    return generate_request(**fields)
-
-
-def digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return small_request(tmp, name, (256, 256), "webp", 42, **overrides)
 
 
 def test_tiny_model_has_flux_layout_and_geometry(tiny_dir: Path) -> None:
