@@ -13,6 +13,7 @@ public enum ParameterValue: Sendable, Equatable {
     public var display: String {
         switch self {
         case .string(let s): "\"\(s)\""
+        case .number(let d) where !d.isFinite: d > 0 ? "a number beyond any (over 1.8e308)" : "a number beyond any (under -1.8e308)"
         case .number(let d): d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
         case .bool(let b): String(b)
         case .null: "null"

@@ -55,7 +55,10 @@ public struct Problems: Sendable {
         guard let v = present(values, name), v != .string("") else { return def }
         var parsed: Int?
         switch v {
-        case .number(let d) where d == d.rounded() && abs(d) < 1e15: parsed = Int(d)
+        case .number(let d) where !d.isFinite || (d == d.rounded() && abs(d) >= 1e15):
+            add(name, "out_of_range", "\(name) must be from \(range.lowerBound) to \(range.upperBound); got \(v.display)")
+            return nil
+        case .number(let d) where d == d.rounded(): parsed = Int(d)
         case .string(let s): parsed = NumberText.integer(s)
         default: parsed = nil
         }
@@ -78,12 +81,13 @@ public struct Problems: Sendable {
         case .string(let s): parsed = NumberText.decimal(s)
         default: parsed = nil
         }
-        guard let x = parsed, x.isFinite else {
+        guard let x = parsed, !x.isNaN else {
             add(name, "invalid_type", "\(name) must be a number from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound)); got \(v.display)")
             return nil
         }
-        guard range.contains(x) else {
-            add(name, "out_of_range", "\(name) must be from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound)); got \(Self.format(x))")
+        // ±infinity (a JSON number beyond any double, 1e400) is out of every range.
+        guard x.isFinite, range.contains(x) else {
+            add(name, "out_of_range", "\(name) must be from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound)); got \(x.isFinite ? Self.format(x) : v.display)")
             return nil
         }
         return x

@@ -66,40 +66,67 @@ struct OutcomeRecorder: Sendable {
     func record(_ outcome: Outcome, for job: Job) async throws {
         var logger = self.logger  // every line about this run carries its id (--log-format json)
         logger[metadataKey: "request_id"] = "\(job.id)"
-        if try await write(outcome, for: job, logger: logger) {
+        switch try await write(outcome, for: job, logger: logger) {
+        case .ended:
             await removeInputs(of: job)
             await events.jobFinished(job.id)
             await countEnd(of: job)
-        } else {
+        case .requeued:
             metrics.runRetried(model: job.request.modelID)
             await events.jobRequeued(job.id)
             await wake.signal()
+        case .fenced:
+            // No longer this attempt's run: canceled, or taken over by another node after its lease lapsed. Its
+            // inputs go only once it has ended; an attempt that runs it now still reads them.
+            if let stored = try? await store.job(id: job.id), stored.status.isTerminal {
+                await removeInputs(of: job)
+                await events.jobFinished(job.id)
+                await countEnd(of: job)
+            }
         }
     }
 
-    /// The store's write for each outcome; true when the run ended, false when it went back to the queue.
-    private func write(_ outcome: Outcome, for job: Job, logger: Logger) async throws -> Bool {
+    /// What an attempt's write did to its run.
+    enum Written: Equatable {
+        /// This write ended the run (succeeded or failed).
+        case ended
+        /// This write put the run back in the queue for another attempt.
+        case requeued
+        /// The fence refused it: the attempt no longer held the run.
+        case fenced
+    }
+
+    /// The store's write for each outcome.
+    private func write(_ outcome: Outcome, for job: Job, logger: Logger) async throws -> Written {
         let now = clock.now()
         let attempt = job.attempts
-        func fail(_ failure: JobFailure) async throws -> Bool {
-            _ = try await store.fail(id: job.id, attempt: attempt, failure: failure, now: now)
-            return true
+        func fail(_ failure: JobFailure) async throws -> Written {
+            try await store.fail(id: job.id, attempt: attempt, failure: failure, now: now) ? .ended : .fenced
         }
         /// Another attempt if the run has one left (`limit`), else failed with `failure`.
-        func retry(_ failure: JobFailure, limit: Int? = nil) async throws -> Bool {
-            try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: limit ?? maxAttempts, failure: failure, now: now) != .requeued
+        func retry(_ failure: JobFailure, limit: Int? = nil) async throws -> Written {
+            switch try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: limit ?? maxAttempts, failure: failure, now: now) {
+            case .requeued: .requeued
+            case .failed: .ended
+            case .fenced: .fenced
+            }
         }
-        func next(_ ended: Bool) -> String { ended ? "the run failed" : "the run goes back to the queue" }
+        func next(_ written: Written) -> String {
+            switch written {
+            case .ended: "the run failed"
+            case .requeued: "the run goes back to the queue"
+            case .fenced: "another attempt holds the run, or it ended: nothing changed"
+            }
+        }
         switch outcome {
         case .succeeded(let r):
-            try await recordSuccess(r, for: job, now: now, logger: logger)
-            return true
+            return try await recordSuccess(r, for: job, now: now, logger: logger)
         case .leaseLost:
             // Stopped here because its lease could not be renewed, not by the client: another attempt runs it
             // (unless another node took it over already, and then this write is fenced).
-            let ended = try await retry(JobFailure(code: .workerLost, message: "the server running this request lost its database connection \(maxAttempts) times; no image was made and nothing was charged"))
-            logger.warning("run \(job.id): attempt \(attempt) stopped after its lease could not be renewed; \(ended ? "nothing changed" : "the run goes back to the queue")")
-            return ended
+            let written = try await retry(JobFailure(code: .workerLost, message: "the server running this request lost its database connection \(maxAttempts) times; no image was made and nothing was charged"))
+            logger.warning("run \(job.id): attempt \(attempt) stopped after its lease could not be renewed; \(next(written))")
+            return written
         case .failed(let e) where RunFailureCode(worker: e.code) == .canceled:
             // The store already holds the cancel; this changes nothing unless the job somehow still runs.
             logger.info("run \(job.id) stopped by its worker after a cancel")
@@ -113,27 +140,27 @@ struct OutcomeRecorder: Sendable {
             return try await retry(JobFailure(code: .serverStopped, message: ""), limit: .max)
         case .crashed(let status, let signaled, let log):
             let how = signaled ? "was killed by signal \(status)" : "exited with status \(status)"
-            let ended = try await retry(JobFailure(code: .workerCrashed, message: "the worker running this request \(how) (attempt \(attempt) of \(maxAttempts)); no image was made and nothing was charged. Send the request again."))
-            logger.error("worker \(how) during run \(job.id) (attempt \(attempt)); \(next(ended)); last log lines:\n\(log.suffix(10).joined(separator: "\n"))")
-            return ended
+            let written = try await retry(JobFailure(code: .workerCrashed, message: "the worker running this request \(how) (attempt \(attempt) of \(maxAttempts)); no image was made and nothing was charged. Send the request again."))
+            logger.error("worker \(how) during run \(job.id) (attempt \(attempt)); \(next(written)); last log lines:\n\(log.suffix(10).joined(separator: "\n"))")
+            return written
         case .timedOut:
             logger.error("run \(job.id) overran \(jobTimeout); killing its worker")
             return try await fail(JobFailure(code: .timeout, message: "the run took longer than \(jobTimeout.components.seconds) s and was stopped; try fewer steps or a smaller size"))
         case .storageFailed(let why):
             for name in job.outputNames(forAttempt: attempt) { await storage.remove(name: name) }
-            let ended = try await retry(JobFailure(code: .storageUnavailable, message: "the image store could not be reached to keep this request's images (attempt \(attempt) of \(maxAttempts)); nothing was charged. Send the request again."))
-            logger.error("run \(job.id): \(why); \(next(ended))")
-            return ended
+            let written = try await retry(JobFailure(code: .storageUnavailable, message: "the image store could not be reached to keep this request's images (attempt \(attempt) of \(maxAttempts)); nothing was charged. Send the request again."))
+            logger.error("run \(job.id): \(why); \(next(written))")
+            return written
         case .protocolBroken(let why):
-            let ended = try await retry(JobFailure(code: .workerCrashed, message: "the worker stopped answering: \(why)"))
+            let written = try await retry(JobFailure(code: .workerCrashed, message: "the worker stopped answering: \(why)"))
             logger.error("run \(job.id): \(why)")
-            return ended
+            return written
         }
     }
 
     /// Succeeded, with its images and the charge for them, unless the fence refuses: then the run was canceled or
     /// taken over while the worker finished, and this attempt's images go.
-    private func recordSuccess(_ r: WorkerResult, for job: Job, now: Date, logger: Logger) async throws {
+    private func recordSuccess(_ r: WorkerResult, for job: Job, now: Date, logger: Logger) async throws -> Written {
         let attempt = job.attempts
         let attemptNames = job.outputNames(forAttempt: attempt)
         let names = Dictionary(uniqueKeysWithValues: zip(attemptNames.compactMap { storage.stagingPath(for: $0) }, attemptNames))
@@ -148,15 +175,17 @@ struct OutcomeRecorder: Sendable {
         )
         if try await store.complete(id: job.id, attempt: attempt, result: result, now: now) {
             logger.info("run \(job.id) succeeded: \(outputs.count) image(s), \(Int(r.timings["total_ms"] ?? 0)) ms, \(r.path) path")
+            return .ended
         } else if let stored = try await store.job(id: job.id), stored.status == .succeeded, stored.attempts == attempt {
             // A retry of a write whose commit went through while its answer was lost (a database restart).
             logger.info("run \(job.id) succeeded: its result was already recorded")
-        } else {
-            // Canceled (or taken over) while the worker finished: the images were never delivered nor charged.
-            // The names are this attempt's own, so this never touches the images of the attempt that won.
-            for name in attemptNames { await storage.remove(name: name) }
-            logger.info("run \(job.id) finished after it was canceled or taken over; its images were discarded")
+            return .ended
         }
+        // Canceled (or taken over) while the worker finished: the images were never delivered nor charged. The
+        // names are this attempt's own, so this never touches the images of the attempt that won.
+        for name in attemptNames { await storage.remove(name: name) }
+        logger.info("run \(job.id) finished after it was canceled or taken over; its images were discarded")
+        return .fenced
     }
 
     /// A run's inputs are kept while it may still be run again, and deleted once it ended.

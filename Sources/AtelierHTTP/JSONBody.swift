@@ -29,6 +29,7 @@ struct JSONBody {
     /// The top-level key being read, so a problem deep inside a value is reported against its parameter.
     private var currentKey: String?
 
+
     private init(_ bytes: [UInt8]) {
         self.bytes = bytes
     }
@@ -141,9 +142,9 @@ struct JSONBody {
             if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { i += 1 }
             guard digits() > 0 else { throw syntax("expected an exponent") }
         }
-        guard let d = Double(String(decoding: bytes[start..<i], as: UTF8.self)), d.isFinite else {
-            throw syntax("the number is out of range")
-        }
+        // Valid JSON that no double holds (1e400) reads as ±infinity: the parameter's own check then refuses it as
+        // out of its range, naming both, as it refuses 1e300.
+        guard let d = Double(String(decoding: bytes[start..<i], as: UTF8.self)) else { throw syntax("expected a number") }
         return d
     }
 

@@ -112,7 +112,8 @@ struct RunController: Sendable {
         }
         switch body {
         case .string(let s)? where !s.isEmpty: return try parse(s, "wait")
-        case .number(let d)?: return try parse(d == d.rounded() ? String(Int(d)) : String(d), "wait")
+        // As it reads (1e19 is not whole seconds in range; converting it to Int would trap).
+        case .number(let d)?: return try parse(ParameterValue.number(d).display, "wait")
         case nil, .null?, .string?: break
         case .bool?, .file?: throw AtelierError.invalid("wait", "invalid_type", "wait must be whole seconds from 0 to \(Self.maxWait)")
         }

@@ -215,3 +215,45 @@ import Testing
         #expect(try await store.balance(accountID: account) == Balance(balance: 1_000, held: 0))
     }
 }
+
+/// A run's inputs live as long as the run: an attempt that lost the run to another (its lease lapsed and the
+/// sweeper requeued it) never deletes what the next attempt reads; the attempt that ends the run does.
+@Suite(.timeLimit(.minutes(1))) struct RunInputsLifetimeTests {
+    @Test func aTakenOverAttemptLeavesTheInputsAndTheAttemptThatEndsTheRunRemovesThem() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-inputs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: dir.appendingPathComponent("db.sqlite").path)
+        let outputs = try LocalFolderStorage(root: dir.appendingPathComponent("outputs"))
+        let inputs = try LocalFolderStorage(root: dir.appendingPathComponent("inputs"))
+        let account = try await store.ensureAccount(named: "t")
+        _ = try await store.addCredit(accountID: account, amount: 100, kind: .credit, reason: "test", now: Date())
+        let name = inputs.newName(format: .png)
+        try await inputs.put(name: name, bytes: [1, 2, 3])
+        var request = RunRequest(
+            modelID: "m", prompt: "p", aspectRatio: "1:1", megapixels: "0.25", size: .init(width: 512, height: 512),
+            numOutputs: 1, numInferenceSteps: 4, guidance: 3, seed: 7, outputFormat: .webp, outputQuality: 80,
+            loraScale: 1, goFast: false, promptStrength: 0.8, disableSafetyChecker: false
+        )
+        request.attach(image: InputImage(file: name, format: .png, width: 8, height: 8, bytes: 3, sha256: "x", origin: .upload), mask: nil)
+        let job = Job(id: 700_000_000_000_101, accountID: account, request: request, outputNames: [outputs.newName(format: .webp)],
+                      pricePerImage: 10, createdAt: Date())
+        try await store.insert(job)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let recorder = OutcomeRecorder(store: store, storage: outputs, inputs: inputs, events: JobEvents(), wake: WakeSignal(),
+                                       maxAttempts: 3, jobTimeout: .seconds(300), clock: SystemWallClock(), sleeper: ManualClock(),
+                                       metrics: AtelierMetrics(), logger: logger)
+        // Attempt 1 stalls past its lease; the sweeper requeues the run and attempt 2 claims it.
+        let first = try #require(try await store.claimNext(now: Date(), lease: 0))
+        _ = try await store.recoverAbandoned(.expired, maxAttempts: 3, failure: JobFailure(code: .workerLost, message: "m"), now: Date())
+        let second = try #require(try await store.claimNext(now: Date(), lease: 60))
+        #expect(second.attempts == 2)
+        // Attempt 1 wakes and reports a crash: fenced, and the inputs attempt 2 reads are still there.
+        try await recorder.record(.crashed(status: 1, signaled: false, log: []), for: first)
+        #expect(try await inputs.read(name: name, range: nil) != nil)
+        #expect(try await store.job(id: job.id)?.status == .running)
+        // Attempt 2 ends the run: now they go.
+        try await recorder.record(.failed(WorkerErrorReport(jobID: String(job.id), code: "generation_failed", message: "m")), for: second)
+        #expect(try await inputs.read(name: name, range: nil) == nil)
+    }
+}

@@ -82,3 +82,44 @@ import Testing
         #expect(try await t.node.store.jobs(accountID: t.accountID).isEmpty)
     }
 }
+
+/// A JSON number no double holds (1e400) is a parameter out of its range, named with the range, in every dialect;
+/// a huge `wait` is refused, not a crash. Nothing is queued or charged.
+@Suite(.timeLimit(.minutes(1))) struct HugeNumberTests {
+    @Test func numbersBeyondAnyDoubleAreOutOfRangeInEveryDialect() async throws {
+        let t = try await TestNode.make()
+        try await t.test { client in
+            let run = #"{"model_id":"flux-cute-3d-kawaii","prompt":"a cat","aspect_ratio":"1:1","guidance":1e400,"seed":1e309}"#
+            try await client.execute(uri: "/api/v4/run", method: .post, headers: t.bearer, body: ByteBuffer(string: run)) { response in
+                #expect(response.status == .badRequest)
+                let error = try #require(try json(response.body)["error"] as? [String: Any])
+                #expect(error["code"] as? String == "out_of_range" && error["param"] as? String == "guidance")
+                let details = error["details"] as? [[String: Any]] ?? []
+                #expect((details.first?["message"] as? String)?.contains("guidance must be from") == true)
+                #expect(details.contains { $0["param"] as? String == "seed" })
+            }
+            let wait = #"{"model_id":"flux-cute-3d-kawaii","prompt":"a cat","aspect_ratio":"1:1","wait":1e19}"#
+            try await client.execute(uri: "/api/v4/run", method: .post, headers: t.bearer, body: ByteBuffer(string: wait)) { response in
+                #expect(response.status == .badRequest)
+                let error = try json(response.body)["error"] as? [String: Any]
+                #expect(error?["param"] as? String == "wait")
+            }
+            let prediction = #"{"input":{"prompt":"a cat","guidance":-1e400}}"#
+            try await client.execute(uri: "/v1/models/atelier/flux-cute-3d-kawaii/predictions", method: .post, headers: t.bearer,
+                                     body: ByteBuffer(string: prediction)) { response in
+                #expect(response.status == .badRequest)
+                let problem = try json(response.body)
+                #expect(problem["code"] as? String == "out_of_range")
+                #expect((problem["invalid_params"] as? [[String: Any]])?.first?["param"] as? String == "guidance")
+            }
+            try await client.execute(uri: "/v1/images/generations", method: .post, headers: t.bearer,
+                                     body: ByteBuffer(string: #"{"model":"flux-cute-3d-kawaii","prompt":"a cat","n":1e400}"#)) { response in
+                #expect(response.status == .badRequest)
+                let error = try #require(try json(response.body)["error"] as? [String: Any])
+                #expect(error["param"] as? String == "n" && error["code"] as? String == "out_of_range")
+            }
+        }
+        #expect(try await t.node.store.jobs(accountID: t.accountID).isEmpty)
+        #expect(try await t.available() == 1_000)
+    }
+}
