@@ -18,6 +18,9 @@ public struct WorkerSlotStatus: Sendable, Equatable, Codable {
     /// The worker process's last `stats` report (GPU memory, counters); nil until its first.
     public var stats: WorkerStats?
 
+    /// A live worker that can take runs (idle), or is running one (busy).
+    public var isReady: Bool { state == .idle || state == .busy }
+
     enum CodingKeys: String, CodingKey {
         case slot, state, pid, device, restarts, stats
         case jobID = "job_id"

@@ -64,8 +64,6 @@ public final class WorkerSupervisor: Service, Sendable {
     /// False on an API-only node: no slots of its own, only the sweeper.
     public var runsWorkers: Bool { config.workerCount > 0 }
 
-    public var readyWorkerCount: Int { status.filter { $0.state == .idle || $0.state == .busy }.count }
-
     /// Queues are woken here by the HTTP layer after it stored a job.
     public func jobQueued() async {
         await wake.signal()

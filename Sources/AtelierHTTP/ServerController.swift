@@ -75,7 +75,7 @@ struct ServerController: Sendable {
     /// sends requests elsewhere.
     func ready() async throws -> Response {
         // An API-only node (--workers 0 on a shared database) serves without workers of its own.
-        let workerReady = !queue.runsWorkers || Self.anyWorkerReady(queue.workerStatus)
+        let workerReady = !queue.runsWorkers || queue.workerStatus.contains(where: \.isReady)
         let database = (try? await self.database.keyCount()) != nil
         let draining = queue.isDraining
         let ok = workerReady && database && !draining
@@ -83,13 +83,9 @@ struct ServerController: Sendable {
                                  Readiness(ready: ok, workers: workerReady, database: database, draining: draining))
     }
 
-    static func anyWorkerReady(_ workers: [WorkerSlotStatus]) -> Bool {
-        workers.contains { $0.state == .idle || $0.state == .busy }
-    }
-
     func health() -> Response {
         let workers = queue.workerStatus
-        let ready = Self.anyWorkerReady(workers)
+        let ready = workers.contains(where: \.isReady)
         return JSONResponse.make(status: .ok, Health(status: ready ? "ok" : "starting", workers: workers))
     }
 }

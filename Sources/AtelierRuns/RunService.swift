@@ -230,11 +230,6 @@ public struct RunService: Sendable {
         try await accounts.webhookSecret(accountID: account.accountID)
     }
 
-    /// The events of one run, for streams: this node's reports and other nodes' relayed ones.
-    public func events(of id: Int64) async -> AsyncStream<JobEvents.Event> {
-        await queue.events.events(id)
-    }
-
     /// The run as stored now, whoever owns it (for a stream that already checked the owner).
     public func job(id: Int64) async throws -> Job? {
         try await jobs.job(id: id)

@@ -10,19 +10,3 @@ public struct RunsConfiguration: Sendable {
     public var outboundPolicy = OutboundAddressPolicy()
     public init() {}
 }
-
-/// A run as a reader sees it now: the stored run, with what only this moment knows (its progress while it runs,
-/// its place in the queue while it waits) and the currency its cost is in. Each API renders it in its own shape.
-public struct RunSnapshot: Sendable {
-    public var job: Job
-    public var currency: String
-    public var progress: JobProgress?
-    public var queuePosition: Int?
-
-    public init(job: Job, currency: String, progress: JobProgress? = nil, queuePosition: Int? = nil) {
-        self.job = job
-        self.currency = currency
-        self.progress = progress
-        self.queuePosition = queuePosition
-    }
-}

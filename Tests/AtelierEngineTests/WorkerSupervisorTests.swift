@@ -77,7 +77,7 @@ import Testing
     }
 
     /// A slot with a live worker (idle or busy).
-    static let ready: @Sendable ([WorkerSlotStatus]) -> Bool = { $0.contains { $0.state == .idle || $0.state == .busy } }
+    static let ready: @Sendable ([WorkerSlotStatus]) -> Bool = { $0.contains(where: \.isReady) }
 
     @Test func runsAQueuedJobAndRecordsEachImage() async throws {
         let (supervisor, store, storage) = try makeSupervisor(mode: "ok")
