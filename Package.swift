@@ -60,7 +60,7 @@ let package = Package(
         ),
         .target(
             name: "AtelierStorage",
-            dependencies: ["AtelierCore", "AtelierS3", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["AtelierCore", "AtelierS3", "AtelierMetrics", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Every metric's name and the Prometheus registry behind /metrics.

@@ -32,6 +32,8 @@ public protocol ImageStorage: Sendable {
     func objectKey(for name: String) -> String?
     /// Deletes the named image if it exists; best effort (a failure is logged, never thrown).
     func remove(name: String) async
+    /// Checks that the store answers (a bucket: a HEAD of a key that need not exist). Throws `StorageUnavailable`.
+    func probe() async throws
     /// Deletes the named image; an image that is not there is not an error. Throws `StorageUnavailable` when the
     /// store cannot be reached, so a caller that must know (the retention sweeper) tries again later.
     func delete(name: String) async throws

@@ -87,7 +87,11 @@ public struct Job: Sendable, Equatable {
     /// run even if the catalog's price changes meanwhile.
     public var pricePerImage: Int64
     public var status: JobStatus
+    /// Attempts made so far; the running attempt's number is the claim's fencing token.
     public var attempts: Int
+    /// Attempts that ended through no fault of the run's (the server stopped it on a drain): they do not count
+    /// against the attempt limit.
+    public var sparedAttempts: Int
     public var result: JobResult?
     public var failure: JobFailure?
     public var createdAt: Date
@@ -105,8 +109,9 @@ public struct Job: Sendable, Equatable {
         status: JobStatus = .queued,
         attempts: Int = 0, result: JobResult? = nil, failure: JobFailure? = nil, createdAt: Date,
         startedAt: Date? = nil, finishedAt: Date? = nil, webhook: WebhookSubscription? = nil, progress: JobProgress? = nil,
-        outputsExpiredAt: Date? = nil
+        outputsExpiredAt: Date? = nil, sparedAttempts: Int = 0
     ) {
+        self.sparedAttempts = sparedAttempts
         self.outputsExpiredAt = outputsExpiredAt
         self.progress = progress
         self.webhook = webhook
@@ -123,6 +128,9 @@ public struct Job: Sendable, Equatable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
     }
+
+    /// The attempts that count against the limit (`--max-attempts`): the running one included, drains left out.
+    public var countedAttempts: Int { attempts - sparedAttempts }
 
     /// The seed the run uses (image i uses seed + i). Always set once the job is persisted.
     public var seed: UInt64 { request.seed ?? 0 }

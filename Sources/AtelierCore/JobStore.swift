@@ -29,9 +29,12 @@ public protocol JobStore: Sendable {
     /// that attempt no longer holds the job.
     func fail(id: Int64, attempt: Int?, failure: JobFailure, now: Date) async throws -> Bool
     /// The attempt ended without an answer (its worker died): the job goes back to the head of the queue, keeping
-    /// its hold, if it has had fewer than `maxAttempts` attempts; otherwise it fails with `failure` and its hold is
-    /// released.
+    /// its hold, if fewer than `maxAttempts` of its attempts counted (`Job.countedAttempts`: a drained one does
+    /// not); otherwise it fails with `failure` and its hold is released.
     func retryOrFail(id: Int64, attempt: Int, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RetryOutcome
+    /// The server stopped the attempt (a drain past its timeout), not anything the run did: the job goes back to
+    /// the head of the queue, keeping its hold, and the attempt is spared from the limit. False if the fence refuses.
+    func requeueSpared(id: Int64, attempt: Int, now: Date) async throws -> Bool
     /// Cancels an account's run: a queued run never starts, a running one is marked canceled at once (its worker
     /// is told to stop, and whatever it reports later is refused); the hold is released either way.
     func cancel(id: Int64, accountID: Int64, now: Date) async throws -> CancelOutcome

@@ -29,8 +29,6 @@ public enum RunFailureCode: String, CaseIterable, Codable, Sendable {
     case storageUnavailable = "storage_unavailable"
     /// An image the worker reported is not where it said (a bad name, a missing file).
     case storageError = "storage_error"
-    /// Stopped by the drain timeout: recorded with the requeue, never the end of a run.
-    case serverStopped = "server_stopped"
 
     public enum Producer: String, Sendable {
         case worker, server
@@ -39,7 +37,7 @@ public enum RunFailureCode: String, CaseIterable, Codable, Sendable {
     public var producer: Producer {
         switch self {
         case .invalidRequest, .generationFailed, .encodeFailed, .outOfMemory, .safetyFlagged, .canceled, .invalidInput: .worker
-        case .workerCrashed, .workerLost, .timeout, .storageUnavailable, .storageError, .serverStopped: .server
+        case .workerCrashed, .workerLost, .timeout, .storageUnavailable, .storageError: .server
         }
     }
 

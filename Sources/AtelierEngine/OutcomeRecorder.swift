@@ -103,9 +103,9 @@ struct OutcomeRecorder: Sendable {
         func fail(_ failure: JobFailure) async throws -> Written {
             try await store.fail(id: job.id, attempt: attempt, failure: failure, now: now) ? .ended : .fenced
         }
-        /// Another attempt if the run has one left (`limit`), else failed with `failure`.
-        func retry(_ failure: JobFailure, limit: Int? = nil) async throws -> Written {
-            switch try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: limit ?? maxAttempts, failure: failure, now: now) {
+        /// Another attempt if the run has one left, else failed with `failure`.
+        func retry(_ failure: JobFailure) async throws -> Written {
+            switch try await store.retryOrFail(id: job.id, attempt: attempt, maxAttempts: maxAttempts, failure: failure, now: now) {
             case .requeued: .requeued
             case .failed: .ended
             case .fenced: .fenced
@@ -135,12 +135,13 @@ struct OutcomeRecorder: Sendable {
             logger.warning("run \(job.id) failed: \(e.code): \(e.message)")
             return try await fail(JobFailure(code: RunFailureCode(worker: e.code), message: e.message))
         case .drained:
-            // Stopped by the drain timeout, not by the request: it does not count as an attempt.
-            logger.warning("run \(job.id) was stopped by the drain timeout and goes back to the queue")
-            return try await retry(JobFailure(code: .serverStopped, message: ""), limit: .max)
+            // Stopped by the drain timeout, not by the request: the attempt is spared from the limit.
+            let written: Written = try await store.requeueSpared(id: job.id, attempt: attempt, now: now) ? .requeued : .fenced
+            logger.warning("run \(job.id) was stopped by the drain timeout; \(next(written)) (not counted as an attempt)")
+            return written
         case .crashed(let status, let signaled, let log):
             let how = signaled ? "was killed by signal \(status)" : "exited with status \(status)"
-            let written = try await retry(JobFailure(code: .workerCrashed, message: "the worker running this request \(how) (attempt \(attempt) of \(maxAttempts)); no image was made and nothing was charged. Send the request again."))
+            let written = try await retry(JobFailure(code: .workerCrashed, message: "the worker running this request \(how) (attempt \(job.countedAttempts) of \(maxAttempts)); no image was made and nothing was charged. Send the request again."))
             logger.error("worker \(how) during run \(job.id) (attempt \(attempt)); \(next(written)); last log lines:\n\(log.suffix(10).joined(separator: "\n"))")
             return written
         case .timedOut:
@@ -148,7 +149,7 @@ struct OutcomeRecorder: Sendable {
             return try await fail(JobFailure(code: .timeout, message: "the run took longer than \(jobTimeout.components.seconds) s and was stopped; try fewer steps or a smaller size"))
         case .storageFailed(let why):
             for name in job.outputNames(forAttempt: attempt) { await storage.remove(name: name) }
-            let written = try await retry(JobFailure(code: .storageUnavailable, message: "the image store could not be reached to keep this request's images (attempt \(attempt) of \(maxAttempts)); nothing was charged. Send the request again."))
+            let written = try await retry(JobFailure(code: .storageUnavailable, message: "the image store could not be reached to keep this request's images (attempt \(job.countedAttempts) of \(maxAttempts)); nothing was charged. Send the request again."))
             logger.error("run \(job.id): \(why); \(next(written))")
             return written
         case .protocolBroken(let why):

@@ -11,12 +11,18 @@ struct RunDispatcher: Sendable {
     /// The lease, the batch size and window, and the clock that times them.
     let config: SupervisorConfiguration
     let clock: any WallClock
+    /// The image store's breaker (a bucket), if any: while it is open no run is claimed, so an outage leaves runs
+    /// queued instead of using up their attempts on a store that cannot hold their images.
+    let storage: CircuitBreaker?
     let logger: Logger
 
     var lease: Duration { config.lease }
     var batchSize: Int { config.batchSize }
     var batchWindow: Duration { config.batchWindow }
     var sleeper: any Clock<Duration> { config.clock }
+
+    /// Whether a claimed run could reach the image store now.
+    var storageUsable: Bool { storage?.isUsable ?? true }
 
     /// The oldest queued run, claimed as this slot's next attempt; nil when the queue is empty.
     func claimNext() async throws -> Job? {
@@ -75,14 +81,6 @@ struct RunDispatcher: Sendable {
                 }
             }
         }
-    }
-}
-
-extension Duration {
-    /// Seconds as a `TimeInterval`, for wall-clock arithmetic.
-    var timeInterval: TimeInterval {
-        let c = components
-        return TimeInterval(c.seconds) + TimeInterval(c.attoseconds) / 1e18
     }
 }
 

@@ -76,6 +76,11 @@ struct WorkerSlot: Sendable {
     private func serve(on worker: WorkerProcess) async -> Bool {
         let board = self.board
         while !board.isStopping {
+            guard dispatcher.storageUsable else {
+                // The bucket is not answering: the runs wait in the queue (their holds kept) until it does.
+                try? await config.clock.sleep(for: config.pollInterval)
+                continue
+            }
             let claimed: Job?
             do {
                 claimed = try await dispatcher.claimNext()

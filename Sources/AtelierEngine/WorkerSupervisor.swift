@@ -30,7 +30,8 @@ public final class WorkerSupervisor: Service, Sendable {
     public init(
         launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any ImageStorage,
         inputs: (any ImageStorage)? = nil, events: JobEvents? = nil, wake: WakeSignal? = nil,
-        clock: any WallClock = SystemWallClock(), metrics: AtelierMetrics = AtelierMetrics(), logger: Logger
+        clock: any WallClock = SystemWallClock(), storageBreaker: CircuitBreaker? = nil, metrics: AtelierMetrics = AtelierMetrics(),
+        logger: Logger
     ) {
         let events = events ?? JobEvents(clock: config.clock)
         let wake = wake ?? WakeSignal(clock: config.clock)
@@ -38,7 +39,7 @@ public final class WorkerSupervisor: Service, Sendable {
         let recorder = OutcomeRecorder(store: store, storage: storage, inputs: inputs, events: events, wake: wake,
                                        maxAttempts: config.maxAttempts, jobTimeout: config.jobTimeout, clock: clock,
                                        sleeper: config.clock, metrics: metrics, logger: logger)
-        let dispatcher = RunDispatcher(store: store, config: config, clock: clock, logger: logger)
+        let dispatcher = RunDispatcher(store: store, config: config, clock: clock, storage: storageBreaker, logger: logger)
         let files = RunFiles(storage: storage, inputs: inputs, sleeper: config.clock)
         self.config = config
         self.board = board

@@ -94,7 +94,7 @@ public enum ErrorMapping {
     public static func status(for code: RunFailureCode) -> HTTPResponse.Status {
         switch code {
         // Infrastructure failures are worth retrying: 503.
-        case .workerCrashed, .workerLost, .timeout, .storageUnavailable, .serverStopped: .serviceUnavailable
+        case .workerCrashed, .workerLost, .timeout, .storageUnavailable: .serviceUnavailable
         // Every image flagged, or an input image that does not decode: the request's content, 422.
         case .safetyFlagged, .invalidInput: .unprocessableContent
         // Stopped by a cancel: the run's state, not the request, is in the way.

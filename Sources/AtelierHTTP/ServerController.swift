@@ -42,12 +42,14 @@ struct ServerController: Sendable {
         var ready: Bool
         var workers: Bool
         var database: Bool
+        var storage: Bool
         var draining: Bool
-        enum CodingKeys: String, CodingKey, CaseIterable { case ready, workers, database, draining }
+        enum CodingKeys: String, CodingKey, CaseIterable { case ready, workers, database, storage, draining }
         static var schema: JSONSchema {
             .component("Readiness", .keyed(CodingKeys.self, required: Array(CodingKeys.allCases)) { key in
                 switch key {
                 case .draining: JSONSchema.boolean.described("True after SIGTERM: no new runs are taken.")
+                case .storage: JSONSchema.boolean.described("Whether the image store answers. Not part of ready: every node shares it, so no other node would do better; requests that need it answer 503 storage_unavailable at once meanwhile.")
                 case .ready, .workers, .database: .boolean
                 }
             })
@@ -72,15 +74,18 @@ struct ServerController: Sendable {
     }
 
     /// Ready for traffic: at least one worker ready and the database answering; 503 otherwise, so a load balancer
-    /// sends requests elsewhere.
+    /// sends requests elsewhere. The image store is reported beside it (its probe goes through the bucket's circuit
+    /// breaker, so it answers at once while the bucket is known to be down).
     func ready() async throws -> Response {
         // An API-only node (--workers 0 on a shared database) serves without workers of its own.
         let workerReady = !queue.runsWorkers || queue.workerStatus.contains(where: \.isReady)
-        let database = (try? await self.database.keyCount()) != nil
+        async let databaseAnswers = (try? await self.database.keyCount()) != nil
+        async let storageAnswers = (try? await self.storage.probe()) != nil
+        let (database, storage) = await (databaseAnswers, storageAnswers)
         let draining = queue.isDraining
         let ok = workerReady && database && !draining
         return JSONResponse.make(status: ok ? .ok : .serviceUnavailable,
-                                 Readiness(ready: ok, workers: workerReady, database: database, draining: draining))
+                                 Readiness(ready: ok, workers: workerReady, database: database, storage: storage, draining: draining))
     }
 
     func health() -> Response {

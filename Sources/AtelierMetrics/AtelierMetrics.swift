@@ -40,6 +40,9 @@ public struct AtelierMetrics: Sendable {
         public static let loraSwitches = "atelier_lora_switches_total"
         public static let promptCacheHits = "atelier_prompt_cache_hits_total"
         public static let promptCacheMisses = "atelier_prompt_cache_misses_total"
+        public static let storageCalls = "atelier_storage_calls_total"
+        public static let storageSeconds = "atelier_storage_call_seconds"
+        public static let storageBreakerOpen = "atelier_storage_breaker_open"
     }
 
     /// Image runs take seconds to minutes: buckets up to the 300 s job timeout (Prometheus' defaults stop at 10 s).
@@ -101,6 +104,21 @@ public struct AtelierMetrics: Sendable {
     /// The retention sweeper deleted a run's images.
     public func outputsExpired(images: Int) {
         Counter(label: Name.outputsExpired, dimensions: [], factory: factory).increment(by: images)
+    }
+
+    /// One call to the image store. `operation`: put, get, head, delete; `outcome`: `ok`, `unavailable` (no answer
+    /// in time, refused connection, 5xx), `refused` (the store answered with an error) or `skipped` (the circuit
+    /// breaker was open: not tried).
+    public func storageCall(operation: String, outcome: String, seconds: TimeInterval) {
+        Counter(label: Name.storageCalls, dimensions: [("operation", operation), ("outcome", outcome)], factory: factory).increment()
+        if outcome != "skipped" {
+            CoreMetrics.Timer(label: Name.storageSeconds, dimensions: [("operation", operation)], factory: factory).record(seconds: seconds)
+        }
+    }
+
+    /// The image store's circuit breaker opened (1) or closed (0).
+    public func storageBreaker(open: Bool) {
+        Gauge(label: Name.storageBreakerOpen, dimensions: [], factory: factory).record(open ? 1 : 0)
     }
 
     /// A client URL (an input image or a webhook) was not fetched or called. `reason`: `address` (an internal or

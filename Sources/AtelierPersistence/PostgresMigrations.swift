@@ -165,6 +165,8 @@ extension PostgresStore {
             "ALTER TABLE jobs ADD COLUMN outputs_expired_at DOUBLE PRECISION",
             "CREATE INDEX jobs_outputs ON jobs(finished_at) WHERE status = 'succeeded' AND outputs_expired_at IS NULL",
         ],
+        // Attempts a drain stopped, as SQLite's migration 10: they do not count against the attempt limit.
+        ["ALTER TABLE jobs ADD COLUMN spared_attempts BIGINT NOT NULL DEFAULT 0"],
     ]
 
     /// Applies the migrations this database has not had; returns the schema version it is at now.

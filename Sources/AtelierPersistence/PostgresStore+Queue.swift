@@ -147,17 +147,36 @@ extension PostgresStore {
     static func retryOrFail(
         _ c: PostgresConnection, id: Int64, attempt: Int, maxAttempts: Int, failure: JobFailure, now: Double, node: String, logger: Logger
     ) async throws -> RetryOutcome {
-        if attempt < maxAttempts {
-            // Back to the head of the queue (created_at is kept), hold kept: the run is still owed an image.
-            guard try await exists(c, """
-                UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, progress_step = NULL, progress_total = NULL
-                WHERE id = \(id) AND status = 'running' AND attempts = \(Int64(attempt)) RETURNING id
-                """, logger: logger) else { return .fenced }
-            try await notify(c, .requeued(id), node: node, logger: logger)
-            try await notify(c, .queued(id), node: node, logger: logger)
+        // Back to the head of the queue (created_at is kept), hold kept: the run is still owed an image. Only the
+        // attempts that counted (not the drained ones) are held against the limit.
+        if try await exists(c, """
+            UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, progress_step = NULL, progress_total = NULL
+            WHERE id = \(id) AND status = 'running' AND attempts = \(Int64(attempt))
+              AND attempts - spared_attempts < \(Int64(maxAttempts)) RETURNING id
+            """, logger: logger) {
+            try await requeued(c, id: id, node: node, logger: logger)
             return .requeued
         }
         return try await fail(c, id: id, attempt: attempt, failure: failure, now: now, node: node, logger: logger) ? .failed : .fenced
+    }
+
+    private static func requeued(_ c: PostgresConnection, id: Int64, node: String, logger: Logger) async throws {
+        try await notify(c, .requeued(id), node: node, logger: logger)
+        try await notify(c, .queued(id), node: node, logger: logger)
+    }
+
+    public func requeueSpared(id: Int64, attempt: Int, now: Date) async throws -> Bool {
+        let logger = self.logger
+        let node = nodeID
+        return try await transaction { c in
+            guard try await Self.exists(c, """
+                UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, progress_step = NULL, progress_total = NULL,
+                  spared_attempts = spared_attempts + 1
+                WHERE id = \(id) AND status = 'running' AND attempts = \(Int64(attempt)) RETURNING id
+                """, logger: logger) else { return false }
+            try await Self.requeued(c, id: id, node: node, logger: logger)
+            return true
+        }
     }
 
     public func cancel(id: Int64, accountID: Int64, now: Date) async throws -> CancelOutcome {

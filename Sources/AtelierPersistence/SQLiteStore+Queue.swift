@@ -120,18 +120,31 @@ extension SQLiteStore {
     static func retryOrFail(
         _ c: SQLiteDatabase.Connection, id: Int64, attempt: Int, maxAttempts: Int, failure: JobFailure, now: Date
     ) throws -> RetryOutcome {
-        if attempt < maxAttempts {
-            // Back to the head of the queue (created_at is kept), hold kept: the run is still owed an image.
+        // Back to the head of the queue (created_at is kept), hold kept: the run is still owed an image. Only the
+        // attempts that counted (not the drained ones) are held against the limit.
+        try c.query(
+            """
+            UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, progress_step = NULL, progress_total = NULL
+            WHERE id = ? AND status = 'running' AND attempts = ? AND attempts - spared_attempts < ?
+            """,
+            [.int(id), .int(Int64(attempt)), .int(Int64(maxAttempts))]
+        )
+        if c.changes == 1 { return .requeued }
+        return try fail(c, id: id, attempt: attempt, failure: failure, now: now) ? .failed : .fenced
+    }
+
+    public func requeueSpared(id: Int64, attempt: Int, now: Date) async throws -> Bool {
+        try db.transaction { c in
             try c.query(
                 """
-                UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, progress_step = NULL, progress_total = NULL
+                UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, progress_step = NULL, progress_total = NULL,
+                  spared_attempts = spared_attempts + 1
                 WHERE id = ? AND status = 'running' AND attempts = ?
                 """,
                 [.int(id), .int(Int64(attempt))]
             )
-            return c.changes == 1 ? .requeued : .fenced
+            return c.changes == 1
         }
-        return try fail(c, id: id, attempt: attempt, failure: failure, now: now) ? .failed : .fenced
     }
 
     public func cancel(id: Int64, accountID: Int64, now: Date) async throws -> CancelOutcome {

@@ -113,6 +113,10 @@ public final class SQLiteStore: AccountStore, KeyStore, LedgerStore, JobStore, W
         ALTER TABLE jobs ADD COLUMN outputs_expired_at REAL;
         CREATE INDEX jobs_outputs ON jobs(finished_at) WHERE status = 'succeeded' AND outputs_expired_at IS NULL;
         """,
+        // Attempts a drain stopped: `attempts` stays the fencing token, and the limit counts attempts - spared.
+        """
+        ALTER TABLE jobs ADD COLUMN spared_attempts INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     public init(path: String) throws {

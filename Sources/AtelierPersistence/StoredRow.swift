@@ -43,7 +43,8 @@ enum StoredRecords {
             finishedAt: r.date("finished_at"),
             webhook: try r.text("webhook").map { try decoder.decode(WebhookSubscription.self, from: Data($0.utf8)) },
             progress: r.int("progress_step").flatMap { step in r.int("progress_total").map { JobProgress(step: Int(step), total: Int($0)) } },
-            outputsExpiredAt: r.date("outputs_expired_at")
+            outputsExpiredAt: r.date("outputs_expired_at"),
+            sparedAttempts: Int(r.int("spared_attempts") ?? 0)
         )
     }
 

@@ -50,32 +50,58 @@ public struct S3Object: Sendable {
     public var body: HTTPClientResponse.Body
 }
 
-/// Put, get (streamed, optionally a range), head and delete on one bucket, signed with SigV4, retried with backoff
-/// on 5xx, timeouts and refused connections. Every request's payload hash is sent: bodies are images of a few MB,
-/// hashed in memory before the request (cheaper than an unsigned payload's extra TLS requirement on AWS).
+/// How long an S3 call may take, and how often it is tried.
+public struct S3Deadlines: Sendable, Equatable {
+    /// To open a connection. A refused connection is retried by the HTTP client until this, so one attempt
+    /// against a server that is down takes about this long.
+    public var connect: Duration = .seconds(2)
+    /// For an answer to a call without a body (HEAD, DELETE, a GET's headers), and the longest silence while a
+    /// body streams.
+    public var request: Duration = .seconds(5)
+    /// The slowest upload accepted: a PUT may take `request` plus its size at this rate (bytes per second).
+    public var minimumRate = 1_000_000
+    /// Tries per call, for failures that come fast (a refused connection, a 5xx, a 429); a call that got no
+    /// answer in time is not tried again at once (a bucket that did not answer seldom answers the next try, and
+    /// the circuit breaker above needs to hear of it).
+    public var attempts = 3
+    /// The pause before the second try; it doubles, with jitter, before each later one.
+    public var firstBackoff: Duration = .milliseconds(200)
+
+    public init() {}
+
+    /// One attempt's deadline for a body of `bytes`.
+    func deadline(bytes: Int) -> TimeAmount {
+        let seconds = Double(request.components.seconds) + Double(request.components.attoseconds) / 1e18
+            + Double(bytes) / Double(max(1, minimumRate))
+        return .nanoseconds(Int64(seconds * 1e9))
+    }
+}
+
+/// Put, get (streamed, optionally a range), head and delete on one bucket, signed with SigV4, each attempt under a
+/// deadline (`S3Deadlines`) and retried with backoff on fast failures. Every request's payload hash is sent: bodies
+/// are images of a few MB, hashed in memory before the request (cheaper than an unsigned payload's extra TLS
+/// requirement on AWS).
 public struct S3Client: Sendable {
     public let location: S3Location
     let signer: SigV4Signer
-    /// A refused connection is retried by the HTTP client itself until the connect timeout, so one attempt
-    /// against a server that is down takes about that long.
-    public var attempts = 3
-    public var firstBackoff: Duration = .milliseconds(200)
-    public var requestTimeout: TimeAmount = .seconds(30)
+    public var deadlines: S3Deadlines
 
     /// The connection pool, owned by whoever made it (`makeHTTPClient`), who shuts it down.
     let http: HTTPClient
 
-    public init(location: S3Location, credentials: AWSCredentials, http: HTTPClient) {
+    public init(location: S3Location, credentials: AWSCredentials, http: HTTPClient, deadlines: S3Deadlines = S3Deadlines()) {
         self.location = location
         self.http = http
+        self.deadlines = deadlines
         signer = SigV4Signer(credentials: credentials, region: location.region)
     }
 
-    /// A pool fit for S3: redirects are not followed, and the connect timeout is short, since a refused connection
-    /// is retried by the pool until it and so bounds one attempt against a server that is down.
-    public static func makeHTTPClient() -> HTTPClient {
-        HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(
-            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(30))
+    /// A pool fit for S3: redirects are not followed; the connect timeout bounds an attempt against a server that
+    /// is down, and the read timeout a body that stops streaming.
+    public static func makeHTTPClient(_ deadlines: S3Deadlines = S3Deadlines()) -> HTTPClient {
+        func amount(_ d: Duration) -> TimeAmount { .nanoseconds(Int64(d.components.seconds) * 1_000_000_000 + d.components.attoseconds / 1_000_000_000) }
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(
+            redirectConfiguration: .disallow, timeout: .init(connect: amount(deadlines.connect), read: amount(deadlines.request))
         ))
     }
 
@@ -134,8 +160,9 @@ public struct S3Client: Sendable {
 
     private func send(_ method: String, key: String, headers: [(String, String)], body: [UInt8]?, payloadHash: String,
                       allowNotFound: Bool = false, streaming: Bool = false) async throws -> HTTPClientResponse? {
-        var backoff = firstBackoff
+        var backoff = deadlines.firstBackoff
         var lastProblem = ""
+        let attempts = max(1, deadlines.attempts)
         for attempt in 1...attempts {
             let (url, signable) = target(method: method, key: key, headers: headers)
             var request = HTTPClientRequest(url: url)
@@ -148,7 +175,7 @@ public struct S3Client: Sendable {
                 request.body = .bytes(ByteBuffer(bytes: body))
             }
             do {
-                let response = try await http.execute(request, timeout: requestTimeout)
+                let response = try await http.execute(request, timeout: deadlines.deadline(bytes: body?.count ?? 0))
                 let status = Int(response.status.code)
                 if (200..<300).contains(status) {
                     if !streaming { _ = try await response.body.collect(upTo: 1 << 20) }
@@ -163,15 +190,23 @@ public struct S3Client: Sendable {
                 }
             } catch let error as S3Error {
                 throw error
+            } catch let error as HTTPClientError where Self.timedOut(error) {
+                throw S3Error.unavailable("\(method) \(location.bucket)/\(key) got no answer in time (\(error))")
             } catch {
                 lastProblem = "\(error)"
             }
             if attempt < attempts {
-                try await Task.sleep(for: backoff)
+                // Full jitter in the upper half: nodes that failed together do not retry together.
+                try await Task.sleep(for: backoff * Double.random(in: 0.5...1))
                 backoff *= 2
             }
         }
         throw S3Error.unavailable("\(method) \(location.bucket)/\(key) failed \(attempts) times; last: \(lastProblem)")
+    }
+
+    /// A call that got no answer in time (as opposed to one refused or answered with an error).
+    static func timedOut(_ error: HTTPClientError) -> Bool {
+        [HTTPClientError.deadlineExceeded, .readTimeout, .connectTimeout].contains(error)
     }
 
     /// The text of `<name>…</name>` in an S3 error document.

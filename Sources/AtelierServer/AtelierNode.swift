@@ -75,13 +75,13 @@ public func buildApplication(_ settings: ServeSettings, role: NodeRole = .apiAnd
     logger.info("database: \(settings.database.summary); node \(nodeID)")
     let launch = try settings.workerLaunch(for: entries, logger: logger)
     // Opened after everything else that may throw: its connection pool must be shut down (`run`) once made.
-    let images = try await ImageStores.open(settings, nodeID: nodeID, logger: logger)
+    let metrics = MetricsSetup.endpoint(settings, logger: logger)
+    let images = try await ImageStores.open(settings, nodeID: nodeID, metrics: metrics.metrics, logger: logger)
     logger.info("images: \(settings.storage.summary)\(settings.s3Location.map { " at \($0.endpoint.absoluteString) (\($0.addressing.rawValue) addressing)" } ?? ""); output URLs: \(settings.outputURLs)")
     logger.info("\(settings.batchSize > 1 ? "batching: up to \(settings.batchSize) images per pipeline call, window \(settings.batchWindowMilliseconds) ms" : "batching: off (--batch-size 1)"); worker ready timeout \(settings.workerReadyTimeoutSeconds) s")
 
-    let metrics = MetricsSetup.endpoint(settings, logger: logger)
     let supervisor = WorkerSupervisor(launch: launch, config: settings.supervisorConfiguration, store: store, storage: images.outputs,
-                                      inputs: images.inputs, metrics: metrics.metrics, logger: logger)
+                                      inputs: images.inputs, storageBreaker: images.breaker, metrics: metrics.metrics, logger: logger)
     let webhooks = WebhookDispatcher(
         outbox: store, jobs: store, accounts: store, config: settings.webhookConfiguration,
         payloads: WebhookBodies(links: OutputLinks(mode: settings.outputURLs, storage: images.outputs), catalog: catalog,

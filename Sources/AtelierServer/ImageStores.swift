@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import AtelierCore
+import AtelierMetrics
 import AtelierS3
 import AtelierStorage
 import Foundation
@@ -14,8 +15,10 @@ struct ImageStores {
     var prefix = ""
     /// The bucket's connection pool, shut down by `close` when the node stops.
     var http: HTTPClient?
+    /// The bucket's circuit breaker: /readyz reports it, and worker slots claim nothing while it is open.
+    var breaker: CircuitBreaker?
 
-    static func open(_ settings: ServeSettings, nodeID: String, logger: Logger) async throws -> ImageStores {
+    static func open(_ settings: ServeSettings, nodeID: String, metrics: AtelierMetrics, logger: Logger) async throws -> ImageStores {
         switch settings.storage {
         case .folder:
             return ImageStores(outputs: try LocalFolderStorage(root: settings.outputsDirectory),
@@ -25,13 +28,18 @@ struct ImageStores {
                 throw SettingError(setting: "--storage", why: "an s3:// store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
             }
             let staging = try stagingFolder(settings.stagingDirectory, nodeID: nodeID)
-            let http = S3Client.makeHTTPClient()
-            let client = S3Client(location: location, credentials: credentials, http: http)
+            let limits = settings.storageLimits
+            let http = S3Client.makeHTTPClient(limits.deadlines)
+            let client = S3Client(location: location, credentials: credentials, http: http, deadlines: limits.deadlines)
+            let guarded = StorageGuard.make(failures: limits.breakerFailures, cooldown: .seconds(limits.breakerCooldownSeconds),
+                                            metrics: metrics, logger: logger)
             do {
                 return ImageStores(
-                    outputs: try S3Storage(client: client, prefix: prefix, kind: "outputs", staging: staging.appendingPathComponent("outputs"), logger: logger),
-                    inputs: try S3Storage(client: client, prefix: prefix, kind: "inputs", staging: staging.appendingPathComponent("inputs"), logger: logger),
-                    client: client, prefix: prefix, http: http)
+                    outputs: try S3Storage(client: client, prefix: prefix, kind: "outputs", staging: staging.appendingPathComponent("outputs"),
+                                           guarded: guarded, logger: logger),
+                    inputs: try S3Storage(client: client, prefix: prefix, kind: "inputs", staging: staging.appendingPathComponent("inputs"),
+                                          guarded: guarded, logger: logger),
+                    client: client, prefix: prefix, http: http, breaker: guarded.breaker)
             } catch {
                 try? await http.shutdown()
                 throw error

@@ -38,6 +38,7 @@ extension ServeSettings {
             }
             credentials = c
         }
+        storageLimits = try StorageLimits.resolve(flags, int: int)
         let expiry = try int(flags.presignExpiry, "PRESIGN_EXPIRY", 1...604_800, 900)
         if let (v, name) = pick(flags.outputURLs, "OUTPUT_URLS") {
             switch v {
@@ -67,5 +68,47 @@ extension ServeSettings {
         let endpoint = s3Endpoint ?? URL(string: "https://s3.\(s3Region).amazonaws.com")!
         return S3Location(endpoint: endpoint, bucket: bucket, region: s3Region,
                           addressing: s3Addressing ?? (s3Endpoint == nil ? .virtualHost : .path))
+    }
+}
+
+/// How long a call to the bucket may take and what happens when it keeps failing; every value is a flag and an
+/// `ATELIER_…` variable (docs/operations.md).
+public struct StorageLimits: Sendable, Equatable {
+    /// Seconds for an answer to a call without a body, and the longest silence while one streams.
+    public var timeoutSeconds = 5
+    public var connectTimeoutSeconds = 2
+    /// The slowest upload accepted, in kB/s: a PUT may take the timeout plus its size at this rate.
+    public var minimumRateKB = 1_000
+    /// Tries per call for failures that come fast (refused connections, 5xx); a timeout is not retried at once.
+    public var attempts = 3
+    /// Failed calls in a row that open the breaker, and the seconds it then refuses calls before one trial.
+    public var breakerFailures = 3
+    public var breakerCooldownSeconds = 5
+
+    public var deadlines: S3Deadlines {
+        var d = S3Deadlines()
+        d.request = .seconds(timeoutSeconds)
+        d.connect = .seconds(connectTimeoutSeconds)
+        d.minimumRate = minimumRateKB * 1_000
+        d.attempts = attempts
+        return d
+    }
+
+    static func resolve(
+        _ flags: ServeSettings.Flags, int: (String?, String, ClosedRange<Int>, Int) throws(SettingError) -> Int
+    ) throws(SettingError) -> StorageLimits {
+        var limits = StorageLimits()
+        let table: [(WritableKeyPath<StorageLimits, Int>, String?, String, ClosedRange<Int>)] = [
+            (\.timeoutSeconds, flags.storageTimeout, "STORAGE_TIMEOUT", 1...300),
+            (\.connectTimeoutSeconds, flags.storageConnectTimeout, "STORAGE_CONNECT_TIMEOUT", 1...60),
+            (\.minimumRateKB, flags.storageMinRate, "STORAGE_MIN_RATE", 1...10_000_000),
+            (\.attempts, flags.storageAttempts, "STORAGE_ATTEMPTS", 1...10),
+            (\.breakerFailures, flags.storageBreakerFailures, "STORAGE_BREAKER_FAILURES", 1...1_000),
+            (\.breakerCooldownSeconds, flags.storageBreakerCooldown, "STORAGE_BREAKER_COOLDOWN", 1...3_600),
+        ]
+        for (setting, flag, env, range) in table {
+            limits[keyPath: setting] = try int(flag, env, range, limits[keyPath: setting])
+        }
+        return limits
     }
 }

@@ -85,6 +85,8 @@ public struct ServeSettings: Sendable {
     /// From AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; only for an s3:// store.
     public var credentials: AWSCredentials?
     public var outputURLs = OutputURLMode.proxy
+    /// Deadlines, retries and the circuit breaker of an s3:// store (`--storage-timeout` and the rest).
+    public var storageLimits = StorageLimits()
     /// `--output-retention`: succeeded runs' images older than this are deleted (OutputSweeper); nil: kept.
     public var outputRetentionSeconds: Int?
 
@@ -132,6 +134,12 @@ public struct ServeSettings: Sendable {
         public var metricsToken: String? = nil
         public var logFormat: String? = nil
         public var outputRetention: String? = nil
+        public var storageTimeout: String? = nil
+        public var storageConnectTimeout: String? = nil
+        public var storageMinRate: String? = nil
+        public var storageAttempts: String? = nil
+        public var storageBreakerFailures: String? = nil
+        public var storageBreakerCooldown: String? = nil
     }
 
     public static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {

@@ -67,6 +67,13 @@ public struct LocalFolderStorage: ImageStorage {
         try? await delete(name: name)
     }
 
+    public func probe() async throws {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw StorageUnavailable("the folder \(root.path) is gone")
+        }
+    }
+
     public func delete(name: String) async throws {
         guard let path = localPath(for: name), FileManager.default.fileExists(atPath: path) else { return }
         do {

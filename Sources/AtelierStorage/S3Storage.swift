@@ -13,10 +13,13 @@ public struct S3Storage: ImageStorage {
     public let keyPrefix: String
     /// This node's staging folder for the kind (created, and emptied of a killed process's leftovers, at start).
     public let staging: URL
+    /// The bucket's breaker and metrics, shared with the other kind's store on the same bucket.
+    let guarded: StorageGuard
     let logger: Logger
 
-    public init(client: S3Client, prefix: String, kind: String, staging: URL, logger: Logger) throws {
+    public init(client: S3Client, prefix: String, kind: String, staging: URL, guarded: StorageGuard, logger: Logger) throws {
         self.client = client
+        self.guarded = guarded
         let trimmed = prefix.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         keyPrefix = trimmed.isEmpty ? kind : "\(trimmed)/\(kind)"
         self.staging = staging.standardizedFileURL
@@ -42,18 +45,18 @@ public struct S3Storage: ImageStorage {
     public func publish(name: String) async throws {
         guard let path = stagingPath(for: name), let key = objectKey(for: name),
               let data = FileManager.default.contents(atPath: path) else { throw ImageMissing(name) }
-        try await storageCall { try await client.put(key: key, bytes: Array(data), contentType: Self.contentType(of: name)) }
+        try await guarded.call("put") { try await client.put(key: key, bytes: Array(data), contentType: Self.contentType(of: name)) }
         try? FileManager.default.removeItem(atPath: path)
     }
 
     public func put(name: String, bytes: [UInt8]) async throws {
         guard let key = objectKey(for: name) else { throw ImageMissing(name) }
-        try await storageCall { try await client.put(key: key, bytes: bytes, contentType: Self.contentType(of: name)) }
+        try await guarded.call("put") { try await client.put(key: key, bytes: bytes, contentType: Self.contentType(of: name)) }
     }
 
     public func localCopy(of name: String) async throws -> String {
         guard let path = stagingPath(for: name), let key = objectKey(for: name) else { throw ImageMissing(name) }
-        let object = try await storageCall { try await client.get(key: key) }
+        let object = try await guarded.call("get") { try await client.get(key: key) }
         guard let object else { throw ImageMissing(name) }
         var data = Data()
         do {
@@ -71,7 +74,7 @@ public struct S3Storage: ImageStorage {
 
     public func read(name: String, range: ClosedRange<Int>?) async throws -> StoredImage? {
         guard let key = objectKey(for: name) else { return nil }
-        guard let object = try await storageCall({ try await client.get(key: key, range: range) }) else { return nil }
+        guard let object = try await guarded.call("get", { try await client.get(key: key, range: range) }) else { return nil }
         let body = object.body
         let chunks = AsyncThrowingStream<[UInt8], any Error> { continuation in
             let task = Task {
@@ -99,22 +102,17 @@ public struct S3Storage: ImageStorage {
         }
     }
 
+    public func probe() async throws {
+        _ = try await guarded.call("head") { try await client.head(key: "\(keyPrefix)/.atelier-probe") }
+    }
+
     public func delete(name: String) async throws {
         if let path = stagingPath(for: name) { try? FileManager.default.removeItem(atPath: path) }
         guard let key = objectKey(for: name) else { return }
-        try await storageCall { try await client.delete(key: key) }
+        try await guarded.call("delete") { try await client.delete(key: key) }
     }
 
     static func contentType(of name: String) -> String {
         OutputFormat(rawValue: String(name.split(separator: ".").last ?? "")).map(\.contentType) ?? "application/octet-stream"
-    }
-
-    /// S3's errors, as the rest of the server knows them.
-    private func storageCall<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as S3Error {
-            throw StorageUnavailable(error.description)
-        }
     }
 }

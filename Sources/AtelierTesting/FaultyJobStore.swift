@@ -48,6 +48,9 @@ public final class FaultyJobStore: JobStore, Sendable {
         try await base.retryOrFail(id: id, attempt: attempt, maxAttempts: maxAttempts, failure: failure, now: now)
     }
     public func cancel(id: Int64, accountID: Int64, now: Date) async throws -> CancelOutcome { try await base.cancel(id: id, accountID: accountID, now: now) }
+    public func requeueSpared(id: Int64, attempt: Int, now: Date) async throws -> Bool {
+        try await base.requeueSpared(id: id, attempt: attempt, now: now)
+    }
     public func recoverAbandoned(_ scope: LeaseScope, maxAttempts: Int, failure: JobFailure, now: Date) async throws -> RecoveryReport {
         try await base.recoverAbandoned(scope, maxAttempts: maxAttempts, failure: failure, now: now)
     }

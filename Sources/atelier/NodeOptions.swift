@@ -49,6 +49,12 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("metrics-address"), help: "HOST:PORT of a listener serving GET /metrics alone, apart from the API port (ATELIER_METRICS_ADDRESS; default: /metrics on the API port in the demo profile, off in production).") var metricsAddress: String?
     @Option(name: .customLong("metrics-token"), help: "A token scrapes must send as Authorization: Bearer TOKEN; with it, production serves /metrics on the API port too (ATELIER_METRICS_TOKEN).") var metricsToken: String?
 
+    @Option(name: .customLong("storage-timeout"), help: "Seconds an s3:// store has to answer a call, and the longest silence while an image streams (ATELIER_STORAGE_TIMEOUT; default 5).") var storageTimeout: String?
+    @Option(name: .customLong("storage-connect-timeout"), help: "Seconds to connect to the s3:// store (ATELIER_STORAGE_CONNECT_TIMEOUT; default 2).") var storageConnectTimeout: String?
+    @Option(name: .customLong("storage-min-rate"), help: "Slowest upload to the s3:// store accepted, in kB/s: an upload may take --storage-timeout plus its size at this rate (ATELIER_STORAGE_MIN_RATE; default 1000).") var storageMinRate: String?
+    @Option(name: .customLong("storage-attempts"), help: "Tries per storage call after a refused connection or a 5xx; a timeout is not retried at once (ATELIER_STORAGE_ATTEMPTS; default 3).") var storageAttempts: String?
+    @Option(name: .customLong("storage-breaker-failures"), help: "Failed storage calls in a row after which calls are refused at once (503 storage_unavailable) for --storage-breaker-cooldown (ATELIER_STORAGE_BREAKER_FAILURES; default 3).") var storageBreakerFailures: String?
+    @Option(name: .customLong("storage-breaker-cooldown"), help: "Seconds storage calls are refused once the breaker opened, before one trial call (ATELIER_STORAGE_BREAKER_COOLDOWN; default 5).") var storageBreakerCooldown: String?
 
     func settings() throws -> ServeSettings {
         var flags = ServeSettings.Flags()
@@ -94,6 +100,12 @@ struct NodeOptions: ParsableArguments {
         flags.metricsToken = metricsToken
         flags.logFormat = logFormat
         flags.outputRetention = outputRetention
+        flags.storageTimeout = storageTimeout
+        flags.storageConnectTimeout = storageConnectTimeout
+        flags.storageMinRate = storageMinRate
+        flags.storageAttempts = storageAttempts
+        flags.storageBreakerFailures = storageBreakerFailures
+        flags.storageBreakerCooldown = storageBreakerCooldown
         do {
             return try ServeSettings.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
         } catch {

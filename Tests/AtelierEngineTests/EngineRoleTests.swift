@@ -50,7 +50,7 @@ import Testing
         config.batchSize = batchSize
         config.batchWindow = window
         config.clock = clock
-        return RunDispatcher(store: store, config: config, clock: SystemWallClock(), logger: logger)
+        return RunDispatcher(store: store, config: config, clock: SystemWallClock(), storage: nil, logger: logger)
     }
 
     func recorder(events: JobEvents = JobEvents(), maxAttempts: Int = 2) -> OutcomeRecorder {
@@ -144,12 +144,23 @@ import Testing
         #expect(seen == [.requeued, .finished])
     }
 
+    /// The reported case: with a limit of 2, a run drained once and then crashed once is tried again, and the
+    /// failure after that says "attempt 2 of 2", counting only the attempts that failed.
     @Test func aDrainedAttemptGoesBackToTheQueueWithoutCountingAgainstTheLimit() async throws {
-        let record = recorder(maxAttempts: 1)
+        let record = recorder(maxAttempts: 2)
         try await enqueue(700_000_000_000_051)
-        let job = try #require(try await store.claimNext(now: Date(), lease: 30))
-        try await record.record(.drained, for: job)
-        #expect(try await store.job(id: job.id)?.status == .queued)
+        let drained = try #require(try await store.claimNext(now: Date(), lease: 30))
+        try await record.record(.drained, for: drained)
+        #expect(try await store.job(id: drained.id)?.status == .queued)
+        let crashed = try #require(try await store.claimNext(now: Date(), lease: 30))
+        try await record.record(.crashed(status: 9, signaled: true, log: []), for: crashed)
+        #expect(try await store.job(id: drained.id)?.status == .queued)
+        let last = try #require(try await store.claimNext(now: Date(), lease: 30))
+        #expect(last.attempts == 3 && last.countedAttempts == 2)
+        try await record.record(.crashed(status: 9, signaled: true, log: []), for: last)
+        let failed = try #require(try await store.job(id: drained.id))
+        #expect(failed.status == .failed && failed.failure?.message.contains("(attempt 2 of 2)") == true)
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1_000, held: 0))
     }
 
     @Test func aResultAfterACancelIsNeitherDeliveredNorChargedAndItsImagesGo() async throws {

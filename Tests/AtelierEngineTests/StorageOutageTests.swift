@@ -41,6 +41,7 @@ final class UnreachableUploads: ImageStorage {
     func presignedURL(for name: String, expires: Int) -> String? { nil }
     func objectKey(for name: String) -> String? { base.objectKey(for: name) }
     func remove(name: String) async { await base.remove(name: name) }
+    func probe() async throws { try await base.probe() }
     func delete(name: String) async throws {
         try Self.failIfLeft(deleteFailuresLeft)
         try await base.delete(name: name)

@@ -255,7 +255,7 @@ import Testing
             for await event in updates where event == .requeued { break }
             try await tasks.waitForAll()
             let requeued = try #require(try await store.job(id: job.id))
-            #expect(requeued.status == .queued && requeued.attempts == 1)
+            #expect(requeued.status == .queued && requeued.attempts == 1 && requeued.sparedAttempts == 1)
             #expect(try await store.balance(accountID: job.accountID) == Balance(balance: 20, held: 20))  // still owed its images
         }
     }

@@ -149,7 +149,7 @@ import Testing
         try expectValid(SuccessEnvelope(data: AccountController.UsagePage(items: [.init(requestID: 1, modelID: entry.id, images: 1, amount: 3, chargedAt: now)],
                                                                    currency: "USD", nextCursor: "5")), "usage")
         try expectValid(ServerController.Health(status: "ok", workers: []), "health")
-        try expectValid(ServerController.Readiness(ready: false, workers: false, database: true, draining: true), "ready", "503")
+        try expectValid(ServerController.Readiness(ready: false, workers: false, database: true, storage: false, draining: true), "ready", "503")
         let file = ReplicateFiles.FileObject(id: "f.png", name: "f.png", contentType: "image/png", size: 4, etag: "e", checksums: ["sha256": "e"],
                                              createdAt: now, urls: ["get": "http://h/v1/files/f.png"])
         try expectValid(file, "replicateCreateFile", "201")

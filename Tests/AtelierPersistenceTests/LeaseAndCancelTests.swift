@@ -77,6 +77,36 @@ extension LedgerStoreTests {
         #expect(try await audit(store, account).isEmpty)
     }
 
+    /// A drain stops an attempt through no fault of the run's: with a limit of 2, a run drained twice still has
+    /// two counted attempts, and its lease lapsing on its lost node counts as one.
+    @Test(arguments: Backend.allCases) func aDrainedAttemptDoesNotCountAgainstTheLimit(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
+        let account = try await funded(store, 1000)
+        let id: Int64 = 710_000_000_000_004
+        try await store.insert(job(id, account: account, price: 100))
+        let crash = JobFailure(code: .workerCrashed, message: "m")
+        for attempt in 1...2 {
+            let claimed = try #require(try await store.claimNext(now: Date(), lease: 30))
+            #expect(claimed.attempts == attempt && claimed.countedAttempts == 1)
+            #expect(try await store.requeueSpared(id: id, attempt: attempt, now: Date()))
+            // A stale report of the drained attempt is fenced like any other.
+            #expect(try await !store.requeueSpared(id: id, attempt: attempt, now: Date()))
+        }
+        let third = try #require(try await store.claimNext(now: Date(), lease: -1))
+        #expect(third.attempts == 3 && third.sparedAttempts == 2 && third.countedAttempts == 1)
+        // Its node was lost: the lapsed lease is a counted attempt, and the run goes back (1 of 2).
+        let report = try await store.recoverAbandoned(.expired, maxAttempts: 2, failure: crash, now: Date())
+        #expect(report == RecoveryReport(requeued: [id]))
+        let fourth = try #require(try await store.claimNext(now: Date(), lease: 30))
+        #expect(fourth.countedAttempts == 2)
+        #expect(try await store.retryOrFail(id: id, attempt: 4, maxAttempts: 2, failure: crash, now: Date()) == .failed)
+        let failed = try #require(try await store.job(id: id))
+        #expect(failed.status == .failed && failed.attempts == 4 && failed.sparedAttempts == 2)
+        #expect(try await store.balance(accountID: account) == Balance(balance: 1000, held: 0))
+        #expect(try await audit(store, account).isEmpty)
+    }
+
     @Test(arguments: Backend.allCases) func aRequeuedJobKeepsItsPlaceAtTheHeadOfTheQueue(_ backend: Backend) async throws {
         let db = try await TestDatabase.make(backend)
         let store = try await db.open()

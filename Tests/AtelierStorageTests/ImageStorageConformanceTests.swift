@@ -27,15 +27,18 @@ enum TestBucket {
                 AWSCredentials(accessKeyID: key, secretAccessKey: secret))
     }
 
-    static func storage(kind: String = "outputs", secret: String? = nil, endpoint: String? = nil, attempts: Int = 4) throws -> S3Storage {
+    static func storage(kind: String = "outputs", secret: String? = nil, endpoint: String? = nil, attempts: Int = 4,
+                        timeout: Duration = .seconds(5), guarded: StorageGuard? = nil) throws -> S3Storage {
         var (location, credentials) = try location(endpoint: endpoint)
         if let secret { credentials.secretAccessKey = secret }
         if endpoint != nil { location.endpoint = URL(string: endpoint!)! }
         var client = S3Client(location: location, credentials: credentials, http: S3StorageTests.http)
-        client.attempts = attempts
-        client.firstBackoff = .milliseconds(10)
+        client.deadlines.attempts = attempts
+        client.deadlines.firstBackoff = .milliseconds(10)
+        client.deadlines.request = timeout
         return try S3Storage(client: client, prefix: "conformance-\(UUID().uuidString.prefix(8))", kind: kind,
-                             staging: temporaryFolder(), logger: Logger(label: "test"))
+                             staging: temporaryFolder(), guarded: guarded ?? StorageGuard(breaker: CircuitBreaker(failures: 3, cooldown: .seconds(5))),
+                             logger: Logger(label: "test"))
     }
 }
 
