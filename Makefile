@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.atelier-installed
 TEST_STAMP := $(VENV)/.atelier-test-installed
 SWIFT_FLAGS ?=
 
-.PHONY: run test setup system-deps test-system-deps test-postgres test-s3 build build-debug test-swift test-python test-e2e clean
+.PHONY: run test setup system-deps test-system-deps test-postgres test-s3 build build-debug test-swift test-python test-e2e test-faults clean
 
 run: system-deps setup build
 	.build/release/atelier serve
@@ -35,7 +35,7 @@ build-debug:
 	swift build --build-tests $(SWIFT_FLAGS)
 
 # One configuration (debug) serves the Swift tests and the end-to-end tests, so CI compiles the stack once.
-test: test-system-deps test-postgres setup test-s3 build-debug test-swift test-python test-e2e
+test: test-system-deps test-postgres setup test-s3 build-debug test-swift test-python test-e2e test-faults
 
 # A throw-away PostgreSQL 15 cluster (own port, socket folder and data folder under /tmp, fsync off) that the
 # store conformance suite and the multi-node tests share; installed first if missing.
@@ -63,6 +63,11 @@ test-python: setup
 
 test-e2e: setup $(TEST_STAMP)
 	ATELIER_TEST_POSTGRES_URL=$(TEST_PG_URL) $(TEST_S3_ENV) ATELIER_BIN=$(CURDIR)/.build/debug/atelier $(VENV_PY) -m pytest -q --durations=15 tests/e2e
+
+# Faults across nodes (tests/faults): two API nodes and two worker nodes, each fault injected with runs in flight;
+# prints one line per fault.
+test-faults: setup $(TEST_STAMP) test-postgres test-s3
+	ATELIER_TEST_POSTGRES_URL=$(TEST_PG_URL) $(TEST_S3_ENV) ATELIER_BIN=$(CURDIR)/.build/debug/atelier $(VENV_PY) -m pytest -q tests/faults
 
 clean:
 	rm -rf .build $(VENV) data

@@ -4,6 +4,9 @@
 # so a wrong secret or a tampered URL is refused as AWS would.
 #   start   start it (no-op when it already answers); the bucket is a folder in its root
 #   stop    stop it (the multi-node tests use this for an outage)
+#   kill    kill -9 it (the fault suite's crashed bucket); start it again with start
+#   pause   SIGSTOP it: connections are still accepted by the kernel, nothing answers (the fault suite's black hole)
+#   resume  SIGCONT it
 #   env     print the variables the tests read: ATELIER_TEST_S3_ENDPOINT, _BUCKET, _KEY, _SECRET, _ROOT
 set -euo pipefail
 cmd=${1:-start}
@@ -24,8 +27,15 @@ stop)
   if [ -f "$root/pid" ]; then kill "$(cat "$root/pid")" 2>/dev/null || true; rm -f "$root/pid"; fi
   for _ in $(seq 50); do answers || exit 0; sleep 0.1; done
   exit 0 ;;
+kill)
+  if [ -f "$root/pid" ]; then kill -9 "$(cat "$root/pid")" 2>/dev/null || true; rm -f "$root/pid"; fi
+  exit 0 ;;
+pause|resume)
+  [ -f "$root/pid" ] || { echo "the S3 test peer is not running" >&2; exit 1; }
+  kill "-$([ "$cmd" = pause ] && echo STOP || echo CONT)" "$(cat "$root/pid")"
+  exit 0 ;;
 start) ;;
-*) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|kill|pause|resume|env" >&2; exit 2 ;;
 esac
 
 if answers; then exit 0; fi

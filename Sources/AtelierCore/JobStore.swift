@@ -216,8 +216,18 @@ public protocol OutputRetentionStore: Sendable {
     func markOutputsExpired(id: Int64, now: Date) async throws -> Bool
 }
 
+/// The backstop for a run's input images: the attempt that ends a run deletes them at once, but a bucket that
+/// is down then would keep them for ever, so `InputSweeper` deletes the inputs of every run ended for longer than a
+/// grace period and records it on the run.
+public protocol InputRetentionStore: Sendable {
+    /// Ended runs whose inputs are not recorded as deleted, that ended before `finishedBefore`, oldest first.
+    func runsWithInputs(finishedBefore: Date, limit: Int) async throws -> [Job]
+    /// Records that these ended runs' inputs are gone.
+    func markInputsSwept(ids: [Int64], now: Date) async throws
+}
+
 /// Everything a server keeps in its database: one value of this type is what `--database` opens.
-public typealias AtelierStore = AccountStore & KeyStore & LedgerStore & JobStore & WebhookStore & OutputRetentionStore
+public typealias AtelierStore = AccountStore & KeyStore & LedgerStore & JobStore & WebhookStore & OutputRetentionStore & InputRetentionStore
 
 extension JobStore {
     /// A run with no idempotency key and no cap on the account's runs in progress.

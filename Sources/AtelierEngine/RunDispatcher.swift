@@ -14,6 +14,9 @@ struct RunDispatcher: Sendable {
     /// The image store's breaker (a bucket), if any: while it is open no run is claimed, so an outage leaves runs
     /// queued instead of using up their attempts on a store that cannot hold their images.
     let storage: CircuitBreaker?
+    /// Probed (through the breaker) before a claim while the breaker is not closed: the trial call is this probe,
+    /// never a run's attempt.
+    let probe: (any ImageStorage)?
     let logger: Logger
 
     var lease: Duration { config.lease }
@@ -21,8 +24,14 @@ struct RunDispatcher: Sendable {
     var batchWindow: Duration { config.batchWindow }
     var sleeper: any Clock<Duration> { config.clock }
 
-    /// Whether a claimed run could reach the image store now.
-    var storageUsable: Bool { storage?.isUsable ?? true }
+    /// Whether a claimed run could reach the image store now: at once while the breaker is closed, else only once
+    /// a probe got through (which closes it).
+    func storageUsable() async -> Bool {
+        guard let storage, let probe else { return true }
+        if case .closed = storage.current { return true }
+        guard storage.isUsable else { return false }
+        return (try? await probe.probe()) != nil
+    }
 
     /// The oldest queued run, claimed as this slot's next attempt; nil when the queue is empty.
     func claimNext() async throws -> Job? {

@@ -76,7 +76,7 @@ struct WorkerSlot: Sendable {
     private func serve(on worker: WorkerProcess) async -> Bool {
         let board = self.board
         while !board.isStopping {
-            guard dispatcher.storageUsable else {
+            guard await dispatcher.storageUsable() else {
                 // The bucket is not answering: the runs wait in the queue (their holds kept) until it does.
                 try? await config.clock.sleep(for: config.pollInterval)
                 continue

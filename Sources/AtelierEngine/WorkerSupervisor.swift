@@ -39,7 +39,7 @@ public final class WorkerSupervisor: Service, Sendable {
         let recorder = OutcomeRecorder(store: store, storage: storage, inputs: inputs, events: events, wake: wake,
                                        maxAttempts: config.maxAttempts, jobTimeout: config.jobTimeout, clock: clock,
                                        sleeper: config.clock, metrics: metrics, logger: logger)
-        let dispatcher = RunDispatcher(store: store, config: config, clock: clock, storage: storageBreaker, logger: logger)
+        let dispatcher = RunDispatcher(store: store, config: config, clock: clock, storage: storageBreaker, probe: storage, logger: logger)
         let files = RunFiles(storage: storage, inputs: inputs, sleeper: config.clock)
         self.config = config
         self.board = board

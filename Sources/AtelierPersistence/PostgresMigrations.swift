@@ -167,6 +167,12 @@ extension PostgresStore {
         ],
         // Attempts a drain stopped, as SQLite's migration 10: they do not count against the attempt limit.
         ["ALTER TABLE jobs ADD COLUMN spared_attempts BIGINT NOT NULL DEFAULT 0"],
+        // Input retention, as SQLite's migration 11.
+        [
+            "ALTER TABLE jobs ADD COLUMN inputs_swept_at DOUBLE PRECISION",
+            "UPDATE jobs SET inputs_swept_at = finished_at WHERE status IN ('succeeded', 'failed', 'canceled')",
+            "CREATE INDEX jobs_inputs ON jobs(finished_at) WHERE inputs_swept_at IS NULL AND status IN ('succeeded', 'failed', 'canceled')",
+        ],
     ]
 
     /// Applies the migrations this database has not had; returns the schema version it is at now.

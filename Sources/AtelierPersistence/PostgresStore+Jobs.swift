@@ -72,13 +72,27 @@ extension PostgresStore {
     }
 
 
-    // MARK: OutputRetentionStore
+    // MARK: OutputRetentionStore, InputRetentionStore
 
     public func runsWithOutputs(finishedBefore: Date, limit: Int) async throws -> [Job] {
         try await rows("""
             SELECT * FROM jobs WHERE status = 'succeeded' AND outputs_expired_at IS NULL
               AND finished_at < \(finishedBefore.timeIntervalSince1970) ORDER BY finished_at LIMIT \(limit)
             """).map(StoredRecords.job)
+    }
+
+    public func runsWithInputs(finishedBefore: Date, limit: Int) async throws -> [Job] {
+        try await rows("""
+            SELECT * FROM jobs WHERE status IN ('succeeded', 'failed', 'canceled') AND inputs_swept_at IS NULL
+              AND finished_at < \(finishedBefore.timeIntervalSince1970) ORDER BY finished_at LIMIT \(limit)
+            """).map(StoredRecords.job)
+    }
+
+    public func markInputsSwept(ids: [Int64], now: Date) async throws {
+        _ = try await rows("""
+            UPDATE jobs SET inputs_swept_at = \(now.timeIntervalSince1970)
+            WHERE id = ANY(\(ids)) AND status IN ('succeeded', 'failed', 'canceled') RETURNING id
+            """)
     }
 
     public func markOutputsExpired(id: Int64, now: Date) async throws -> Bool {

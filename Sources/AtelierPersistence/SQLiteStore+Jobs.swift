@@ -110,13 +110,29 @@ extension SQLiteStore {
             """, [status, account, since, .int(Int64(filter.limit))]).map(StoredRecords.job)
     }
 
-    // MARK: OutputRetentionStore
+    // MARK: OutputRetentionStore, InputRetentionStore
 
     public func runsWithOutputs(finishedBefore: Date, limit: Int) async throws -> [Job] {
         try db.query("""
             SELECT * FROM jobs WHERE status = 'succeeded' AND outputs_expired_at IS NULL AND finished_at < ?
             ORDER BY finished_at LIMIT ?
             """, [.double(finishedBefore.timeIntervalSince1970), .int(Int64(limit))]).map(StoredRecords.job)
+    }
+
+    public func runsWithInputs(finishedBefore: Date, limit: Int) async throws -> [Job] {
+        try db.query("""
+            SELECT * FROM jobs WHERE status IN ('succeeded', 'failed', 'canceled') AND inputs_swept_at IS NULL AND finished_at < ?
+            ORDER BY finished_at LIMIT ?
+            """, [.double(finishedBefore.timeIntervalSince1970), .int(Int64(limit))]).map(StoredRecords.job)
+    }
+
+    public func markInputsSwept(ids: [Int64], now: Date) async throws {
+        try db.transaction { c in
+            for id in ids {
+                try c.query("UPDATE jobs SET inputs_swept_at = ? WHERE id = ? AND status IN ('succeeded', 'failed', 'canceled')",
+                            [.double(now.timeIntervalSince1970), .int(id)])
+            }
+        }
     }
 
     public func markOutputsExpired(id: Int64, now: Date) async throws -> Bool {

@@ -3,7 +3,7 @@ import Foundation
 
 /// Accounts, keys and jobs in one SQLite file (the embedded default). The schema is versioned; each migration
 /// runs once, in a transaction.
-public final class SQLiteStore: AccountStore, KeyStore, LedgerStore, JobStore, WebhookStore, OutputRetentionStore, Sendable {
+public final class SQLiteStore: AccountStore, KeyStore, LedgerStore, JobStore, WebhookStore, OutputRetentionStore, InputRetentionStore, Sendable {
     let db: SQLiteDatabase
 
     static let migrations: [String] = [
@@ -116,6 +116,13 @@ public final class SQLiteStore: AccountStore, KeyStore, LedgerStore, JobStore, W
         // Attempts a drain stopped: `attempts` stays the fencing token, and the limit counts attempts - spared.
         """
         ALTER TABLE jobs ADD COLUMN spared_attempts INTEGER NOT NULL DEFAULT 0;
+        """,
+        // Input retention (InputSweeper): when an ended run's inputs were recorded as deleted. Runs that ended before
+        // this migration had theirs deleted when they ended; the index holds only the ended runs still to sweep.
+        """
+        ALTER TABLE jobs ADD COLUMN inputs_swept_at REAL;
+        UPDATE jobs SET inputs_swept_at = finished_at WHERE status IN ('succeeded', 'failed', 'canceled');
+        CREATE INDEX jobs_inputs ON jobs(finished_at) WHERE inputs_swept_at IS NULL AND status IN ('succeeded', 'failed', 'canceled');
         """,
     ]
 

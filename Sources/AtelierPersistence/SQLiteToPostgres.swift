@@ -20,6 +20,7 @@ public enum SQLiteToPostgres {
             ("error_message", .text), ("created_at", .real), ("started_at", .real), ("finished_at", .real),
             ("price_per_image", .int), ("lease_expires_at", .real), ("webhook", .text), ("batch_key", .text),
             ("progress_step", .int), ("progress_total", .int), ("outputs_expired_at", .real), ("spared_attempts", .int),
+            ("inputs_swept_at", .real),
         ]),
         ("ledger", [("id", .int), ("account_id", .int), ("job_id", .int), ("kind", .text), ("amount", .int), ("reason", .text),
                     ("created_at", .real)]),

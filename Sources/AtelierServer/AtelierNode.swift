@@ -35,7 +35,7 @@ public enum NodeFailure: Error {
 /// happen, over its database and image store. `atelier serve` runs it whole (`run`); a test drives
 /// `application` without a socket (`application.test(.router)`) on a temporary SQLite file.
 public struct AtelierNode: Sendable {
-    /// The router, and the services behind it: the workers, the webhook dispatcher and the output sweeper.
+    /// The router, and the services behind it: the workers, the webhook dispatcher and the input and output sweepers.
     public let application: Application<RouterResponder<AtelierRequestContext>>
     /// The node's database (accounts, keys, runs, the ledger).
     public let store: any AtelierStore
@@ -92,6 +92,7 @@ public func buildApplication(_ settings: ServeSettings, role: NodeRole = .apiAnd
         logger.info("output retention: images of succeeded runs are deleted \($0) s after they finished")
         return OutputSweeper(store: store, storage: images.outputs, retention: .seconds($0), metrics: metrics.metrics, logger: logger)
     }
+    let inputSweeper = InputSweeper(store: store, inputs: images.inputs, grace: .seconds(settings.inputSweepGraceSeconds), logger: logger)
     let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: images.outputs, queue: supervisor,
                          config: settings.apiConfiguration, limiter: settings.rateLimiter, inputStorage: images.inputs,
                          playground: Playground(catalog: catalog, webDirectory: settings.webDirectory, samples: settings.samplesDirectory),
@@ -103,7 +104,7 @@ public func buildApplication(_ settings: ServeSettings, role: NodeRole = .apiAnd
         server: AtelierAPI.server(),
         configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "Atelier"),
         // A worker node serves no API: no webhooks (the API nodes deliver them from the outbox), no sweeping.
-        services: role == .worker ? [supervisor] : [supervisor, webhooks] + (sweeper.map { [$0] } ?? []),
+        services: role == .worker ? [supervisor] : [supervisor, webhooks, inputSweeper] + (sweeper.map { [$0] } ?? []),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? settings.port
             if role == .worker {

@@ -54,6 +54,8 @@ public struct ServeSettings: Sendable {
     public var maxConcurrentRuns = 16
     public var drainTimeoutSeconds = 60
     public var maxAttempts = 3
+    /// Seconds after a run ended before the input sweeper deletes inputs its end could not (InputSweeper).
+    public var inputSweepGraceSeconds = 60
     /// Hosts webhooks and image URLs may reach although they resolve to internal addresses.
     public var outboundAllow: Set<String> = []
     /// Input images: largest file (MB) and pixel count (megapixels); seconds an image URL may take to download.
@@ -111,6 +113,7 @@ public struct ServeSettings: Sendable {
         public var maxConcurrentRuns: String?
         public var drainTimeout: String? = nil
         public var maxAttempts: String? = nil
+        public var inputSweepGrace: String? = nil
         public var outboundAllow: String? = nil
         public var inputMaxMB: String? = nil
         public var inputMaxMegapixels: String? = nil
@@ -198,6 +201,7 @@ public struct ServeSettings: Sendable {
             (\.maxConcurrentRuns, flags.maxConcurrentRuns, "MAX_CONCURRENT_RUNS", 1...1_000_000),
             (\.drainTimeoutSeconds, flags.drainTimeout, "DRAIN_TIMEOUT", 0...86_400),
             (\.maxAttempts, flags.maxAttempts, "MAX_ATTEMPTS", 1...100),
+            (\.inputSweepGraceSeconds, flags.inputSweepGrace, "INPUT_SWEEP_GRACE", 1...86_400),
             (\.inputMaxMegabytes, flags.inputMaxMB, "INPUT_MAX_MB", 1...25),
             (\.inputMaxMegapixels, flags.inputMaxMegapixels, "INPUT_MAX_MEGAPIXELS", 1...400),
             (\.fetchTimeoutSeconds, flags.fetchTimeout, "FETCH_TIMEOUT", 1...600),

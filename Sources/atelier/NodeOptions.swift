@@ -26,6 +26,7 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("max-concurrent-runs"), help: "Runs an account may have queued or running (ATELIER_MAX_CONCURRENT_RUNS; default 16).") var maxConcurrentRuns: String?
     @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, seconds running jobs get to finish before they are requeued for the next start (ATELIER_DRAIN_TIMEOUT; default 60).") var drainTimeout: String?
     @Option(name: .customLong("max-attempts"), help: "Attempts a run gets when its worker dies under it (ATELIER_MAX_ATTEMPTS; default 3).") var maxAttempts: String?
+    @Option(name: .customLong("input-sweep-grace"), help: "Seconds after a run ended before its input images are deleted by the sweeper, if ending it could not (a bucket that was down) (ATELIER_INPUT_SWEEP_GRACE; default 60).") var inputSweepGrace: String?
     @Option(name: .customLong("outbound-allow"), help: "Comma-separated hosts webhooks and image URLs may reach although they resolve to internal addresses (ATELIER_OUTBOUND_ALLOW; default none).") var outboundAllow: String?
     @Option(name: .customLong("input-max-mb"), help: "Largest input image (image, mask) in MB, at most 25 (ATELIER_INPUT_MAX_MB; default 20).") var inputMaxMB: String?
     @Option(name: .customLong("input-max-megapixels"), help: "Largest input image in megapixels, read from its header before decoding (ATELIER_INPUT_MAX_MEGAPIXELS; default 40).") var inputMaxMegapixels: String?
@@ -77,6 +78,7 @@ struct NodeOptions: ParsableArguments {
         flags.maxConcurrentRuns = maxConcurrentRuns
         flags.drainTimeout = drainTimeout
         flags.maxAttempts = maxAttempts
+        flags.inputSweepGrace = inputSweepGrace
         flags.outboundAllow = outboundAllow
         flags.inputMaxMB = inputMaxMB
         flags.inputMaxMegapixels = inputMaxMegapixels

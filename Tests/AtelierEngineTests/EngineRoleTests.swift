@@ -6,6 +6,7 @@ import AtelierStorage
 import AtelierTesting
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// The engine's roles one by one, on a real SQLite file and output folder, every wait on the manual clock: the
@@ -50,7 +51,7 @@ import Testing
         config.batchSize = batchSize
         config.batchWindow = window
         config.clock = clock
-        return RunDispatcher(store: store, config: config, clock: SystemWallClock(), storage: nil, logger: logger)
+        return RunDispatcher(store: store, config: config, clock: SystemWallClock(), storage: nil, probe: nil, logger: logger)
     }
 
     func recorder(events: JobEvents = JobEvents(), maxAttempts: Int = 2) -> OutcomeRecorder {
@@ -267,4 +268,51 @@ import Testing
         try await recorder.record(.failed(WorkerErrorReport(jobID: String(job.id), code: "generation_failed", message: "m")), for: second)
         #expect(try await inputs.read(name: name, range: nil) == nil)
     }
+
+    /// The store was down when the run ended, so its inputs stayed: the sweeper deletes them once the run has been
+    /// over for the grace period, and never touches the inputs of a run that has not ended.
+    @Test func theSweeperDeletesWhatAnEndedRunLeftAndNothingOfALiveOne() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-sweep-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let store = try SQLiteStore(path: dir.appendingPathComponent("db.sqlite").path)
+        let folder = try LocalFolderStorage(root: dir.appendingPathComponent("inputs"))
+        let inputs = UnreachableUploads(folder, failures: 0, deleteFailures: 1)
+        let account = try await store.ensureAccount(named: "t")
+        _ = try await store.addCredit(accountID: account, amount: 100, kind: .credit, reason: "test", now: Date())
+        var names: [String] = []
+        for id in [Int64(700_000_000_000_111), 700_000_000_000_112] {
+            let name = folder.newName(format: .png)
+            try await folder.put(name: name, bytes: [1])
+            var request = RunRequest(
+                modelID: "m", prompt: "p", aspectRatio: "1:1", megapixels: "0.25", size: .init(width: 512, height: 512),
+                numOutputs: 1, numInferenceSteps: 4, guidance: 3, seed: 7, outputFormat: .webp, outputQuality: 80,
+                loraScale: 1, goFast: false, promptStrength: 0.8, disableSafetyChecker: false
+            )
+            request.attach(image: InputImage(file: name, format: .png, width: 8, height: 8, bytes: 1, sha256: "x", origin: .upload), mask: nil)
+            try await store.insert(Job(id: id, accountID: account, request: request, outputNames: [folder.newName(format: .webp)],
+                                       pricePerImage: 10, createdAt: Date()))
+            names.append(name)
+        }
+        // The first ends (its inputs left behind, as when the bucket was down then); the second is running.
+        let ended = try #require(try await store.claimNext(now: Date(), lease: 60))
+        _ = try await store.fail(id: ended.id, attempt: 1, failure: JobFailure(code: .generationFailed, message: "m"), now: Date())
+        _ = try await store.claimNext(now: Date(), lease: 60)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let clock = SweepClock()
+        let sweeper = InputSweeper(store: store, inputs: inputs, grace: .seconds(60), wallClock: clock, logger: logger)
+        #expect(await sweeper.sweepOnce() == 0)  // within the grace period
+        clock.offset.withLock { $0 = 61 }
+        #expect(await sweeper.sweepOnce() == nil)  // the store fails the delete: nothing marked, tried again
+        #expect(await sweeper.sweepOnce() == 1)
+        #expect(try await folder.read(name: names[0], range: nil) == nil)
+        #expect(try await folder.read(name: names[1], range: nil) != nil)
+        #expect(await sweeper.sweepOnce() == 0)  // marked: not swept again
+    }
+}
+
+/// Now, moved on by the test.
+final class SweepClock: WallClock {
+    let offset = Mutex<TimeInterval>(0)
+    func now() -> Date { Date().addingTimeInterval(offset.withLock { $0 }) }
 }

@@ -172,3 +172,26 @@ extension LedgerStoreTests {
         #expect(try await store.claimDueWebhooks(now: t0.addingTimeInterval(3), limit: 10, claimFor: 60).map(\.event) == [.completed])
     }
 }
+
+extension LedgerStoreTests {
+    /// Input retention's two questions, on both stores: only ended runs are due, and a marked one is due no more.
+    @Test(arguments: Backend.allCases) func endedRunsAreDueForTheInputSweepUntilMarked(_ backend: Backend) async throws {
+        let db = try await TestDatabase.make(backend)
+        let store = try await db.open()
+        let account = try await funded(store, 1000)
+        let ended: Int64 = 710_000_000_000_031, running: Int64 = 710_000_000_000_032
+        try await store.insert(job(ended, account: account, price: 1))
+        try await store.insert(job(running, account: account, price: 1))
+        _ = try await store.claimNext(now: Date(), lease: 60)
+        _ = try await store.claimNext(now: Date(), lease: 60)
+        #expect(try await store.fail(id: ended, attempt: 1, failure: .init(code: .generationFailed, message: "m"), now: Date()))
+        let later = Date().addingTimeInterval(10)
+        #expect(try await store.runsWithInputs(finishedBefore: later, limit: 10).map(\.id) == [ended])
+        #expect(try await store.runsWithInputs(finishedBefore: Date().addingTimeInterval(-10), limit: 10).isEmpty)
+        try await store.markInputsSwept(ids: [ended, running], now: Date())
+        #expect(try await store.runsWithInputs(finishedBefore: later, limit: 10).isEmpty)
+        // The running run was not marked: once it ends it is due.
+        #expect(try await store.fail(id: running, attempt: 1, failure: .init(code: .generationFailed, message: "m"), now: Date()))
+        #expect(try await store.runsWithInputs(finishedBefore: later, limit: 10).map(\.id) == [running])
+    }
+}

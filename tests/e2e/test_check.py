@@ -90,4 +90,4 @@ def test_prefer_wait_and_the_wait_parameter_set_the_window_per_request(server) -
 
 def test_readyz_when_a_worker_is_ready(server) -> None:
     r = requests.get(f"{server.base_url}/readyz", timeout=10)
-    assert r.status_code == 200 and r.json() == {"ready": True, "workers": True, "database": True, "draining": False}
+    assert r.status_code == 200 and r.json() == {"ready": True, "workers": True, "database": True, "storage": True, "draining": False}

@@ -41,12 +41,14 @@ class Topology:
         self.server = server
         self.key: str | None = None
         self.nodes: dict[str, object] = {}
+        # Flags every node of this topology gets on top of its role's (the fault suite's shorter limits).
+        self.flags: list[str] = []
 
     def start(self, name: str):
         """API1 and API2 are API-only nodes (API2 redirects image reads to presigned URLs); W1 and W2 are worker
         nodes. Each has a data folder of its own."""
         data = data_dir_sharing_tiny(self.tmp, self.server, f"node-{name}")
-        flags = ["--database", self.url, "--lease", LEASE, *self.storage]
+        flags = ["--database", self.url, "--lease", LEASE, *self.storage, *self.flags]
         if name.startswith("API"):
             flags += ["--workers", "0", "--wait", "60"] + (["--output-urls", "presigned"] if name == "API2" else [])
             node = launch(data, *flags, key=self.key, env=self.env)
@@ -59,8 +61,8 @@ class Topology:
     def __getitem__(self, name: str):
         return self.nodes[name]
 
-    def objects(self) -> set[str]:
-        folder = self.bucket_root / "outputs"
+    def objects(self, kind: str = "outputs") -> set[str]:
+        folder = self.bucket_root / kind
         return {p.name for p in folder.iterdir()} if folder.exists() else set()
 
     def audit(self) -> None:
