@@ -148,7 +148,8 @@ struct OutcomeRecorder: Sendable {
             logger.error("run \(job.id) overran \(jobTimeout); killing its worker")
             return try await fail(JobFailure(code: .timeout, message: "the run took longer than \(jobTimeout.components.seconds) s and was stopped; try fewer steps or a smaller size"))
         case .storageFailed(let why):
-            for name in job.outputNames(forAttempt: attempt) { await storage.remove(name: name) }
+            // An upload that timed out may still land: deleted until the store takes it, and once more after.
+            janitor.deleteLater(job.outputNames(forAttempt: attempt), landing: true)
             let written = try await retry(JobFailure(code: .storageUnavailable, message: "the image store could not be reached to keep this request's images (attempt \(job.countedAttempts) of \(maxAttempts)); nothing was charged. Send the request again."))
             logger.error("run \(job.id): \(why); \(next(written))")
             return written
@@ -184,12 +185,16 @@ struct OutcomeRecorder: Sendable {
         }
         // Canceled (or taken over) while the worker finished: the images were never delivered nor charged. The
         // names are this attempt's own, so this never touches the images of the attempt that won.
-        for name in attemptNames { await storage.remove(name: name) }
+        await janitor.delete(attemptNames)
         logger.info("run \(job.id) finished after it was canceled or taken over; its images were discarded")
         return .fenced
     }
 
-    /// A run's inputs are kept while it may still be run again, and deleted once it ended.
+    /// Deletes a failed attempt's images until the store takes them (an upload that timed out may land later).
+    var janitor: StorageJanitor { StorageJanitor(storage: storage, clock: sleeper, logger: logger) }
+
+    /// A run's inputs are kept while it may still be run again, and deleted once it ended (InputSweeper deletes
+    /// what this could not).
     func removeInputs(of job: Job) async {
         guard let inputs else { return }
         for input in job.request.inputImages { await inputs.remove(name: input.file) }

@@ -1,6 +1,8 @@
 import AtelierCore
 import Crypto
+import AtelierEngine
 import Foundation
+import Logging
 
 /// Turns a request's `image` and `mask` into stored, checked inputs: URLs fetched through the `OutboundClient`,
 /// every source's bytes recognised and bounded by `ImageInspector`, then written to the input storage, where
@@ -10,9 +12,13 @@ public struct InputImages: Sendable {
     public let client: OutboundClient
     public let limits: ImageLimits
     public let fetchLimits: OutboundLimits
+    /// Deletes inputs no run will read, until the store takes them.
+    let janitor: StorageJanitor
 
-    public init(storage: any ImageStorage, client: OutboundClient, limits: ImageLimits, fetchLimits: OutboundLimits) {
+    public init(storage: any ImageStorage, client: OutboundClient, limits: ImageLimits, fetchLimits: OutboundLimits,
+                logger: Logger = Logger(label: "atelier.inputs")) {
         self.storage = storage
+        janitor = StorageJanitor(storage: storage, logger: logger)
         self.client = client
         self.limits = limits
         self.fetchLimits = fetchLimits
@@ -70,6 +76,9 @@ public struct InputImages: Sendable {
         do {
             try await storage.put(name: name, bytes: bytes)
         } catch is StorageUnavailable {
+            // The upload may still land (a bucket that did not answer in time can carry it out later): no run will
+            // read it, so it is deleted once the store answers again.
+            janitor.deleteLater([name], landing: true)
             throw .storageUnavailable
         } catch {
             throw .internalError("the \(param) input could not be stored: \(error)")
@@ -79,11 +88,9 @@ public struct InputImages: Sendable {
                           bytes: bytes.count, sha256: digest, origin: origin)
     }
 
-    /// Deletes stored inputs (a run that was not queued, or one that ended), in the background: the answer does
-    /// not wait for the store, and a failed delete is only logged.
+    /// Deletes stored inputs of a run that was not queued, in the background: the answer does not wait for the
+    /// store, and a store that is down gets the deletes once it answers again.
     public func remove(_ inputs: [InputImage]) {
-        guard !inputs.isEmpty else { return }
-        let storage = self.storage
-        Task { for input in inputs { await storage.remove(name: input.file) } }
+        janitor.deleteLater(inputs.map(\.file))
     }
 }

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from tests.e2e.test_postgres_nodes import busy_with, kill_9, pg_ctl
+from tests.e2e.test_postgres_nodes import busy_with, kill_9, pg_ctl, run_held_by
 from tests.e2e.test_worker_nodes import LEASE, s3_peer, stop_node
 
 from .traffic import Traffic
@@ -89,13 +89,18 @@ def postgres_outage_past_lease(t, traffic: Traffic, notes: Notes) -> None:
         pg_ctl("start")
 
 
-def first_image(t) -> str | None:
-    return next(iter(t.objects()), None)
+def first_image(t) -> str:
+    """A stored output (waiting for the first run's, on a fresh bucket prefix)."""
+    deadline = time.monotonic() + 60
+    while not (objects := t.objects()):
+        assert time.monotonic() < deadline, "no run stored an image"
+        time.sleep(0.1)
+    return next(iter(objects))
 
 
 def bucket_black_hole(t, traffic: Traffic, notes: Notes) -> None:
-    wait_busy(t["W1"], traffic)
     image = first_image(t)
+    wait_busy(t["W1"], traffic)
     s3_peer("pause")
     try:
         # An image read waits at most the storage timeout while the breaker learns, then answers at once.
@@ -125,15 +130,20 @@ def bucket_killed(t, traffic: Traffic, notes: Notes) -> None:
 def worker_drained_then_other_crashes(t, traffic: Traffic, notes: Notes) -> None:
     """The reported case: a drain past --drain-timeout requeues the run without counting the attempt, so with
     --max-attempts 2 the crash of the next worker running it still leaves it one more try."""
-    traffic._stop.set()  # no new runs: the victim must reach W2 next
-    victim = wait_busy(t["W1"], traffic)
+    traffic.halt()
+    # A long run that W1 holds (W2 paused while it is claimed), followed like the traffic's own.
+    victim = run_held_by(t["W1"], t["W2"], t["API1"], traffic.key, steps=60)
+    traffic.adopt(victim)
     notes.victims.append(victim)
-    stop_node(t.nodes.pop("W1"))
+    w1 = t.nodes.pop("W1")
+    w1.process.send_signal(signal.SIGTERM)
+    # Requeued at the head of the queue (its place kept) after the 2 s drain timeout: W2 takes it next.
     deadline = time.monotonic() + 60
     while not busy_with(t["W2"], victim):
         assert time.monotonic() < deadline, "the drained run never reached W2"
-        time.sleep(0.05)
+        time.sleep(0.02)
     kill_9(t.nodes.pop("W2"))
+    assert w1.process.wait(timeout=45) == 0, "\n".join(w1.stderr_lines[-30:])
     restart(t, "W1")
     restart(t, "W2")
 

@@ -59,7 +59,7 @@ def check_invariants(t, traffic: Traffic, account: str, credit: int) -> dict:
     delivered = set()
     for line in psql(t.url, "SELECT result FROM jobs WHERE status = 'succeeded'").splitlines():
         delivered |= {o["name"] for o in json.loads(line)["outputs"]}
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while (stray := t.objects() - delivered) or t.objects("inputs"):
         assert time.monotonic() < deadline, f"objects no run delivered: {sorted(stray)[:5]}; inputs left: {sorted(t.objects('inputs'))[:5]}"
         time.sleep(0.5)

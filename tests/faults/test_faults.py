@@ -21,7 +21,7 @@ CREDIT_IMAGES = 400
 # Short limits so each fault shows in seconds: a lapsed lease (4 s), a drain (2 s), a bucket that does not answer
 # (2 s), the breaker's cooldown (2 s), and two counted attempts per run.
 FLAGS = ["--max-attempts", "2", "--drain-timeout", "2", "--storage-timeout", "2", "--storage-breaker-cooldown", "2",
-         "--storage-breaker-failures", "2", "--input-sweep-grace", "1"]
+         "--storage-breaker-failures", "2", "--input-sweep-grace", "1", "--rate-limit", "100000"]
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +48,17 @@ def test_a_fault_loses_no_run_and_charges_none_twice(topology, fault: str) -> No
     try:
         FAULTS[fault](t, traffic, notes)
     except BaseException:
+        traffic.halt()
         ensure_all_up(t)
         raise
     ended = time.monotonic()
     time.sleep(2)  # clients keep calling after the fault
     traffic.stop()
-    figures = check_invariants(t, traffic, account, CREDIT_IMAGES * PRICE)
+    try:
+        figures = check_invariants(t, traffic, account, CREDIT_IMAGES * PRICE)
+    except AssertionError as failure:
+        logs = "\n".join(f"--- {name}:\n" + "\n".join(node.stderr_lines[-25:]) for name, node in t.nodes.items())
+        raise AssertionError(f"{failure}\n{logs}") from None
     for victim in notes.victims:
         # The run the fault hit still succeeded: a lost attempt is retried, a drained one is not counted.
         status = psql(t.url, f"SELECT status || ' ' || attempts || ' ' || spared_attempts FROM jobs WHERE id = {victim}")

@@ -113,6 +113,16 @@ class Traffic:
         if run.request_id is not None:
             self.follow(run, follow_for)
 
+    def adopt(self, request_id: int, kind: str = "t2i") -> None:
+        """Follows a run posted outside the traffic as one of its own."""
+        run = Run(kind=kind, idempotency_key="", request_id=request_id, submitted_at=time.monotonic())
+        with self._lock:
+            self.runs.append(run)
+        t = threading.Thread(target=self.follow, args=(run, 300), daemon=True)
+        t.start()
+        with self._lock:
+            self._threads.append(t)
+
     def start(self) -> "Traffic":
         def loop() -> None:
             for kind in itertools.cycle(["t2i", "i2i"]):
@@ -125,6 +135,10 @@ class Traffic:
                 self._stop.wait(self.interval)
         threading.Thread(target=loop, daemon=True).start()
         return self
+
+    def halt(self) -> None:
+        """Stops posting new runs; those accepted are still followed."""
+        self._stop.set()
 
     def stop(self, timeout: float = 300) -> None:
         """Stops posting and waits for every accepted run to end (or the timeout)."""
