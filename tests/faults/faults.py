@@ -132,7 +132,7 @@ def worker_drained_then_other_crashes(t, traffic: Traffic, notes: Notes) -> None
     --max-attempts 2 the crash of the next worker running it still leaves it one more try."""
     traffic.halt()
     # A long run that W1 holds (W2 paused while it is claimed), followed like the traffic's own.
-    victim = run_held_by(t["W1"], t["W2"], t["API1"], traffic.key, steps=60)
+    victim = run_held_by(t["W1"], t["W2"], t["API1"], traffic.key, steps=50)
     traffic.adopt(victim)
     notes.victims.append(victim)
     w1 = t.nodes.pop("W1")

@@ -21,7 +21,8 @@ CREDIT_IMAGES = 400
 # Short limits so each fault shows in seconds: a lapsed lease (4 s), a drain (2 s), a bucket that does not answer
 # (2 s), the breaker's cooldown (2 s), and two counted attempts per run.
 FLAGS = ["--max-attempts", "2", "--drain-timeout", "2", "--storage-timeout", "2", "--storage-breaker-cooldown", "2",
-         "--storage-breaker-failures", "2", "--input-sweep-grace", "1", "--rate-limit", "100000"]
+         "--storage-breaker-failures", "2", "--input-sweep-grace", "1", "--rate-limit", "100000",
+         "--max-concurrent-runs", "100"]
 
 
 @pytest.fixture(scope="module")
