@@ -36,7 +36,8 @@ def check_invariants(t, traffic: Traffic, account: str, credit: int) -> dict:
     for line in rows.splitlines():
         job_id, status, code, result, captures, captured = line.split("|")
         jobs[int(job_id)] = (status, code, json.loads(result) if result else None, int(captures), int(captured))
-    assert set(jobs) == {r.request_id for r in accepted}, "runs in the database that no client was told of, or the reverse"
+    told = {r.request_id for r in accepted}
+    assert set(jobs) == told, f"runs no client was told of: {sorted(set(jobs) - told)}; runs told but not stored: {sorted(told - set(jobs))}"
     failed: dict[str, int] = {}
     charged = 0
     for run in accepted:

@@ -47,6 +47,7 @@ class Traffic:
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _poster: threading.Thread | None = None
 
     def headers(self, run: Run) -> dict:
         return {"Authorization": f"Bearer {self.key}", "Idempotency-Key": run.idempotency_key}
@@ -133,7 +134,8 @@ class Traffic:
                 with self._lock:
                     self._threads.append(t)
                 self._stop.wait(self.interval)
-        threading.Thread(target=loop, daemon=True).start()
+        self._poster = threading.Thread(target=loop, daemon=True)
+        self._poster.start()
         return self
 
     def halt(self) -> None:
@@ -144,6 +146,8 @@ class Traffic:
         """Stops posting and waits for every accepted run to end (or the timeout)."""
         self._stop.set()
         deadline = time.monotonic() + timeout
+        if self._poster is not None:
+            self._poster.join(timeout=timeout)  # so no run is posted after the threads are counted
         for t in list(self._threads):
             t.join(timeout=max(0.0, deadline - time.monotonic()))
 
