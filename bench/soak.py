@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=3)
     parser.add_argument("--fault-every", type=float, default=40, help="mean seconds between faults")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--faults", default="|".join(FAULTS), help="names from tests/faults/faults.py, separated by |")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     folders = Folders()
@@ -74,12 +76,20 @@ def main() -> None:
             time.sleep(rng.expovariate(1 / args.fault_every))
             if time.monotonic() - started >= args.minutes * 60:
                 break
-            fault = rng.choice(list(FAULTS))
+            fault = rng.choice(args.faults.split("|"))
             print(f"{time.monotonic() - started:6.0f} s  {fault}", flush=True)
             FAULTS[fault](t, traffics[0], Notes())
             for traffic in traffics:  # a restarted API node has a new address
                 traffic.nodes[:] = [t["API1"], t["API2"]]
             survived[fault] = survived.get(fault, 0) + 1
+    except BaseException:
+        # The nodes' logs, for the post-mortem; then the nodes go with the process.
+        for name, node in t.nodes.items():
+            (folders.root / f"{name}.log").write_text("\n".join(node.stderr_lines))
+        print(f"logs in {folders.root}", flush=True)
+        for node in t.nodes.values():
+            node.process.kill()
+        raise
     finally:
         for traffic in traffics:
             traffic.halt()
@@ -112,10 +122,19 @@ def main() -> None:
     for account, traffic in zip(accounts, traffics):
         check_invariants(t, traffic, account, CREDIT_IMAGES * 10 * PRICE)
     print("invariants: every accepted run ended once, charged once if it succeeded, images served, no stray object, audit clean")
-    for node in t.nodes.values():
-        stop_node(node)
+    # Every node must drain and exit 0 on SIGTERM; one that does not is reported (and killed), not hidden.
+    stuck = []
+    for name, node in t.nodes.items():
+        try:
+            stop_node(node)
+        except (AssertionError, subprocess.TimeoutExpired):
+            stuck.append(name)
+            (folders.root / f"{name}.log").write_text("\n".join(node.stderr_lines))
+            node.process.kill()
+    print(f"nodes that did not exit 0 within 45 s of SIGTERM: {', '.join(stuck) or 'none'}"
+          + (f" (logs in {folders.root})" if stuck else ""))
     stop(base)
-    assert lost == 0 and twice == 0
+    assert lost == 0 and twice == 0 and not stuck
 
 
 if __name__ == "__main__":

@@ -80,13 +80,18 @@ def postgres_restart(t, traffic: Traffic, notes: Notes) -> None:
     pg_ctl("start")
 
 
-def postgres_outage_past_lease(t, traffic: Traffic, notes: Notes) -> None:
+def down_past_lease(t, traffic: Traffic, stop, start) -> None:
+    """With a run on W1: `stop`, longer than a lease, then `start` (whatever happens meanwhile)."""
     wait_busy(t["W1"], traffic)
-    pg_ctl("stop")
+    stop()
     try:
         time.sleep(PAST_LEASE)
     finally:
-        pg_ctl("start")
+        start()
+
+
+def postgres_outage_past_lease(t, traffic: Traffic, notes: Notes) -> None:
+    down_past_lease(t, traffic, lambda: pg_ctl("stop"), lambda: pg_ctl("start"))
 
 
 def first_image(t) -> str:
@@ -119,12 +124,7 @@ def bucket_black_hole(t, traffic: Traffic, notes: Notes) -> None:
 
 
 def bucket_killed(t, traffic: Traffic, notes: Notes) -> None:
-    wait_busy(t["W1"], traffic)
-    s3_peer("kill")
-    try:
-        time.sleep(PAST_LEASE)
-    finally:
-        s3_peer("start")
+    down_past_lease(t, traffic, lambda: s3_peer("kill"), lambda: s3_peer("start"))
 
 
 def worker_drained_then_other_crashes(t, traffic: Traffic, notes: Notes) -> None:

@@ -68,8 +68,9 @@ class Traffic:
                 self.calls[kind].append(time.monotonic() - started)
 
     def submit(self, run: Run, attempts: int = 6) -> None:
-        """Posts the run, moving to the next node when one does not answer; a 5xx answer is retried after its
-        Retry-After (the key makes every retry the same run); any other answer ends it."""
+        """Posts the run, moving to the next node when one does not answer; a 5xx answer or a 409 saying the
+        first try is still in progress is retried after its Retry-After (the key makes every retry the same run);
+        any other answer ends it."""
         run.submitted_at = time.monotonic()
         for attempt in range(attempts):
             node = self.nodes[attempt % len(self.nodes)]
@@ -82,7 +83,9 @@ class Traffic:
                 run.request_id = r.json()["data"]["request_id"]
                 return
             code = r.json().get("error", {}).get("code", str(r.status_code)) if r.headers.get("content-type", "").startswith("application/json") else str(r.status_code)
-            if r.status_code < 500 or attempt == attempts - 1:
+            # 409 idempotency_in_progress: the first try is still being accepted (its node waits for the database).
+            in_progress = code == "idempotency_in_progress"
+            if (r.status_code < 500 and not in_progress) or attempt == attempts - 1:
                 with self._lock:
                     self.refused[code] = self.refused.get(code, 0) + 1
                 return
