@@ -24,11 +24,12 @@ struct RunDispatcher: Sendable {
     var batchWindow: Duration { config.batchWindow }
     var sleeper: any Clock<Duration> { config.clock }
 
-    /// Whether a claimed run could reach the image store now: at once while the breaker is closed, else only once
-    /// a probe got through (which closes it).
+    /// Whether a claimed run could reach the image store now, asked before every claim (no lease is held while
+    /// it is asked): a probe through the breaker, refused at once while it is open. Every node asks for itself,
+    /// since this node's breaker may not have heard of an outage another node hit; an idle slot thus probes the
+    /// store once per poll interval (a HEAD a second on a bucket).
     func storageUsable() async -> Bool {
         guard let storage, let probe else { return true }
-        if case .closed = storage.current { return true }
         guard storage.isUsable else { return false }
         return (try? await probe.probe()) != nil
     }
