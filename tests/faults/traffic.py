@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import re
 import threading
 import time
 import uuid
@@ -83,8 +84,12 @@ class Traffic:
                 run.request_id = r.json()["data"]["request_id"]
                 return
             code = r.json().get("error", {}).get("code", str(r.status_code)) if r.headers.get("content-type", "").startswith("application/json") else str(r.status_code)
-            # 409 idempotency_in_progress: the first try is still being accepted (its node waits for the database).
-            in_progress = code == "idempotency_in_progress"
+            # 409 idempotency_in_progress: an earlier try (whose answer this client lost) made the run, which is
+            # still going; the message names it, and the client follows it as its own.
+            if code == "idempotency_in_progress" and (m := re.search(r"request_id (\d+)", r.json().get("message", ""))):
+                run.request_id = int(m.group(1))
+                return
+            in_progress = False
             if (r.status_code < 500 and not in_progress) or attempt == attempts - 1:
                 with self._lock:
                     self.refused[code] = self.refused.get(code, 0) + 1
