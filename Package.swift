@@ -76,6 +76,7 @@ let package = Package(
             name: "AtelierEngine",
             dependencies: [
                 "AtelierCore", "AtelierMetrics",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -44,8 +44,11 @@ public struct JobResult: Sendable, Equatable, Codable {
     public var safety: SafetyOutcome?
     /// Runs that shared this run's pipeline call (1: it ran alone); nil in rows written before batching existed.
     public var batchSize: Int?
+    /// The run's own LoRAs as applied (content hash, size, scale, where each came from); nil when it had none.
+    public var loras: [AppliedLoRA]?
     public init(outputs: [JobOutput], path: String, pathReason: String, inferenceMs: Double, encodeMs: Double,
-                safety: SafetyOutcome? = nil, batchSize: Int? = nil) {
+                safety: SafetyOutcome? = nil, batchSize: Int? = nil, loras: [AppliedLoRA]? = nil) {
+        self.loras = loras
         self.safety = safety
         self.batchSize = batchSize
         self.outputs = outputs

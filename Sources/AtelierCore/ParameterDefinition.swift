@@ -13,6 +13,10 @@ public struct ParameterDefinition: Sendable, Codable, Equatable {
         case seed
         /// A file, URL or data URI (image inputs).
         case file
+        /// A LoRA: an address (`LoRASource`) or an uploaded .safetensors file.
+        case lora
+        /// A JSON array of `{"path": address, "scale": number}`; `minimum` and `maximum` bound each scale.
+        case loraList = "lora_list"
     }
 
     /// A JSON scalar default.
@@ -128,4 +132,8 @@ public enum TypedValue: Sendable, Equatable {
     case seed(UInt64?)
     /// An image input, not yet fetched or checked.
     case image(ImageSource)
+    /// A LoRA, its address resolved but not yet fetched.
+    case lora(LoRAInput)
+    /// LoRAs with their scales, in the order given.
+    case loraList([LoRAInput], scales: [Double])
 }

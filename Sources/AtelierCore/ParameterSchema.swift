@@ -94,6 +94,22 @@ public struct ParameterSchema: Sendable {
                 if case .invalidParameters(let problems) = error { p.items += problems }
                 return nil
             }
+        case .lora:
+            do {
+                return try LoRAInput.parse(values[d.name], param: d.name).map(TypedValue.lora)
+            } catch {
+                if case .invalidParameters(let problems) = error { p.items += problems }
+                return nil
+            }
+        case .loraList:
+            do {
+                let scales = (d.minimum ?? -Double.greatestFiniteMagnitude)...(d.maximum ?? Double.greatestFiniteMagnitude)
+                return try LoRAInput.parseList(values[d.name], param: d.name, scales: scales)
+                    .map { TypedValue.loraList($0.map(\.0), scales: $0.map(\.1)) }
+            } catch {
+                if case .invalidParameters(let problems) = error { p.items += problems }
+                return nil
+            }
         }
     }
 
@@ -136,4 +152,8 @@ public struct TypedParameters: Sendable, Equatable {
     public func boolean(_ name: String) -> Bool? { if case .boolean(let b)? = values[name] { b } else { nil } }
     public func seed(_ name: String) -> UInt64? { if case .seed(let s)? = values[name] { s } else { nil } }
     public func image(_ name: String) -> ImageSource? { if case .image(let s)? = values[name] { s } else { nil } }
+    public func lora(_ name: String) -> LoRAInput? { if case .lora(let l)? = values[name] { l } else { nil } }
+    public func loraList(_ name: String) -> [(LoRAInput, Double)]? {
+        if case .loraList(let l, let scales)? = values[name] { Array(zip(l, scales)) } else { nil }
+    }
 }

@@ -17,6 +17,8 @@ public enum RunFailureCode: String, CaseIterable, Codable, Sendable {
     case canceled
     /// An input image does not decode.
     case invalidInput = "invalid_input"
+    /// A requested LoRA's tensors do not fit the model (the message names the first key that does not).
+    case loraIncompatible = "lora_incompatible"
 
     // The server's.
     /// The worker process died under the run on its last attempt.
@@ -29,6 +31,10 @@ public enum RunFailureCode: String, CaseIterable, Codable, Sendable {
     case storageUnavailable = "storage_unavailable"
     /// An image the worker reported is not where it said (a bad name, a missing file).
     case storageError = "storage_error"
+    /// A requested LoRA could not be fetched: its address was refused, did not answer, or answered other than 200.
+    case loraUnavailable = "lora_unavailable"
+    /// A requested LoRA's file is not a usable safetensors file (a pickle, a lying header, over the size limit).
+    case loraInvalid = "lora_invalid"
 
     public enum Producer: String, Sendable {
         case worker, server
@@ -36,8 +42,8 @@ public enum RunFailureCode: String, CaseIterable, Codable, Sendable {
 
     public var producer: Producer {
         switch self {
-        case .invalidRequest, .generationFailed, .encodeFailed, .outOfMemory, .safetyFlagged, .canceled, .invalidInput: .worker
-        case .workerCrashed, .workerLost, .timeout, .storageUnavailable, .storageError: .server
+        case .invalidRequest, .generationFailed, .encodeFailed, .outOfMemory, .safetyFlagged, .canceled, .invalidInput, .loraIncompatible: .worker
+        case .workerCrashed, .workerLost, .timeout, .storageUnavailable, .storageError, .loraUnavailable, .loraInvalid: .server
         }
     }
 

@@ -18,6 +18,10 @@ public enum RunParameter: String, CaseIterable, Sendable {
     case promptStrength = "prompt_strength"
     case disableSafetyChecker = "disable_safety_checker"
     case image, mask
+    case loraWeights = "lora_weights"
+    case extraLora = "extra_lora"
+    case extraLoraScale = "extra_lora_scale"
+    case loras
 
     /// How a parameter bears on sharing a pipeline call (`--batch-size`).
     public enum Batching: Sendable {
@@ -76,6 +80,13 @@ public enum RunParameter: String, CaseIterable, Sendable {
         case .disableSafetyChecker: Contract(kind: .boolean, workerField: "safety_check", absent: .bool(false))
         case .image: Contract(kind: .file, workerField: "image", batching: .alone)
         case .mask: Contract(kind: .file, workerField: "mask", batching: .alone)
+        // Per-request LoRAs, stacked on the model's own in this order: lora_weights (at lora_scale), extra_lora (at
+        // extra_lora_scale), then each entry of loras, all in the run's one list (`RunRequest.loras`). Runs share a
+        // call only with the same list: `loras` stands in the batch key for all four.
+        case .loraWeights: Contract(kind: .lora, workerField: "loras")
+        case .extraLora: Contract(kind: .lora, workerField: "loras")
+        case .extraLoraScale: Contract(kind: .number, workerField: "loras", absent: .number(1))
+        case .loras: Contract(kind: .loraList, workerField: "loras", batching: .keyed)
         }
     }
 
@@ -107,6 +118,15 @@ public enum RunParameter: String, CaseIterable, Sendable {
         if offered["mask"] != nil && offered["image"] == nil { out.append("parameter \"mask\" needs the image parameter too") }
         if offered["image"] != nil && offered["prompt_strength"] == nil {
             out.append("parameter \"image\" needs prompt_strength too (how much of the image to keep)")
+        }
+        if offered["lora_weights"] != nil && entry.lora != nil {
+            out.append("parameter \"lora_weights\" is for a model without its own lora (lora_scale is that LoRA's scale); offer extra_lora or loras to stack more")
+        }
+        if offered["lora_weights"] != nil && offered["lora_scale"] == nil {
+            out.append("parameter \"lora_weights\" needs lora_scale too (its strength)")
+        }
+        if offered["extra_lora"] != nil && offered["extra_lora_scale"] == nil {
+            out.append("parameter \"extra_lora\" needs extra_lora_scale too (its strength)")
         }
         return out
     }
@@ -164,6 +184,8 @@ extension RunRequest {
         case .disableSafetyChecker: String(disableSafetyChecker)
         case .image: image?.file
         case .mask: mask?.file
+        case .loraWeights, .extraLora, .extraLoraScale, .loras:
+            loras.map { $0.map(\.batchText).joined(separator: ",") }
         }
     }
 

@@ -22,6 +22,9 @@ public struct RunRequest: Sendable, Equatable, Codable {
     public var image: InputImage?
     /// Inpainting: white areas of the mask are repainted. Only with `image`.
     public var mask: InputImage?
+    /// LoRAs the client asked for, stacked on the model's own in this order; nil when none (and in runs stored
+    /// before per-request LoRAs existed).
+    public var loras: [RequestedLoRA]?
 
     public init(
         modelID: String, prompt: String, aspectRatio: String, megapixels: String, size: ImageSize, numOutputs: Int,
@@ -62,7 +65,7 @@ public struct RunRequest: Sendable, Equatable, Codable {
         case turbo
         case promptStrength = "prompt_strength"
         case disableSafetyChecker = "disable_safety_checker"
-        case image, mask
+        case image, mask, loras
     }
 
     /// Seeds are kept within 2^53 so every JSON client reads them back exactly.

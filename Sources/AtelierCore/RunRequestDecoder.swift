@@ -5,18 +5,30 @@ import Foundation
 /// (`ParameterSchema`); what they mean for a FLUX pipeline (the size table, seeds per image) is decided here.
 public struct RunRequestDecoder: Sendable {
     public let catalog: ModelCatalog
+    /// The most LoRAs one run may stack (`--max-loras`).
+    public let maxLoRAs: Int
     /// The most parameters a body may carry; a client sending more is confused or hostile.
     public static let maxParameterCount = 64
 
-    public init(catalog: ModelCatalog) {
+    public init(catalog: ModelCatalog, maxLoRAs: Int = LoRALimits().maxPerRun) {
         self.catalog = catalog
+        self.maxLoRAs = maxLoRAs
     }
 
-    /// A request's image inputs as sent, before they are fetched, checked and stored.
+    /// A LoRA file sent in the request (multipart), to be checked and stored before the run is queued; `index`
+    /// is its place in the run's `loras`.
+    public struct LoRAUpload: Sendable, Equatable {
+        public var index: Int
+        public var bytes: [UInt8]
+    }
+
+    /// A request's image inputs and uploaded LoRAs as sent, before they are fetched, checked and stored.
     public struct PendingInputs: Sendable, Equatable {
         public var image: ImageSource?
         public var mask: ImageSource?
-        public var isEmpty: Bool { image == nil && mask == nil }
+        public var loraUploads: [LoRAUpload] = []
+        public var isEmpty: Bool { image == nil && mask == nil && loraUploads.isEmpty }
+        public var hasImages: Bool { image != nil || mask != nil }
     }
 
     /// A request without image inputs (every other caller; an image here is a programming error upstream).
@@ -55,7 +67,7 @@ public struct RunRequestDecoder: Sendable {
         }
         let (typed, present) = ParameterSchema(definitions).validate(rest, into: &p)
         let v = PipelineValues(typed: typed)
-        let inputs = PendingInputs(image: typed.image("image"), mask: typed.image("mask"))
+        var inputs = PendingInputs(image: typed.image("image"), mask: typed.image("mask"))
         if inputs.mask != nil && !hasImage {
             p.add("mask", "mask_without_image", "mask needs an image to paint on; send image too, or leave mask out")
         }
@@ -104,10 +116,36 @@ public struct RunRequestDecoder: Sendable {
         )
         // Stored only when on, so runs without it read back as they did before it existed.
         if v.boolean(.turbo) == true { request.turbo = true }
+        (request.loras, inputs.loraUploads) = try requestedLoRAs(typed, v, loraScale: loraScale)
         return (request, inputs)
     }
-}
 
+    /// The LoRAs in the order they stack: lora_weights (at lora_scale), extra_lora (at extra_lora_scale), then loras.
+    func requestedLoRAs(_ typed: TypedParameters, _ v: PipelineValues, loraScale: Double) throws(AtelierError) -> ([RequestedLoRA]?, [LoRAUpload]) {
+        var given: [(param: String, input: LoRAInput, scale: Double)] = []
+        if let l = typed.lora(RunParameter.loraWeights.rawValue) { given.append((RunParameter.loraWeights.rawValue, l, loraScale)) }
+        if let l = typed.lora(RunParameter.extraLora.rawValue) { given.append((RunParameter.extraLora.rawValue, l, v.number(.extraLoraScale) ?? 1)) }
+        for (i, (l, scale)) in (typed.loraList(RunParameter.loras.rawValue) ?? []).enumerated() {
+            given.append(("\(RunParameter.loras.rawValue)[\(i)].path", l, scale))
+        }
+        guard given.count <= maxLoRAs else {
+            throw .invalid(RunParameter.loras.rawValue, "too_many_loras",
+                           "a run may stack at most \(maxLoRAs) LoRAs (lora_weights, extra_lora and the entries of loras together); got \(given.count)")
+        }
+        guard !given.isEmpty else { return (nil, []) }
+        var uploads: [LoRAUpload] = []
+        let loras = given.enumerated().map { i, g in
+            switch g.input {
+            case .url(let source, let url):
+                return RequestedLoRA(parameter: g.param, source: source, url: url.absoluteString, scale: g.scale)
+            case .upload(let bytes, let filename):
+                uploads.append(LoRAUpload(index: i, bytes: bytes))
+                return RequestedLoRA(parameter: g.param, source: "upload:\(filename ?? "unnamed")", url: nil, scale: g.scale)
+            }
+        }
+        return (loras, uploads)
+    }
+}
 
 /// A run's parameter values as the pipeline takes them: the request's (or the model's default, which
 /// `ParameterSchema` fills in), else, for a parameter the model does not offer, the table's (`RunParameter`).

@@ -17,12 +17,15 @@ enum Outcome: Sendable {
     case leaseLost
     /// Stopped by the drain timeout on shutdown: not the request's fault, and not an attempt.
     case drained
+    /// The run cannot be run as asked (a LoRA that cannot be fetched or used): failed at once, never retried,
+    /// nothing charged.
+    case refused(JobFailure)
 
     /// Whether the worker process can be trusted with another run after this.
     var workerBroken: Bool {
         switch self {
         case .crashed, .timedOut, .protocolBroken, .drained: true
-        case .succeeded, .failed, .storageFailed, .leaseLost: false
+        case .succeeded, .failed, .storageFailed, .leaseLost, .refused: false
         }
     }
 }
@@ -134,6 +137,9 @@ struct OutcomeRecorder: Sendable {
         case .failed(let e):
             logger.warning("run \(job.id) failed: \(e.code): \(e.message)")
             return try await fail(JobFailure(code: RunFailureCode(worker: e.code), message: e.message))
+        case .refused(let failure):
+            logger.warning("run \(job.id) failed: \(failure.code.rawValue): \(failure.message)")
+            return try await fail(failure)
         case .drained:
             // Stopped by the drain timeout, not by the request: the attempt is spared from the limit.
             let written: Written = try await store.requeueSpared(id: job.id, attempt: attempt, now: now) ? .requeued : .fenced
@@ -173,7 +179,7 @@ struct OutcomeRecorder: Sendable {
         let result = JobResult(
             outputs: outputs, path: r.path, pathReason: r.pathReason,
             inferenceMs: r.timings["inference_ms"] ?? 0, encodeMs: r.timings["encode_ms"] ?? 0, safety: r.safety,
-            batchSize: r.batchSize ?? 1
+            batchSize: r.batchSize ?? 1, loras: r.applied
         )
         if try await store.complete(id: job.id, attempt: attempt, result: result, now: now) {
             logger.info("run \(job.id) succeeded: \(outputs.count) image(s), \(Int(r.timings["total_ms"] ?? 0)) ms, \(r.path) path")

@@ -24,6 +24,17 @@ struct RunFiles: Sendable {
     let inputs: (any ImageStorage)?
     /// Times the pause before a second try at publishing.
     let sleeper: any Clock<Duration>
+    /// Where a run's own LoRAs come from (nil: this node serves no per-request LoRAs).
+    let loras: LoRAFiles?
+
+    /// The run's own LoRAs on this machine, for the worker; or what ends the attempt.
+    func localLoRAs(of job: Job) async -> LoRAFiles.Prepared {
+        guard !(job.request.loras ?? []).isEmpty else { return .ready([]) }
+        guard let loras else {
+            return .ended(.refused(JobFailure(code: .loraUnavailable, message: "this server does not fetch per-request LoRAs")))
+        }
+        return await loras.localFiles(of: job)
+    }
 
     /// Files on this machine with the run's input images, for the worker: the stored files themselves for a
     /// folder, downloads for a bucket.

@@ -49,6 +49,23 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
     public var modelID: String
     /// `RunRequest.batchKey`: the worker puts runs in one call only when their keys are equal; null: alone.
     public var batchKey: String?
+    /// The run's own LoRAs, on this machine, in the order they stack on the model's; empty for none.
+    public var loras: [LoRA] = []
+
+    /// One per-request LoRA for the worker: its file, content hash (the worker's memory cache key), scale, and
+    /// the parameter that named it (for an error about its tensors).
+    public struct LoRA: Sendable, Equatable, Codable {
+        public var path: String
+        public var sha256: String
+        public var scale: Double
+        public var parameter: String
+        public init(path: String, sha256: String, scale: Double, parameter: String) {
+            self.path = path
+            self.sha256 = sha256
+            self.scale = scale
+            self.parameter = parameter
+        }
+    }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case type, prompt, width, height, guidance, outputs, image, mask, strength, turbo
@@ -62,6 +79,7 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
         case outputFormat = "output_format"
         case outputQuality = "output_quality"
         case batchKey = "batch_key"
+        case loras
     }
 
     /// `inputPaths`: where the run's image (and mask) are stored, in that order.
@@ -114,6 +132,7 @@ public struct GenerateCommand: Sendable, Equatable, Codable {
         try c.encode(strength, forKey: .strength)
         try c.encode(modelID, forKey: .modelID)
         try c.encode(batchKey, forKey: .batchKey)
+        try c.encode(loras, forKey: .loras)
     }
 }
 
@@ -173,8 +192,22 @@ public struct WorkerResult: Sendable, Equatable, Decodable {
     public var safety: SafetyOutcome?
     /// Runs that shared the pipeline call; absent from workers that do not batch.
     public var batchSize: Int?
+    /// Per request LoRA, in the command's order: whether the worker had it loaded already (memory) or read it.
+    public var loras: [LoRAReport]?
+    /// Filled in by this node from the worker's report and where it found each file; never sent by the worker.
+    public var applied: [AppliedLoRA]?
+
+    public struct LoRAReport: Sendable, Equatable, Decodable {
+        public var sha256: String
+        public var fromMemory: Bool
+        enum CodingKeys: String, CodingKey {
+            case sha256
+            case fromMemory = "from_memory"
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
-        case images, path, timings, safety
+        case images, path, timings, safety, loras
         case jobID = "job_id"
         case batchSize = "batch_size"
         case pathReason = "path_reason"

@@ -6,7 +6,8 @@ import Logging
 extension WorkerSlot {
     /// Sends the jobs as one command (`generate` alone, `generate_batch` for several) and waits until each has its
     /// answer; a crash, a broken protocol or the timeout (`jobTimeout` per run in the call) ends all that are left.
-    func generate(_ batch: [Job], inputPaths: [Int64: [String]], on worker: WorkerProcess) async -> [Int64: Outcome] {
+    func generate(_ batch: [Job], inputPaths: [Int64: [String]], loras: [Int64: [LoRAFiles.Local]] = [:],
+                  on worker: WorkerProcess) async -> [Int64: Outcome] {
         var outcomes: [Int64: Outcome] = [:]
         var commands: [(id: Int64, command: GenerateCommand)] = []
         for job in batch {
@@ -19,7 +20,11 @@ extension WorkerSlot {
                 paths.append(path)
             }
             if outcomes[job.id] != nil { continue }
-            commands.append((job.id, GenerateCommand(job: job, paths: paths, inputPaths: inputPaths[job.id] ?? [])))
+            var command = GenerateCommand(job: job, paths: paths, inputPaths: inputPaths[job.id] ?? [])
+            command.loras = (loras[job.id] ?? []).map {
+                GenerateCommand.LoRA(path: $0.path, sha256: $0.sha256, scale: $0.lora.scale, parameter: $0.lora.parameter)
+            }
+            commands.append((job.id, command))
         }
         guard !commands.isEmpty else { return outcomes }
         do {

@@ -153,18 +153,33 @@ struct WorkerSlot: Sendable {
     /// in the store.
     private func runAndStore(_ batch: [Job], on worker: WorkerProcess) async -> [Int64: Outcome] {
         var inputPaths: [Int64: [String]] = [:]
+        var loras: [Int64: [LoRAFiles.Local]] = [:]
         var outcomes: [Int64: Outcome] = [:]
         for job in batch {
             switch await files.localInputs(of: job) {
             case .success(let paths): inputPaths[job.id] = paths
-            case .failure(let problem): outcomes[job.id] = problem.outcome(jobID: job.id)
+            case .failure(let problem): outcomes[job.id] = problem.outcome(jobID: job.id); continue
+            }
+            switch await files.localLoRAs(of: job) {
+            case .ready(let local): loras[job.id] = local
+            case .ended(let outcome):
+                outcomes[job.id] = outcome
+                inputPaths[job.id] = nil
+                files.releaseInputs(of: job)
             }
         }
         let runnable = batch.filter { inputPaths[$0.id] != nil }
         if !runnable.isEmpty {
-            outcomes.merge(await generate(runnable, inputPaths: inputPaths, on: worker)) { $1 }
+            outcomes.merge(await generate(runnable, inputPaths: inputPaths, loras: loras, on: worker)) { $1 }
         }
-        for job in batch { files.releaseInputs(of: job) }
+        for job in batch {
+            files.releaseInputs(of: job)
+            files.loras?.release(loras[job.id] ?? [])
+            if case .succeeded(var result)? = outcomes[job.id], let local = loras[job.id], !local.isEmpty {
+                result.applied = LoRAFiles.applied(local, report: result.loras)
+                outcomes[job.id] = .succeeded(result)
+            }
+        }
         return await files.storeImages(of: batch, outcomes)
     }
 }

@@ -31,7 +31,7 @@ public final class WorkerSupervisor: Service, Sendable {
         launch: WorkerLaunch, config: SupervisorConfiguration, store: any JobStore, storage: any ImageStorage,
         inputs: (any ImageStorage)? = nil, events: JobEvents? = nil, wake: WakeSignal? = nil,
         clock: any WallClock = SystemWallClock(), storageBreaker: CircuitBreaker? = nil, metrics: AtelierMetrics = AtelierMetrics(),
-        logger: Logger
+        loras: LoRASources? = nil, logger: Logger
     ) {
         let events = events ?? JobEvents(clock: config.clock)
         let wake = wake ?? WakeSignal(clock: config.clock)
@@ -40,7 +40,16 @@ public final class WorkerSupervisor: Service, Sendable {
                                        maxAttempts: config.maxAttempts, jobTimeout: config.jobTimeout, clock: clock,
                                        sleeper: config.clock, metrics: metrics, logger: logger)
         let dispatcher = RunDispatcher(store: store, config: config, clock: clock, storage: storageBreaker, probe: storage, logger: logger)
-        let files = RunFiles(storage: storage, inputs: inputs, sleeper: config.clock)
+        let loraFiles = loras.flatMap { l -> LoRAFiles? in
+            do {
+                return try LoRAFiles(store: l.store, downloader: l.downloader, cacheDirectory: l.cacheDirectory, cacheBudget: l.diskBudget,
+                                     limits: l.limits, metrics: metrics, logger: logger)
+            } catch {
+                logger.error("per-request LoRAs are off on this node: its cache folder \(l.cacheDirectory.path) cannot be made (\(error))")
+                return nil
+            }
+        }
+        let files = RunFiles(storage: storage, inputs: inputs, sleeper: config.clock, loras: loraFiles)
         self.config = config
         self.board = board
         self.store = store

@@ -30,6 +30,8 @@ public struct APIConfiguration: Sendable {
     public var dialects = DialectConfiguration()
     /// `--output-retention`: how long a succeeded run's images are kept (the sweeper deletes older ones); nil: kept.
     public var outputRetention: Duration?
+    /// `--max-loras`, `--lora-max-bytes`.
+    public var loraLimits = LoRALimits()
     public init() {}
 
     /// The limits of the run use case, from the same settings.
@@ -38,6 +40,7 @@ public struct APIConfiguration: Sendable {
         runs.maxWait = maxWait
         runs.maxConcurrentRuns = maxConcurrentRuns
         runs.outboundPolicy = outboundPolicy
+        runs.loraLimits = loraLimits
         return runs
     }
 }
@@ -62,7 +65,8 @@ public struct AtelierAPI: Sendable {
     public init(
         catalog: ModelCatalog, keys: any AccountsStore, jobs: any JobStore, storage: any ImageStorage, queue: any RunQueue,
         clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init(), limiter: RateLimiter = RateLimiter(),
-        inputStorage: (any ImageStorage)? = nil, playground: Playground? = nil, metrics: MetricsEndpoint? = nil
+        inputStorage: (any ImageStorage)? = nil, loraStore: (any LoRAStore)? = nil, playground: Playground? = nil,
+        metrics: MetricsEndpoint? = nil
     ) {
         let recorder = metrics?.metrics ?? AtelierMetrics()
         let inputs = inputStorage.map {
@@ -70,7 +74,7 @@ public struct AtelierAPI: Sendable {
                         limits: config.imageLimits, fetchLimits: config.fetchLimits)
         }
         let service = RunService(catalog: catalog, jobs: jobs, accounts: keys, storage: storage, queue: queue, clock: clock,
-                                 config: config.runs, inputs: inputs, metrics: recorder)
+                                 config: config.runs, inputs: inputs, loraStore: loraStore, metrics: recorder)
         let edge = HTTPEdge(config: config, storage: storage)
         self.keys = keys
         self.limiter = limiter

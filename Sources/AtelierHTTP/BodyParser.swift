@@ -51,6 +51,8 @@ public enum BodyParser {
                 let strings = items.compactMap { if case .string(let s) = $0 { s } else { nil } }
                 guard strings.count == items.count else { throw .malformedBody("\(k) must be a list of strings") }
                 out[k] = .string(strings.isEmpty ? "[]" : strings.joined(separator: ","))
+            // The LoRA list (fal's and Together's form): kept as its JSON text, which is how forms send it too.
+            case .array where k == RunParameter.loras.rawValue: out[k] = .string(v.jsonText)
             case .array, .object: throw .malformedBody("\(k) must be a string, number or boolean, not an object or array")
             }
         }

@@ -16,7 +16,11 @@ enum CatalogSchema {
             case .boolean: p = .boolean
             case .choice: p = .strings(d.choices ?? [])
             case .seed: p = .integer(minimum: 0, maximum: Int64(RunRequest.maxSeed))
-            case .file: p = .string(format: "uri")
+            case .file, .lora: p = .string(format: "uri")
+            case .loraList:
+                p = .array(of: JSONSchema.object([
+                    "path": .string(format: "uri"), "scale": .number(minimum: d.minimum, maximum: d.maximum),
+                ]).with { $0.required = ["path"] })
             }
             p.description = d.description
             p.order = order

@@ -64,7 +64,8 @@ public enum ErrorMapping {
     /// Problems of a parameter's content that no schema can state; the request's form was right.
     public static let contentProblemCodes: Set<String> = [
         "unsafe_url", "fetch_failed", "image_too_large", "empty_image", "unsupported_format", "truncated_image",
-        "invalid_image_size", "too_many_pixels", "invalid_data_uri", "too_few_steps", "invalid_metadata",
+        "invalid_image_size", "too_many_pixels", "invalid_data_uri", "too_few_steps", "invalid_metadata", "lora_url_unusable",
+        "lora_invalid", "too_many_loras", "invalid_lora_list",
     ]
 
     public static func status(for error: AtelierError) -> HTTPResponse.Status {
@@ -95,8 +96,9 @@ public enum ErrorMapping {
         switch code {
         // Infrastructure failures are worth retrying: 503.
         case .workerCrashed, .workerLost, .timeout, .storageUnavailable: .serviceUnavailable
-        // Every image flagged, or an input image that does not decode: the request's content, 422.
-        case .safetyFlagged, .invalidInput: .unprocessableContent
+        // Every image flagged, an input image that does not decode, a LoRA that cannot be fetched or used: the
+        // request's content, 422.
+        case .safetyFlagged, .invalidInput, .loraIncompatible, .loraUnavailable, .loraInvalid: .unprocessableContent
         // Stopped by a cancel: the run's state, not the request, is in the way.
         case .canceled: .conflict
         // A failure of the generation itself.

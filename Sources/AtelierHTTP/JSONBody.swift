@@ -204,3 +204,20 @@ struct JSONBody {
         out.append(contentsOf: Array(String(Character(scalar)).utf8))
     }
 }
+
+extension JSONBody.Value {
+    /// The value written back as JSON text (for a parameter kept as text, such as `loras`).
+    var jsonText: String {
+        switch self {
+        case .string(let s):
+            let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.fragmentsAllowed])) ?? Data("[\"\"]".utf8)
+            return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+        case .number(let d): return d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
+        case .bool(let b): return String(b)
+        case .null: return "null"
+        case .array(let items): return "[" + items.map(\.jsonText).joined(separator: ",") + "]"
+        case .object(let members):
+            return "{" + members.map { JSONBody.Value.string($0.key).jsonText + ":" + $0.value.jsonText }.joined(separator: ",") + "}"
+        }
+    }
+}

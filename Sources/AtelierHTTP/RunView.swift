@@ -47,6 +47,9 @@ public struct RunView: Encodable, Sendable {
     public var pathReason: String?
     public var timings: Timings?
     public var safetyChecker: Safety?
+    /// The run's own LoRAs as applied: content hash, size, scale and where each came from (`memory`, `node_disk`,
+    /// `cluster_store`, or `download` on its first use in the cluster).
+    public var loras: [AppliedLoRA]?
     /// Every parameter as the run uses it: defaults filled in, aliases resolved, the seed picked.
     public var input: RunRequest
     /// Set when the run failed: the same code and message the failing /run response carried.
@@ -110,7 +113,7 @@ public struct RunView: Encodable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case status, output, seed, seeds, width, height, path, timings
         case safetyChecker = "safety_checker"
-        case error, progress, input
+        case error, progress, input, loras
         case requestID = "request_id"
         case modelID = "model_id"
         case outputType = "output_type"
@@ -164,6 +167,7 @@ public struct RunView: Encodable, Sendable {
                 else if s.dropped == 0 { "checked: no image was flagged" }
                 else { "checked: \(s.dropped) image(s) flagged and not delivered (not charged)" }
             safetyChecker = Safety(checker: s.checker, ran: s.ran, dropped: s.dropped, note: note)
+            loras = result.loras
         }
     }
 }
@@ -218,6 +222,7 @@ extension RunView {
             case .input: JSONSchema.anyObject.described("Every parameter as the run uses it: defaults filled in, the seed picked.")
             case .cost: RunCost.schema
             case .outputExpired: OutputExpired.schema
+            case .loras: .array(of: AppliedLoRA.schema)
             }
         }.described("A run. While it is queued or running, /run answers with request_id and status only; /check and the event stream have the rest."))
     }

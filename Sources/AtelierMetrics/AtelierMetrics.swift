@@ -43,6 +43,10 @@ public struct AtelierMetrics: Sendable {
         public static let storageCalls = "atelier_storage_calls_total"
         public static let storageSeconds = "atelier_storage_call_seconds"
         public static let storageBreakerOpen = "atelier_storage_breaker_open"
+        public static let loraResolved = "atelier_lora_resolved_total"
+        public static let loraDownloadBytes = "atelier_lora_download_bytes_total"
+        public static let loraDownloadSeconds = "atelier_lora_download_seconds"
+        public static let loraEvictions = "atelier_lora_cache_evictions_total"
     }
 
     /// Image runs take seconds to minutes: buckets up to the 300 s job timeout (Prometheus' defaults stop at 10 s).
@@ -114,6 +118,23 @@ public struct AtelierMetrics: Sendable {
         if outcome != "skipped" {
             CoreMetrics.Timer(label: Name.storageSeconds, dimensions: [("operation", operation)], factory: factory).record(seconds: seconds)
         }
+    }
+
+    /// A run's LoRA was found (`origin`: memory, node_disk, cluster_store, download: a miss everywhere) or could
+    /// not be used (`origin`: failed).
+    public func loraResolved(origin: String) {
+        Counter(label: Name.loraResolved, dimensions: [("origin", origin)], factory: factory).increment()
+    }
+
+    /// A LoRA was downloaded from its URL (the first use in the cluster): its size and the time it took.
+    public func loraDownloaded(bytes: Int, seconds: TimeInterval) {
+        Counter(label: Name.loraDownloadBytes, dimensions: [], factory: factory).increment(by: Int64(bytes))
+        CoreMetrics.Timer(label: Name.loraDownloadSeconds, dimensions: [], factory: factory).record(seconds: seconds)
+    }
+
+    /// Files the node's LoRA disk cache deleted to stay within its budget (`--lora-disk-cache`).
+    public func loraEvicted(_ count: Int) {
+        Counter(label: Name.loraEvictions, dimensions: [], factory: factory).increment(by: Int64(count))
     }
 
     /// The image store's circuit breaker opened (1) or closed (0).

@@ -77,12 +77,15 @@ public struct OutboundClient: Sendable {
         self.metrics = metrics
     }
 
+    /// `hopHeaders`: headers for one hop's URL only (a token for its own host, never sent on to a redirect's host).
+    /// `file`: the body is streamed into this file instead of memory (a LoRA may be gigabytes); `body` is then empty.
     public func send(
-        _ method: HTTPMethod = .GET, url: URL, headers: HTTPHeaders = [:], body: [UInt8]? = nil, limits: OutboundLimits
+        _ method: HTTPMethod = .GET, url: URL, headers: HTTPHeaders = [:], body: [UInt8]? = nil, limits: OutboundLimits,
+        hopHeaders: (@Sendable (URL) -> HTTPHeaders)? = nil, file: String? = nil
     ) async throws(OutboundFailure) -> OutboundResponse {
         let result: Result<OutboundResponse, OutboundFailure> = await withTaskGroup(of: Result<OutboundResponse, OutboundFailure>?.self) { group in
             group.addTask {
-                do { return .success(try await self.follow(method, url: url, headers: headers, body: body, limits: limits)) }
+                do { return .success(try await self.follow(method, url: url, headers: headers, body: body, limits: limits, hopHeaders: hopHeaders, file: file)) }
                 catch let failure as OutboundFailure { return .failure(failure) }
                 catch { return .failure(.connection("\(error)")) }
             }
@@ -99,12 +102,15 @@ public struct OutboundClient: Sendable {
     }
 
     private func follow(
-        _ method: HTTPMethod, url start: URL, headers: HTTPHeaders, body: [UInt8]?, limits: OutboundLimits
+        _ method: HTTPMethod, url start: URL, headers: HTTPHeaders, body: [UInt8]?, limits: OutboundLimits,
+        hopHeaders: (@Sendable (URL) -> HTTPHeaders)?, file: String?
     ) async throws -> OutboundResponse {
         var url = start
         var redirects = 0
         while true {
-            let response = try await once(method, url: url, headers: headers, body: body, limits: limits)
+            var hop = headers
+            if let extra = hopHeaders?(url) { hop.add(contentsOf: extra) }
+            let response = try await once(method, url: url, headers: hop, body: body, limits: limits, file: file)
             guard (300..<400).contains(response.status), response.status != 304, limits.maxRedirects > 0,
                   let location = response.headers.first(name: "location") else {
                 return response
@@ -120,7 +126,7 @@ public struct OutboundClient: Sendable {
 
     /// One request to one URL, to the address that was checked.
     private func once(
-        _ method: HTTPMethod, url: URL, headers: HTTPHeaders, body: [UInt8]?, limits: OutboundLimits
+        _ method: HTTPMethod, url: URL, headers: HTTPHeaders, body: [UInt8]?, limits: OutboundLimits, file: String?
     ) async throws -> OutboundResponse {
         guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
             throw OutboundFailure.invalidURL("only http and https URLs are fetched; got \"\(url.absoluteString.prefix(100))\"")
@@ -150,9 +156,13 @@ public struct OutboundClient: Sendable {
                 throw OutboundFailure.tooLarge(limit: limits.maxBytes)
             }
             var bytes: [UInt8] = []
-            for try await chunk in response.body {
-                bytes.append(contentsOf: chunk.readableBytesView)
-                if bytes.count > limits.maxBytes { throw OutboundFailure.tooLarge(limit: limits.maxBytes) }
+            if let file, response.status == .ok {
+                try await Self.stream(response.body, to: file, maxBytes: limits.maxBytes)
+            } else {
+                for try await chunk in response.body {
+                    bytes.append(contentsOf: chunk.readableBytesView)
+                    if bytes.count > limits.maxBytes { throw OutboundFailure.tooLarge(limit: limits.maxBytes) }
+                }
             }
             outcome = .success(OutboundResponse(status: Int(response.status.code), headers: response.headers, body: bytes, url: url))
         } catch {
@@ -164,6 +174,18 @@ public struct OutboundClient: Sendable {
         case .failure(let e as OutboundFailure): throw e
         case .failure(let e as HTTPClientError) where e == .connectTimeout: throw OutboundFailure.connection("no connection within \(limits.connectTimeout.nanoseconds / 1_000_000_000) s")
         case .failure(let e): throw OutboundFailure.connection(Self.describe(e))
+        }
+    }
+
+    static func stream(_ body: HTTPClientResponse.Body, to path: String, maxBytes: Int) async throws {
+        FileManager.default.createFile(atPath: path, contents: nil)
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw OutboundFailure.connection("cannot write \(path)") }
+        defer { try? handle.close() }
+        var written = 0
+        for try await chunk in body {
+            written += chunk.readableBytes
+            if written > maxBytes { throw OutboundFailure.tooLarge(limit: maxBytes) }
+            try handle.write(contentsOf: Array(chunk.readableBytesView))
         }
     }
 

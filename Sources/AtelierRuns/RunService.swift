@@ -18,11 +18,14 @@ public struct RunService: Sendable {
     public let config: RunsConfiguration
     /// Where input images are kept while their run is queued or running; nil: image inputs are refused.
     public let inputs: InputImages?
+    /// Where uploaded LoRA files go (the cluster's LoRA store); nil: LoRA uploads are refused.
+    let loraUploads: LoRAUploads?
     let metrics: AtelierMetrics
 
     public init(catalog: ModelCatalog, jobs: any JobStore, accounts: any AccountStore & LedgerStore, storage: any ImageStorage, queue: any RunQueue,
                 clock: any WallClock = SystemWallClock(), config: RunsConfiguration = .init(), inputs: InputImages? = nil,
-                metrics: AtelierMetrics = AtelierMetrics()) {
+                loraStore: (any LoRAStore)? = nil, metrics: AtelierMetrics = AtelierMetrics()) {
+        loraUploads = loraStore.map { LoRAUploads(store: $0, limits: config.loraLimits) }
         self.catalog = catalog
         self.jobs = jobs
         self.accounts = accounts
@@ -71,8 +74,15 @@ public struct RunService: Sendable {
     public func submit(_ submission: Submission, account: KeyRecord, logger: Logger) async throws -> Submitted {
         // Draining for a restart: the run would only wait in the queue for the next process; say so now.
         guard !queue.isDraining else { throw AtelierError.shuttingDown }
-        var (run, pending) = try RunRequestDecoder(catalog: catalog).decodeWithInputs(submission.parameters)
-        if !pending.isEmpty {
+        var (run, pending) = try RunRequestDecoder(catalog: catalog, maxLoRAs: config.loraLimits.maxPerRun).decodeWithInputs(submission.parameters)
+        if !pending.loraUploads.isEmpty {
+            guard let loraUploads else {
+                throw AtelierError.invalid(pending.loraUploads.first.flatMap { run.loras?[$0.index].parameter } ?? "lora_weights", "unsupported_parameter",
+                                           "LoRA uploads are not enabled on this server; send the LoRA's URL instead")
+            }
+            try await loraUploads.attach(pending.loraUploads, to: &run)
+        }
+        if pending.hasImages {
             guard let inputs else {
                 throw AtelierError.invalid("image", "unsupported_parameter", "image inputs are not enabled on this server; send the request without image and mask")
             }

@@ -8,5 +8,7 @@ public struct RunsConfiguration: Sendable {
     public var maxConcurrentRuns: Int = 16
     /// Which hosts client URLs (webhooks, input images) may reach: no internal addresses unless allow-listed.
     public var outboundPolicy = OutboundAddressPolicy()
+    /// How many LoRAs a run may stack, and how large a LoRA file may be.
+    public var loraLimits = LoRALimits()
     public init() {}
 }

@@ -10,6 +10,8 @@ import Logging
 struct ImageStores {
     var outputs: any ImageStorage
     var inputs: any ImageStorage
+    /// The cluster's LoRA files and URL index, in the same folder or bucket.
+    var loras: any LoRAStore
     /// Set for a bucket: probed at start so a wrong secret or endpoint stops start-up with S3's own reason.
     var client: S3Client?
     var prefix = ""
@@ -22,7 +24,8 @@ struct ImageStores {
         switch settings.storage {
         case .folder:
             return ImageStores(outputs: try LocalFolderStorage(root: settings.outputsDirectory),
-                               inputs: try LocalFolderStorage(root: settings.inputsDirectory))
+                               inputs: try LocalFolderStorage(root: settings.inputsDirectory),
+                               loras: try FolderLoRAStore(root: settings.outputsDirectory.deletingLastPathComponent().appendingPathComponent("loras")))
         case .s3(_, let prefix):
             guard let location = settings.s3Location, let credentials = settings.credentials else {
                 throw SettingError(setting: "--storage", why: "an s3:// store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
@@ -39,6 +42,7 @@ struct ImageStores {
                                            guarded: guarded, logger: logger),
                     inputs: try S3Storage(client: client, prefix: prefix, kind: "inputs", staging: staging.appendingPathComponent("inputs"),
                                           guarded: guarded, logger: logger),
+                    loras: S3LoRAStore(client: client, prefix: prefix, guarded: guarded),
                     client: client, prefix: prefix, http: http, breaker: guarded.breaker)
             } catch {
                 try? await http.shutdown()

@@ -32,6 +32,7 @@ extension ServeSettings {
         config.outputURLs = outputURLs
         config.outputRetention = outputRetentionSeconds.map { .seconds($0) }
         config.dialects.replicateOwner = replicateOwner
+        config.loraLimits = loras.limits
         return config
     }
 
@@ -99,6 +100,7 @@ extension ServeSettings {
         // compile artifacts stay in the data folder, so a restart here warms in seconds. A CPU compiles nothing.
         args += ["--warmup-sizes", SizeTable.allSizes.map { "\($0.width)x\($0.height)" }.joined(separator: ",")]
         args += ["--compile-cache", URL(fileURLWithPath: dataDirectory).appendingPathComponent("compile-cache").path]
+        args += ["--lora-memory-mb", String(loras.memoryMegabytes)]
         return WorkerLaunch(python: python, workerDirectory: workerDirectory, arguments: args,
                             environment: ["OMP_NUM_THREADS": String(workerThreads)])
     }

@@ -56,6 +56,8 @@ public struct ServeSettings: Sendable {
     public var maxAttempts = 3
     /// Seconds after a run ended before the input sweeper deletes inputs its end could not (InputSweeper).
     public var inputSweepGraceSeconds = 60
+    /// Per-request LoRAs (`--max-loras`, `--lora-max-mb`, `--lora-disk-cache-mb`, `--lora-memory-mb`, tokens).
+    public var loras = LoRASettings()
     /// Hosts webhooks and image URLs may reach although they resolve to internal addresses.
     public var outboundAllow: Set<String> = []
     /// Input images: largest file (MB) and pixel count (megapixels); seconds an image URL may take to download.
@@ -143,6 +145,10 @@ public struct ServeSettings: Sendable {
         public var storageAttempts: String? = nil
         public var storageBreakerFailures: String? = nil
         public var storageBreakerCooldown: String? = nil
+        public var maxLoras: String? = nil
+        public var loraMaxMB: String? = nil
+        public var loraDiskCacheMB: String? = nil
+        public var loraMemoryMB: String? = nil
     }
 
     public static func resolve(flags: Flags, environment: [String: String]) throws(SettingError) -> ServeSettings {
@@ -153,6 +159,7 @@ public struct ServeSettings: Sendable {
         try s.resolveOutputs(flags, source)
         try s.resolveStorage(flags: flags, environment: environment, pick: source.pick, int: source.int)
         try s.resolveLogsAndMetrics(flags, source)
+        s.loras = try LoRASettings.resolve(flags, source)
         return s
     }
 

@@ -27,6 +27,10 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, seconds running jobs get to finish before they are requeued for the next start (ATELIER_DRAIN_TIMEOUT; default 60).") var drainTimeout: String?
     @Option(name: .customLong("max-attempts"), help: "Attempts a run gets when its worker dies under it (ATELIER_MAX_ATTEMPTS; default 3).") var maxAttempts: String?
     @Option(name: .customLong("input-sweep-grace"), help: "Seconds after a run ended before its input images are deleted by the sweeper, if ending it could not (a bucket that was down) (ATELIER_INPUT_SWEEP_GRACE; default 60).") var inputSweepGrace: String?
+    @Option(name: .customLong("max-loras"), help: "LoRAs one run may stack (lora_weights, extra_lora, loras), 0 to 16 (ATELIER_MAX_LORAS; default 3).") var maxLoras: String?
+    @Option(name: .customLong("lora-max-mb"), help: "Largest LoRA file in MB; a larger one is cut off while downloading and its run fails with lora_invalid (ATELIER_LORA_MAX_MB; default 2000).") var loraMaxMB: String?
+    @Option(name: .customLong("lora-disk-cache-mb"), help: "MB of LoRA files a worker node keeps on its disk, least recently used out (ATELIER_LORA_DISK_CACHE_MB; default 20000).") var loraDiskCacheMB: String?
+    @Option(name: .customLong("lora-memory-mb"), help: "MB of LoRAs a worker keeps loaded in memory, least recently used out (ATELIER_LORA_MEMORY_MB; default 4000).") var loraMemoryMB: String?
     @Option(name: .customLong("outbound-allow"), help: "Comma-separated hosts webhooks and image URLs may reach although they resolve to internal addresses (ATELIER_OUTBOUND_ALLOW; default none).") var outboundAllow: String?
     @Option(name: .customLong("input-max-mb"), help: "Largest input image (image, mask) in MB, at most 25 (ATELIER_INPUT_MAX_MB; default 20).") var inputMaxMB: String?
     @Option(name: .customLong("input-max-megapixels"), help: "Largest input image in megapixels, read from its header before decoding (ATELIER_INPUT_MAX_MEGAPIXELS; default 40).") var inputMaxMegapixels: String?
@@ -79,6 +83,10 @@ struct NodeOptions: ParsableArguments {
         flags.drainTimeout = drainTimeout
         flags.maxAttempts = maxAttempts
         flags.inputSweepGrace = inputSweepGrace
+        flags.maxLoras = maxLoras
+        flags.loraMaxMB = loraMaxMB
+        flags.loraDiskCacheMB = loraDiskCacheMB
+        flags.loraMemoryMB = loraMemoryMB
         flags.outboundAllow = outboundAllow
         flags.inputMaxMB = inputMaxMB
         flags.inputMaxMegapixels = inputMaxMegapixels

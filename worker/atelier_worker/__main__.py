@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--warmup-sizes", type=parse_sizes, default=((1024, 1024),), metavar="WxH[,WxH…]",
                    help="sizes the compiled paths are warmed up at in the background after the worker is ready "
                         "(the server passes its size table)")
+    s.add_argument("--lora-memory-mb", type=int, default=4000, metavar="MB",
+                   help="per-request LoRAs kept converted in memory, least recently used out")
     s.add_argument("--stats-interval", type=float, default=10.0, metavar="SECONDS",
                    help="how often the worker reports GPU memory and utilisation, LoRA switches and prompt-cache hits "
                         "for /metrics (also after each pipeline call); 0: only after each call")
@@ -113,6 +115,7 @@ def run_serve(args: argparse.Namespace) -> int:
     options = RunnerOptions(
         device=args.device, threads=args.threads, warmup=not args.no_warmup, enable_fast_path=not args.no_fast_path,
         warmup_sizes=args.warmup_sizes, compile_cache=args.compile_cache, turbo=TurboOptions(args.turbo_threshold),
+        lora_memory_bytes=args.lora_memory_mb * 1_000_000,
         optimizations=replace(Optimizations(), attention_backend=None if args.attention_backend == "native" else args.attention_backend),
         standard=StandardOptimizations(compile_transformer=not args.no_compiled_standard,
                                        compile_on_cpu=args.compile_on_cpu,

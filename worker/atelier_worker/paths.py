@@ -121,6 +121,13 @@ class PathSelector:
     def choose(self, req: GenerateRequest, batched: bool) -> tuple[PathChoice, Any]:
         """The path a request runs and its pipeline. A compiled path serves only sizes it is warm at, and one
         image per call (another batch size would compile inside the request)."""
+        if req.loras:
+            # The request's adapters are loaded into the eager transformer for this call only; the compiled
+            # paths' graphs (and the fast path's fp8 copy) hold the catalog slot alone.
+            why = "per-request LoRAs run on the standard eager path"
+            if req.turbo:
+                why += "; turbo is not applied with them"
+            return PathChoice(PathName.STANDARD, why), self.pipeline_for(req)
         w, h = req.width, req.height
         fast, compiled = self.fast, self.compiled
         fast_pipe = fast.pipe if fast is not None and fast.serves(w, h) else None

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from .request_loras import RequestLoRA
+
 PROTOCOL_VERSION = 1
 OUTPUT_FORMATS = ("webp", "jpg", "png")
 MASK_CONVENTIONS = ("white", "transparent")
@@ -24,6 +26,7 @@ class FailureCode(str, Enum):
     SAFETY_FLAGGED = "safety_flagged"  # every image flagged
     CANCELED = "canceled"  # stopped at a step after a cancel
     INVALID_INPUT = "invalid_input"  # an input image does not decode
+    LORA_INCOMPATIBLE = "lora_incompatible"  # a per-request LoRA's tensors do not fit the model
 
 
 class ProtocolError(ValueError):
@@ -65,6 +68,8 @@ class GenerateRequest:
     # The server's batch key (RunRequest.batchKey): runs share a pipeline call only when theirs are equal; None:
     # this run goes alone. The worker never computes one.
     batch_key: str | None
+    # The run's own LoRAs, stacked on the model's in this order (files on this machine); empty for none.
+    loras: tuple[RequestLoRA, ...]
 
     def validate(self) -> None:
         problems = []
@@ -181,7 +186,20 @@ def _parse_generate(obj: dict[str, Any]) -> GenerateRequest:
         model_id=_nullable(obj, "model_id", str),
         turbo=_need(obj, "turbo", bool),
         batch_key=_nullable(obj, "batch_key", str),
+        loras=_parse_loras(_need(obj, "loras", list)),
     )
+
+
+def _parse_loras(raw: Any) -> tuple[RequestLoRA, ...]:
+    if not isinstance(raw, list):
+        raise ProtocolError("loras must be a list")
+    out = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise ProtocolError("each of loras must be an object with path, sha256, scale and parameter")
+        out.append(RequestLoRA(path=_need(item, "path", str), sha256=_need(item, "sha256", str),
+                               scale=float(_need(item, "scale", (int, float))), parameter=_need(item, "parameter", str)))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -230,6 +248,8 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     safety: SafetyReport = field(default_factory=lambda: SafetyReport(checker=None, ran=False, dropped=0))
     batch_size: int = 1  # runs that shared the pipeline call
+    # Per request LoRA, in the command's order: its hash and whether it was in memory already (else read from disk).
+    loras: list[dict[str, Any]] = field(default_factory=list)
     type: str = "result"
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from . import __version__
@@ -17,6 +18,7 @@ from .inputs import image_to_image_steps, load_inputs
 from .loader import LoadedPipeline, PipelineLoader
 from .paths import PathSelector
 from .prompt_cache import PromptCache
+from .request_loras import RequestLoRAs
 from .protocol import GenerateRequest, Outbound, ProtocolError, Ready, Result
 from .safety import load_checker
 from .spec import ModelSpec, RunnerOptions
@@ -44,6 +46,7 @@ class Runner:
         self.prompt_cache = PromptCache(options.prompt_cache_size) if options.prompt_cache_size > 0 else None
         self.default_model = spec.catalog_models[0].model_id
         self.load_ms = 0.0
+        self.request_loras: RequestLoRAs | None = None
 
     @property
     def pipe(self) -> Any:
@@ -61,6 +64,7 @@ class Runner:
         started = time.perf_counter()
         self.loaded = PipelineLoader(self.spec, self.options).load()
         self.paths = PathSelector(self.loaded, self.options)
+        self.request_loras = RequestLoRAs(self.loaded.pipe, self.options.lora_memory_bytes, self.spec.adapter_name)
         log.info("prompt cache: %s", f"{self.options.prompt_cache_size} entries" if self.prompt_cache else "off")
         log.info("encoding threads: %d", self.options.encode_threads)
         self.paths.plan()
@@ -123,20 +127,28 @@ class Runner:
         # 3. Latents: one generator per image, seeded by the server, so image i depends only on its own seed.
         generators = [torch.Generator("cpu").manual_seed(o.seed) for r in reqs for o in r.outputs]
         started = time.perf_counter()
+        assert self.request_loras is not None
+        from_memory: list[bool] = []
         with torch.inference_mode():
             # The model's LoRA into the slot (a no-op when it is there already) and the scale into its tensors.
             self.loaded.adapters.activate(model_id, scale)
-            # 4. Prompt embeddings: the cache's (a batch of one per prompt, repeated per image), or the prompts.
-            text = self.prompt_inputs(reqs, model_id, scale)
-            # 5. Denoise and decode: the pipeline's own loop, reporting each step (diffusers skips the first
-            # (1 − strength) of the steps itself when there is an image; `total` is what runs).
-            out = pipe(
-                **text, height=req.height, width=req.width, num_inference_steps=req.num_inference_steps,
-                guidance_scale=req.guidance, generator=generators if len(generators) > 1 else generators[0],
-                callback_on_step_end=lambda _p, step, _t, kwargs: (on_step(step + 1, total), kwargs)[1],
-                output_type="pil", **inputs,
-            )
+            try:
+                # The run's own LoRAs beside it, for this call only (batched runs share them: the batch key says so).
+                from_memory = self.request_loras.apply(list(req.loras))
+                # 4. Prompt embeddings: the cache's (a batch of one per prompt, repeated per image), or the prompts.
+                text = self.prompt_inputs(reqs, model_id, scale)
+                # 5. Denoise and decode: the pipeline's own loop, reporting each step (diffusers skips the first
+                # (1 − strength) of the steps itself when there is an image; `total` is what runs).
+                out = pipe(
+                    **text, height=req.height, width=req.width, num_inference_steps=req.num_inference_steps,
+                    guidance_scale=req.guidance, generator=generators if len(generators) > 1 else generators[0],
+                    callback_on_step_end=lambda _p, step, _t, kwargs: (on_step(step + 1, total), kwargs)[1],
+                    output_type="pil", **inputs,
+                )
+            finally:
+                self.request_loras.remove()
         inference_ms = (time.perf_counter() - started) * 1000
+        lora_report = [{"sha256": lora.sha256, "from_memory": hit} for lora, hit in zip(req.loras, from_memory)]
         # 6. Deliver: each run's share of the images, checked, encoded and reported; a run canceled meanwhile is
         # skipped, and a run's own failure stands in its place.
         outcomes: list[Result | Exception] = []
@@ -148,7 +160,8 @@ class Runner:
                 outcomes.append(RunSkipped(r.job_id))
                 continue
             try:
-                outcomes.append(self.deliverer.deliver(r, images, choice, inference_ms, len(reqs)))
+                result = self.deliverer.deliver(r, images, choice, inference_ms, len(reqs))
+                outcomes.append(replace(result, loras=lora_report) if lora_report else result)
             except (AllImagesFlagged, OSError) as exc:
                 outcomes.append(exc)
         return outcomes
@@ -167,7 +180,8 @@ class Runner:
         make), or the prompts themselves."""
         import torch
 
-        if self.prompt_cache is not None:
+        # A request's LoRA may reach the text encoders (kohya files often do): its prompts are encoded afresh.
+        if self.prompt_cache is not None and not any(r.loras for r in reqs):
             parts = [(self.prompt_cache.embeddings(self.pipe, r.prompt, model_id, scale), len(r.outputs)) for r in reqs]
             return {"prompt_embeds": torch.cat([e.repeat(n, 1, 1) for (e, _), n in parts]),
                     "pooled_prompt_embeds": torch.cat([p.repeat(n, 1) for (_, p), n in parts]),

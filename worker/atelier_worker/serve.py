@@ -14,6 +14,7 @@ from .protocol import (
 )
 from .deliver import AllImagesFlagged
 from .inputs import InputUnreadable
+from .request_loras import LoRAIncompatible
 from .runner import Runner, RunSkipped
 from .stats import StatsOptions, StatsReporter
 
@@ -126,6 +127,8 @@ def failure(exc: BaseException) -> tuple[FailureCode, str]:
         return FailureCode.SAFETY_FLAGGED, str(exc)
     if isinstance(exc, InputUnreadable):
         return FailureCode.INVALID_INPUT, str(exc)
+    if isinstance(exc, LoRAIncompatible):
+        return FailureCode.LORA_INCOMPATIBLE, str(exc)
     if isinstance(exc, MemoryError):
         return FailureCode.OUT_OF_MEMORY, str(exc) or "out of memory"
     if isinstance(exc, OSError):

@@ -45,3 +45,5 @@ class RunnerOptions:
     # Sizes each compiled path is run at once in the background after start-up (the server passes its size
     # table), so no client's request pays for a compile: until a size is warm its requests run eager.
     warmup_sizes: tuple[tuple[int, int], ...] = ((1024, 1024),)
+    # Per-request LoRAs kept converted in memory (request_loras.RequestLoRAs), least recently used out.
+    lora_memory_bytes: int = 4_000_000_000

@@ -145,12 +145,14 @@ def test_failure_codes_are_the_contracts_and_each_has_its_cause() -> None:
     assert {c.value for c in FailureCode} == set(json.loads((FIXTURES / "failure_codes.json").read_text())["worker"])
     from atelier_worker.deliver import AllImagesFlagged
     from atelier_worker.inputs import InputUnreadable
+    from atelier_worker.request_loras import LoRAIncompatible
     from atelier_worker.serve import failure
 
     causes = {ProtocolError("m"): FailureCode.INVALID_REQUEST, AllImagesFlagged("m"): FailureCode.SAFETY_FLAGGED,
               InputUnreadable("m"): FailureCode.INVALID_INPUT, MemoryError(): FailureCode.OUT_OF_MEMORY,
               OSError("disk full"): FailureCode.ENCODE_FAILED, RuntimeError("CUDA out of memory"): FailureCode.OUT_OF_MEMORY,
-              RuntimeError("boom"): FailureCode.GENERATION_FAILED}
+              RuntimeError("boom"): FailureCode.GENERATION_FAILED,
+              LoRAIncompatible("extra_lora", "tensor 'x' names a layer this model does not have"): FailureCode.LORA_INCOMPATIBLE}
     assert {exc.__class__.__name__ + str(exc): failure(exc)[0] for exc in causes} == {
         exc.__class__.__name__ + str(exc): code for exc, code in causes.items()}
     # canceled is the cancel path's own answer (test_batching's cancel tests read it off the wire).

@@ -57,6 +57,14 @@ enum RunInputSchema {
             let data = "[dD][aA][tT][aA]:(?:[!-+\\--:<-~]*;)*[bB][aA][sS][eE]64(?:;[!-+\\--~]*)?,[A-Za-z0-9+/= \\t\\n]*"
             let url = "[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?"
             out = optional([.string(pattern: "^[ \\t\\n]*(?:\(data)|\(url))?[ \\t\\n]*$", maxLength: 30_000_000)], required: false)
+        case .lora:
+            out = optional([.string(pattern: "^[ \\t\\n]*(?:\(P.loraAddress))?[ \\t\\n]*$", maxLength: 2048)], required: false)
+        case .loraList:
+            let entry = JSONSchema.object([
+                "path": .string(pattern: "^[ \\t\\n]*\(P.loraAddress)[ \\t\\n]*$", maxLength: 2048),
+                "scale": .oneOf([.number(minimum: d.minimum ?? -10, maximum: d.maximum ?? 10), .null]),
+            ], required: ["path"], closed: true)
+            out = optional([.array(of: entry), .string(pattern: "^\\s*(?:\\[[\\s\\S]*\\])?\\s*$")], required: false)
         }
         out.description = d.description
         out.defaultValue = literal(d.defaultValue)

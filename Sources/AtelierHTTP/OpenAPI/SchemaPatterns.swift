@@ -9,6 +9,10 @@ enum SchemaPatterns {
     static let text = "^\(textChar)*$"
     static let textNonBlank = "^\(textChar)*[^\\s\\u0000-\\u001f\\u007f-\\u009f]\(textChar)*$"
     static let custom = "^[cC][uU][sS][tT][oO][mM]$"
+    /// A LoRA's address as `LoRASource` reads it: an http(s) URL, or a Hugging Face or CivitAI address without
+    /// its scheme.
+    static let loraAddress = "(?:[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?"
+        + "|(?:[hH][uU][gG][gG][iI][nN][gG][fF][aA][cC][eE]\\.[cC][oO]|[hH][fF]\\.[cC][oO]|[cC][iI][vV][iI][tT][aA][iI]\\.[cC][oO][mM])/[!-~]*)"
 
     /// An alternation (no anchors) of the decimal integers lo...hi, 0 ≤ lo, without leading zeros.
     static func intRange(_ lo: Int, _ hi: Int) -> String {

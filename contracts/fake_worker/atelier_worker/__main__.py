@@ -25,7 +25,7 @@ from typing import Any
 # without one, and so does this one).
 GENERATE_FIELDS = ("type", "job_id", "prompt", "width", "height", "num_inference_steps", "guidance", "lora_scale",
                    "go_fast", "turbo", "output_format", "output_quality", "outputs", "safety_check", "image", "mask",
-                   "mask_convention", "strength", "model_id", "batch_key")
+                   "mask_convention", "strength", "model_id", "batch_key", "loras")
 
 MODE = os.environ.get("FAKE_WORKER_MODE", "ok")
 
@@ -87,7 +87,8 @@ def run(msg: dict[str, Any], canceled: set[str], batch_size: int) -> None:
                        "bytes": 9, "format": msg["output_format"]})
     send({"type": "result", "job_id": msg["job_id"], "images": images, "path": "standard", "path_reason": "fake",
           "timings": {"inference_ms": 1.0, "encode_ms": 1.0, "total_ms": 2.0},
-          "safety": {"checker": None, "ran": False, "dropped": 0}, "batch_size": batch_size})
+          "safety": {"checker": None, "ran": False, "dropped": 0}, "batch_size": batch_size,
+          "loras": [{"sha256": lora["sha256"], "from_memory": False} for lora in msg["loras"]]})
 
 
 def main() -> None:

@@ -1,0 +1,157 @@
+"""Per-request LoRAs end to end, on the tiny model's real pipeline: LoRA files made here in several key formats,
+served by a loopback HTTP server that counts its requests. A LoRA by URL changes the image, is downloaded once and
+then comes from the node's cache; scale 0 gives the base image; the three ways to name LoRAs make one list; an
+uploaded file works as its URL does; every bad LoRA ends its run (or its request) with its code and costs nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import REPO, account, data_dir_sharing_tiny, launch, settled, stop
+from .test_image_inputs import Files
+
+sys.path.insert(0, str(REPO / "worker"))
+
+MODEL = "flux-dev-lora"
+BASE = {"model_id": MODEL, "prompt": "a small robot", "aspect_ratio": "1:1", "megapixels": "0.25",
+        "num_inference_steps": 2, "seed": 7, "output_format": "png", "wait": 120}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, server) -> Files:
+    """The loopback file server, with a LoRA per format for the tiny model and the bad files."""
+    import torch
+    from diffusers import FluxTransformer2DModel
+    from safetensors.torch import save_file
+
+    from atelier_worker import lora_formats
+
+    transformer = FluxTransformer2DModel.from_pretrained(str(server.data_dir / "tiny" / "pipeline" / "transformer"))
+    folder = tmp_path_factory.mktemp("lora-files")
+    srv = Files()
+    for fmt in lora_formats.FORMATS:
+        srv.routes[f"/{fmt}.safetensors"] = (200, {}, lora_formats.write(transformer, folder / f"{fmt}.safetensors", fmt).read_bytes())
+    srv.routes["/second.safetensors"] = (200, {}, lora_formats.write(transformer, folder / "second.safetensors", "peft", seed=99).read_bytes())
+    srv.routes["/pickle.bin"] = (200, {}, pickle.dumps({"transformer.x.lora_A.weight": [0.0] * 8}))
+    good = srv.routes["/peft.safetensors"][2]
+    n = struct.unpack("<Q", good[:8])[0]
+    srv.routes["/liar.safetensors"] = (200, {}, good[: 8 + n] + good[8 + n:-16])  # the header claims 16 bytes more
+    big = folder / "big.safetensors"
+    save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(300_000, 4)}, str(big))
+    srv.routes["/big.safetensors"] = (200, {}, big.read_bytes())
+    wrong = folder / "wrong.safetensors"
+    save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(4, 3072),
+               "transformer.transformer_blocks.0.attn.to_q.lora_B.weight": torch.zeros(3072, 4)}, str(wrong))
+    srv.routes["/wrong.safetensors"] = (200, {}, wrong.read_bytes())
+    srv.routes["/moved.safetensors"] = (302, {"Location": "http://169.254.169.254/latest/lora.safetensors"}, b"")
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory, server):
+    """A server whose LoRA URLs may be on loopback (--outbound-allow 127.0.0.1), with a 1 MB file limit."""
+    srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "loras"), "--outbound-allow", "127.0.0.1",
+                 "--lora-max-mb", "1", "--wait", "120")
+    yield srv
+    stop(srv)
+
+
+def run(srv, files: dict | None = None, **fields) -> requests.Response:
+    body = {**BASE, **fields}
+    headers = {"Authorization": f"Bearer {srv.key}"}
+    if files:
+        return requests.post(f"{srv.base_url}/api/v4/run", data={k: str(v) for k, v in body.items()}, files=files,
+                             headers=headers, timeout=180)
+    return requests.post(f"{srv.base_url}/api/v4/run", json=body, headers=headers, timeout=180)
+
+
+def image(srv, response: requests.Response) -> str:
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["status"] == "succeeded", data
+    got = requests.get(data["output"], headers={"Authorization": f"Bearer {srv.key}"}, timeout=30)
+    assert got.status_code == 200
+    return hashlib.sha256(got.content).hexdigest()
+
+
+def test_a_lora_by_url_changes_the_image_and_is_downloaded_once(node, files: Files) -> None:
+    base = image(node, run(node))
+    url = files.url("/kohya.safetensors")
+    before = files.hits.count("/kohya.safetensors")
+    first = run(node, lora_weights=url, lora_scale=0.9)
+    assert image(node, first) != base
+    applied = first.json()["data"]["loras"]
+    assert applied[0]["parameter"] == "lora_weights" and applied[0]["origin"] == "download" and applied[0]["scale"] == 0.9
+    again = [run(node, lora_weights=url, lora_scale=0.9) for _ in range(3)]
+    assert {image(node, r) for r in again} == {image(node, first)}
+    # Downloaded once; then the node's disk (or, for the worker, its memory) served it.
+    assert files.hits.count("/kohya.safetensors") - before == 1
+    assert {r.json()["data"]["loras"][0]["origin"] for r in again} <= {"memory", "node_disk"}
+    # Scale 0 is the base image.
+    assert image(node, run(node, lora_weights=url, lora_scale=0)) == base
+
+
+def test_every_format_is_applied_and_the_three_forms_make_one_list(node, files: Files) -> None:
+    base = image(node, run(node))
+    made = {fmt: image(node, run(node, lora_weights=files.url(f"/{fmt}.safetensors"))) for fmt in ("peft", "xlabs", "kohya_diffusers")}
+    assert base not in made.values()
+    first, second = files.url("/peft.safetensors"), files.url("/second.safetensors")
+    alone = image(node, run(node, lora_weights=second))
+    stacked = image(node, run(node, lora_weights=first, extra_lora=second, extra_lora_scale=0.7))
+    assert stacked not in (made["peft"], alone)
+    as_list = image(node, run(node, loras=[{"path": first, "scale": 1}, {"path": second, "scale": 0.7}]))
+    assert as_list == stacked
+    # A form body sends the list as its JSON text.
+    form = run(node, files={"lora_weights": (None, first)}, loras=f'[{{"path": "{second}", "scale": 0.7}}]')
+    assert image(node, form) == stacked
+
+
+def test_an_uploaded_lora_works_as_its_url_does(node, files: Files) -> None:
+    by_url = image(node, run(node, lora_weights=files.url("/xlabs.safetensors")))
+    upload = run(node, files={"lora_weights": ("style.safetensors", files.routes["/xlabs.safetensors"][2], "application/octet-stream")})
+    assert image(node, upload) == by_url
+    assert upload.json()["data"]["input"]["loras"][0]["source"] == "upload:style.safetensors"
+    refused = run(node, files={"lora_weights": ("style.bin", files.routes["/pickle.bin"][2], "application/octet-stream")})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "lora_invalid", refused.text
+    assert "pickle" in refused.json()["message"]
+
+
+@pytest.mark.parametrize("path, code, words", [
+    ("/nothing.safetensors", "lora_unavailable", "HTTP 404"),
+    ("/pickle.bin", "lora_invalid", "not a safetensors file"),
+    ("/liar.safetensors", "lora_invalid", "header"),
+    ("/big.safetensors", "lora_invalid", "larger than the limit"),
+    ("/moved.safetensors", "lora_unavailable", "not fetched"),
+    ("/wrong.safetensors", "lora_incompatible", "transformer_blocks.0.attn.to_q.lora_A.weight"),
+])
+def test_a_bad_lora_fails_its_run_with_its_code_and_costs_nothing(node, files: Files, path: str, code: str, words: str) -> None:
+    before = settled(node)["balance"]
+    r = run(node, extra_lora=files.url(path))
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"]["code"] == code and words in body["message"] and "extra_lora" in body["message"], body
+    assert settled(node)["balance"] == before
+
+
+def test_what_is_no_lora_address_is_refused_at_submit(node) -> None:
+    before = settled(node)["balance"]
+    r = run(node, lora_weights="ftp://example.com/x.safetensors")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_lora" and r.json()["error"]["param"] == "lora_weights"
+    r = run(node, lora_weights="https://civitai.com/models/12345/cute")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "lora_url_unusable" and "modelVersionId" in r.json()["message"]
+    four = [{"path": f"https://example.com/{i}.safetensors"} for i in range(3)]
+    r = run(node, lora_weights="https://example.com/a.safetensors", loras=four)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "too_many_loras", r.text
+    r = run(node, loras=[{"path": "https://example.com/a.safetensors", "weight": 1}])
+    assert r.status_code == 400 and r.json()["error"]["param"] == "loras[0].weight", r.text
+    r = run(node, model_id="flux-cute-3d-kawaii", lora_weights="https://example.com/a.safetensors")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_parameter", r.text
+    assert settled(node)["balance"] == before
