@@ -102,6 +102,15 @@ function fieldFor(p) {
       break;
     case "file":
       return fileField(p, id, label, help, error, describedBy);
+    case "lora":
+      // A LoRA by address; its strength is the parameter after it in the catalog (lora_scale, extra_lora_scale).
+      input = el("input", { id, name: p.name, type: "text", inputmode: "url", autocomplete: "off", spellcheck: "false",
+                            placeholder: "https://…/style.safetensors or huggingface.co/OWNER/REPO/FILE.safetensors" });
+      break;
+    case "lora_list":
+      input = el("textarea", { id, name: p.name, rows: 2, spellcheck: "false",
+                               placeholder: '[{"path": "https://…/style.safetensors", "scale": 0.8}]' });
+      break;
     default:
       input = el("input", { id, name: p.name, type: "text" });
   }

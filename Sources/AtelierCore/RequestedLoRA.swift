@@ -36,6 +36,16 @@ public enum LoRAOrigin: String, Sendable, Codable, CaseIterable {
     case nodeDisk = "node_disk"
     case clusterStore = "cluster_store"
     case download
+
+    /// For logs: where the file was found.
+    public var logText: String {
+        switch self {
+        case .memory: "already loaded"
+        case .nodeDisk: "from this node's cache"
+        case .clusterStore: "from the cluster's store"
+        case .download: "downloaded"
+        }
+    }
 }
 
 /// One applied LoRA, as a succeeded run's result reports it.

@@ -66,6 +66,7 @@ public struct RunRequestDecoder: Sendable {
             return d
         }
         let (typed, present) = ParameterSchema(definitions).validate(rest, into: &p)
+        markOtherModelsParameters(&p, model: entry)
         let v = PipelineValues(typed: typed)
         var inputs = PendingInputs(image: typed.image("image"), mask: typed.image("mask"))
         if inputs.mask != nil && !hasImage {
@@ -118,6 +119,17 @@ public struct RunRequestDecoder: Sendable {
         if v.boolean(.turbo) == true { request.turbo = true }
         (request.loras, inputs.loraUploads) = try requestedLoRAs(typed, v, loraScale: loraScale)
         return (request, inputs)
+    }
+
+    /// A name that is no parameter of this model but is one of another catalog model's is well formed for the
+    /// server (its documents list every model's parameters): its problem is this model, said as such (422).
+    func markOtherModelsParameters(_ p: inout Problems, model: ModelEntry) {
+        for (i, problem) in p.items.enumerated() where problem.code == "unknown_parameter" {
+            let owners = catalog.ids.filter { id in id != model.id && catalog[id]?.parameters.contains { $0.name == problem.param } == true }
+            guard !owners.isEmpty else { continue }
+            p.items[i] = ParameterProblem(param: problem.param, code: "parameter_of_another_model",
+                                          message: "\(problem.param) is a parameter of \(owners.joined(separator: ", ")), not of \(model.id); send it to that model or leave it out")
+        }
     }
 
     /// The LoRAs in the order they stack: lora_weights (at lora_scale), extra_lora (at extra_lora_scale), then loras.

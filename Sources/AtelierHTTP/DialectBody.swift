@@ -28,7 +28,7 @@ enum DialectBody {
     }
 
     /// An object's members as catalog parameters: strings, numbers, booleans and null as they are; a list of
-    /// strings (webhook_events_filter) comma-joined; anything else refused naming its key.
+    /// strings (webhook_events_filter) comma-joined, the LoRA list as its JSON text; anything else refused naming its key.
     static func parameters(_ members: [JSONBody.Member]) throws -> [String: ParameterValue] {
         var out: [String: ParameterValue] = [:]
         for member in members { out[member.key] = try scalar(member.value, name: member.key) }
@@ -41,6 +41,8 @@ enum DialectBody {
         case .number(let d): return .number(d)
         case .bool(let b): return .bool(b)
         case .null: return .null
+        // The LoRA list (fal's and Together's form) travels as its JSON text, as /api/v4/run keeps it.
+        case .array where name == RunParameter.loras.rawValue: return .string(value.jsonText)
         case .array, .object:
             throw AtelierError.invalid(name, "invalid_type", "\(name) must be a string, number or boolean, not an object or array")
         }

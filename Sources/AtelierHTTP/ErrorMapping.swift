@@ -66,6 +66,7 @@ public enum ErrorMapping {
         "unsafe_url", "fetch_failed", "image_too_large", "empty_image", "unsupported_format", "truncated_image",
         "invalid_image_size", "too_many_pixels", "invalid_data_uri", "too_few_steps", "invalid_metadata", "lora_url_unusable",
         "lora_invalid", "too_many_loras", "invalid_lora_list",
+        "parameter_of_another_model",
     ]
 
     public static func status(for error: AtelierError) -> HTTPResponse.Status {

@@ -153,5 +153,6 @@ def test_what_is_no_lora_address_is_refused_at_submit(node) -> None:
     r = run(node, loras=[{"path": "https://example.com/a.safetensors", "weight": 1}])
     assert r.status_code == 400 and r.json()["error"]["param"] == "loras[0].weight", r.text
     r = run(node, model_id="flux-cute-3d-kawaii", lora_weights="https://example.com/a.safetensors")
-    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_parameter", r.text
+    assert r.status_code == 422 and r.json()["error"]["code"] == "parameter_of_another_model", r.text
+    assert "flux-dev-lora" in r.json()["message"]
     assert settled(node)["balance"] == before

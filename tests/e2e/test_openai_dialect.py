@@ -118,7 +118,8 @@ def test_short_credit_is_402_and_not_retried(server) -> None:
 
 def test_models_lists_the_catalog(client) -> None:
     models = client.models.list()
-    assert [m.id for m in models.data] == [MODEL]
+    # The repository's catalog, in its order: the Cute 3D Kawaii model, then FLUX.1-dev taking the client's LoRA.
+    assert [m.id for m in models.data] == [MODEL, "flux-dev-lora"]
     assert models.data[0].model_extra["price_per_image"] == PRICE
 
 

@@ -73,7 +73,8 @@ def test_create_wait_reload_list_and_the_cost(srv, client) -> None:
 
 
 def test_a_version_addresses_the_model(srv, client) -> None:
-    assert [m.id for m in client.models.list().results] == [MODEL]  # GET /v1/models, shared with OpenAI's
+    # GET /v1/models, shared with OpenAI's: the repository's catalog in its order.
+    assert [m.id for m in client.models.list().results] == [MODEL, "atelier/flux-dev-lora"]
     model = client.models.get(MODEL)
     version = model.latest_version
     assert version is not None and len(version.id) == 64

@@ -64,7 +64,8 @@ enum RunInputSchema {
                 "path": .string(pattern: "^[ \\t\\n]*\(P.loraAddress)[ \\t\\n]*$", maxLength: 2048),
                 "scale": .oneOf([.number(minimum: d.minimum ?? -10, maximum: d.maximum ?? 10), .null]),
             ], required: ["path"], closed: true)
-            out = optional([.array(of: entry), .string(pattern: "^\\s*(?:\\[[\\s\\S]*\\])?\\s*$")], required: false)
+            // In a form, the list's JSON text: text rules hold (no control characters but tab and line feed).
+            out = optional([.array(of: entry), .string(pattern: "^[ \\t\\n]*(?:\\[\(P.textChar)*\\])?[ \\t\\n]*$")], required: false)
         }
         out.description = d.description
         out.defaultValue = literal(d.defaultValue)

@@ -97,6 +97,9 @@ struct ReplicatePrediction: Encodable, Sendable {
         urls = ["get": get, "cancel": "\(get)/cancel", "stream": "\(get)/stream"]
         cost = view.cost
         var lines = ["Using seed: \(job.seed)"]
+        for lora in job.result?.loras ?? [] {
+            lines.append("LoRA \(lora.parameter): \(lora.origin.logText), \(lora.bytes) bytes, sha256 \(lora.sha256.prefix(12)), scale \(Problems.format(lora.scale))")
+        }
         if let p = view.progress { lines.append(Self.progressLine(step: p.step, total: p.total)) }
         if job.status == .succeeded {
             lines.append(Self.progressLine(step: job.request.numInferenceSteps, total: job.request.numInferenceSteps))

@@ -184,7 +184,10 @@ struct ReplicateRoutes: Sendable {
     /// `webhook` and `webhook_events_filter` (Replicate's words: start, output, logs, completed). Outputs and
     /// logs exist only once a run ends here, so `output` is sent with `completed`, and `logs` at start and end.
     func webhook(_ body: [String: JSONBody.Value], request: Request) async throws -> WebhookSubscription? {
-        let url = try DialectBody.string(body["webhook"], name: "webhook") ?? DialectBody.string(body["webhook_completed"], name: "webhook_completed")
+        // Both are read (and so checked) even when webhook wins: a bad webhook_completed is refused, not ignored.
+        let primary = try DialectBody.string(body["webhook"], name: "webhook")
+        let completed = try DialectBody.string(body["webhook_completed"], name: "webhook_completed")
+        let url = primary ?? completed
         var events: Set<String> = []
         if let names = try DialectBody.strings(body["webhook_events_filter"], name: "webhook_events_filter") {
             for name in names {
