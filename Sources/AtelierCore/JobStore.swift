@@ -228,6 +228,7 @@ public protocol InputRetentionStore: Sendable {
 
 /// Everything a server keeps in its database: one value of this type is what `--database` opens.
 public typealias AtelierStore = AccountStore & KeyStore & LedgerStore & JobStore & WebhookStore & OutputRetentionStore & InputRetentionStore
+    & LoRAFetchLeases
 
 extension JobStore {
     /// A run with no idempotency key and no cap on the account's runs in progress.

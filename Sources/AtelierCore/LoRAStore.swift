@@ -41,7 +41,34 @@ public enum LoRAIndexKey {
 /// Fetches a LoRA's URL to a file on this machine through the server's outbound policy (every hop checked), with
 /// the operator's token for the hosts it belongs to. Implementation: `OutboundLoRADownloader` (AtelierRuns).
 public protocol LoRADownloader: Sendable {
-    /// Writes the body to `path` and returns its length; throws `.unavailable` (refused, unanswered, not 200) or
-    /// `.tooLarge` (cut off past `maxBytes` while streaming).
-    func download(_ url: URL, maxBytes: Int, to path: String) async throws(LoRAFileProblem) -> Int
+    /// Writes the body to `path` and returns its length, telling `progress` how far it got as the body streams;
+    /// throws `.unavailable` (refused, unanswered, not 200) or `.tooLarge` (cut off past `maxBytes`).
+    func download(_ url: URL, maxBytes: Int, to path: String,
+                  progress: @escaping @Sendable (LoRAFetchProgress) -> Void) async throws(LoRAFileProblem) -> Int
+}
+
+/// Who is downloading a LoRA URL now, kept in the database every node shares, so that the cluster downloads each
+/// URL once even when runs on several nodes need it at the same moment: one node holds the lease (renewing it with
+/// its progress, which `/check` shows), the others wait for the store's index to name the file. A lease whose
+/// holder died lapses. Implementations: `SQLiteStore`, `PostgresStore` (on the database's clock).
+public protocol LoRAFetchLeases: Sendable {
+    /// Takes the download of `key` (`LoRAIndexKey.name(url)`) for `seconds`, unless another node holds a live lease;
+    /// true when this node holds it now.
+    func claimLoRAFetch(key: String, node: String, seconds: Int, now: Date) async throws -> Bool
+    /// Extends this node's lease and records its progress; false when it no longer holds it.
+    func renewLoRAFetch(key: String, node: String, seconds: Int, progress: LoRAFetchProgress, now: Date) async throws -> Bool
+    func releaseLoRAFetch(key: String, node: String) async throws
+    /// The live download of `key`, if one is under way.
+    func loraFetch(key: String, now: Date) async throws -> LoRAFetchProgress?
+}
+
+/// How far a LoRA's download has come.
+public struct LoRAFetchProgress: Sendable, Equatable {
+    public var bytesDone: Int
+    /// From the answer's Content-Length; nil when the server did not say.
+    public var bytesTotal: Int?
+    public init(bytesDone: Int, bytesTotal: Int?) {
+        self.bytesDone = bytesDone
+        self.bytesTotal = bytesTotal
+    }
 }

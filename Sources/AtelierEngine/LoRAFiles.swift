@@ -40,10 +40,21 @@ final class LoRAFiles: Sendable {
     let limits: LoRALimits
     let metrics: AtelierMetrics
     let logger: Logger
+    /// The cluster's download leases (nil: this node downloads whatever it needs, e.g. in unit tests).
+    let leases: (any LoRAFetchLeases)?
+    let node: String
+    let wallClock: any WallClock
+    let sleeper: any Clock<Duration>
     private let flights = Mutex<[String: Task<Result<Found, Problem>, Never>]>([:])
+    private let progress = Mutex<[String: LoRAFetchProgress]>([:])
 
     init(store: any LoRAStore, downloader: any LoRADownloader, cacheDirectory: URL, cacheBudget: Int, limits: LoRALimits,
-         metrics: AtelierMetrics, logger: Logger) throws {
+         leases: (any LoRAFetchLeases)? = nil, node: String = "local", wallClock: any WallClock = SystemWallClock(),
+         sleeper: any Clock<Duration> = ContinuousClock(), metrics: AtelierMetrics, logger: Logger) throws {
+        self.leases = leases
+        self.node = node
+        self.wallClock = wallClock
+        self.sleeper = sleeper
         self.store = store
         self.downloader = downloader
         cache = try LoRADiskCache(directory: cacheDirectory, budget: cacheBudget)
@@ -74,15 +85,24 @@ final class LoRAFiles: Sendable {
                 }
             }
         }
+        trim()
+        return .ready(out)
+    }
+
+    /// The run is done with its files: they may be evicted now.
+    func release(_ files: [Local]) {
+        guard !files.isEmpty else { return }
+        cache.unpin(files.map(\.sha256))
+        trim()
+    }
+
+    private func trim() {
         let evicted = cache.trim()
         if !evicted.isEmpty {
             metrics.loraEvicted(evicted.count)
             logger.info("LoRA disk cache: \(evicted.count) file(s) evicted to stay within \(cache.budget) bytes")
         }
-        return .ready(out)
     }
-
-    func release(_ files: [Local]) { cache.unpin(files.map(\.sha256)) }
 
     /// What the run's result says of its LoRAs: where each came from, memory if the worker had it loaded.
     static func applied(_ files: [Local], report: [WorkerResult.LoRAReport]?) -> [AppliedLoRA] {
@@ -137,16 +157,72 @@ final class LoRAFiles: Sendable {
         return .success((sha256, Self.size(path), .clusterStore))
     }
 
-    /// The first use in the cluster: downloaded, checked, hashed, kept here and shared through the store.
+    /// The first use in the cluster. With a shared database one node downloads a URL at a time (its lease, renewed
+    /// with its progress); another that needs it meanwhile waits for the store's index to name the file, and takes
+    /// over if the lease lapses without it (the holder died, or its download failed).
     private func download(_ url: String) async -> Result<Found, Problem> {
+        guard let leases else { return await fetch(url) }
+        let key = LoRAIndexKey.name(url)
+        let deadline = ContinuousClock.now + .seconds(3600)
+        while ContinuousClock.now < deadline {
+            do {
+                if try await leases.claimLoRAFetch(key: key, node: node, seconds: Self.leaseSeconds, now: wallClock.now()) {
+                    let result = await withTaskGroup(of: Result<Found, Problem>?.self) { group in
+                        group.addTask { await self.fetch(url) }
+                        group.addTask { await self.keepLease(key); return nil }
+                        let first = await group.next() ?? nil
+                        group.cancelAll()
+                        return first ?? .failure(.storeUnavailable("the download was stopped"))
+                    }
+                    try? await leases.releaseLoRAFetch(key: key, node: node)
+                    return result
+                }
+                // Another node is downloading it.
+                while try await leases.loraFetch(key: key, now: wallClock.now()) != nil {
+                    try? await sleeper.sleep(for: .milliseconds(500))
+                }
+                if let entry = try await store.indexEntry(url: url) {
+                    switch await fromCluster(entry.sha256) {
+                    case .success(let found?): return .success(found)
+                    case .success(nil): continue
+                    case .failure(let p): return .failure(p)
+                    }
+                }
+                // Its lease ended without the file: try it here (a bad file fails here too, with its reason).
+            } catch {
+                return .failure(.storeUnavailable("the database did not answer about the LoRA's download: \(error)"))
+            }
+        }
+        return .failure(.file(.unavailable("another node's download of it did not finish within an hour")))
+    }
+
+    static let leaseSeconds = 30
+
+    /// Renews this node's download lease with its progress every second, until cancelled.
+    private func keepLease(_ key: String) async {
+        guard let leases else { return }
+        while !Task.isCancelled {
+            try? await sleeper.sleep(for: .seconds(1))
+            if Task.isCancelled { return }
+            let now = progress.withLock { $0[key] } ?? LoRAFetchProgress(bytesDone: 0, bytesTotal: nil)
+            _ = try? await leases.renewLoRAFetch(key: key, node: node, seconds: Self.leaseSeconds, progress: now, now: wallClock.now())
+        }
+    }
+
+    /// Downloads, checks, hashes, keeps here and shares through the store.
+    private func fetch(_ url: String) async -> Result<Found, Problem> {
         guard let address = URL(string: url) else { return .failure(.file(.unavailable("its URL is not valid"))) }
         let scratch = cache.scratchPath()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let started = ContinuousClock.now
         let sha: String
         let bytes: Int
+        let track = LoRAIndexKey.name(url)
+        defer { progress.withLock { $0[track] = nil } }
         do {
-            bytes = try await downloader.download(address, maxBytes: limits.maxBytes, to: scratch)
+            bytes = try await downloader.download(address, maxBytes: limits.maxBytes, to: scratch) { [self] p in
+                progress.withLock { $0[track] = p }
+            }
             sha = try Self.check(scratch, size: bytes)
         } catch {
             return .failure(.file(error))
@@ -166,6 +242,9 @@ final class LoRAFiles: Sendable {
         logger.info("LoRA downloaded: \(bytes) bytes, sha256 \(sha), in \(Int((ContinuousClock.now - started).timeInterval * 1000)) ms")
         return .success((sha, bytes, .download))
     }
+
+    /// How far this node's downloads have come, by URL key (for `/check` on this node and the lease).
+    func downloadProgress(url: String) -> LoRAFetchProgress? { progress.withLock { $0[LoRAIndexKey.name(url)] } }
 
     /// Checks a downloaded file is safetensors whose header tells the truth, and returns its SHA-256.
     static func check(_ path: String, size: Int) throws(LoRAFileProblem) -> String {
@@ -205,6 +284,9 @@ final class LoRAFiles: Sendable {
 /// How a worker node gets per-request LoRAs: the cluster's store, the downloader, its disk cache and the limits.
 public struct LoRASources: Sendable {
     public var store: any LoRAStore
+    /// The database's download leases, and this node's name in them.
+    public var leases: (any LoRAFetchLeases)?
+    public var node = "local"
     public var downloader: any LoRADownloader
     public var cacheDirectory: URL
     /// Bytes the node's disk cache may hold (`--lora-disk-cache`).

@@ -22,6 +22,8 @@ public final class WorkerSupervisor: Service, Sendable {
     let slots: [WorkerSlot]
     let sweeper: LeaseSweeper
     let store: any JobStore
+    /// Per-request LoRAs on this node (nil: none served).
+    let loraFiles: LoRAFiles?
     public let events: JobEvents
     public let wake: WakeSignal
     let logger: Logger
@@ -43,13 +45,15 @@ public final class WorkerSupervisor: Service, Sendable {
         let loraFiles = loras.flatMap { l -> LoRAFiles? in
             do {
                 return try LoRAFiles(store: l.store, downloader: l.downloader, cacheDirectory: l.cacheDirectory, cacheBudget: l.diskBudget,
-                                     limits: l.limits, metrics: metrics, logger: logger)
+                                     limits: l.limits, leases: l.leases, node: l.node, wallClock: clock, sleeper: config.clock,
+                                     metrics: metrics, logger: logger)
             } catch {
                 logger.error("per-request LoRAs are off on this node: its cache folder \(l.cacheDirectory.path) cannot be made (\(error))")
                 return nil
             }
         }
         let files = RunFiles(storage: storage, inputs: inputs, sleeper: config.clock, loras: loraFiles)
+        self.loraFiles = loraFiles
         self.config = config
         self.board = board
         self.store = store
@@ -64,6 +68,15 @@ public final class WorkerSupervisor: Service, Sendable {
     }
 
     public var status: [WorkerSlotStatus] { board.status }
+
+    /// Fetches LoRAs into the cluster's store (and this node's cache) in the background: shared downloads and leases
+    /// (`LoRAFiles`) make a run's worker slot join, not repeat, a fetch already under way.
+    public func prefetch(_ loras: [RequestedLoRA]) {
+        guard let files = loraFiles else { return }
+        for lora in loras where lora.url != nil {
+            Task { _ = await files.resolve(lora) }
+        }
+    }
 
     /// Returns once the slots' states satisfy `holds` (the drain waits for no slot busy), or when the task is
     /// cancelled; woken by each change, never polled.

@@ -65,7 +65,8 @@ public struct AtelierAPI: Sendable {
     public init(
         catalog: ModelCatalog, keys: any AccountsStore, jobs: any JobStore, storage: any ImageStorage, queue: any RunQueue,
         clock: any WallClock = SystemWallClock(), config: APIConfiguration = .init(), limiter: RateLimiter = RateLimiter(),
-        inputStorage: (any ImageStorage)? = nil, loraStore: (any LoRAStore)? = nil, playground: Playground? = nil,
+        inputStorage: (any ImageStorage)? = nil, loraStore: (any LoRAStore)? = nil, loraFetches: (any LoRAFetchLeases)? = nil,
+        playground: Playground? = nil,
         metrics: MetricsEndpoint? = nil
     ) {
         let recorder = metrics?.metrics ?? AtelierMetrics()
@@ -74,7 +75,8 @@ public struct AtelierAPI: Sendable {
                         limits: config.imageLimits, fetchLimits: config.fetchLimits)
         }
         let service = RunService(catalog: catalog, jobs: jobs, accounts: keys, storage: storage, queue: queue, clock: clock,
-                                 config: config.runs, inputs: inputs, loraStore: loraStore, metrics: recorder)
+                                 config: config.runs, inputs: inputs, loraStore: loraStore, loraFetches: loraFetches,
+                                 metrics: recorder)
         let edge = HTTPEdge(config: config, storage: storage)
         self.keys = keys
         self.limiter = limiter

@@ -56,6 +56,24 @@ public struct RunView: Encodable, Sendable {
     public var error: RunError?
     /// Steps done so far, while the run is running (from the worker's progress reports).
     public var progress: Progress?
+    /// While the run waits for one of its LoRAs to download (before its steps start): which, and how far.
+    public var loraDownload: LoRADownload?
+
+    public struct LoRADownload: Encodable, Sendable {
+        public var parameter: String
+        public var bytesDone: Int
+        public var bytesTotal: Int?
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case parameter
+            case bytesDone = "bytes_done"
+            case bytesTotal = "bytes_total"
+        }
+        /// For logs: "extra_lora: 12.3 of 171.9 MB".
+        var text: String {
+            let done = String(format: "%.1f", Double(bytesDone) / 1e6)
+            return "\(parameter): \(done)\(bytesTotal.map { " of " + String(format: "%.1f", Double($0) / 1e6) } ?? "") MB"
+        }
+    }
     /// Runs ahead of this one while it is queued (0: it starts next).
     public var queuePosition: Int?
     /// Attempts so far; more than 1 when a worker died under it and it was run again.
@@ -114,6 +132,7 @@ public struct RunView: Encodable, Sendable {
         case status, output, seed, seeds, width, height, path, timings
         case safetyChecker = "safety_checker"
         case error, progress, input, loras
+        case loraDownload = "lora_download"
         case requestID = "request_id"
         case modelID = "model_id"
         case outputType = "output_type"
@@ -177,6 +196,9 @@ extension RunView {
     init(_ snapshot: RunSnapshot, baseURL: String, links: OutputLinks?) {
         self.init(job: snapshot.job, baseURL: baseURL, links: links, currency: snapshot.currency,
                   progress: snapshot.progress, queuePosition: snapshot.queuePosition)
+        loraDownload = snapshot.loraDownload.map {
+            LoRADownload(parameter: $0.parameter, bytesDone: $0.progress.bytesDone, bytesTotal: $0.progress.bytesTotal)
+        }
     }
 }
 
@@ -223,6 +245,13 @@ extension RunView {
             case .cost: RunCost.schema
             case .outputExpired: OutputExpired.schema
             case .loras: .array(of: AppliedLoRA.schema)
+            case .loraDownload:
+                JSONSchema.keyed(LoRADownload.CodingKeys.self, required: [.parameter, .bytesDone]) { k in
+                    switch k {
+                    case .parameter: .string()
+                    case .bytesDone, .bytesTotal: .integer(minimum: 0)
+                    }
+                }.described("While the run waits for one of its LoRAs to download: which, and how far (bytes_total from the file's server, when it says).")
             }
         }.described("A run. While it is queued or running, /run answers with request_id and status only; /check and the event stream have the rest."))
     }

@@ -173,6 +173,13 @@ extension PostgresStore {
             "UPDATE jobs SET inputs_swept_at = finished_at WHERE status IN ('succeeded', 'failed', 'canceled')",
             "CREATE INDEX jobs_inputs ON jobs(finished_at) WHERE inputs_swept_at IS NULL AND status IN ('succeeded', 'failed', 'canceled')",
         ],
+        // LoRA downloads under way, as SQLite's migration 12.
+        [
+            """
+            CREATE TABLE lora_fetches (key TEXT PRIMARY KEY, node TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+                                       bytes_done BIGINT NOT NULL DEFAULT 0, bytes_total BIGINT)
+            """,
+        ],
     ]
 
     /// Applies the migrations this database has not had; returns the schema version it is at now.

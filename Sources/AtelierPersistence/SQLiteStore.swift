@@ -3,7 +3,8 @@ import Foundation
 
 /// Accounts, keys and jobs in one SQLite file (the embedded default). The schema is versioned; each migration
 /// runs once, in a transaction.
-public final class SQLiteStore: AccountStore, KeyStore, LedgerStore, JobStore, WebhookStore, OutputRetentionStore, InputRetentionStore, Sendable {
+public final class SQLiteStore: AccountStore, KeyStore, LedgerStore, JobStore, WebhookStore, OutputRetentionStore, InputRetentionStore,
+    LoRAFetchLeases, Sendable {
     let db: SQLiteDatabase
 
     static let migrations: [String] = [
@@ -123,6 +124,11 @@ public final class SQLiteStore: AccountStore, KeyStore, LedgerStore, JobStore, W
         ALTER TABLE jobs ADD COLUMN inputs_swept_at REAL;
         UPDATE jobs SET inputs_swept_at = finished_at WHERE status IN ('succeeded', 'failed', 'canceled');
         CREATE INDEX jobs_inputs ON jobs(finished_at) WHERE inputs_swept_at IS NULL AND status IN ('succeeded', 'failed', 'canceled');
+        """,
+        // LoRA downloads under way (LoRAFetchLeases): one row per URL (by its hash) while a node downloads it.
+        """
+        CREATE TABLE lora_fetches (key TEXT PRIMARY KEY, node TEXT NOT NULL, expires_at REAL NOT NULL,
+                                   bytes_done INTEGER NOT NULL DEFAULT 0, bytes_total INTEGER);
         """,
     ]
 

@@ -5,7 +5,8 @@ import PostgresNIO
 
 /// `atelier db copy`: moves a single-box install's SQLite file onto an empty PostgreSQL database, row for row and
 /// id for id (accounts, key hashes, the ledger, runs with their output names, idempotency records, webhook
-/// deliveries), in one transaction: the target has all of it or none.
+/// deliveries), in one transaction: the target has all of it or none. (Not `lora_fetches`: downloads under way
+/// belong to the nodes running them.)
 public enum SQLiteToPostgres {
     enum Kind { case int, real, text }
 

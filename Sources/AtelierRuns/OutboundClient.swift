@@ -81,11 +81,12 @@ public struct OutboundClient: Sendable {
     /// `file`: the body is streamed into this file instead of memory (a LoRA may be gigabytes); `body` is then empty.
     public func send(
         _ method: HTTPMethod = .GET, url: URL, headers: HTTPHeaders = [:], body: [UInt8]? = nil, limits: OutboundLimits,
-        hopHeaders: (@Sendable (URL) -> HTTPHeaders)? = nil, file: String? = nil
+        hopHeaders: (@Sendable (URL) -> HTTPHeaders)? = nil, file: String? = nil,
+        fileProgress: (@Sendable (Int, Int?) -> Void)? = nil
     ) async throws(OutboundFailure) -> OutboundResponse {
         let result: Result<OutboundResponse, OutboundFailure> = await withTaskGroup(of: Result<OutboundResponse, OutboundFailure>?.self) { group in
             group.addTask {
-                do { return .success(try await self.follow(method, url: url, headers: headers, body: body, limits: limits, hopHeaders: hopHeaders, file: file)) }
+                do { return .success(try await self.follow(method, url: url, headers: headers, body: body, limits: limits, hopHeaders: hopHeaders, file: file.map { ($0, fileProgress) })) }
                 catch let failure as OutboundFailure { return .failure(failure) }
                 catch { return .failure(.connection("\(error)")) }
             }
@@ -103,7 +104,7 @@ public struct OutboundClient: Sendable {
 
     private func follow(
         _ method: HTTPMethod, url start: URL, headers: HTTPHeaders, body: [UInt8]?, limits: OutboundLimits,
-        hopHeaders: (@Sendable (URL) -> HTTPHeaders)?, file: String?
+        hopHeaders: (@Sendable (URL) -> HTTPHeaders)?, file: (String, (@Sendable (Int, Int?) -> Void)?)?
     ) async throws -> OutboundResponse {
         var url = start
         var redirects = 0
@@ -126,7 +127,8 @@ public struct OutboundClient: Sendable {
 
     /// One request to one URL, to the address that was checked.
     private func once(
-        _ method: HTTPMethod, url: URL, headers: HTTPHeaders, body: [UInt8]?, limits: OutboundLimits, file: String?
+        _ method: HTTPMethod, url: URL, headers: HTTPHeaders, body: [UInt8]?, limits: OutboundLimits,
+        file: (String, (@Sendable (Int, Int?) -> Void)?)?
     ) async throws -> OutboundResponse {
         guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
             throw OutboundFailure.invalidURL("only http and https URLs are fetched; got \"\(url.absoluteString.prefix(100))\"")
@@ -156,8 +158,9 @@ public struct OutboundClient: Sendable {
                 throw OutboundFailure.tooLarge(limit: limits.maxBytes)
             }
             var bytes: [UInt8] = []
-            if let file, response.status == .ok {
-                try await Self.stream(response.body, to: file, maxBytes: limits.maxBytes)
+            if let (path, progress) = file, response.status == .ok {
+                let length = response.headers.first(name: "content-length").flatMap(Int.init)
+                try await Self.stream(response.body, to: path, maxBytes: limits.maxBytes) { progress?($0, length) }
             } else {
                 for try await chunk in response.body {
                     bytes.append(contentsOf: chunk.readableBytesView)
@@ -177,7 +180,7 @@ public struct OutboundClient: Sendable {
         }
     }
 
-    static func stream(_ body: HTTPClientResponse.Body, to path: String, maxBytes: Int) async throws {
+    static func stream(_ body: HTTPClientResponse.Body, to path: String, maxBytes: Int, progress: (Int) -> Void) async throws {
         FileManager.default.createFile(atPath: path, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: path) else { throw OutboundFailure.connection("cannot write \(path)") }
         defer { try? handle.close() }
@@ -186,6 +189,7 @@ public struct OutboundClient: Sendable {
             written += chunk.readableBytes
             if written > maxBytes { throw OutboundFailure.tooLarge(limit: maxBytes) }
             try handle.write(contentsOf: Array(chunk.readableBytesView))
+            progress(written)
         }
     }
 

@@ -16,7 +16,8 @@ public struct OutboundLoRADownloader: LoRADownloader {
         self.tokens = tokens
     }
 
-    public func download(_ url: URL, maxBytes: Int, to path: String) async throws(LoRAFileProblem) -> Int {
+    public func download(_ url: URL, maxBytes: Int, to path: String,
+                         progress: @escaping @Sendable (LoRAFetchProgress) -> Void) async throws(LoRAFileProblem) -> Int {
         var limits = self.limits
         limits.maxBytes = maxBytes
         let tokens = self.tokens
@@ -27,7 +28,7 @@ public struct OutboundLoRADownloader: LoRADownloader {
                                                  guard let host = hop.host.flatMap(LoRASource.TokenHost.init(host:)), let token = tokens[host] else { return [:] }
                                                  return ["Authorization": "Bearer \(token)"]
                                              },
-                                             file: path)
+                                             file: path, fileProgress: { done, total in progress(LoRAFetchProgress(bytesDone: done, bytesTotal: total)) })
         } catch {
             if case .tooLarge(let limit) = error { throw .tooLarge(limit: limit) }
             throw .unavailable("its URL was not fetched: \(error.message)")

@@ -13,10 +13,14 @@ public protocol RunQueue: Sendable {
     var workerStatus: [WorkerSlotStatus] { get }
     /// False on an API-only node (`--workers 0`): other nodes' workers run its queue, so it is ready without any.
     var runsWorkers: Bool { get }
+    /// Starts bringing a queued run's LoRAs into the cluster's store now, so that a worker slot that takes the run
+    /// later finds them there instead of waiting on the download (runs ahead of it in the queue hide the wait).
+    func prefetch(_ loras: [RequestedLoRA])
 }
 
 extension RunQueue {
     public var runsWorkers: Bool { true }
+    public func prefetch(_ loras: [RequestedLoRA]) {}
 }
 
 extension WorkerSupervisor: RunQueue {

@@ -20,11 +20,14 @@ public struct RunService: Sendable {
     public let inputs: InputImages?
     /// Where uploaded LoRA files go (the cluster's LoRA store); nil: LoRA uploads are refused.
     let loraUploads: LoRAUploads?
+    /// Downloads of LoRAs under way in the cluster, for a running run's progress.
+    let loraFetches: (any LoRAFetchLeases)?
     let metrics: AtelierMetrics
 
     public init(catalog: ModelCatalog, jobs: any JobStore, accounts: any AccountStore & LedgerStore, storage: any ImageStorage, queue: any RunQueue,
                 clock: any WallClock = SystemWallClock(), config: RunsConfiguration = .init(), inputs: InputImages? = nil,
-                loraStore: (any LoRAStore)? = nil, metrics: AtelierMetrics = AtelierMetrics()) {
+                loraStore: (any LoRAStore)? = nil, loraFetches: (any LoRAFetchLeases)? = nil, metrics: AtelierMetrics = AtelierMetrics()) {
+        self.loraFetches = loraFetches
         loraUploads = loraStore.map { LoRAUploads(store: $0, limits: config.loraLimits) }
         self.catalog = catalog
         self.jobs = jobs
@@ -134,6 +137,7 @@ public struct RunService: Sendable {
         }
         logger.info("run \(job.id) queued for account \(account.accountName): \(run.modelID) \(run.size) \(run.numInferenceSteps) steps")
         await queue.jobQueued()
+        if let loras = run.loras { queue.prefetch(loras) }
         return Submitted(job: try await awaitEnd(job.id, timeout: submission.wait), replayed: false)
     }
 
@@ -218,10 +222,24 @@ public struct RunService: Sendable {
         return await queue.events.currentProgress(job.id) ?? job.progress
     }
 
+    /// The first of a running run's LoRAs that some node is downloading now, with how far it got.
+    public func loraDownload(of job: Job) async -> RunSnapshot.LoRADownload? {
+        guard let loraFetches else { return nil }
+        for lora in job.request.loras ?? [] {
+            guard let url = lora.url else { continue }
+            if let p = try? await loraFetches.loraFetch(key: LoRAIndexKey.name(url), now: clock.now()) {
+                return RunSnapshot.LoRADownload(parameter: lora.parameter, progress: p)
+            }
+        }
+        return nil
+    }
+
     /// A run as it is now: outcome, progress while it runs, place in the queue while it waits.
     public func snapshot(of job: Job) async throws -> RunSnapshot {
         let position = job.status == .queued ? try await jobs.queuePosition(id: job.id) : nil
-        return RunSnapshot(job: job, currency: currency(of: job.request.modelID), progress: await progress(of: job), queuePosition: position)
+        var snapshot = RunSnapshot(job: job, currency: currency(of: job.request.modelID), progress: await progress(of: job), queuePosition: position)
+        if job.status == .running, snapshot.progress == nil { snapshot.loraDownload = await loraDownload(of: job) }
+        return snapshot
     }
 
     /// The run's webhook, if asked for: a well-formed http(s) URL whose host resolves only to public addresses

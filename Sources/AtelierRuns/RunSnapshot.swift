@@ -7,6 +7,13 @@ public struct RunSnapshot: Sendable {
     public var currency: String
     public var progress: JobProgress?
     public var queuePosition: Int?
+    /// A LoRA of the run being downloaded now (its run waits for it before its steps start).
+    public var loraDownload: LoRADownload?
+
+    public struct LoRADownload: Sendable, Equatable {
+        public var parameter: String
+        public var progress: LoRAFetchProgress
+    }
 
     public init(job: Job, currency: String, progress: JobProgress? = nil, queuePosition: Int? = nil) {
         self.job = job

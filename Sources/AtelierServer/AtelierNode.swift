@@ -82,7 +82,8 @@ public func buildApplication(_ settings: ServeSettings, role: NodeRole = .apiAnd
 
     let supervisor = WorkerSupervisor(launch: launch, config: settings.supervisorConfiguration, store: store, storage: images.outputs,
                                       inputs: images.inputs, storageBreaker: images.breaker, metrics: metrics.metrics,
-                                      loras: settings.loraSources(images.loras, metrics: metrics.metrics), logger: logger)
+                                      loras: settings.loraSources(images.loras, leases: store, node: nodeID, metrics: metrics.metrics),
+                                      logger: logger)
     let webhooks = WebhookDispatcher(
         outbox: store, jobs: store, accounts: store, config: settings.webhookConfiguration,
         payloads: WebhookBodies(links: OutputLinks(mode: settings.outputURLs, storage: images.outputs), catalog: catalog,
@@ -95,7 +96,7 @@ public func buildApplication(_ settings: ServeSettings, role: NodeRole = .apiAnd
     }
     let inputSweeper = InputSweeper(store: store, inputs: images.inputs, grace: .seconds(settings.inputSweepGraceSeconds), logger: logger)
     let api = AtelierAPI(catalog: catalog, keys: store, jobs: store, storage: images.outputs, queue: supervisor,
-                         config: settings.apiConfiguration, limiter: settings.rateLimiter, inputStorage: images.inputs, loraStore: images.loras,
+                         config: settings.apiConfiguration, limiter: settings.rateLimiter, inputStorage: images.inputs, loraStore: images.loras, loraFetches: store,
                          playground: Playground(catalog: catalog, webDirectory: settings.webDirectory, samples: settings.samplesDirectory),
                          metrics: metrics)
     let firstKey = FirstKey()

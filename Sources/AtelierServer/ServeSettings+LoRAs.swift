@@ -43,12 +43,15 @@ public struct LoRASettings: Sendable, Equatable {
 extension ServeSettings {
     /// Where this node's worker slots get per-request LoRAs: the shared store, downloads through the outbound
     /// policy (a LoRA may take minutes to download: 10 minutes at most), and the disk cache in the data folder.
-    func loraSources(_ store: any LoRAStore, metrics: AtelierMetrics) -> LoRASources {
+    func loraSources(_ store: any LoRAStore, leases: any LoRAFetchLeases, node: String, metrics: AtelierMetrics) -> LoRASources {
         var limits = OutboundLimits()
         limits.totalTimeout = .seconds(600)
         let client = OutboundClient(policy: OutboundAddressPolicy(allowedHosts: outboundAllow), purpose: "lora", metrics: metrics)
-        return LoRASources(store: store, downloader: OutboundLoRADownloader(client: client, limits: limits, tokens: loras.tokens),
+        var sources = LoRASources(store: store, downloader: OutboundLoRADownloader(client: client, limits: limits, tokens: loras.tokens),
                            cacheDirectory: URL(fileURLWithPath: dataDirectory).appendingPathComponent("lora-cache"),
                            diskBudget: loras.diskCacheMegabytes * 1_000_000, limits: loras.limits)
+        sources.leases = leases
+        sources.node = node
+        return sources
     }
 }

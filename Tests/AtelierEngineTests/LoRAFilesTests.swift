@@ -18,7 +18,8 @@ import Testing
         let files: [String: [UInt8]]
         let calls = Mutex<[String]>([])
         init(_ files: [String: [UInt8]]) { self.files = files }
-        func download(_ url: URL, maxBytes: Int, to path: String) async throws(LoRAFileProblem) -> Int {
+        func download(_ url: URL, maxBytes: Int, to path: String,
+                      progress: @escaping @Sendable (LoRAFetchProgress) -> Void) async throws(LoRAFileProblem) -> Int {
             calls.withLock { $0.append(url.absoluteString) }
             try? await Task.sleep(for: .milliseconds(200))
             guard let bytes = files[url.absoluteString] else { throw .unavailable("its URL answered HTTP 404, not 200 with the file") }

@@ -89,7 +89,8 @@ def test_a_lora_by_url_changes_the_image_and_is_downloaded_once(node, files: Fil
     first = run(node, lora_weights=url, lora_scale=0.9)
     assert image(node, first) != base
     applied = first.json()["data"]["loras"]
-    assert applied[0]["parameter"] == "lora_weights" and applied[0]["origin"] == "download" and applied[0]["scale"] == 0.9
+    # The API node starts the download as it queues the run; the run's slot joins it, or finds the file on disk.
+    assert applied[0]["parameter"] == "lora_weights" and applied[0]["origin"] in ("download", "node_disk") and applied[0]["scale"] == 0.9
     again = [run(node, lora_weights=url, lora_scale=0.9) for _ in range(3)]
     assert {image(node, r) for r in again} == {image(node, first)}
     # Downloaded once; then the node's disk (or, for the worker, its memory) served it.
@@ -141,6 +142,66 @@ def test_a_bad_lora_fails_its_run_with_its_code_and_costs_nothing(node, files: F
     assert settled(node)["balance"] == before
 
 
+class Slow:
+    """A loopback server that sends one file in ten pieces, a pause between each: a download that takes seconds.
+    `hits` counts its requests."""
+
+    def __init__(self, body: bytes) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+        import time
+
+        self.hits: list[str] = []
+        hits = self.hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                step = len(body) // 10 + 1
+                for i in range(0, len(body), step):
+                    self.wfile.write(body[i:i + step])
+                    self.wfile.flush()
+                    time.sleep(0.4)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
+
+
+def test_a_download_in_progress_shows_in_check_and_in_replicate_logs(node, files: Files) -> None:
+    import time
+
+    body = files.routes["/second.safetensors"][2]
+    slow = Slow(body)
+    r = run(node, lora_weights=slow.url("slow.safetensors"), lora_scale=0.5, wait=0)
+    request_id = r.json()["data"]["request_id"]
+    headers = {"Authorization": f"Bearer {node.key}"}
+    seen, logs = [], ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        data = requests.get(f"{node.base_url}/api/v4/check", params={"request_id": request_id}, headers=headers, timeout=10).json()["data"]
+        if data.get("lora_download"):
+            seen.append(data["lora_download"])
+            logs = requests.get(f"{node.base_url}/v1/predictions/{request_id}", headers=headers, timeout=10).json()["logs"]
+        if data["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.2)
+    assert data["status"] == "succeeded", data
+    assert seen and seen[-1]["parameter"] == "lora_weights" and seen[-1]["bytes_total"] == len(body), seen
+    assert any(0 < s["bytes_done"] < len(body) for s in seen), seen
+    assert "Downloading LoRA lora_weights:" in logs, logs
+    slow.server.shutdown()
+
+
 def test_what_is_no_lora_address_is_refused_at_submit(node) -> None:
     before = settled(node)["balance"]
     r = run(node, lora_weights="ftp://example.com/x.safetensors")
@@ -156,3 +217,21 @@ def test_what_is_no_lora_address_is_refused_at_submit(node) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "parameter_of_another_model", r.text
     assert "flux-dev-lora" in r.json()["message"]
     assert settled(node)["balance"] == before
+
+
+def test_a_cache_with_no_room_still_serves_from_the_store(tmp_path_factory, server, files: Files) -> None:
+    """With no disk cache and no memory cache, each run reads its LoRA from the store again: same image, no
+    second download."""
+    srv = launch(data_dir_sharing_tiny(tmp_path_factory, server, "lora-small-cache"), "--outbound-allow", "127.0.0.1",
+                 "--lora-disk-cache-mb", "0", "--lora-memory-mb", "0")
+    try:
+        files.routes["/xlabs.safetensors?cache=none"] = files.routes["/xlabs.safetensors"]  # a URL of its own
+        url = files.url("/xlabs.safetensors?cache=none")
+        first = run(srv, lora_weights=url)
+        second = run(srv, lora_weights=url)
+        assert image(srv, first) == image(srv, second)
+        assert second.json()["data"]["loras"][0]["origin"] == "cluster_store"
+        assert files.hits.count("/xlabs.safetensors?cache=none") == 1
+        assert not list((srv.data_dir / "lora-cache").glob("*.safetensors"))
+    finally:
+        stop(srv)

@@ -87,6 +87,7 @@ def shared_backends(prefix: str) -> tuple[str, dict[str, str]]:
 def topology(tmp_path_factory, server):
     url, s3 = shared_backends("atelier_s3_")
     t = Topology(tmp_path_factory, server, url, s3)
+    t.flags = ["--outbound-allow", "127.0.0.1"]  # the LoRA test's file server is on loopback
     for n in ("API1", "API2", "W1", "W2"):
         t.start(n)
     yield t
@@ -156,6 +157,41 @@ def test_runs_on_either_api_node_are_made_by_the_worker_nodes_and_served_by_both
     # Worker nodes serve health (and metrics) only.
     assert requests.get(f"{t['W1'].base_url}/readyz", timeout=5).status_code == 200
     assert requests.get(f"{t['W1'].base_url}/api/v4/models", timeout=5).status_code == 404
+    t.audit()
+
+
+def test_five_runs_needing_one_new_lora_url_download_it_once_for_the_cluster(topology) -> None:
+    """The runs spread over both worker nodes while the file is still downloading: one node holds the download's
+    lease (shown in /check), the others wait for the bucket's copy; the file server sees one request."""
+    import sys
+
+    from .test_loras import Slow
+
+    sys.path.insert(0, str(REPO / "worker"))
+    from diffusers import FluxTransformer2DModel
+
+    from atelier_worker import lora_formats
+
+    t = topology
+    transformer = FluxTransformer2DModel.from_pretrained(str(t.server.data_dir / "tiny" / "pipeline" / "transformer"))
+    path = lora_formats.write(transformer, Path(t.tmp.mktemp("cluster-lora")) / "style.safetensors", "kohya")
+    slow = Slow(path.read_bytes())
+    url = slow.url("style.safetensors")
+    key = funded_key(t, "lora-cluster", 7)  # 5 runs of flux-dev-lora at 4 cents: 20 of the 21 funded
+    ids = [post(t["API1"], key, wait=0, model_id="flux-dev-lora", lora_weights=url).json()["data"]["request_id"] for _ in range(5)]
+    done = [wait_for(t["API1"], key, i, lambda d: d["status"] in ("succeeded", "failed")) for i in ids]
+    assert all(d["status"] == "succeeded" for d in done), done
+    assert slow.hits == ["/style.safetensors"]
+    origins = [d["loras"][0]["origin"] for d in done]
+    assert "download" not in origins or origins.count("download") <= 1, origins
+    assert set(origins) <= {"download", "cluster_store", "node_disk", "memory"}
+    # The bucket holds it once, by its hash, with the URL's index entry.
+    sha = done[0]["loras"][0]["sha256"]
+    assert all(d["loras"][0]["sha256"] == sha for d in done)
+    assert (t.bucket_root / "loras" / f"{sha}.safetensors").read_bytes() == path.read_bytes()
+    assert len(list((t.bucket_root / "loras" / "index").iterdir())) == 1
+    assert money(t, key)["held"] == 0
+    slow.server.shutdown()
     t.audit()
 
 

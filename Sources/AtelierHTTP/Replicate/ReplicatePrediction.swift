@@ -73,7 +73,8 @@ struct ReplicatePrediction: Encodable, Sendable {
         return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 
-    init(job: Job, owner: String, catalog: ModelCatalog, baseURL: String, links: OutputLinks?, progress: JobProgress?) {
+    init(job: Job, owner: String, catalog: ModelCatalog, baseURL: String, links: OutputLinks?, progress: JobProgress?,
+         loraDownload: RunSnapshot.LoRADownload? = nil) {
         let entry = catalog[job.request.modelID]
         let view = RunView(job: job, baseURL: baseURL, links: links, currency: entry?.pricePerImage.currency ?? "USD",
                            progress: progress)
@@ -99,6 +100,9 @@ struct ReplicatePrediction: Encodable, Sendable {
         var lines = ["Using seed: \(job.seed)"]
         for lora in job.result?.loras ?? [] {
             lines.append("LoRA \(lora.parameter): \(lora.origin.logText), \(lora.bytes) bytes, sha256 \(lora.sha256.prefix(12)), scale \(Problems.format(lora.scale))")
+        }
+        if let d = loraDownload {
+            lines.append("Downloading LoRA " + RunView.LoRADownload(parameter: d.parameter, bytesDone: d.progress.bytesDone, bytesTotal: d.progress.bytesTotal).text)
         }
         if let p = view.progress { lines.append(Self.progressLine(step: p.step, total: p.total)) }
         if job.status == .succeeded {

@@ -212,8 +212,10 @@ struct ReplicateRoutes: Sendable {
     }
 
     func prediction(_ job: Job, request: Request) async throws -> ReplicatePrediction {
-        ReplicatePrediction(job: job, owner: owner, catalog: catalog, baseURL: edge.baseURL(for: request), links: edge.links,
-                            progress: await runs.progress(of: job))
+        let progress = await runs.progress(of: job)
+        let download = job.status == .running && progress == nil ? await runs.loraDownload(of: job) : nil
+        return ReplicatePrediction(job: job, owner: owner, catalog: catalog, baseURL: edge.baseURL(for: request), links: edge.links,
+                                   progress: progress, loraDownload: download)
     }
 
     func predictionID(_ context: AtelierRequestContext) throws -> Int64 {
