@@ -88,28 +88,24 @@ public struct ParameterSchema: Sendable {
         case .seed:
             return p.seed(values).map(TypedValue.seed)
         case .file:
-            do {
-                return try ImageSource.parse(values[d.name], param: d.name).map(TypedValue.image)
-            } catch {
-                if case .invalidParameters(let problems) = error { p.items += problems }
-                return nil
-            }
+            return collecting(&p) { () throws(AtelierError) in try ImageSource.parse(values[d.name], param: d.name).map(TypedValue.image) }
         case .lora:
-            do {
-                return try LoRAInput.parse(values[d.name], param: d.name).map(TypedValue.lora)
-            } catch {
-                if case .invalidParameters(let problems) = error { p.items += problems }
-                return nil
-            }
+            return collecting(&p) { () throws(AtelierError) in try LoRAInput.parse(values[d.name], param: d.name).map(TypedValue.lora) }
         case .loraList:
-            do {
-                let scales = (d.minimum ?? -Double.greatestFiniteMagnitude)...(d.maximum ?? Double.greatestFiniteMagnitude)
-                return try LoRAInput.parseList(values[d.name], param: d.name, scales: scales)
-                    .map { TypedValue.loraList($0.map(\.0), scales: $0.map(\.1)) }
-            } catch {
-                if case .invalidParameters(let problems) = error { p.items += problems }
-                return nil
+            let scales = (d.minimum ?? -Double.greatestFiniteMagnitude)...(d.maximum ?? Double.greatestFiniteMagnitude)
+            return collecting(&p) { () throws(AtelierError) in
+                try LoRAInput.parseList(values[d.name], param: d.name, scales: scales).map { TypedValue.loraList($0.map(\.0), scales: $0.map(\.1)) }
             }
+        }
+    }
+
+    /// A value read by a parser of its own (files, LoRAs): its problems join the request's others.
+    private func collecting(_ p: inout Problems, _ parse: () throws(AtelierError) -> TypedValue?) -> TypedValue? {
+        do {
+            return try parse()
+        } catch {
+            if case .invalidParameters(let problems) = error { p.items += problems }
+            return nil
         }
     }
 

@@ -235,3 +235,35 @@ def test_a_cache_with_no_room_still_serves_from_the_store(tmp_path_factory, serv
         assert not list((srv.data_dir / "lora-cache").glob("*.safetensors"))
     finally:
         stop(srv)
+
+
+def test_the_official_clients_take_the_same_loras(node, files: Files) -> None:
+    """Replicate's client with flux-dev-lora's input names, and OpenAI's with extra_body, make the image that
+    /api/v4/run makes with the same LoRAs and seed; a bad LoRA fails the prediction with its code."""
+    import openai
+    import replicate
+
+    first, second = files.url("/kohya.safetensors"), files.url("/second.safetensors")
+    expected = image(node, run(node, lora_weights=first, extra_lora=second, extra_lora_scale=0.6))
+    headers = {"Authorization": f"Bearer {node.key}"}
+
+    client = replicate.Client(api_token=node.key, base_url=node.base_url)
+    prediction = client.predictions.create(model="atelier/flux-dev-lora", input={
+        "prompt": BASE["prompt"], "aspect_ratio": "1:1", "megapixels": "0.25", "num_inference_steps": 2, "seed": 7,
+        "output_format": "png", "lora_weights": first, "extra_lora": second, "extra_lora_scale": 0.6})
+    prediction.wait()
+    assert prediction.status == "succeeded", prediction.error
+    assert hashlib.sha256(requests.get(prediction.output[0], headers=headers, timeout=30).content).hexdigest() == expected
+    assert "LoRA lora_weights:" in prediction.logs and "LoRA extra_lora:" in prediction.logs
+
+    broken = client.predictions.create(model="atelier/flux-dev-lora", input={
+        "prompt": "x", "aspect_ratio": "1:1", "megapixels": "0.25", "num_inference_steps": 2, "lora_weights": files.url("/pickle.bin")})
+    broken.wait()
+    assert broken.status == "failed" and "lora_invalid" in broken.error
+
+    images = openai.OpenAI(api_key=node.key, base_url=f"{node.base_url}/v1").images.generate(
+        model="flux-dev-lora", prompt=BASE["prompt"], size="512x512", response_format="b64_json",
+        extra_body={"num_inference_steps": 2, "seed": 7, "loras": [{"path": first, "scale": 1}, {"path": second, "scale": 0.6}]})
+    import base64
+
+    assert hashlib.sha256(base64.b64decode(images.data[0].b64_json)).hexdigest() == expected
