@@ -67,9 +67,8 @@ final class LoRAFiles: Sendable {
     func localFiles(of job: Job) async -> Prepared {
         var out: [Local] = []
         for lora in job.request.loras ?? [] {
-            switch await resolve(lora) {
+            switch await resolvePinned(lora) {
             case .success(let found):
-                cache.pin([found.sha256])
                 metrics.loraResolved(origin: found.origin.rawValue)
                 out.append(Local(lora: lora, path: cache.path(found.sha256), sha256: found.sha256, bytes: found.bytes, origin: found.origin))
             case .failure(let problem):
@@ -87,6 +86,19 @@ final class LoRAFiles: Sendable {
         }
         trim()
         return .ready(out)
+    }
+
+    /// A LoRA resolved and pinned; resolved again if another run's trim evicted it before the pin.
+    private func resolvePinned(_ lora: RequestedLoRA) async -> Result<Found, Problem> {
+        var result = await resolve(lora)
+        for _ in 0..<2 {
+            guard case .success(let found) = result else { return result }
+            cache.pin([found.sha256])
+            if FileManager.default.fileExists(atPath: cache.path(found.sha256)) { return result }
+            cache.unpin([found.sha256])
+            result = await resolve(lora)
+        }
+        return .failure(.missing("the LoRA's file left this node's cache as it was read; the cache is too small (--lora-disk-cache-mb)"))
     }
 
     /// The run is done with its files: they may be evicted now.

@@ -6,13 +6,14 @@ import Hummingbird
 import NIOCore
 
 /// `GET /api/v4/requests/{id}/events`: a run's life as Server-Sent Events, for progress bars. The stream opens
-/// with the run's current state (`queued` with its place in the queue, or `started`), then `progress` (at most a
-/// few per second, the last step always), and ends with `completed`, `failed` or `canceled`, whose data is the
+/// with the run's current state (`queued` with its place in the queue, or `started`), then `lora_download` while
+/// one of its LoRAs downloads, `progress` (at most a few per second, the last step always), and ends with `completed`, `failed` or `canceled`, whose data is the
 /// same object /api/v4/check returns. A comment line every 15 s keeps proxies from closing an idle stream.
 extension RunController {
     /// The stream's events, in the order a run can send them; the last one's data is the /check object.
     enum RunEvent: String, CaseIterable {
         case queued, started, progress, completed, failed, canceled
+        case loraDownload = "lora_download"
 
         /// The event that ends a run in this terminal state.
         init(ending status: JobStatus) {
@@ -51,6 +52,8 @@ extension RunController {
                 return event(.started, StartedData(requestID: id, attempt: attempt))
             case .progress(let p):
                 return event(.progress, ProgressData(requestID: id, step: p.step, total: p.total))
+            case .loraDownload(let d):
+                return event(.loraDownload, DownloadData(requestID: id, download: RunView.LoRADownload(d)))
             case .ended(let job):
                 return event(RunEvent(ending: job.status), try await controller.view(of: job, request: request))
             case .keepAlive:
@@ -71,6 +74,18 @@ extension RunController {
             case status, cost
             case requestID = "request_id"
             case queuePosition = "queue_position"
+        }
+    }
+
+    /// A LoRA of the run downloading: `{"request_id", "parameter", "bytes_done", "bytes_total"}`.
+    struct DownloadData: Encodable, Sendable {
+        var requestID: Int64
+        var download: RunView.LoRADownload
+        enum CodingKeys: String, CodingKey { case requestID = "request_id" }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(requestID, forKey: .requestID)
+            try download.encode(to: encoder)
         }
     }
 

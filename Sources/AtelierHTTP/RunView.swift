@@ -68,6 +68,16 @@ public struct RunView: Encodable, Sendable {
             case bytesDone = "bytes_done"
             case bytesTotal = "bytes_total"
         }
+        init(parameter: String, bytesDone: Int, bytesTotal: Int?) {
+            self.parameter = parameter
+            self.bytesDone = bytesDone
+            self.bytesTotal = bytesTotal
+        }
+
+        init(_ d: RunSnapshot.LoRADownload) {
+            self.init(parameter: d.parameter, bytesDone: d.progress.bytesDone, bytesTotal: d.progress.bytesTotal)
+        }
+
         /// For logs: "extra_lora: 12.3 of 171.9 MB".
         var text: String {
             let done = String(format: "%.1f", Double(bytesDone) / 1e6)
@@ -196,9 +206,7 @@ extension RunView {
     init(_ snapshot: RunSnapshot, baseURL: String, links: OutputLinks?) {
         self.init(job: snapshot.job, baseURL: baseURL, links: links, currency: snapshot.currency,
                   progress: snapshot.progress, queuePosition: snapshot.queuePosition)
-        loraDownload = snapshot.loraDownload.map {
-            LoRADownload(parameter: $0.parameter, bytesDone: $0.progress.bytesDone, bytesTotal: $0.progress.bytesTotal)
-        }
+        loraDownload = snapshot.loraDownload.map(LoRADownload.init)
     }
 }
 

@@ -1,5 +1,6 @@
 import AtelierCore
 import AtelierEngine
+import Synchronization
 
 /// One moment of a run's life as a stream follows it. Each API renders these in its own event names
 /// (`RunEventStream` for /api/v4, `ReplicateRoutes+Stream` for Replicate's); the order and pacing are decided here.
@@ -11,6 +12,8 @@ public enum RunMoment: Sendable {
     case started(attempt: Int)
     /// At most a few a second, the last step always.
     case progress(JobProgress)
+    /// One of the run's LoRAs is downloading (before its steps start): how far it got, when that changed.
+    case loraDownload(RunSnapshot.LoRADownload)
     /// The run ended; the run as stored. Always the last moment.
     case ended(Job)
     /// Nothing happened for a while: a comment keeps proxies from closing an idle stream.
@@ -58,6 +61,10 @@ extension RunService {
                     if !Task.isCancelled { output.yield(.keepAlive) }
                 }
             }
+            let stepsBegan = Flag()
+            if opening.request.loras?.contains(where: { $0.url != nil }) == true {
+                group.addTask { await self.followDownloads(of: opening, until: stepsBegan, into: output) }
+            }
             var lastProgress: ContinuousClock.Instant?
             for await event in updates {
                 switch event {
@@ -66,6 +73,7 @@ extension RunService {
                 case .started(let attempt):
                     output.yield(.started(attempt: attempt))
                 case .progress(let p):
+                    stepsBegan.set()
                     let now = ContinuousClock.now
                     if p.step == p.total || lastProgress.map({ now - $0 >= Self.progressInterval }) ?? true {
                         lastProgress = now
@@ -80,4 +88,23 @@ extension RunService {
             group.cancelAll()
         }
     }
+
+    /// A run's LoRA downloads as they go (the cluster's leases carry their progress), until its steps begin.
+    private func followDownloads(of job: Job, until stepsBegan: Flag, into output: AsyncStream<RunMoment>.Continuation) async {
+        var last: RunSnapshot.LoRADownload?
+        while !Task.isCancelled && !stepsBegan.isSet {
+            if let now = await loraDownload(of: job), now != last {
+                last = now
+                output.yield(.loraDownload(now))
+            }
+            try? await Task.sleep(for: Self.progressInterval * 2)
+        }
+    }
+}
+
+/// A one-way switch shared by a stream's tasks.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }

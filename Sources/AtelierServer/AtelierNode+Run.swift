@@ -13,11 +13,15 @@ extension AtelierNode {
     /// that polls for what notifications missed. Once the database is migrated and the demo key made, the HTTP
     /// server, the workers and the webhook dispatcher start; the drain is last, so on SIGTERM it stops first:
     /// intake closes and running jobs finish (or are requeued) before the HTTP server and the workers stop.
-    public func run() async throws {
+    /// `forceStop`: what ends the process if a service still runs `Drain.stopDeadline` after the drain (the
+    /// command line passes `exit(0)`: drained, the runs and their money are in the database; in-process users,
+    /// such as tests, leave it empty).
+    public func run(forceStop: @escaping @Sendable () -> Void = {}) async throws {
         let node = self
         let startup = Startup(logger: logger) {
             try await node.prepare()
-            let drain = Drain(supervisor: node.supervisor, timeout: .seconds(node.settings.drainTimeoutSeconds), logger: node.logger)
+            var drain = Drain(supervisor: node.supervisor, timeout: .seconds(node.settings.drainTimeoutSeconds), logger: node.logger)
+            drain.forceStop = forceStop
             var listeners: [any Service] = [node.application]
             if node.settings.metricsEnabled, let (host, port) = node.settings.metricsAddress {
                 listeners.append(Application(router: node.api.buildMetricsRouter(), configuration: .init(address: .hostname(host, port: port), serverName: "Atelier"),

@@ -136,7 +136,8 @@ struct NodeOptions: ParsableArguments {
             throw ValidationError(error.description)
         }
         do {
-            try await node.run()
+            // Drained, nothing is lost by exiting: a service that will not stop does not hold the process.
+            try await node.run(forceStop: { Foundation.exit(0) })
         } catch let failure as NodeFailure {
             throw ExitCode(failure.exitCode)
         }

@@ -177,7 +177,9 @@ class Slow:
         return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
 
 
-def test_a_download_in_progress_shows_in_check_and_in_replicate_logs(node, files: Files) -> None:
+def test_a_download_in_progress_shows_in_check_the_event_stream_and_replicate_logs(node, files: Files) -> None:
+    import json
+    import threading
     import time
 
     body = files.routes["/second.safetensors"][2]
@@ -185,6 +187,21 @@ def test_a_download_in_progress_shows_in_check_and_in_replicate_logs(node, files
     r = run(node, lora_weights=slow.url("slow.safetensors"), lora_scale=0.5, wait=0)
     request_id = r.json()["data"]["request_id"]
     headers = {"Authorization": f"Bearer {node.key}"}
+    events: list[tuple[str, dict]] = []
+
+    def follow() -> None:
+        with requests.get(f"{node.base_url}/api/v4/requests/{request_id}/events", headers=headers, stream=True, timeout=90) as stream:
+            name = None
+            for line in stream.iter_lines(decode_unicode=True):
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: ") and name:
+                    events.append((name, json.loads(line[6:])))
+                    if name in ("completed", "failed", "canceled"):
+                        return
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
     seen, logs = [], ""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -195,10 +212,18 @@ def test_a_download_in_progress_shows_in_check_and_in_replicate_logs(node, files
         if data["status"] in ("succeeded", "failed"):
             break
         time.sleep(0.2)
+    reader.join(timeout=30)
     assert data["status"] == "succeeded", data
     assert seen and seen[-1]["parameter"] == "lora_weights" and seen[-1]["bytes_total"] == len(body), seen
     assert any(0 < s["bytes_done"] < len(body) for s in seen), seen
     assert "Downloading LoRA lora_weights:" in logs, logs
+    # The stream: lora_download events (growing) before the first step, and the run's end last.
+    names = [n for n, _ in events]
+    downloads = [d for n, d in events if n == "lora_download"]
+    assert downloads and names[-1] == "completed", names
+    assert names.index("lora_download") < names.index("progress"), names
+    assert all(d["parameter"] == "lora_weights" and d["request_id"] == request_id for d in downloads)
+    assert [d["bytes_done"] for d in downloads] == sorted(d["bytes_done"] for d in downloads)
     slow.server.shutdown()
 
 

@@ -191,3 +191,25 @@ def test_sync_mode_keeps_the_client_polling_while_the_run_goes_on(srv) -> None:
     assert r.json()["status"] == "starting"
     assert r.json()["cost"]["amount_held"] == PRICE
     requests.post(r.json()["urls"]["cancel"], headers={"Authorization": f"Bearer {srv.key}"}, timeout=10)
+
+
+def test_a_file_upload_takes_content_and_json_metadata_only(srv) -> None:
+    """POST /v1/files: the file as `content` and optional `metadata` (JSON object text), as the official client
+    sends them; anything else is refused naming the field (the schemathesis run leaves this operation's negative
+    cases out: tests/e2e/schemathesis.toml)."""
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(png, "PNG")
+    url, headers = f"{srv.base_url}/v1/files", {"Authorization": f"Bearer {srv.key}"}
+    ok = requests.post(url, headers=headers, files={"content": ("a.png", png.getvalue(), "image/png"),
+                                                   "metadata": (None, '{"source": "camera"}')}, timeout=10)
+    assert ok.status_code == 201 and ok.json()["size"] == len(png.getvalue()), ok.text
+    for parts, status, param, code in (
+        ({"content": ("a.png", png.getvalue(), "image/png"), "metadata": (None, '["not", "an", "object"]')}, 422, "metadata", "invalid_metadata"),
+        ({"content": ("a.png", png.getvalue(), "image/png"), "metadata": (None, "camera")}, 422, "metadata", "invalid_metadata"),
+        ({"content": ("a.png", png.getvalue(), "image/png"), "name": (None, "x")}, 400, "name", "unknown_parameter"),
+        ({"metadata": (None, "{}")}, 400, "content", "required"),
+    ):
+        r = requests.post(url, headers=headers, files=parts, timeout=10)
+        assert r.status_code == status, (parts.keys(), r.text)
+        problems = r.json().get("invalid_params") or [r.json()]
+        assert problems[0].get("param") == param and problems[0].get("code") == code, r.text

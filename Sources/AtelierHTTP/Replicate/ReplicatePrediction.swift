@@ -102,7 +102,7 @@ struct ReplicatePrediction: Encodable, Sendable {
             lines.append("LoRA \(lora.parameter): \(lora.origin.logText), \(lora.bytes) bytes, sha256 \(lora.sha256.prefix(12)), scale \(Problems.format(lora.scale))")
         }
         if let d = loraDownload {
-            lines.append("Downloading LoRA " + RunView.LoRADownload(parameter: d.parameter, bytesDone: d.progress.bytesDone, bytesTotal: d.progress.bytesTotal).text)
+            lines.append("Downloading LoRA " + RunView.LoRADownload(d).text)
         }
         if let p = view.progress { lines.append(Self.progressLine(step: p.step, total: p.total)) }
         if job.status == .succeeded {

@@ -31,6 +31,8 @@ extension ReplicateRoutes {
                 return try await routes.runs.job(id: id).map(\.seed).map { [.init(name: StreamEvent.logs.rawValue, data: "Using seed: \($0)")] } ?? []
             case .progress(let p):
                 return [.init(name: StreamEvent.logs.rawValue, data: ReplicatePrediction.progressLine(step: p.step, total: p.total))]
+            case .loraDownload(let d):
+                return [.init(name: StreamEvent.logs.rawValue, data: "Downloading LoRA " + RunView.LoRADownload(d).text)]
             case .ended(let job):
                 return try await routes.streamEnd(job, request: request)
             }
