@@ -6,8 +6,10 @@ Why this shape: diffusers converts every FLUX LoRA format it knows (PEFT/diffuse
 with `lora_down`/`lora_up`/`alpha`, XLabs, BFL's, fal's) in `lora_state_dict`; the converted tensors are what the
 memory cache keeps, so a repeat costs neither a disk read nor a conversion. Each tensor is checked against the layer
 it names before anything is loaded, so a LoRA for another model fails the run naming its first key instead of
-being silently ignored. The adapters are deleted after the call, leaving the model as the catalog slot made it: the
-compiled paths' graphs never see them (those runs take the standard eager path, and say so)."""
+being silently ignored. After the call the adapters are switched off but stay loaded, so a next run with the same
+LoRAs (a client iterating on one style) pays no load; any other run deletes them first, leaving the model as the
+catalog slot made it: the compiled paths' graphs never see them (such runs take the standard eager path, and say
+so)."""
 
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ class RequestLoRAs:
         self.slot_name = slot_name
         self.cache: OrderedDict[str, Converted] = OrderedDict()
         self.loaded: list[str] = []
+        self.loaded_key: list[str] = []  # the hashes of the loaded adapters, in order
         self.hits = 0
         self.misses = 0
 
@@ -87,27 +90,44 @@ class RequestLoRAs:
         return converted, False
 
     def apply(self, loras: list[RequestLoRA]) -> list[bool]:
-        """Loads the run's LoRAs as adapters next to the slot's, each at its scale; returns, per LoRA, whether it
-        came from memory. `remove` must follow the call."""
+        """Loads the run's LoRAs as adapters next to the slot's, each at its scale, and returns, per LoRA, whether
+        it came from memory; the same LoRAs as the last call's are loaded already. No LoRAs: the last call's are
+        deleted. `park` must follow the call."""
+        key = [lora.sha256 for lora in loras]
+        scales = {f"request_{i}": lora.scale for i, lora in enumerate(loras)}
+        if key and key == self.loaded_key:
+            self.hits += len(loras)
+            self._activate(scales)
+            return [True] * len(loras)
+        self.remove()
         from_memory = []
-        for i, lora in enumerate(loras):
-            converted, hit = self.convert(lora)
-            from_memory.append(hit)
-            name = f"request_{i}"
-            state = dict(converted.state)
-            if converted.alphas:
-                state.update(converted.alphas)
-            self.pipe.load_lora_weights(state, adapter_name=name)
-            self.loaded.append(name)
-        self._activate({f"request_{i}": lora.scale for i, lora in enumerate(loras)})
+        try:
+            for i, lora in enumerate(loras):
+                converted, hit = self.convert(lora)
+                from_memory.append(hit)
+                state = dict(converted.state)
+                if converted.alphas:
+                    state.update(converted.alphas)
+                self.pipe.load_lora_weights(state, adapter_name=f"request_{i}")
+                self.loaded.append(f"request_{i}")
+        except Exception:
+            self.remove()
+            raise
+        self.loaded_key = key
+        self._activate(scales)
         return from_memory
 
+    def park(self) -> None:
+        """After the call: the request's adapters off (loaded still), the slot alone active."""
+        if self.loaded:
+            self._activate({})
+
     def remove(self) -> None:
-        """Deletes the call's adapters, leaving the catalog slot active as it was."""
+        """Deletes the loaded request adapters, leaving the catalog slot active as it was."""
         if not self.loaded:
             return
         self.pipe.delete_adapters(self.loaded)
-        self.loaded = []
+        self.loaded, self.loaded_key = [], []
         self._activate({})
 
     def _activate(self, scales: dict[str, float]) -> None:

@@ -133,7 +133,8 @@ class Runner:
             # The model's LoRA into the slot (a no-op when it is there already) and the scale into its tensors.
             self.loaded.adapters.activate(model_id, scale)
             try:
-                # The run's own LoRAs beside it, for this call only (batched runs share them: the batch key says so).
+                # The run's own LoRAs beside it (batched runs share them: the batch key says so); none: the last
+                # run's are deleted, so the model is the catalog's again.
                 from_memory = self.request_loras.apply(list(req.loras))
                 # 4. Prompt embeddings: the cache's (a batch of one per prompt, repeated per image), or the prompts.
                 text = self.prompt_inputs(reqs, model_id, scale)
@@ -146,7 +147,7 @@ class Runner:
                     output_type="pil", **inputs,
                 )
             finally:
-                self.request_loras.remove()
+                self.request_loras.park()
         inference_ms = (time.perf_counter() - started) * 1000
         lora_report = [{"sha256": lora.sha256, "from_memory": hit} for lora, hit in zip(req.loras, from_memory)]
         # 6. Deliver: each run's share of the images, checked, encoded and reported; a run canceled meanwhile is
