@@ -6,6 +6,8 @@ progress line and the JSON (--out) is rewritten after each one.
 Stages, on the same weights in one process (one copy):
   eager        plain diffusers FluxPipeline in bf16, LoRA through PEFT at scale 1 (the baseline)
   slot         the same eager pipeline with the worker's adapter slot (hot-swap ready, scale in tensors)
+  request_lora a per-request LoRA beside the slot's, as the worker loads one (request_loras.RequestLoRAs): its load
+               on first use (read, convert, load) and from memory, and the eager path's time with it
   attention    the slot pipeline with diffusers' cuDNN attention backend (_native_cudnn); the faster is kept
   standard     the worker's compiled standard twin (fastpath.build_compiled_standard: bf16, regional compile)
   fast         the worker's go_fast pipeline (fastpath.build_fast_pipeline: fp8 per row, regional compile)
@@ -43,7 +45,7 @@ from pathlib import Path
 
 from gpu_model import build, log, make_image, measure, timed_call
 
-LIMITS = {"build": 120, "eager": 75, "slot": 60, "attention": 60, "standard": 120, "fast": 150, "switch": 45,
+LIMITS = {"build": 120, "eager": 75, "slot": 60, "request_lora": 60, "attention": 60, "standard": 120, "fast": 150, "switch": 45,
           "sizes": 90, "turbo": 120, "cache": 200}
 
 
@@ -134,7 +136,7 @@ def main() -> None:
             run.report["params_b"] = params / 1e9
     if "pipe" not in s:
         return print_report(run)
-    for name in ("eager", "slot", "attention", "standard", "fast", "switch", "sizes", "turbo"):
+    for name in ("eager", "slot", "request_lora", "attention", "standard", "fast", "switch", "sizes", "turbo"):
         if name in stages:
             with run.stage(name) as go:
                 if go:
@@ -174,6 +176,39 @@ def slot_of(s: dict):
 
 def stage_slot(run: Run, s: dict) -> None:
     rows(run).append(measure("slot (eager)", s["pipe"], s["embeds"], s["pooled"], run.args, 1.0, slot_of(s)))
+
+
+def stage_request_lora(run: Run, s: dict) -> None:
+    import hashlib
+
+    import torch
+
+    from atelier_worker.request_loras import RequestLoRA, RequestLoRAs
+
+    slot, path = slot_of(s), s["loras"]["second"]
+    loras = RequestLoRAs(s["pipe"], 4_000_000_000, "style")
+    lora = RequestLoRA(path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(), scale=1.0, parameter="lora_weights")
+    cuda = run.args.device.startswith("cuda")
+    loads = {}
+    with torch.inference_mode():
+        for label in ("first_use_load_s", "from_memory_load_s"):
+            if cuda:
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            loras.apply([lora])
+            if cuda:
+                torch.cuda.synchronize()
+            loads[label] = time.perf_counter() - started
+            loras.apply([])  # deleted: the next load starts from memory
+        loras.apply([lora])
+    try:
+        row = measure("slot + request LoRA (eager)", s["pipe"], s["embeds"], s["pooled"], run.args, 1.0, slot)
+    finally:
+        with torch.inference_mode():
+            loras.apply([])
+    row.update(loads)
+    log.info("request LoRA load: first use %.3f s, from memory %.3f s", loads["first_use_load_s"], loads["from_memory_load_s"])
+    rows(run).append(row)
 
 
 def stage_attention(run: Run, s: dict) -> None:
@@ -368,7 +403,7 @@ def print_report(run: Run) -> None:
     print(f"total {time.monotonic() - run.started:.0f} s")
 
 
-STAGES = {"eager": stage_eager, "slot": stage_slot, "attention": stage_attention, "standard": stage_standard,
+STAGES = {"eager": stage_eager, "slot": stage_slot, "request_lora": stage_request_lora, "attention": stage_attention, "standard": stage_standard,
           "fast": stage_fast, "switch": stage_switch, "sizes": stage_sizes, "turbo": stage_turbo}
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ public struct JSONSchema: Encodable, Sendable, Equatable {
     public var minimum: Literal?
     public var maximum: Literal?
     public var minItems: Int?
+    public var maxItems: Int?
     /// A string that holds a document of this media type (`application/json`) matching `contentSchema`.
     public var contentMediaType: String?
     @Nested public var contentSchema: JSONSchema? = nil
@@ -243,6 +244,7 @@ public struct JSONSchema: Encodable, Sendable, Equatable {
         try c.encodeIfPresent(minimum, forKey: Key("minimum"))
         try c.encodeIfPresent(maximum, forKey: Key("maximum"))
         try c.encodeIfPresent(minItems, forKey: Key("minItems"))
+        try c.encodeIfPresent(maxItems, forKey: Key("maxItems"))
         try c.encodeIfPresent(contentMediaType, forKey: Key("contentMediaType"))
         try c.encodeIfPresent(contentSchema, forKey: Key("contentSchema"))
         try c.encodeIfPresent(enumValues, forKey: Key("enum"))

@@ -195,8 +195,7 @@ def test_sync_mode_keeps_the_client_polling_while_the_run_goes_on(srv) -> None:
 
 def test_a_file_upload_takes_content_and_json_metadata_only(srv) -> None:
     """POST /v1/files: the file as `content` and optional `metadata` (JSON object text), as the official client
-    sends them; anything else is refused naming the field (the schemathesis run leaves this operation's negative
-    cases out: tests/e2e/schemathesis.toml)."""
+    sends them; anything else is refused naming the field."""
     png = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 40, 40)).save(png, "PNG")
     url, headers = f"{srv.base_url}/v1/files", {"Authorization": f"Bearer {srv.key}"}

@@ -119,10 +119,14 @@ extension ReplicateFiles {
         let upload = JSONSchema.object([
             "content": .string(format: "binary"),
             // JSON Schema's own words for "a string that holds a JSON object": no pattern can say it.
-            "metadata": JSONSchema.string(pattern: "^[ \\t\\n]*\\{\(SchemaPatterns.textChar)*\\}[ \\t\\n]*$").with {
-                $0.contentMediaType = "application/json"
-                $0.contentSchema = .anyObject
-            }.described("A JSON object as text, as the official client sends it (422 invalid_metadata if it is not one)."),
+            // An empty list is also valid: a multipart body writes it as no part at all, which is leaving metadata out.
+            "metadata": JSONSchema.oneOf([
+                JSONSchema.string(pattern: "^[ \\t\\n]*\\{\(SchemaPatterns.textChar)*\\}[ \\t\\n]*$").with {
+                    $0.contentMediaType = "application/json"
+                    $0.contentSchema = .anyObject
+                },
+                JSONSchema.array(of: .string()).with { $0.maxItems = 0 },
+            ]).described("A JSON object as text, as the official client sends it (422 invalid_metadata if it is not one)."),
         ], required: ["content"], closed: true)
         return [
             ReplicateRoutes.endpoint(APIRoute.post, "/v1/files", .init(
