@@ -144,7 +144,8 @@ struct WorkerSlot: Sendable {
         let leaseLost = lost.contains(job.id)
         switch outcome {
         case .failed(let e) where RunFailureCode(worker: e.code) == .canceled && leaseLost: return .leaseLost
-        case .crashed where board.isDrainExpired: return .drained
+        // Killed by the drain timeout: it died under the run, or before the run's command could be written to it.
+        case .crashed where board.isDrainExpired, .protocolBroken where board.isDrainExpired: return .drained
         default: return outcome
         }
     }
