@@ -42,7 +42,7 @@ public struct APIKey: Sendable, Equatable {
     public var hash: String { Self.hash(plaintext) }
 
     public static func hash(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(text.utf8)).hex
     }
 }
 

@@ -152,7 +152,7 @@ extension Job {
         guard attempt > 1 else { return outputNames }
         return outputNames.map { name in
             let parts = name.split(separator: ".", maxSplits: 1)
-            let digest = SHA256.hash(data: Data("\(name)#\(attempt)".utf8)).map { String(format: "%02x", $0) }.joined()
+            let digest = SHA256.hash(data: Data("\(name)#\(attempt)".utf8)).hex
             return String(digest.prefix(32)) + (parts.count == 2 ? ".\(parts[1])" : "")
         }
     }

@@ -34,7 +34,7 @@ public struct LoRAIndexEntry: Sendable, Equatable, Codable {
 /// An index entry's name: the URL's SHA-256 (a URL may hold any character; a hash is a safe file name and key).
 public enum LoRAIndexKey {
     public static func name(_ url: String) -> String {
-        SHA256.hash(data: Data(url.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(url.utf8)).hex
     }
 }
 

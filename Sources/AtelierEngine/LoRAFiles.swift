@@ -255,24 +255,19 @@ final class LoRAFiles: Sendable {
         return .success((sha, bytes, .download))
     }
 
-    /// How far this node's downloads have come, by URL key (for `/check` on this node and the lease).
-    func downloadProgress(url: String) -> LoRAFetchProgress? { progress.withLock { $0[LoRAIndexKey.name(url)] } }
-
     /// Checks a downloaded file is safetensors whose header tells the truth, and returns its SHA-256.
     static func check(_ path: String, size: Int) throws(LoRAFileProblem) -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw .unavailable("the download could not be read back") }
         defer { try? handle.close() }
         let first = (try? handle.read(upToCount: 8)).map(Array.init) ?? []
-        guard let n = SafetensorsHeader.headerLength(first), n + 8 <= size else {
-            _ = try SafetensorsHeader.parse(first, fileSize: size)  // throws the right problem
-            throw .notSafetensors("it is not a safetensors file")
-        }
-        let rest = (try? handle.read(upToCount: n)).map(Array.init) ?? []
+        // The header only when its length is plausible; `parse` says what is wrong with anything else.
+        let n = SafetensorsHeader.headerLength(first).flatMap { 8 + $0 <= size ? $0 : nil } ?? 0
+        let rest = n > 0 ? (try? handle.read(upToCount: n)).map(Array.init) ?? [] : []
         _ = try SafetensorsHeader.parse(first + rest, fileSize: size)
         try? handle.seek(toOffset: 0)
         var hasher = SHA256()
         while let chunk = try? handle.read(upToCount: 4 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hex
     }
 
     static func size(_ path: String) -> Int {
@@ -298,13 +293,16 @@ public struct LoRASources: Sendable {
     public var store: any LoRAStore
     /// The database's download leases, and this node's name in them.
     public var leases: (any LoRAFetchLeases)?
-    public var node = "local"
+    public var node: String
     public var downloader: any LoRADownloader
     public var cacheDirectory: URL
     /// Bytes the node's disk cache may hold (`--lora-disk-cache`).
     public var diskBudget: Int
     public var limits: LoRALimits
-    public init(store: any LoRAStore, downloader: any LoRADownloader, cacheDirectory: URL, diskBudget: Int, limits: LoRALimits) {
+    public init(store: any LoRAStore, downloader: any LoRADownloader, cacheDirectory: URL, diskBudget: Int, limits: LoRALimits,
+                leases: (any LoRAFetchLeases)? = nil, node: String = "local") {
+        self.leases = leases
+        self.node = node
         self.store = store
         self.downloader = downloader
         self.cacheDirectory = cacheDirectory

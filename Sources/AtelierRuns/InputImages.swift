@@ -83,7 +83,7 @@ public struct InputImages: Sendable {
         } catch {
             throw .internalError("the \(param) input could not be stored: \(error)")
         }
-        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: bytes).hex
         return InputImage(file: name, format: header.format, width: header.width, height: header.height,
                           bytes: bytes.count, sha256: digest, origin: origin)
     }

@@ -21,7 +21,7 @@ struct LoRAUploads: Sendable {
             } catch {
                 throw AtelierError.invalid(param, "lora_invalid", error.failure(parameter: param).message)
             }
-            let sha = SHA256.hash(data: upload.bytes).map { String(format: "%02x", $0) }.joined()
+            let sha = SHA256.hash(data: upload.bytes).hex
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("atelier-lora-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             guard FileManager.default.createFile(atPath: scratch, contents: Data(upload.bytes)) else {

@@ -47,11 +47,8 @@ extension ServeSettings {
         var limits = OutboundLimits()
         limits.totalTimeout = .seconds(600)
         let client = OutboundClient(policy: OutboundAddressPolicy(allowedHosts: outboundAllow), purpose: "lora", metrics: metrics)
-        var sources = LoRASources(store: store, downloader: OutboundLoRADownloader(client: client, limits: limits, tokens: loras.tokens),
+        return LoRASources(store: store, downloader: OutboundLoRADownloader(client: client, limits: limits, tokens: loras.tokens),
                            cacheDirectory: URL(fileURLWithPath: dataDirectory).appendingPathComponent("lora-cache"),
-                           diskBudget: loras.diskCacheMegabytes * 1_000_000, limits: loras.limits)
-        sources.leases = leases
-        sources.node = node
-        return sources
+                           diskBudget: loras.diskCacheMegabytes * 1_000_000, limits: loras.limits, leases: leases, node: node)
     }
 }

@@ -30,14 +30,15 @@ public struct FolderLoRAStore: LoRAStore {
     public func store(sha256: String, from path: String) async throws {
         guard let target = file(sha256) else { return }
         if FileManager.default.fileExists(atPath: target.path) { return }
-        // Copied beside it, then renamed: a reader never sees half a file.
+        // Copied beside it, then renamed: a reader never sees half a file. The name is the content's hash, so a
+        // node that stored it first meanwhile stored the same bytes.
         let partial = root.appendingPathComponent(".\(sha256).\(UUID().uuidString).partial")
         do {
             try FileManager.default.copyItem(at: URL(fileURLWithPath: path), to: partial)
-            _ = try? FileManager.default.replaceItemAt(target, withItemAt: partial)
-            if !FileManager.default.fileExists(atPath: target.path) { try FileManager.default.moveItem(at: partial, to: target) }
+            try FileManager.default.moveItem(at: partial, to: target)
         } catch {
             try? FileManager.default.removeItem(at: partial)
+            if FileManager.default.fileExists(atPath: target.path) { return }
             throw StorageUnavailable("cannot store LoRA \(sha256) in the folder: \(error.localizedDescription)")
         }
     }

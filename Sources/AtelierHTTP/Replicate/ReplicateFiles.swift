@@ -73,7 +73,7 @@ struct ReplicateFiles: Sendable {
     }
 
     func object(id: String, name: String, bytes: [UInt8], format: OutputFormat, created: Date, request: Request) -> FileObject {
-        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: bytes).hex
         return FileObject(id: id, name: name, contentType: format.contentType, size: bytes.count, etag: digest,
                           checksums: ["sha256": digest], createdAt: created, urls: ["get": "\(edge.baseURL(for: request))/v1/files/\(id)"])
     }

@@ -70,7 +70,7 @@ struct ReplicatePrediction: Encodable, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let bytes = (try? encoder.encode(entry)) ?? Data(entry.id.utf8)
-        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: bytes).hex
     }
 
     init(job: Job, owner: String, catalog: ModelCatalog, baseURL: String, links: OutputLinks?, progress: JobProgress?,
